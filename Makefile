@@ -1,0 +1,21 @@
+# Two entry points for a fresh machine (see README):
+#   make example   set up, then render and validate the example federation's staging member
+#   make test      set up with test dependencies, then run the whole test suite
+SHELL := /bin/bash
+# The example federation's secrets are encrypted to a TEST-ONLY key; real operators set their own.
+export SOPS_AGE_KEY_FILE ?= $(CURDIR)/tests/keys/test-only-operator.agekey
+MEMBER ?= staging
+
+.PHONY: example test setup setup-dev
+example: setup
+	./deploy.py members
+	./deploy.py render $(MEMBER) --output build/rendered
+
+test: setup-dev
+	.venv/bin/python -m pytest -n auto -q tests
+
+setup:
+	scripts/bootstrap
+
+setup-dev:
+	scripts/bootstrap --dev

@@ -1,0 +1,1 @@
+"""GitOps continuous deployment for a BinderHub federation."""

@@ -1,0 +1,275 @@
+"""Command line: parse arguments, call one stage, print. Heavy imports stay inside commands."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import output
+from .errors import DeployerError
+
+app = typer.Typer(
+    help="Operate a BinderHub federation from this repository: render, validate, deploy.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]})
+secrets_app = typer.Typer(help="View, edit, encrypt and re-key the sops-encrypted secrets.",
+                          no_args_is_help=True)
+tools_app = typer.Typer(help="Install and check the pinned helm, kubectl and sops.",
+                        no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(tools_app, name="tools")
+
+ROOT_OPTION = typer.Option(None, "--root", envvar="DEPLOYER_ROOT", show_default=False,
+                           help="Repository to operate on (default: the one holding deploy.py).")
+SHOW_SECRETS = typer.Option(False, "--show-secrets",
+                            help="Print secret values in clear instead of ***.")
+
+
+class State:
+    """Options shared by every command."""
+
+    root: Path = Path(__file__).resolve().parent.parent
+
+    @classmethod
+    def workspace(cls, show_secrets: bool = False):
+        from .workspace import Workspace
+
+        output.reveal(show_secrets)
+        return Workspace(root=cls.root, env=dict(os.environ), show_secrets=show_secrets)
+
+
+def handles_errors(func):
+    """Turn DeployerError into one red line and its exit code (2 bad input, 1 failed op)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DeployerError as exc:
+            output.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            output.error("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(root: Optional[Path] = ROOT_OPTION) -> None:
+    """Operate a BinderHub federation from this repository."""
+    if root is not None:
+        State.root = root.resolve()
+
+
+@app.command()
+@handles_errors
+def members(role: Optional[str] = typer.Option(None, help="Only members with this role."),
+            json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """List the federation's members."""
+    ws = State.workspace()
+    chosen = [m for m in ws.federation.members.values() if role in (None, m.role)]
+    if json_out:
+        import dataclasses
+        import json
+
+        output.say(json.dumps([dataclasses.asdict(m) | {"url": m.url} for m in chosen], indent=2))
+        return
+    output.table(
+        ["member", "role", "provider", "cluster", "k8s", "release/namespace", "binder", "weight"],
+        [[m.name, m.role, m.cluster.provider, _cluster_name(m), m.kubernetes_version,
+          f"{m.release}/{m.namespace}", m.domains.binder,
+          (str(m.weight) if m.active else f"{m.weight} (inactive)") if m.in_federation else "-"]
+         for m in chosen])
+
+
+@app.command()
+@handles_errors
+def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
+                                                    help="Members (names or a role)."),
+           all_members: bool = typer.Option(False, "--all", help="Every member."),
+           out: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="Write DIR/<member>/values.yaml."),
+           show_secrets: bool = SHOW_SECRETS):
+    """Merge a member's values layers (redacted) and print or write them."""
+    from . import render as render_mod
+
+    ws = State.workspace(show_secrets)
+    chosen = ws.federation.select(member_names or (), all_members=all_members)
+    if out is None and len(chosen) > 1:
+        raise _usage("rendering several members needs --output DIR")
+    results = [render_mod.render(ws, member) for member in chosen]
+    if out is None:
+        output.say(results[0].values_text.rstrip())
+        return
+    for result in results:
+        for path in render_mod.write(result, out, show_secrets=show_secrets):
+            output.info(f"wrote {path}")
+
+
+@app.command()
+@handles_errors
+def explain(member: str = typer.Argument(..., help="Member name."),
+            key: str = typer.Argument(..., help="Dotted key, e.g. binderhub.config.BinderHub."
+                                                "hub_url (escape dots in keys as \\.)"),
+            show_secrets: bool = SHOW_SECRETS):
+    """Show a value's final setting and every layer (file:line) that set or overrode it."""
+    from . import values as values_mod
+    from .yamlio import format_path, parse_path
+
+    ws = State.workspace(show_secrets)
+    mv = values_mod.build(ws, ws.federation.member(member))
+    path = parse_path(key)
+    final_source = mv.final if show_secrets else mv.redacted()
+    final, settings = mv.explain(path)
+    final = values_mod.lookup(final_source, path)
+    output.say(f"{format_path(path)} = {values_mod.describe(final, False)}")
+    if not settings:
+        output.say("  set by no layer (not a key of the chart defaults or any values file)")
+        raise typer.Exit(1)
+    rows = []
+    for i, s in enumerate(settings):
+        secret = s.layer.secret and not show_secrets
+        replaced = any(s.path[:len(later.path)] == later.path for later in settings[i + 1:])
+        mark = "overridden" if replaced else "final" if s.path == path else "in effect"
+        sub = "" if s.path == path else f" ({format_path(s.path)})"
+        rows.append([s.layer.name, s.where, values_mod.describe(s.value, secret) + sub, mark])
+    output.table(["layer", "set at", "value", ""], rows)
+
+
+@secrets_app.command("view")
+@handles_errors
+def secrets_view(target: str = typer.Argument(..., help="Member name or path under secrets/."),
+                 show_secrets: bool = SHOW_SECRETS):
+    """Decrypt in memory and print (values masked unless --show-secrets)."""
+    from . import secrets as secrets_mod
+    from .yamlio import dump, load_text
+
+    ws = State.workspace(show_secrets)
+    rel = _secret_path(ws, target)
+    text = secrets_mod.decrypt(ws.root, rel, ws.env)
+    if show_secrets:
+        output.say(text.rstrip())
+        return
+    data = load_text(text, rel).data
+    output.say(dump(_mask_all(data)).rstrip())
+
+
+@secrets_app.command("edit")
+@handles_errors
+def secrets_edit(target: str = typer.Argument(..., help="Member name or path under secrets/.")):
+    """Edit in $EDITOR through sops; it is re-encrypted on save."""
+    from . import secrets as secrets_mod
+
+    ws = State.workspace()
+    secrets_mod.edit(ws.root, _secret_path(ws, target), ws.env)
+
+
+@secrets_app.command("encrypt")
+@handles_errors
+def secrets_encrypt(target: str = typer.Argument(..., help="Path of a plaintext file under "
+                                                            "secrets/, or a member name."),
+                    from_stdin: bool = typer.Option(False, "--stdin",
+                                                    help="Read the plaintext from stdin and "
+                                                         "write the encrypted file.")):
+    """Encrypt a new secrets file to the recipients .sops.yaml gives its path."""
+    from . import secrets as secrets_mod
+
+    ws = State.workspace()
+    rel = _secret_path(ws, target, must_exist=not from_stdin)
+    if from_stdin:
+        secrets_mod.encrypt_text(ws.root, rel, sys.stdin.read(), ws.env)
+    else:
+        secrets_mod.encrypt_in_place(ws.root, rel, ws.env)
+    output.info(f"encrypted {rel} to: {', '.join(secrets_mod.recipients(ws.root / rel))}")
+
+
+@secrets_app.command("rotate-recipients")
+@handles_errors
+def secrets_rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMBER]...",
+                                                      help="Default: every file under secrets/."),
+                   data_key: bool = typer.Option(False, "--rotate-data-key",
+                                                 help="Also generate a new data key (after a "
+                                                      "recipient left the team).")):
+    """Re-encrypt secrets to the recipients now listed in .sops.yaml."""
+    from . import secrets as secrets_mod
+
+    ws = State.workspace()
+    files = [_secret_path(ws, t) for t in targets] if targets else secrets_mod.secret_files(
+        ws.root)
+    for rel in files:
+        before = secrets_mod.recipients(ws.root / rel)
+        secrets_mod.update_recipients(ws.root, rel, ws.env)
+        if data_key:
+            secrets_mod.rotate_data_key(ws.root, rel, ws.env)
+        after = secrets_mod.recipients(ws.root / rel)
+        change = "unchanged" if before == after else f"{len(before)} -> {len(after)} recipients"
+        output.info(f"{rel}: {change}{', new data key' if data_key else ''}")
+
+
+@tools_app.command("install")
+@handles_errors
+def tools_install(names: List[str] = typer.Argument(None, metavar="[TOOL]...")):
+    """Install pinned helm, kubectl and sops into .tools/bin (sha256-verified)."""
+    from . import tools
+
+    tools.install(names or None, log=output.info)
+
+
+@tools_app.command("check")
+@handles_errors
+def tools_check():
+    """Show which binary of each tool will be used."""
+    from . import tools
+
+    for name, path in tools.check_all().items():
+        output.say(f"{name}: {path}")
+
+
+def run() -> None:
+    """Entry point for deploy.py."""
+    app()
+
+
+def _cluster_name(member) -> str:
+    c = member.cluster
+    if c.provider == "gke":
+        return f"{c.project}/{c.zone}/{c.name}"
+    if c.provider == "eks":
+        return f"{c.region}/{c.name}"
+    return c.kubeconfig + (f" ({c.context})" if c.context else "")
+
+
+def _secret_path(ws, target: str, must_exist: bool = True) -> str:
+    """A member name or a path -> a path under secrets/, relative to the repository root."""
+    from .errors import SecretsError
+
+    if "/" not in target and not target.endswith((".yaml", ".yml")):
+        ws.federation.member(target)
+        return f"secrets/{target}.yaml"
+    rel = ws.rel(Path(target) if Path(target).is_absolute() else ws.root / target)
+    if not rel.startswith("secrets/"):
+        raise SecretsError("secrets files live under secrets/", file=target)
+    if must_exist and not (ws.root / rel).is_file():
+        raise SecretsError("file not found", file=rel)
+    return rel
+
+
+def _mask_all(data):
+    from .redact import MASK
+
+    if isinstance(data, dict):
+        return {k: (v if k == "sops" else _mask_all(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask_all(v) for v in data]
+    return data if data is None or isinstance(data, bool) else MASK
+
+
+def _usage(message: str):
+    from .errors import ConfigError
+
+    return ConfigError(message)

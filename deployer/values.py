@@ -1,0 +1,267 @@
+"""Layered Helm values with provenance.
+
+chart defaults <- config/common.yaml <- config/<member>.yaml <- secrets/<member>.yaml (sops)
+<- values generated from config/federation.yaml. Helm's merge rules: maps merge, lists and
+scalars replace, null deletes a key.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from . import output
+from . import secrets as secrets_mod
+from .errors import ConfigError
+from .federation import FEDERATION_FILE, Federation, Member
+from .redact import MASK, Redactor
+from .workspace import Workspace
+from .yamlio import Document, KeyPath, format_path, load_file, load_text
+
+DELETED = object()  # marker for "a layer set this key to null"
+
+
+@dataclass
+class Layer:
+    """One source of values: its data and where each key path was set."""
+
+    name: str
+    label: str
+    data: dict
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    sources: dict[KeyPath, str] = field(default_factory=dict)  # per-key label override
+    secret: bool = False
+
+    def where(self, path: KeyPath) -> str:
+        """`file:line` where this layer sets `path`."""
+        if path in self.sources:
+            return self.sources[path]
+        probe = tuple(path)
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        line = self.lines.get(probe)
+        return f"{self.label}:{line}" if line else self.label
+
+
+@dataclass
+class Setting:
+    """A layer's contribution to one key path, for `explain`."""
+
+    layer: Layer
+    path: KeyPath
+    value: Any
+
+    @property
+    def where(self) -> str:
+        return self.layer.where(self.path)
+
+
+@dataclass
+class MemberValues:
+    """Everything known about one member's values."""
+
+    member: Member
+    layers: list[Layer]
+    user: dict          # what is handed to helm (-f -): every layer but the chart defaults
+    final: dict         # chart defaults merged in and nulls dropped: what templates see
+    secret_paths: list[KeyPath]
+    redactor: Redactor
+
+    def redacted(self, data: dict | None = None) -> dict:
+        """`data` (default: final values) with every secret masked."""
+        return self.redactor.tree(self.final if data is None else data, self.secret_paths)
+
+    def explain(self, path: KeyPath) -> tuple[Any, list[Setting]]:
+        """The final value at `path` (DELETED if unset) and every layer that touched it."""
+        settings = []
+        for layer in self.layers:
+            for leaf, value in _leaves(layer.data):
+                if _related(leaf, path, value):
+                    settings.append(Setting(layer, leaf, value))
+        return lookup(self.final, path), settings
+
+    def is_secret(self, path: KeyPath) -> bool:
+        """True if `path` or an ancestor/descendant came from a secrets layer."""
+        return any(_related(p, path, None) for p in self.secret_paths)
+
+
+def build(ws: Workspace, member: Member) -> MemberValues:
+    """Load every layer for `member` and merge them as Helm does."""
+    fed = ws.federation
+    layers: list[Layer] = []
+    chart_values = ws.chart_dir / "values.yaml"
+    if chart_values.is_file():
+        layers.append(_file_layer("chart defaults", load_file(chart_values, ws.rel(chart_values))))
+    layers.append(_file_layer("common", load_file(ws.root / "config/common.yaml",
+                                                  "config/common.yaml")))
+    member_file = f"config/{member.name}.yaml"
+    if not (ws.root / member_file).is_file():
+        raise ConfigError(f"values file of member {member.name!r} not found", file=member_file,
+                          hint="every member in config/federation.yaml needs config/<name>.yaml "
+                               "(it may be empty: {})")
+    layers.append(_file_layer("member", load_file(ws.root / member_file, member_file)))
+    secrets_file = f"secrets/{member.name}.yaml"
+    plaintext = secrets_mod.decrypt(ws.root, secrets_file, ws.env)
+    secret_doc = load_text(plaintext, secrets_file)
+    secret_doc.data = {k: v for k, v in (secret_doc.data or {}).items() if k != "sops"}
+    layers.append(_file_layer("secrets", secret_doc, secret=True))
+    layers.append(generated_layer(fed, member))
+
+    user: dict = {}
+    for layer in layers[1:] if layers[0].name == "chart defaults" else layers:
+        user = merge(user, layer.data)
+    final = prune_nulls(merge(layers[0].data, user) if layers[0].name == "chart defaults"
+                          else user)
+    secret_layer = next(layer for layer in layers if layer.secret)
+    secret_values = [v for _, v in _scalars(secret_layer.data)]
+    output.add_secrets(secret_values)  # from here on, every printed line masks them
+    return MemberValues(member=member, layers=layers, user=user, final=final,
+                        secret_paths=[path for path, _ in _leaves(secret_layer.data)],
+                        redactor=Redactor(secret_values))
+
+
+def generated_layer(fed: Federation, member: Member) -> Layer:
+    """Values derived from config/federation.yaml, each traced to the line it comes from."""
+    sources: dict[KeyPath, str] = {}
+
+    def src(*fed_path) -> str:
+        return f"{FEDERATION_FILE}:{fed.line_of(*fed_path)}"
+
+    d = member.domains
+    hosts = {}
+    for other in fed.members.values():
+        if not other.in_federation:
+            continue
+        hosts[other.name] = {
+            "url": other.url,
+            "weight": other.weight if other.active else 0,
+            "health": f"{other.url}/health",
+            "versions": f"{other.url}/versions",
+        }
+        base = ("federationRedirect", "hosts", other.name)
+        sources[base] = src("members", other.name, "federation")
+        sources[base + ("weight",)] = src("members", other.name, "federation", "weight")
+        for key in ("url", "health", "versions"):
+            sources[base + (key,)] = src("members", other.name, "domains", "binder")
+    data = {
+        "federation": {
+            "name": fed.name,
+            "member": member.name,
+            "role": member.role,
+        },
+        "federationRedirect": {
+            "enabled": bool(d.federation),
+            "host": d.federation or "",
+            "hosts": hosts,
+        },
+        "static": {"host": d.static},
+        "binderhub": {
+            "config": {"BinderHub": {"hub_url": f"https://{d.hub}"}},
+            "ingress": {"hosts": [d.binder]},
+            "jupyterhub": {"ingress": {"hosts": [d.hub]}},
+        },
+    }
+    sources[("federation", "name")] = src("federation", "name")
+    sources[("federation", "member")] = src("members", member.name)
+    sources[("federation", "role")] = src("members", member.name, "role")
+    sources[("federationRedirect", "enabled")] = src("members", member.name, "domains")
+    sources[("federationRedirect", "host")] = src("members", member.name, "domains", "federation")
+    sources[("static", "host")] = src("members", member.name, "domains", "static")
+    sources[("binderhub", "config", "BinderHub", "hub_url")] = src("members", member.name,
+                                                                   "domains", "hub")
+    sources[("binderhub", "ingress", "hosts")] = src("members", member.name, "domains", "binder")
+    sources[("binderhub", "jupyterhub", "ingress", "hosts")] = src("members", member.name,
+                                                                   "domains", "hub")
+    return Layer("generated", f"generated from {FEDERATION_FILE}", data, sources=sources)
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Helm's merge of two value maps: maps merge, anything else (null too) replaces."""
+    out = dict(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def prune_nulls(data: Any) -> Any:
+    """Drop keys whose value is null, as Helm does when it applies user values to defaults."""
+    if isinstance(data, dict):
+        return {k: prune_nulls(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [prune_nulls(v) for v in data]
+    return data
+
+
+def lookup(data: Any, path: KeyPath) -> Any:
+    """The value at `path`, or DELETED when any part is missing."""
+    node = data
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, str) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return DELETED
+    return node
+
+
+def describe(value: Any, secret: bool) -> str:
+    """One-line rendering of a value for explain output."""
+    if value is DELETED:
+        return "(not set)"
+    if secret and value is not None:
+        return MASK
+    if value is None:
+        return "null (deletes the key)"
+    if isinstance(value, (dict, list)):
+        import json
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 100 else text[:97] + "..."
+    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(
+        value, bool) else str(value)
+
+
+def _file_layer(name: str, doc: Document, secret: bool = False) -> Layer:
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a map of Helm values, got {type(data).__name__}",
+                          file=doc.label, line=1)
+    return Layer(name, doc.label, data, lines=doc.lines, secret=secret)
+
+
+def _leaves(data: Any, prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
+    """(path, value) of every non-map value and every empty map; lists are leaves."""
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from _leaves(value, prefix + (key,))
+    elif prefix:
+        yield prefix, data
+
+
+def _scalars(data: Any) -> Iterator[tuple[KeyPath, Any]]:
+    """Every scalar inside `data`, descending into lists too."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from ((p, v) for p, v in _scalars(value))
+    elif isinstance(data, list):
+        for value in data:
+            yield from _scalars(value)
+    else:
+        yield (), data
+
+
+def _related(leaf: KeyPath, query: KeyPath, value: Any) -> bool:
+    """Does setting `leaf` affect `query`? Equal, inside it, or an ancestor that replaces it."""
+    if leaf == query or leaf[:len(query)] == query:
+        return True
+    return query[:len(leaf)] == leaf and not isinstance(value, dict)
+
+
+__all__ = ["MemberValues", "Layer", "Setting", "build", "merge", "prune_nulls", "lookup",
+           "describe", "DELETED", "format_path"]

