@@ -128,20 +128,25 @@ def generated_layer(fed: Federation, member: Member) -> Layer:
         return f"{FEDERATION_FILE}:{fed.line_of(*fed_path)}"
 
     d = member.domains
+    # Staging's redirector routes to staging alone (so smoke tests exercise it); production
+    # redirectors route across every member in the federation, the hosting member as prime.
+    routed = [member] if member.role == "staging" else [
+        m for m in fed.members.values() if m.in_federation]
     hosts = {}
-    for other in fed.members.values():
-        if not other.in_federation:
-            continue
+    for other in routed:
+        weight = (other.weight if other.active else 0) if other.in_federation else 100
         hosts[other.name] = {
             "url": other.url,
-            "weight": other.weight if other.active else 0,
+            "weight": weight,
             "health": f"{other.url}/health",
             "versions": f"{other.url}/versions",
         }
+        if other.name == member.name:
+            hosts[other.name]["prime"] = True
         base = ("federationRedirect", "hosts", other.name)
         sources[base] = src("members", other.name, "federation")
         sources[base + ("weight",)] = src("members", other.name, "federation", "weight")
-        for key in ("url", "health", "versions"):
+        for key in ("url", "health", "versions", "prime"):
             sources[base + (key,)] = src("members", other.name, "domains", "binder")
     data = {
         "federation": {
@@ -152,13 +157,15 @@ def generated_layer(fed: Federation, member: Member) -> Layer:
         "federationRedirect": {
             "enabled": bool(d.federation),
             "host": d.federation or "",
-            "hosts": hosts,
+            "hosts": hosts if d.federation else {},
         },
         "static": {"host": d.static},
         "binderhub": {
             "config": {"BinderHub": {"hub_url": f"https://{d.hub}"}},
-            "ingress": {"hosts": [d.binder]},
-            "jupyterhub": {"ingress": {"hosts": [d.hub]}},
+            "ingress": {"hosts": [d.binder],
+                        "tls": [{"secretName": "binder-tls", "hosts": [d.binder]}]},
+            "jupyterhub": {"ingress": {"hosts": [d.hub],
+                                       "tls": [{"secretName": "hub-tls", "hosts": [d.hub]}]}},
         },
     }
     sources[("federation", "name")] = src("federation", "name")
@@ -166,12 +173,14 @@ def generated_layer(fed: Federation, member: Member) -> Layer:
     sources[("federation", "role")] = src("members", member.name, "role")
     sources[("federationRedirect", "enabled")] = src("members", member.name, "domains")
     sources[("federationRedirect", "host")] = src("members", member.name, "domains", "federation")
+    sources[("federationRedirect", "hosts")] = src("members")
     sources[("static", "host")] = src("members", member.name, "domains", "static")
     sources[("binderhub", "config", "BinderHub", "hub_url")] = src("members", member.name,
                                                                    "domains", "hub")
-    sources[("binderhub", "ingress", "hosts")] = src("members", member.name, "domains", "binder")
-    sources[("binderhub", "jupyterhub", "ingress", "hosts")] = src("members", member.name,
-                                                                   "domains", "hub")
+    for kind, ingress in (("binder", ("binderhub", "ingress")),
+                          ("hub", ("binderhub", "jupyterhub", "ingress"))):
+        for key in ("hosts", "tls"):
+            sources[ingress + (key,)] = src("members", member.name, "domains", kind)
     return Layer("generated", f"generated from {FEDERATION_FILE}", data, sources=sources)
 
 

@@ -100,9 +100,11 @@ def test_explain_reports_unset_keys_with_exit_1(cli):
 
 
 def test_explain_output(cli):
-    result = cli("explain", "uni-lab", "binderhub.ingress.https.type")
+    key = r"binderhub.ingress.annotations.cert-manager\.io/cluster-issuer"
+    result = cli("explain", "uni-lab", key)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "binderhub.ingress.https.type = (not set)"
-    assert any("config/common.yaml" in x and "'nginx'" in x and "overridden" in x for x in lines)
-    assert any("config/uni-lab.yaml:13" in x and "null (deletes the key)" in x for x in lines)
+    assert lines[0] == f"{key} = (not set)"
+    assert any("config/common.yaml:27" in x and "'letsencrypt-prod'" in x and "overridden" in x
+               for x in lines), lines
+    assert any("config/uni-lab.yaml:15" in x and "null (deletes the key)" in x for x in lines)
