@@ -8,8 +8,7 @@ MEMBER ?= staging
 
 .PHONY: example test setup setup-dev
 example: setup
-	./deploy.py members
-	./deploy.py render $(MEMBER) --output build/rendered
+	.venv/bin/python scripts/example $(MEMBER)
 
 test: setup-dev
 	.venv/bin/python -m pytest -n auto -q tests

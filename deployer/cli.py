@@ -25,6 +25,9 @@ app.add_typer(tools_app, name="tools")
 
 ROOT_OPTION = typer.Option(None, "--root", envvar="DEPLOYER_ROOT", show_default=False,
                            help="Repository to operate on (default: the one holding deploy.py).")
+MIRROR = typer.Option(None, "--chart-mirror", envvar="DEPLOYER_CHART_MIRROR",
+                      help="Fetch chart dependencies from this repository instead of the "
+                           "ones in Chart.yaml (same names and versions).")
 SHOW_SECRETS = typer.Option(False, "--show-secrets",
                             help="Print secret values in clear instead of ***.")
 
@@ -93,22 +96,60 @@ def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                                                     help="Members (names or a role)."),
            all_members: bool = typer.Option(False, "--all", help="Every member."),
            out: Optional[Path] = typer.Option(None, "--output", "-o",
-                                              help="Write DIR/<member>/values.yaml."),
+                                              help="Write DIR/<member>/values.yaml and "
+                                                   "manifests.yaml."),
+           show_manifests: bool = typer.Option(False, "--manifests",
+                                               help="Print the rendered manifests instead "
+                                                    "of the values."),
+           mirror: Optional[str] = MIRROR,
            show_secrets: bool = SHOW_SECRETS):
-    """Merge a member's values layers (redacted) and print or write them."""
+    """Merge a member's values and render the chart (secrets shown as ***)."""
     from . import render as render_mod
 
     ws = State.workspace(show_secrets)
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     if out is None and len(chosen) > 1:
         raise _usage("rendering several members needs --output DIR")
-    results = [render_mod.render(ws, member) for member in chosen]
+    with_manifests = out is not None or show_manifests
+    results = [render_mod.render(ws, member, with_manifests=with_manifests, mirror=mirror)
+               for member in chosen]
     if out is None:
-        output.say(results[0].values_text.rstrip())
+        text = results[0].manifests_text if show_manifests else results[0].values_text
+        output.say(text.rstrip())
         return
     for result in results:
         for path in render_mod.write(result, out, show_secrets=show_secrets):
             output.info(f"wrote {path}")
+
+
+@app.command()
+@handles_errors
+def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
+                                                      help="Members (names or a role)."),
+             all_members: bool = typer.Option(False, "--all", help="Every member."),
+             mirror: Optional[str] = MIRROR,
+             jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+                                                help="Members validated at once.")):
+    """Render every member with helm and check it: chart schema, lint, Kubernetes schemas of
+    the member's version, policy. Exit 1 if any member fails."""
+    from . import validate as validate_mod
+
+    ws = State.workspace()
+    chosen = ws.federation.select(member_names or (), all_members=all_members)
+    reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs)
+    for report in reports:
+        for line in report.errors:
+            output.error(f"{report.member}: {line}")
+        for line in report.warnings:
+            output.warn(f"{report.member}: {line}")
+    output.table(["member", "objects", "errors", "seconds", "result"],
+                 [[r.member, r.objects, len(r.errors), f"{r.seconds:.1f}",
+                   "ok" if r.ok else "FAILED"] for r in reports])
+    custom = sorted({c for r in reports for c in r.custom})
+    if custom:
+        output.info(f"not schema-checked (custom resources): {', '.join(custom)}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
 
 
 @app.command()

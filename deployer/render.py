@@ -1,10 +1,11 @@
-"""Render a member: merged values now, rendered manifests once the chart stage is wired in."""
+"""Render members: merged values and (with the chart) the manifests helm produces."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import manifests
 from . import values as values_mod
 from .federation import Member
 from .workspace import Workspace
@@ -13,27 +14,41 @@ from .yamlio import dump
 
 @dataclass
 class Rendered:
-    """One member's render output, redacted unless the workspace shows secrets."""
+    """One member's render output, already redacted unless the workspace shows secrets."""
 
     member: Member
     values: values_mod.MemberValues
     values_text: str
+    manifests_text: str | None = None
 
 
-def render(ws: Workspace, member: Member) -> Rendered:
-    """Build the member's values and serialise them (masked unless --show-secrets)."""
+def render(ws: Workspace, member: Member, *, with_manifests: bool = False,
+           mirror: str | None = None) -> Rendered:
+    """Merge the member's values; with_manifests also renders the chart with the real helm."""
     mv = values_mod.build(ws, member)
     shown = mv.final if ws.show_secrets else mv.redacted()
-    return Rendered(member=member, values=mv, values_text=dump(shown))
+    result = Rendered(member=member, values=mv, values_text=dump(shown))
+    if with_manifests:
+        from . import chart, helm, validate
+
+        runner = helm.Helm(ws.env)
+        prepared = chart.prepare(ws, runner, mirror)
+        objects = validate.render_member(ws, runner, prepared, member, mv).objects
+        result.manifests_text = (manifests.plain_text(objects) if ws.show_secrets
+                                 else manifests.redacted_text(objects, mv.redactor))
+    return result
 
 
 def write(result: Rendered, out: Path, *, show_secrets: bool) -> list[Path]:
-    """Write DIR/<member>/values.yaml; files holding plaintext secrets are created 0600."""
+    """Write DIR/<member>/{values,manifests}.yaml; with plaintext secrets the files are 0600."""
     target_dir = out / result.member.name
     target_dir.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if show_secrets else 0o644
+    files = [("values.yaml", result.values_text)]
+    if result.manifests_text is not None:
+        files.append(("manifests.yaml", result.manifests_text))
     written = []
-    for name, text in [("values.yaml", result.values_text)]:
+    for name, text in files:
         path = target_dir / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w") as handle:

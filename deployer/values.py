@@ -67,6 +67,13 @@ class MemberValues:
     secret_paths: list[KeyPath]
     redactor: Redactor
 
+    def for_helm(self, defaults: dict | None = None) -> dict:
+        """The values handed to helm. Helm deletes a null only where the chart defaults have
+        the key; a null over a key that only an earlier layer set is resolved here, so it
+        deletes that key instead of reaching the chart schema as null."""
+        base = self.layers[0].data if defaults is None else defaults
+        return _resolve_nulls(self.user, base)
+
     def redacted(self, data: dict | None = None) -> dict:
         """`data` (default: final values) with every secret masked."""
         return self.redactor.tree(self.final if data is None else data, self.secret_paths)
@@ -202,6 +209,22 @@ def prune_nulls(data: Any) -> Any:
     if isinstance(data, list):
         return [prune_nulls(v) for v in data]
     return data
+
+
+def _resolve_nulls(user: Any, defaults: Any) -> Any:
+    """Keep a null only where `defaults` has the key (Helm then drops the default)."""
+    if not isinstance(user, dict):
+        return user
+    out = {}
+    for key, value in user.items():
+        has_default = isinstance(defaults, dict) and defaults.get(key) is not None
+        if value is None:
+            if has_default:
+                out[key] = None
+        else:
+            out[key] = _resolve_nulls(value, defaults.get(key) if isinstance(defaults, dict)
+                                      else None)
+    return out
 
 
 def lookup(data: Any, path: KeyPath) -> Any:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import io
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,24 @@ class Document:
 
 
 def load_file(path: Path, label: str | None = None) -> Document:
-    """Read and parse a YAML file; a missing or malformed file is a ConfigError."""
+    """Read and parse a YAML file; a missing or malformed file is a ConfigError.
+
+    Parsed files are cached per process by (path, size, mtime): members share layers
+    such as config/common.yaml. Callers must not modify the returned data."""
     label = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        stat = path.stat()
     except FileNotFoundError:
         raise ConfigError("file not found", file=label) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
+    return _load_cached(str(path), label, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: str, label: str, size: int, mtime_ns: int) -> Document:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
     return load_text(text, label)
@@ -65,14 +78,11 @@ def load_text(text: str, label: str) -> Document:
 
 def dump(data: Any) -> str:
     """Serialise plain data as block-style YAML, keys in insertion order."""
-    from ruamel.yaml import YAML
+    import yaml
 
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
 
 
 def format_path(path: KeyPath) -> str:

@@ -65,14 +65,17 @@ def workspace(repo, env):
 
 
 @pytest.fixture
-def cli(repo, env):
-    """Run the real CLI (./deploy.py) as a subprocess against the repo copy."""
+def cli(repo, env, chart_mirror, tmp_path_factory):
+    """Run the real CLI (./deploy.py) as a subprocess against the repo copy; chart
+    dependencies come from the stand-in repository, prepared charts are shared per worker."""
+    base = {**env, "DEPLOYER_CHART_MIRROR": chart_mirror,
+            "DEPLOYER_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "prepared-charts")}
 
     def run(*args: str, extra_env: dict | None = None, input: str | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, str(ROOT / "deploy.py"), "--root", str(repo), *map(str, args)],
-            env={**env, **(extra_env or {})}, input=input, capture_output=True, text=True,
+            env={**base, **(extra_env or {})}, input=input, capture_output=True, text=True,
             cwd=cwd or repo, timeout=300)
 
     return run
@@ -83,3 +86,6 @@ def write_secrets(repo: Path, rel: str, plaintext: str, env: dict) -> None:
     from deployer import secrets
 
     secrets.encrypt_text(repo, rel, plaintext, env)
+
+
+from tests.fakes.fixtures import chart_mirror  # noqa: E402,F401  (session-wide stand-in chart repo)

@@ -22,7 +22,8 @@ def canary_repo(repo, env):
     # the same value also typed into a plain layer must still be masked there
     (repo / "config/staging.yaml").write_text(
         (repo / "config/staging.yaml").read_text()
-        + "static:\n  banner: copied " + CANARY + " by mistake\n")
+        .replace("banner_message: This is the staging site",
+                 "banner_message: copied " + CANARY + " by mistake. This is the staging site"))
     return repo
 
 
@@ -43,7 +44,7 @@ def test_no_command_prints_or_writes_the_canary(cli, canary_repo, tmp_path):
         cli("render", "staging", "--output", out),
         cli("explain", "staging", "binderhub.registry.password"),
         cli("explain", "staging", "binderhub"),
-        cli("explain", "staging", "static.banner"),
+        cli("explain", "staging", "binderhub.config.BinderHub.banner_message"),
         cli("secrets", "view", "staging"),
     ]
     for result in runs:
@@ -52,7 +53,9 @@ def test_no_command_prints_or_writes_the_canary(cli, canary_repo, tmp_path):
     for path in _files_under(out):
         _assert_clean(path.read_text())
     assert "password: '***'" in runs[0].stdout
-    assert "banner: copied *** by mistake" in runs[0].stdout
+    assert "banner_message: copied *** by mistake" in runs[0].stdout
+    manifests = (out / "staging" / "manifests.yaml").read_text()
+    assert "kind: Secret" in manifests
 
 
 def test_show_secrets_reveals_and_files_are_private(cli, canary_repo, tmp_path):

@@ -120,3 +120,31 @@ def test_lookup_and_describe():
     assert values.describe(DELETED, False) == "(not set)"
     assert values.describe("s3cret", True) == "***"
     assert values.describe(True, False) == "true"
+
+
+def test_values_for_helm_keep_nulls_only_over_chart_defaults(workspace, repo):
+    (repo / "config/common.yaml").write_text("grafana:\n  plugins: [a]\n  keep: 1\n")
+    (repo / "config/gke.yaml").write_text("grafana:\n  plugins: null\n  persistence: null\n")
+    mv = build(workspace, workspace.federation.member("gke"))
+    defaults = {"grafana": {"persistence": {"enabled": True}}}
+    sent = mv.for_helm(defaults)["grafana"]
+    # over a key only common.yaml set: deleted here, never sent to helm as null
+    assert "plugins" not in sent and sent["keep"] == 1
+    # over a chart default: sent as null so that helm drops the default
+    assert "persistence" in sent and sent["persistence"] is None
+    assert "plugins" not in mv.final["grafana"] and "persistence" not in mv.final["grafana"]
+
+
+def test_chart_defaults_include_dependencies(workspace, chart_mirror, tmp_path):
+    from deployer import chart, helm
+
+    env = {**workspace.env, "DEPLOYER_CACHE_DIR": str(tmp_path / "cache")}
+    runner = helm.Helm(env, echo=False)
+    prepared = chart.prepare(workspace, runner, chart_mirror)
+    defaults = prepared.defaults()
+    assert defaults["static"]["replicas"] == 2                       # mybinder/values.yaml
+    assert defaults["binderhub"]["service"]["type"] == "ClusterIP"   # ours over binderhub's
+    assert "cull" in defaults["binderhub"]["jupyterhub"]             # binderhub's own defaults
+    assert defaults["binderhub"]["jupyterhub"]["hub"]["baseUrl"] == "/"  # jupyterhub subchart
+    again = chart.prepare(workspace, runner, chart_mirror)
+    assert again.path == prepared.path, "prepared charts are reused by content hash"

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""`deploy.py validate --all` against bare sequential `helm template` of the same members.
+
+Both use the same prepared chart (dependencies from the stand-in repository on 127.0.0.1)
+and the same merged values; the bare run does nothing but render. Validation adds values
+merging, sops decryption, helm lint, Kubernetes schema checks and policy, in parallel.
+Prints both wall times and the ratio (goal: <= 1.5). Asserts nothing.
+
+Usage: benchmarks/validate_all.py [ROUNDS]
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deployer import chart, helm, values  # noqa: E402
+from deployer.workspace import Workspace  # noqa: E402
+from deployer.yamlio import dump  # noqa: E402
+from tests.fakes import chart_repo  # noqa: E402
+
+KEY = ROOT / "tests" / "keys" / "test-only-operator.agekey"
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        tmp = Path(tmp)
+        env = {**chart_repo.helm_env(tmp / "home", dict(os.environ)),
+               "SOPS_AGE_KEY_FILE": str(KEY), "DEPLOYER_CACHE_DIR": str(tmp / "cache")}
+        repo = chart_repo.build_repo(tmp / "build", str(ROOT / ".tools/bin/helm"), env)
+        with chart_repo.serve(repo) as url:
+            env["DEPLOYER_CHART_MIRROR"] = url
+            ws = Workspace(root=ROOT, env=env)
+            runner = helm.Helm(env, echo=False)
+            prepared = chart.prepare(ws, runner, url)
+            members = list(ws.federation.members.values())
+            inputs = [(m, dump(values.build(ws, m).for_helm(prepared.defaults())))
+                      for m in members]
+
+            def bare() -> None:
+                for member, text in inputs:
+                    runner.template(member.release, str(prepared.path), member.namespace, text,
+                                    member.kubernetes_version)
+
+            def full() -> None:
+                subprocess.run([sys.executable, str(ROOT / "deploy.py"), "validate", "--all"],
+                               env=env, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+
+            bare_s, bare_cpu = _median(bare, rounds)
+            full_s, full_cpu = _median(full, rounds)
+    print(f"members                                 : {len(members)} on {os.cpu_count()} cores")
+    print(f"bare sequential helm template           : {bare_s:.2f} s wall, {bare_cpu:.2f} s CPU"
+          f" (median of {rounds})")
+    print(f"deploy.py validate --all                : {full_s:.2f} s wall, {full_cpu:.2f} s CPU"
+          f" (median of {rounds})")
+    print(f"ratio validate / bare (goal <= 1.5)     : {full_s / bare_s:.2f}")
+    print("  (validate runs helm twice per member - lint and template - plus sops, Kubernetes"
+          " schema checks and policy; the CPU figures show how much of the machine each used)")
+
+
+def _median(func, rounds: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds (this process and its children)."""
+    walls, cpus = [], []
+    for _ in range(rounds):
+        before = _cpu()
+        start = time.perf_counter()
+        func()
+        walls.append(time.perf_counter() - start)
+        cpus.append(_cpu() - before)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _cpu() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The chart with its dependencies resolved by helm, cached by content (and mirror) hash.
+
+Dependencies come from the repositories named in Chart.yaml, or, with a mirror, from one
+repository that serves the same charts and versions (a corporate proxy, or the stand-in
+repository the tests serve on 127.0.0.1). Only the repository URLs differ.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import ConfigError, DeployError
+from .helm import Helm, HelmError
+from .workspace import Workspace
+from .yamlio import load_file
+
+COMPLETE_MARKER = ".deployer-complete"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One entry of Chart.yaml `dependencies`."""
+
+    name: str
+    version: str
+    repository: str
+    condition: str | None
+    line: int | None
+
+
+@dataclass(frozen=True)
+class PreparedChart:
+    """A chart directory whose charts/ holds every enabled dependency."""
+
+    path: Path
+    dependencies: tuple[Dependency, ...]
+
+    def defaults(self) -> dict:
+        """Default values of the chart and of every (sub)chart under the key Helm gives it."""
+        return _defaults(str(self.path))
+
+
+def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
+    """The dependencies declared in the chart's Chart.yaml."""
+    label = ws.rel(ws.chart_dir / "Chart.yaml")
+    doc = load_file(ws.chart_dir / "Chart.yaml", label)
+    deps = []
+    for i, entry in enumerate(doc.data.get("dependencies") or []):
+        for key in ("name", "version", "repository"):
+            if not entry.get(key):
+                raise ConfigError(f"dependency without {key!r}", file=label,
+                                  line=doc.line_of(("dependencies", i)),
+                                  key=f"dependencies[{i}]")
+        deps.append(Dependency(entry["name"], str(entry["version"]), entry["repository"],
+                               entry.get("condition"), doc.line_of(("dependencies", i))))
+    return tuple(deps)
+
+
+def prepare(ws: Workspace, helm: Helm, mirror: str | None = None) -> PreparedChart:
+    """Copy the chart into the cache and let helm fetch its dependencies (once per content)."""
+    source = ws.chart_dir
+    if not (source / "Chart.yaml").is_file():
+        raise ConfigError("chart not found", file=ws.rel(source / "Chart.yaml"),
+                          hint="federation.chart in config/federation.yaml names the chart dir")
+    deps = dependencies(ws)
+    dest = cache_dir(ws) / _content_key(source, mirror) / source.name
+    if (dest / COMPLETE_MARKER).is_file():
+        return PreparedChart(dest, deps)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="chart-", dir=dest.parent))
+    # a private repository list: resolving dependencies never touches the operator's helm repos
+    helm = Helm({**helm.env, "HELM_REPOSITORY_CONFIG": str(work / "repositories.yaml"),
+                 "HELM_REPOSITORY_CACHE": str(dest.parent.parent / "repository-cache")},
+                echo=helm.echo)
+    try:
+        copy = work / source.name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+        if deps:
+            repos = {d.repository: (mirror.rstrip("/") if mirror else d.repository) for d in deps}
+            if mirror:
+                _point_at_mirror(copy / "Chart.yaml", repos)
+            for url in sorted(set(repos.values())):
+                try:
+                    helm.repo_add("dep-" + hashlib.sha256(url.encode()).hexdigest()[:10], url)
+                except HelmError as exc:
+                    users = ", ".join(d.name for d in deps if repos[d.repository] == url)
+                    raise DeployError(f"chart repository {url} (for {users}) cannot be reached: "
+                                      f"{_last(exc.stderr)}",
+                                      file=ws.rel(ws.chart_dir / "Chart.yaml"),
+                                      hint="check network access, or pass --chart-mirror URL "
+                                           "(a repository serving the same charts)") from None
+            try:
+                helm.dependency_update(str(copy))
+            except HelmError as exc:
+                raise _missing_dependency(ws, deps, repos, exc) from None
+            _check_fetched(ws, copy, deps)
+        (copy / COMPLETE_MARKER).write_text("")
+        try:
+            os.replace(copy, dest)
+        except OSError:  # another process prepared the same content meanwhile
+            if not (dest / COMPLETE_MARKER).is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return PreparedChart(dest, deps)
+
+
+def cache_dir(ws: Workspace) -> Path:
+    """Where prepared charts are kept: $DEPLOYER_CACHE_DIR or <repo>/.deployer/charts."""
+    return Path(ws.env.get("DEPLOYER_CACHE_DIR") or ws.root / ".deployer" / "charts")
+
+
+def _content_key(source: Path, mirror: str | None) -> str:
+    digest = hashlib.sha256(f"mirror={mirror or ''}\n".encode())
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        rel = path.relative_to(source)
+        if rel.parts[0] in ("charts",) or rel.name == "Chart.lock":
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _point_at_mirror(chart_yaml: Path, repos: dict[str, str]) -> None:
+    """Rewrite dependency repository URLs structurally (comments and order kept)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    data = yaml.load(chart_yaml.read_text())
+    for entry in data.get("dependencies") or []:
+        entry["repository"] = repos[entry["repository"]]
+    with chart_yaml.open("w") as handle:
+        yaml.dump(data, handle)
+
+
+def _check_fetched(ws: Workspace, chart: Path, deps: tuple[Dependency, ...]) -> None:
+    """Every dependency must now be in charts/ with exactly the pinned version."""
+    label = ws.rel(ws.chart_dir / "Chart.yaml")
+    found = {}
+    for tgz in (chart / "charts").glob("*.tgz"):
+        with tarfile.open(tgz) as tf:
+            member = next((m for m in tf.getmembers() if m.name.endswith("/Chart.yaml")
+                           and m.name.count("/") == 1), None)
+            if member is None:
+                continue
+            from .yamlio import load_text
+            meta = load_text(tf.extractfile(member).read().decode(), str(tgz)).data
+            found[meta.get("name")] = str(meta.get("version"))
+    for dep in deps:
+        if found.get(dep.name) != dep.version:
+            raise DeployError(f"dependency {dep.name} {dep.version} was not fetched "
+                              f"(got {found.get(dep.name) or 'nothing'})", file=label,
+                              line=dep.line, key=f"dependencies.{dep.name}")
+
+
+def _missing_dependency(ws: Workspace, deps, repos: dict[str, str], exc: HelmError) -> DeployError:
+    label = ws.rel(ws.chart_dir / "Chart.yaml")
+    text = exc.stderr
+    for dep in deps:
+        if dep.name in text:
+            return DeployError(f"cannot fetch dependency {dep.name} {dep.version} from "
+                               f"{repos[dep.repository]}: {exc.message.split(': ', 1)[-1]}",
+                               file=label, line=dep.line, key=f"dependencies.{dep.name}",
+                               hint="check the version exists in that repository, or pass "
+                                    "--chart-mirror URL")
+    return DeployError(f"cannot fetch dependencies: {exc.message}", file=label,
+                       hint="check network access to the chart repositories, or pass "
+                            "--chart-mirror URL")
+
+
+@lru_cache(maxsize=8)
+def _defaults(chart_dir: str) -> dict:
+    """values.yaml of a chart directory merged with those of charts/*.tgz, recursively."""
+    from .values import merge
+
+    root = Path(chart_dir)
+    tree = _values_of((root / "values.yaml").read_bytes())
+    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
+        with tarfile.open(tgz) as tf:
+            members = {m.name: tf.extractfile(m).read() for m in tf.getmembers()
+                       if m.isfile() and m.name.endswith("/values.yaml")}
+        for name, data in members.items():
+            # <chart>/values.yaml, <chart>/charts/<sub>/values.yaml, ... -> value path
+            parts = name.split("/")[:-1]
+            path = tuple(p for i, p in enumerate(parts) if not (i % 2 == 1 and p == "charts"))
+            node = tree
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = merge(_values_of(data), node.get(path[-1]) or {})
+    return tree
+
+
+def _values_of(data: bytes) -> dict:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loaded = yaml.load(data.decode(), Loader=loader) if data else None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,136 @@
+"""Adapter for the real helm binary (v4; flags kept compatible with v3)."""
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from . import output, tools
+from .errors import DeployerError, ToolError
+
+# helm's values-schema errors, v4 ("- at '/a/b': msg") and v3 ("- a.b: msg")
+_SCHEMA_V4 = re.compile(r"^\s*- at '(?P<path>[^']*)': (?P<msg>.*)$")
+_SCHEMA_V3 = re.compile(r"^\s*- (?P<path>[\w.\-\[\]/]+): (?P<msg>.*)$")
+_ADDITIONAL = re.compile(r"^additional properties '([^']+)' not allowed$")
+_CHART_HEADING = re.compile(r"^(?P<chart>[\w.\-]+):\s*$")
+
+
+class HelmError(DeployerError):
+    """helm exited non-zero; carries its stderr (redacted when printed)."""
+
+    exit_code = 1
+
+    def __init__(self, argv: Sequence[str], stderr: str, returncode: int):
+        self.argv = list(argv)
+        self.stderr = stderr
+        self.returncode = returncode
+        detail = _last_lines(stderr)
+        super().__init__(f"helm {argv[0] if argv else ''} failed (exit {returncode}): {detail}")
+
+
+@dataclass(frozen=True)
+class SchemaViolation:
+    """One values-schema error reported by helm: which chart, which value path, what is wrong."""
+
+    chart: str
+    path: tuple[str, ...]
+    message: str
+
+
+class Helm:
+    """Runs helm with an explicit environment (kubeconfig, HELM_* homes); never os.environ."""
+
+    def __init__(self, env: Mapping[str, str], *, echo: bool = True):
+        self.binary = tools.find("helm", env)
+        self.env = dict(env)
+        self.echo = echo
+
+    def run(self, args: Sequence[str], *, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        """Run `helm ARGS`; the command is shown first (values arrive on stdin, never in argv)."""
+        if self.echo:
+            output.command(["helm", *args])
+        try:
+            result = subprocess.run([self.binary, *args], input=stdin, capture_output=True,
+                                    text=True, env=self.env)
+        except OSError as exc:
+            raise ToolError(f"cannot run helm: {exc}") from None
+        if check and result.returncode != 0:
+            raise HelmError(list(args), result.stderr, result.returncode)
+        return result
+
+    def repo_add(self, name: str, url: str) -> None:
+        """Register a chart repository (needed before resolving dependencies from it)."""
+        self.run(["repo", "add", name, url, "--force-update"])
+
+    def dependency_update(self, chart_dir: str) -> None:
+        """Resolve Chart.yaml dependencies into chart_dir/charts from the added repositories."""
+        self.run(["dependency", "update", chart_dir, "--skip-refresh"])
+
+    def template(self, release: str, chart: str, namespace: str, values_yaml: str,
+                 kube_version: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`helm template` with the merged values on stdin; returns the completed process."""
+        return self.run(["template", release, chart, "--namespace", namespace,
+                         "--kube-version", _full_version(kube_version), "--values", "-"],
+                        stdin=values_yaml, check=check)
+
+    def lint(self, chart: str, namespace: str, values_yaml: str,
+             kube_version: str) -> subprocess.CompletedProcess:
+        """`helm lint --strict`-free lint with the merged values on stdin (never raises)."""
+        return self.run(["lint", chart, "--namespace", namespace,
+                         "--kube-version", _full_version(kube_version), "--values", "-"],
+                        stdin=values_yaml, check=False)
+
+
+def schema_violations(stderr: str) -> list[SchemaViolation]:
+    """Parse helm's "values don't meet the specifications of the schema(s)" report."""
+    if "don't meet the specifications of the schema" not in stderr:
+        return []
+    found: list[SchemaViolation] = []
+    chart = ""
+    for line in stderr.splitlines():
+        heading = _CHART_HEADING.match(line)
+        if heading and not line.startswith(" "):
+            chart = heading.group("chart")
+            continue
+        match = _SCHEMA_V4.match(line) or _SCHEMA_V3.match(line)
+        if not match or not chart:
+            continue
+        message = match.group("msg").strip()
+        if message in ("validation failed", "'anyOf' failed", "'allOf' failed",
+                       "'oneOf' failed") or message.startswith("'if' failed"):
+            continue
+        raw = match.group("path")
+        if raw.startswith("/") or raw == "":  # a JSON pointer (helm 4)
+            path = tuple(p.replace("~1", "/").replace("~0", "~") for p in raw.split("/") if p)
+        else:  # a dotted path (helm 3)
+            path = tuple(p for p in raw.split(".") if p)
+        extra = _ADDITIONAL.match(message)
+        if extra:  # point at the offending key itself, so its file:line can be found
+            path = path + (extra.group(1),)
+            message = f"unknown key {extra.group(1)!r}"
+        violation = SchemaViolation(chart, path, message)
+        if violation not in found:
+            found.append(violation)
+    return found
+
+
+def lint_findings(stdout: str) -> list[str]:
+    """[ERROR] and [WARNING] lines of helm lint, minus the schema report template also gives."""
+    findings = []
+    for line in stdout.splitlines():
+        if line.startswith(("[ERROR]", "[WARNING]")) and "meet the specifications" not in line \
+                and "- at '" not in line:
+            findings.append(line.strip())
+    return findings
+
+
+def _full_version(version: str) -> str:
+    """helm wants major.minor.patch for --kube-version."""
+    return version if version.count(".") >= 2 else f"{version}.0"
+
+
+def _last_lines(text: str, count: int = 3) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:]) if lines else "no output"

@@ -1,0 +1,213 @@
+"""Rendered manifests: parse helm output, validate each object against the member's
+Kubernetes version (kubernetes-validate's strict schemas: unknown fields are errors), and
+redact them for display."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable
+
+from .errors import ConfigError
+from .redact import MASK, Redactor
+
+_SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
+_lock = threading.Lock()
+
+
+@dataclass
+class K8sObject:
+    """One rendered object and the template it came from."""
+
+    body: dict
+    source: str = ""
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", "?"))
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body.get("apiVersion", "?"))
+
+    @property
+    def name(self) -> str:
+        return str((self.body.get("metadata") or {}).get("name", "?"))
+
+    @property
+    def ref(self) -> str:
+        """Kind/name, as operators write it."""
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass
+class Problem:
+    """A rendered object that the member's Kubernetes would reject."""
+
+    obj: str
+    source: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" ({self.source})" if self.source else ""
+        path = f" {self.path}:" if self.path else ""
+        return f"{self.obj}{where}:{path} {self.message}"
+
+
+@dataclass
+class Checked:
+    """Result of validating a set of objects."""
+
+    problems: list[Problem] = field(default_factory=list)
+    custom: list[str] = field(default_factory=list)  # custom resources: no built-in schema
+
+
+def parse(text: str) -> list[K8sObject]:
+    """Split `helm template` output into objects (empty documents dropped)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    objects = []
+    for doc in re.split(r"^---\s*$", text, flags=re.MULTILINE):
+        source = _SOURCE.search(doc)
+        try:
+            body = yaml.load(doc, Loader=loader)
+        except yaml.YAMLError as exc:
+            label = source.group(1) if source else "rendered manifests"
+            raise ConfigError(f"template rendered invalid YAML: {exc}", file=label) from None
+        if isinstance(body, dict) and body:
+            objects.append(K8sObject(body, source.group(1) if source else ""))
+    return objects
+
+
+def validate(objects: Iterable[K8sObject], kube_version: str) -> Checked:
+    """Check every object against the schemas of `kube_version` (all errors, not the first)."""
+    result = Checked()
+    version = _schema_version(kube_version)
+    for obj in objects:
+        for key in ("apiVersion", "kind"):
+            if not obj.body.get(key):
+                result.problems.append(Problem(obj.ref, obj.source, key, "missing"))
+        if not (obj.body.get("metadata") or {}).get("name"):
+            result.problems.append(Problem(obj.ref, obj.source, "metadata.name", "missing"))
+        if result.problems and result.problems[-1].obj == obj.ref:
+            continue
+        validator = _validator(version, obj.kind, obj.api_version)
+        if validator is None:
+            if _is_custom(obj.api_version):
+                result.custom.append(obj.ref)
+            else:
+                result.problems.append(Problem(
+                    obj.ref, obj.source, "apiVersion",
+                    f"{obj.api_version} {obj.kind} is not served by Kubernetes {kube_version}"))
+            continue
+        for err in sorted(validator.iter_errors(obj.body), key=lambda e: list(e.path)):
+            result.problems.append(Problem(obj.ref, obj.source, _dotted(err.absolute_path),
+                                           _message(err)))
+    return result
+
+
+def redacted_text(objects: Iterable[K8sObject], redactor: Redactor) -> str:
+    """Objects as YAML with every Secret's data masked and known secrets masked anywhere."""
+    import yaml
+
+    docs = []
+    for obj in objects:
+        body = obj.body
+        if obj.kind == "Secret":
+            body = dict(body)
+            for key in ("data", "stringData"):
+                if isinstance(body.get(key), dict):
+                    body[key] = {k: MASK for k in body[key]}
+        text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
+        docs.append(f"---\n# Source: {obj.source}\n{redactor.text(text)}")
+    return "".join(docs)
+
+
+def plain_text(objects: Iterable[K8sObject]) -> str:
+    """Objects as YAML, unredacted (for --show-secrets)."""
+    import yaml
+
+    return "".join(f"---\n# Source: {o.source}\n"
+                   + yaml.safe_dump(o.body, sort_keys=False, default_flow_style=False)
+                   for o in objects)
+
+
+@lru_cache(maxsize=1)
+def supported_versions() -> list[str]:
+    """Kubernetes versions kubernetes-validate has schemas for."""
+    from kubernetes_validate import utils
+
+    return utils.all_versions()
+
+
+def _schema_version(kube_version: str) -> str:
+    """The newest schema set not newer than the member's version; error if none fits."""
+    wanted = tuple(int(x) for x in kube_version.split(".")[:2])
+    candidates = [v for v in supported_versions() if tuple(int(x) for x in v.split(".")[:2])
+                  <= wanted]
+    if not candidates or tuple(int(x) for x in supported_versions()[-1].split(".")[:2]) < wanted:
+        raise ConfigError(f"no Kubernetes schemas for version {kube_version} "
+                          f"(have {supported_versions()[0]} to {supported_versions()[-1]})",
+                          hint="upgrade kubernetes-validate in requirements.txt")
+    return candidates[-1]
+
+
+@lru_cache(maxsize=None)
+def _definitions(version: str) -> Any:
+    from referencing import Registry, Resource
+    from kubernetes_validate import utils
+
+    defs = utils.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/"
+                                 "_definitions.json", version)
+    return Resource.from_contents(defs) @ Registry()
+
+
+def _validator(version: str, kind: str, api_version: str):
+    with _lock:
+        return _cached_validator(version, kind, api_version)
+
+
+@lru_cache(maxsize=None)
+def _cached_validator(version: str, kind: str, api_version: str):
+    import jsonschema
+    from referencing import Resource
+    from kubernetes_validate import utils
+
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = utils.schema_contents(
+            f"kubernetes-json-schema/v{version}-local-strict/{kind.lower()}-{api}.json", version)
+    except FileNotFoundError:
+        return None
+    registry = Resource.from_contents(schema) @ _definitions(version)
+    # The strict schemas say apiVersion must match; a wrong group with a known kind is missing.
+    enum = ((schema.get("properties") or {}).get("apiVersion") or {}).get("enum")
+    if enum and api_version not in enum:
+        return None
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _is_custom(api_version: str) -> bool:
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def _dotted(path) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+
+
+def _message(err) -> str:
+    if err.validator == "additionalProperties":
+        allowed = set((err.schema.get("properties") or {}))
+        unknown = [k for k in err.instance if k not in allowed]
+        return f"unknown field {', '.join(map(repr, unknown))}"
+    if err.validator == "type":
+        return f"expected {err.validator_value}, got {json.dumps(err.instance)[:60]}"
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if k not in (err.instance or {})]
+        return f"missing required field {', '.join(map(repr, missing))}"
+    return err.message[:200]

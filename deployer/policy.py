@@ -1,0 +1,107 @@
+"""Policy invariants that no values schema can state."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .federation import FEDERATION_FILE, Federation
+from .values import DELETED, MemberValues, lookup
+
+SINGLEUSER = ("binderhub", "jupyterhub", "singleuser")
+# KubeSpawner's ByteSpecification: K/M/G/T are powers of 1024, as are Ki/Mi/Gi/Ti.
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?)?\s*$")
+_UNITS = {None: 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40,
+          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+@dataclass
+class Violation:
+    """A broken invariant, with where to fix it."""
+
+    where: str      # file:line
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.key}: {self.message}"
+
+
+def check_member(mv: MemberValues) -> list[Violation]:
+    """Invariants of one member's merged values."""
+    found = []
+    for resource, parse in (("memory", parse_bytes), ("cpu", _number)):
+        base = SINGLEUSER + (resource,)
+        guarantee = lookup(mv.final, base + ("guarantee",))
+        limit = lookup(mv.final, base + ("limit",))
+        if guarantee in (DELETED, None) or limit in (DELETED, None):
+            continue
+        try:
+            g, lim = parse(guarantee), parse(limit)
+        except ValueError as exc:
+            found.append(Violation(_where(mv, base + ("guarantee",)), _key(base), str(exc)))
+            continue
+        if g > lim:
+            found.append(Violation(
+                _where(mv, base + ("guarantee",)), ".".join(base + ("guarantee",)),
+                f"guarantee {guarantee} is more than the limit {limit} "
+                f"(limit set at {_where(mv, base + ('limit',))})"))
+    return found
+
+
+def check_federation(fed: Federation) -> dict[str, list[Violation]]:
+    """Federation-wide invariants, by the member each one is about."""
+    found: dict[str, list[Violation]] = {}
+
+    def add(member: str, path: tuple, message: str) -> None:
+        line = fed.line_of(*path)
+        found.setdefault(member, []).append(
+            Violation(f"{FEDERATION_FILE}:{line}", ".".join(path), message))
+
+    for m in fed.members.values():
+        if m.in_federation and m.active and m.weight <= 0:
+            add(m.name, ("members", m.name, "federation", "weight"),
+                "an active member needs a weight > 0 (set active: false to take it out)")
+        if m.role == "staging" and m.in_federation:
+            add(m.name, ("members", m.name, "federation"),
+                "a staging member takes no federation traffic; remove this block")
+    seen: dict[str, tuple[str, str]] = {}
+    for m in fed.members.values():
+        for kind, domain in vars(m.domains).items():
+            if not domain:
+                continue
+            if domain in seen:
+                other, other_kind = seen[domain]
+                add(m.name, ("members", m.name, "domains", kind),
+                    f"{domain} is also {other}'s {other_kind} domain; every domain must be distinct")
+            else:
+                seen[domain] = (m.name, kind)
+    if not any(m.active and m.weight > 0 for m in fed.members.values() if m.in_federation):
+        first = next(iter(fed.members))
+        add(first, ("members",), "no active member with weight > 0: the federation serves nobody")
+    return found
+
+
+def parse_bytes(value) -> float:
+    """KubeSpawner byte specification ("1G", "450M", 2147483648) -> bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _BYTES.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a byte size like 512M or 2G")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number of CPUs")
+    return float(value)
+
+
+def _where(mv: MemberValues, path: tuple) -> str:
+    _, settings = mv.explain(path)
+    exact = [s for s in settings if s.path == path]
+    return (exact or settings)[-1].where if (exact or settings) else "(chart defaults)"
+
+
+def _key(path: tuple) -> str:
+    return ".".join(path)

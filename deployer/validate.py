@@ -1,0 +1,140 @@
+"""Offline validation of members: values -> helm template -> helm lint -> Kubernetes schemas
+-> policy. Members run in parallel; one failing member does not stop the others."""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import chart as chart_mod
+from . import helm as helm_mod
+from . import manifests, policy
+from . import values as values_mod
+from .errors import DeployerError
+from .federation import Member
+from .workspace import Workspace
+from .yamlio import dump, format_path
+
+
+@dataclass
+class Rendered:
+    """One member rendered with the real helm: values and objects."""
+
+    member: Member
+    values: values_mod.MemberValues
+    objects: list[manifests.K8sObject]
+
+
+@dataclass
+class Report:
+    """The outcome of validating one member."""
+
+    member: str
+    objects: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    custom: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None = None,
+                     jobs: int | None = None) -> list[Report]:
+    """Validate every member; the chart's dependencies are prepared once for all of them."""
+    helm = helm_mod.Helm(ws.env)
+    prepared = chart_mod.prepare(ws, helm, mirror)
+    federation_problems = policy.check_federation(ws.federation)
+    # most of a member's time is spent waiting on helm and sops: overlap members generously
+    jobs = jobs or min(len(members), 2 * (os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(_validate_one, ws, helm, prepared, m,
+                               federation_problems.get(m.name, [])) for m in members]
+        return [f.result() for f in futures]
+
+
+def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
+                  member: Member, mv: values_mod.MemberValues | None = None) -> Rendered:
+    """Render a member with `helm template`; schema violations point at the file and line."""
+    mv = mv or values_mod.build(ws, member)
+    result = helm.template(member.release, str(prepared.path), member.namespace,
+                           dump(mv.for_helm(prepared.defaults())), member.kubernetes_version,
+                           check=False)
+    if result.returncode != 0:
+        raise _render_error(ws, prepared, mv, result.stderr)
+    return Rendered(member, mv, manifests.parse(result.stdout))
+
+
+def _validate_one(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
+                  member: Member, federation_problems: list) -> Report:
+    start = time.perf_counter()
+    report = Report(member.name)
+    report.errors.extend(str(v) for v in federation_problems)
+    try:
+        mv = values_mod.build(ws, member)
+        report.errors.extend(str(v) for v in policy.check_member(mv))
+        # lint and template are independent helm processes: run them side by side
+        with ThreadPoolExecutor(max_workers=1) as side:
+            linting = side.submit(helm.lint, str(prepared.path), member.namespace,
+                                  dump(mv.for_helm(prepared.defaults())),
+                                  member.kubernetes_version)
+            try:
+                rendered = render_member(ws, helm, prepared, member, mv)
+            finally:
+                lint = linting.result()
+        report.objects = len(rendered.objects)
+        for finding in helm_mod.lint_findings(lint.stdout):
+            (report.errors if finding.startswith("[ERROR]") else report.warnings).append(
+                f"helm lint: {finding}")
+        checked = manifests.validate(rendered.objects, member.kubernetes_version)
+        report.errors.extend(f"{p} (Kubernetes {member.kubernetes_version})"
+                             for p in checked.problems)
+        report.custom = checked.custom
+    except RenderError as exc:
+        report.errors.extend(f"values rejected by the chart schema: {d}" for d in exc.details)
+    except DeployerError as exc:
+        report.errors.append(str(exc))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+class RenderError(DeployerError):
+    """helm could not render a member: schema violations or a template failure."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, details: list[str], **kwargs):
+        super().__init__(message, **kwargs)
+        self.details = details
+
+
+def _render_error(ws: Workspace, prepared: chart_mod.PreparedChart,
+                  mv: values_mod.MemberValues, stderr: str) -> DeployerError:
+    violations = helm_mod.schema_violations(stderr)
+    if not violations:
+        return helm_mod.HelmError(["template"], stderr, 1)
+    prefixes = _chart_prefixes(prepared, mv)
+    details = []
+    for v in violations:
+        path = prefixes.get(v.chart, (v.chart,)) + v.path
+        _, settings = mv.explain(path)
+        where = settings[-1].where if settings else "chart defaults"
+        details.append(f"{format_path(path)}: {v.message} (set at {where})")
+    first = details[0] + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")
+    return RenderError(f"values rejected by the chart schema: {first}", details)
+
+
+def _chart_prefixes(prepared: chart_mod.PreparedChart, mv: values_mod.MemberValues) -> dict:
+    """Values path of each chart that helm may name in a schema report."""
+    prefixes = {prepared.path.name: ()}
+    for dep in prepared.dependencies:
+        prefixes[dep.name] = (dep.name,)
+        section = mv.final.get(dep.name)
+        if isinstance(section, dict):  # subcharts of subcharts (binderhub -> jupyterhub)
+            for key, value in section.items():
+                if isinstance(value, dict) and (prepared.path / "charts").is_dir():
+                    prefixes.setdefault(key, (dep.name, key))
+    return prefixes

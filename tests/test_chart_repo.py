@@ -1,0 +1,518 @@
+"""The stand-in chart mirror: real helm packages, a real chart repository, faithful schemas."""
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import os
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.fakes import chart_repo
+from tests.fakes.chart_repo import BINDERHUB, GRAFANA, JUPYTERHUB, PROMETHEUS, STANDINS, TRAEFIK
+# Re-exported fixture; harmless if tests/conftest.py imports it as well.
+from tests.fakes.fixtures import HELM, chart_mirror  # noqa: F401
+
+K8S_VERSIONS = ("1.33.0", "1.34.0")
+
+# mybinder-style values for the binderhub chart (as the umbrella chart passes them down).
+BINDERHUB_VALUES = {
+    "replicas": 2,
+    "imageBuilderType": "dind",
+    "service": {"type": "ClusterIP"},
+    "registry": {"url": "https://registry.example.org", "username": "robot",
+                 "password": "REGISTRY-PASSWORD-123"},
+    "config": {
+        "BinderHub": {"use_registry": True, "hub_url": "https://hub.staging.example.org",
+                      "image_prefix": "registry.example.org/binder-"},
+        "GitHubRepoProvider": {"access_token": "GH-TOKEN-456"},
+    },
+    "extraPodSpec": {"priorityClassName": "binderhub-core"},
+    "extraEnv": {
+        "EVENT_LOG_NAME": "binderhub-events-text",
+        "GOOGLE_APPLICATION_CREDENTIALS": {
+            "valueFrom": {"secretKeyRef": {"name": "events-archiver-secret",
+                                           "key": "service-account.json"}}},
+    },
+    "extraVolumes": [{"name": "secrets", "secret": {"secretName": "events-archiver-secret"}}],
+    "extraVolumeMounts": [{"name": "secrets", "mountPath": "/secrets", "readOnly": True}],
+    "imageCleaner": {"imageGCThresholdType": "absolute",
+                     "imageGCThresholdHigh": 40000000000, "imageGCThresholdLow": 30000000000},
+    "ingress": {"enabled": True, "annotations": {"kubernetes.io/ingress.class": "nginx"},
+                "https": {"enabled": True, "type": "kube-lego"},
+                "hosts": ["staging.example.org"]},
+    "resources": {"requests": {"cpu": 0.2, "memory": "1Gi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+    "jupyterhub": {
+        "cull": {"every": 660, "timeout": 600, "maxAge": 21600},
+        "hub": {
+            "cookieSecret": "COOKIE-789",
+            "extraPodSpec": {"priorityClassName": "binderhub-core"},
+            "networkPolicy": {"enabled": True},
+            "config": {"BinderSpawner": {"cors_allow_origin": "*"}},
+            "service": {"annotations": {"prometheus.io/scrape": "true",
+                                        "prometheus.io/path": "/hub/metrics"}},
+            "db": {"pvc": {"storageClassName": "standard"}},
+        },
+        "proxy": {
+            "secretToken": "PROXY-TOKEN-000",
+            "service": {"type": "ClusterIP"},
+            "chp": {
+                "extraCommandLineFlags": [
+                    "--error-target=http://$(PROXY_PATCHES_SERVICE_HOST):"
+                    "$(PROXY_PATCHES_SERVICE_PORT)/hub/error"],
+                "extraPodSpec": {"priorityClassName": "binderhub-core"},
+                "resources": {"requests": {"cpu": 0.1, "memory": "200Mi"}},
+                "nodeSelector": {"pool": "core"},
+            },
+        },
+        "ingress": {"enabled": True, "annotations": {"kubernetes.io/tls-acme": "true"},
+                    "hosts": ["hub.staging.example.org"],
+                    "tls": [{"secretName": "kubelego-tls-hub",
+                             "hosts": ["hub.staging.example.org"]}]},
+        "scheduling": {"userScheduler": {"enabled": False}, "userPlaceholder": {"enabled": False}},
+        "singleuser": {
+            "defaultUrl": None,
+            "cloudMetadata": {"blockWithIptables": False},
+            "memory": {"guarantee": "450M", "limit": "2G"},
+            "cpu": {"guarantee": 0.01, "limit": 1},
+            "networkPolicy": {"enabled": True, "egress": [],
+                              "egressAllowRules": {"nonPrivateIPs": False}},
+        },
+    },
+}
+
+OTHER_VALUES = {
+    "traefik": {"deployment": {"replicas": 2}, "service": {"type": "ClusterIP"},
+                "ingressClass": {"enabled": True, "isDefaultClass": False},
+                "ports": {"web": {"exposedPort": 8080}}},
+    "prometheus": {"alertmanager": {"enabled": False},
+                   "prometheus-pushgateway": {"enabled": False},
+                   "server": {"podLabels": {"hub.jupyter.org/network-access-hub": "true"},
+                              "strategy": {"type": "Recreate"}, "retention": "90d",
+                              "ingress": {"enabled": True,
+                                          "annotations": {"kubernetes.io/tls-acme": "true"},
+                                          "hosts": ["prometheus.staging.example.org"],
+                                          "tls": [{"secretName": "kubelego-tls-prometheus",
+                                                   "hosts": ["prometheus.staging.example.org"]}]}}},
+    "grafana": {"adminUser": "admin", "adminPassword": "GRAFANA-PW",
+                "deploymentStrategy": {"type": "Recreate"},
+                "persistence": {"enabled": True, "size": "1Gi"},
+                "ingress": {"enabled": True, "hosts": ["grafana.staging.example.org"],
+                            "tls": [{"secretName": "kubelego-tls-grafana",
+                                     "hosts": ["grafana.staging.example.org"]}]}},
+}
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+@pytest.fixture
+def helm_env(tmp_path) -> dict:
+    """Private HELM_* homes for every helm call of one test."""
+    return chart_repo.helm_env(tmp_path / "helm-home")
+
+
+def helm(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([HELM, *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+def pull(url: str, name: str, version: str, dest: Path, env: dict) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    helm(env, "pull", "--repo", url, name, "--version", version, "--destination", dest)
+    tgz = dest / f"{name}-{version}.tgz"
+    assert tgz.is_file(), sorted(p.name for p in dest.iterdir())
+    return tgz
+
+
+def template(chart: Path, values: dict, tmp_path: Path, env: dict, check: bool = True,
+             release: str = "staging", namespace: str = "staging"):
+    vfile = tmp_path / f"values-{os.urandom(4).hex()}.yaml"
+    vfile.write_text(yaml.safe_dump(values))
+    return helm(env, "template", release, chart, "--namespace", namespace, "-f", vfile,
+                check=check)
+
+
+def objects(rendered: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def find(objs: list[dict], kind: str, name: str) -> dict:
+    hits = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(hits) == 1, f"{kind}/{name}: {[(o['kind'], o['metadata']['name']) for o in objs]}"
+    return hits[0]
+
+
+def assert_valid_k8s(objs: list[dict]) -> None:
+    assert objs
+    for obj in objs:
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except Exception as e:  # report which object failed
+                raise AssertionError(
+                    f"{obj['kind']}/{obj['metadata']['name']} invalid for k8s {version}: {e}")
+
+
+def coalesce(defaults, override):
+    """Helm's merge of user values over chart defaults (a null override deletes the key)."""
+    if not (isinstance(defaults, dict) and isinstance(override, dict)):
+        return copy.deepcopy(override)
+    out = copy.deepcopy(defaults)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = coalesce(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# ---------------------------------------------------------------------------------- the repo
+
+def test_index_lists_each_standin_with_exact_version(chart_mirror):
+    with urllib.request.urlopen(f"{chart_mirror}/index.yaml", timeout=10) as resp:
+        index = yaml.safe_load(resp.read())
+    entries = index["entries"]
+    expected = {
+        "binderhub": "1.0.0-0.dev.git.3983.h383374de",
+        "jupyterhub": "5.0.0-0.dev.git.7491.h82a53148",
+        "traefik": "41.1.1",
+        "prometheus": "29.20.0",
+        "grafana": "10.5.15",
+    }
+    assert chart_repo.VERSIONS == expected
+    assert {c.name for c in STANDINS} == {"binderhub", "traefik", "prometheus", "grafana"}
+    for name, version in expected.items():
+        assert [e["version"] for e in entries[name]] == [version]
+        (entry,) = entries[name]
+        assert entry["urls"] == [f"{name}-{version}.tgz"]  # relative: servable anywhere
+        assert entry["digest"]
+    (bh,) = entries["binderhub"]
+    assert bh["dependencies"] == [{"name": "jupyterhub", "version": JUPYTERHUB.version,
+                                   "repository": "https://jupyterhub.github.io/helm-chart"}]
+    assert "condition" not in bh["dependencies"][0]
+
+
+def test_helm_pull_binderhub_bundles_jupyterhub(chart_mirror, tmp_path, helm_env):
+    tgz = pull(chart_mirror, "binderhub", BINDERHUB.version, tmp_path / "pulled", helm_env)
+    # The source had charts/jupyterhub-<v>.tgz; `helm package` (v4, like v3) stores a bundled
+    # subchart *expanded* as charts/jupyterhub/ -- as in the real published binderhub package.
+    with tarfile.open(tgz) as tar:
+        names = set(tar.getnames())
+        assert not [n for n in names if n.endswith(".tgz")]
+        assert {"binderhub/Chart.yaml", "binderhub/values.yaml", "binderhub/values.schema.json",
+                "binderhub/charts/jupyterhub/Chart.yaml",
+                "binderhub/charts/jupyterhub/values.yaml",
+                "binderhub/charts/jupyterhub/values.schema.json"} <= names
+        schema = json.load(tar.extractfile("binderhub/values.schema.json"))
+        values = yaml.safe_load(tar.extractfile("binderhub/values.yaml"))
+        jh_chart = yaml.safe_load(tar.extractfile("binderhub/charts/jupyterhub/Chart.yaml"))
+        jh_schema = json.load(tar.extractfile("binderhub/charts/jupyterhub/values.schema.json"))
+    assert schema == chart_repo.schema_json(chart_repo.BINDERHUB_SCHEMA)
+    assert values == yaml.safe_load(chart_repo.BINDERHUB_DEFAULTS.read_text())
+    assert (jh_chart["name"], jh_chart["version"]) == ("jupyterhub", JUPYTERHUB.version)
+    assert jh_schema == chart_repo.schema_json(chart_repo.JUPYTERHUB_SCHEMA)
+    show = yaml.safe_load(helm(helm_env, "show", "chart", tgz).stdout)
+    assert show["version"] == BINDERHUB.version
+    assert show["dependencies"] == [{"name": "jupyterhub", "version": JUPYTERHUB.version,
+                                     "repository": "https://jupyterhub.github.io/helm-chart"}]
+
+
+def test_build_repo_layout(tmp_path, helm_env):
+    repo = chart_repo.build_repo(tmp_path / "build", HELM, helm_env)
+    assert repo == tmp_path / "build" / "repo"
+    assert sorted(p.name for p in repo.iterdir()) == sorted(
+        ["index.yaml", *(f"{c.name}-{c.version}.tgz" for c in chart_repo.PUBLISHED)])
+    src = tmp_path / "build" / "src"
+    assert sorted(p.name for p in (src / "binderhub" / "charts").iterdir()) == [
+        f"jupyterhub-{JUPYTERHUB.version}.tgz"]
+    for c in chart_repo.PUBLISHED:
+        assert (src / c.name / "Chart.yaml").is_file()
+    assert json.loads((src / "binderhub" / "values.schema.json").read_text()) == \
+        chart_repo.schema_json(chart_repo.BINDERHUB_SCHEMA)
+    # rebuilding into the same place replaces, never accumulates
+    chart_repo.build_repo(tmp_path / "build", HELM, helm_env)
+    assert len(list(repo.glob("*.tgz"))) == len(chart_repo.PUBLISHED)
+
+
+def test_schema_json_is_upstreams_cleanup():
+    for path in (chart_repo.BINDERHUB_SCHEMA, chart_repo.JUPYTERHUB_SCHEMA):
+        raw = yaml.safe_load(path.read_text())
+        cleaned = chart_repo.schema_json(path)
+        assert "description" in json.dumps(raw)
+
+        def walk(node, raw_node):
+            assert "description" not in node
+            assert set(node) == set(raw_node) - {"description"}
+            for key, sub in node.get("properties", {}).items():
+                if isinstance(sub, dict):
+                    walk(sub, raw_node["properties"][key])
+
+        walk(cleaned, raw)
+        assert cleaned["additionalProperties"] is False
+
+
+def test_standin_defaults_satisfy_real_schemas():
+    jh_schema = chart_repo.schema_json(chart_repo.JUPYTERHUB_SCHEMA)
+    bh_schema = chart_repo.schema_json(chart_repo.BINDERHUB_SCHEMA)
+    jh_defaults = yaml.safe_load(chart_repo.JUPYTERHUB_VALUES)
+    bh_defaults = yaml.safe_load(chart_repo.BINDERHUB_DEFAULTS.read_text())
+    jsonschema.validate(jh_defaults, jh_schema)
+    jsonschema.validate(bh_defaults, bh_schema)
+    # binderhub's `jupyterhub:` defaults over z2jh's, then mybinder-style values on top
+    merged = coalesce(jh_defaults, bh_defaults["jupyterhub"])
+    jsonschema.validate(merged, jh_schema)
+    jsonschema.validate(coalesce(merged, BINDERHUB_VALUES["jupyterhub"]), jh_schema)
+    jsonschema.validate(coalesce(bh_defaults, BINDERHUB_VALUES), bh_schema)
+    for key in jh_schema["required"]:
+        assert key in jh_defaults
+    assert jh_defaults["hub"]["baseUrl"] == "/"
+    assert jh_defaults["ingress"]["enabled"] is False
+    assert jh_defaults["cull"]["enabled"] is True
+
+
+# ---------------------------------------------------------------------------------- schemas
+
+@pytest.fixture
+def binderhub_tgz(chart_mirror, tmp_path, helm_env) -> Path:
+    return pull(chart_mirror, "binderhub", BINDERHUB.version, tmp_path / "pulled", helm_env)
+
+
+def test_typo_under_binderhub_root_fails_schema(binderhub_tgz, tmp_path, helm_env):
+    proc = template(binderhub_tgz, {"imageBuilderTyp": "dind"}, tmp_path, helm_env, check=False)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema(s)" in proc.stderr
+    assert "binderhub:" in proc.stderr
+    assert "additional properties 'imageBuilderTyp' not allowed" in proc.stderr
+
+
+def test_string_cpu_limit_fails_jupyterhub_schema(binderhub_tgz, tmp_path, helm_env):
+    values = {"jupyterhub": {"singleuser": {"cpu": {"limit": "1"}}}}
+    proc = template(binderhub_tgz, values, tmp_path, helm_env, check=False)
+    assert proc.returncode != 0
+    assert "jupyterhub:" in proc.stderr
+    assert "at '/singleuser/cpu/limit': got string, want null or number" in proc.stderr
+
+
+@pytest.mark.parametrize("values", [
+    {"enabled": True},                                    # binderhub root is closed
+    {"jupyterhub": {"proxy": {"nodeSelector": {"a": "b"}}}},  # old mybinder key
+    {"jupyterhub": {"singleuser": {"schedulerStrategy": "pack"}}},
+    {"jupyterhub": {"cull": {"timeout": "600"}}},
+    {"imageBuilderType": "docker"},
+], ids=["bh-enabled", "proxy-nodeSelector", "schedulerStrategy", "cull-string", "builder-enum"])
+def test_other_invalid_values_fail(binderhub_tgz, tmp_path, helm_env, values):
+    proc = template(binderhub_tgz, values, tmp_path, helm_env, check=False)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema(s)" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------- rendering
+
+def test_binderhub_defaults_render_valid_k8s(binderhub_tgz, tmp_path, helm_env):
+    objs = objects(template(binderhub_tgz, {}, tmp_path, helm_env).stdout)
+    assert_valid_k8s(objs)
+    assert not [o for o in objs if o["kind"] == "Ingress"]
+    for o in objs:
+        assert o["metadata"]["namespace"] == "staging"
+    find(objs, "PodDisruptionBudget", "binderhub")
+    secret = find(objs, "Secret", "hub")
+    assert set(secret["data"]) == {"values.yaml"}  # unset tokens are not rendered
+
+
+def test_binderhub_valid_values_render_valid_k8s(binderhub_tgz, tmp_path, helm_env):
+    objs = objects(template(binderhub_tgz, BINDERHUB_VALUES, tmp_path, helm_env).stdout)
+    assert_valid_k8s(objs)
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert {("Deployment", "binder"), ("Service", "binder"), ("Ingress", "binderhub"),
+            ("Secret", "binder-secret"), ("Secret", "binder-build-docker-config"),
+            ("PodDisruptionBudget", "binderhub"), ("Deployment", "hub"), ("Deployment", "proxy"),
+            ("Service", "hub"), ("Service", "proxy-public"), ("Secret", "hub"),
+            ("ConfigMap", "hub"), ("Ingress", "jupyterhub")} <= kinds
+
+    binder = find(objs, "Deployment", "binder")
+    assert binder["spec"]["replicas"] == 2
+    assert binder["metadata"]["labels"]["release"] == "staging"
+    pod = binder["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "binderhub-core"
+    assert pod["containers"][0]["image"] == "quay.io/jupyterhub/k8s-binderhub:set-by-chartpress"
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["EVENT_LOG_NAME"]["value"] == "binderhub-events-text"
+    assert env["GOOGLE_APPLICATION_CREDENTIALS"]["valueFrom"]["secretKeyRef"]["name"] == \
+        "events-archiver-secret"
+
+    ingress = find(objs, "Ingress", "binderhub")
+    assert ingress["metadata"]["annotations"] == {"kubernetes.io/tls-acme": "true",
+                                                  "kubernetes.io/ingress.class": "nginx"}
+    assert ingress["spec"]["rules"][0]["host"] == "staging.example.org"
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
+    assert ingress["spec"]["tls"] == [{"secretName": "kubelego-tls-binder-staging",
+                                       "hosts": ["staging.example.org"]}]
+
+    stash = yaml.safe_load(find(objs, "Secret", "binder-secret")["stringData"]["values.yaml"])
+    assert stash["config"]["GitHubRepoProvider"]["access_token"] == "GH-TOKEN-456"
+    assert stash["imageBuilderType"] == "dind"
+    docker = json.loads(base64.b64decode(
+        find(objs, "Secret", "binder-build-docker-config")["data"]["config.json"]))
+    auth = docker["auths"]["https://registry.example.org"]["auth"]
+    assert base64.b64decode(auth).decode() == "robot:REGISTRY-PASSWORD-123"
+
+    hub_secret = {k: base64.b64decode(v).decode()
+                  for k, v in find(objs, "Secret", "hub")["data"].items()}
+    assert hub_secret["hub.config.ConfigurableHTTPProxy.auth_token"] == "PROXY-TOKEN-000"
+    assert hub_secret["hub.config.JupyterHub.cookie_secret"] == "COOKIE-789"
+
+    cm = find(objs, "ConfigMap", "hub")["data"]
+    cull = json.loads(cm["cull.json"])
+    assert (cull["enabled"], cull["users"], cull["every"], cull["timeout"], cull["maxAge"]) == \
+        (True, True, 660, 600, 21600)
+    assert json.loads(cm["singleuser-resources.json"]) == {
+        "cpu": {"guarantee": 0.01, "limit": 1}, "memory": {"guarantee": "450M", "limit": "2G"}}
+    assert json.loads(cm["hub-config.json"])["BinderSpawner"]["cors_allow_origin"] == "*"
+
+    for name in ("hub", "proxy"):
+        spec = find(objs, "Deployment", name)["spec"]["template"]["spec"]
+        assert spec["priorityClassName"] == "binderhub-core"
+    proxy = find(objs, "Deployment", "proxy")["spec"]["template"]["spec"]
+    assert proxy["nodeSelector"] == {"pool": "core"}
+    assert any("PROXY_PATCHES_SERVICE_HOST" in a for a in proxy["containers"][0]["command"])
+    assert find(objs, "Service", "proxy-public")["spec"]["type"] == "ClusterIP"
+    jh_ingress = find(objs, "Ingress", "jupyterhub")
+    assert jh_ingress["spec"]["rules"][0]["host"] == "hub.staging.example.org"
+    assert jh_ingress["spec"]["tls"][0]["secretName"] == "kubelego-tls-hub"
+    assert find(objs, "PersistentVolumeClaim", "hub-db-dir")["spec"]["storageClassName"] == \
+        "standard"
+
+
+@pytest.mark.parametrize("standin", [TRAEFIK, PROMETHEUS, GRAFANA], ids=lambda c: c.name)
+def test_other_standins_render_valid_k8s(chart_mirror, tmp_path, helm_env, standin):
+    tgz = pull(chart_mirror, standin.name, standin.version, tmp_path / "pulled", helm_env)
+    for values in ({}, OTHER_VALUES[standin.name]):
+        objs = objects(template(tgz, values, tmp_path, helm_env).stdout)
+        assert_valid_k8s(objs)
+        for o in objs:
+            if o["kind"] != "IngressClass":
+                assert o["metadata"]["namespace"] == "staging"
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    if standin is TRAEFIK:
+        assert {("Deployment", "traefik"), ("Service", "traefik"),
+                ("IngressClass", "traefik")} <= kinds
+        assert find(objs, "Deployment", "traefik")["spec"]["replicas"] == 2
+        assert "annotations" not in find(objs, "IngressClass", "traefik")["metadata"]
+    elif standin is PROMETHEUS:
+        assert {("Deployment", "prometheus-server"), ("ConfigMap", "prometheus-server"),
+                ("Ingress", "prometheus-server")} <= kinds
+        dep = find(objs, "Deployment", "prometheus-server")
+        assert dep["spec"]["template"]["metadata"]["labels"][
+            "hub.jupyter.org/network-access-hub"] == "true"
+        assert "--storage.tsdb.retention.time=90d" in \
+            dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    else:
+        assert {("Deployment", "grafana"), ("Secret", "grafana"), ("Ingress", "grafana"),
+                ("PersistentVolumeClaim", "grafana")} <= kinds
+        data = find(objs, "Secret", "grafana")["data"]
+        assert base64.b64decode(data["admin-password"]).decode() == "GRAFANA-PW"
+        assert base64.b64decode(data["admin-user"]).decode() == "admin"
+
+
+# ---------------------------------------------------------------------------------- umbrella
+
+def test_umbrella_chart_resolves_through_mirror(chart_mirror, tmp_path, helm_env):
+    """`helm dependency update` works against the mirror URL with no `helm repo add`."""
+    chart = tmp_path / "umbrella"
+    (chart / "templates").mkdir(parents=True)
+    deps = [
+        {"name": "binderhub", "version": BINDERHUB.version, "repository": chart_mirror,
+         "condition": "binderhubEnabled"},
+        {"name": "traefik", "version": TRAEFIK.version, "repository": chart_mirror,
+         "condition": "traefikEnabled"},
+        {"name": "prometheus", "version": PROMETHEUS.version, "repository": chart_mirror,
+         "condition": "prometheus.enabled"},
+        {"name": "grafana", "version": GRAFANA.version, "repository": chart_mirror,
+         "condition": "grafana.enabled"},
+    ]
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "v2", "name": "umbrella", "version": "0.0.1", "dependencies": deps}))
+    (chart / "values.yaml").write_text(yaml.safe_dump(
+        {"binderhubEnabled": True, "traefikEnabled": True,
+         "prometheus": {"enabled": True}, "grafana": {"enabled": True}}))
+    helm(helm_env, "dependency", "update", chart)
+    assert sorted(p.name for p in (chart / "charts").iterdir()) == sorted(
+        f"{c.name}-{c.version}.tgz" for c in STANDINS)
+    lock = yaml.safe_load((chart / "Chart.lock").read_text())
+    assert {d["repository"] for d in lock["dependencies"]} == {chart_mirror}
+
+    values = {"binderhub": BINDERHUB_VALUES, **OTHER_VALUES}
+    objs = objects(template(chart, values, tmp_path, helm_env).stdout)
+    assert_valid_k8s(objs)
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert {("Deployment", "binder"), ("Deployment", "hub"), ("Deployment", "traefik"),
+            ("Deployment", "prometheus-server"), ("Deployment", "grafana")} <= names
+
+    bad = template(chart, {"binderhub": {"imageBuilderTyp": "dind"}}, tmp_path, helm_env,
+                   check=False)
+    assert bad.returncode != 0
+    assert "binderhub:\n- at '': additional properties 'imageBuilderTyp' not allowed" in bad.stderr
+    bad = template(chart, {"binderhub": {"jupyterhub": {"singleuser": {"cpu": {"limit": "1"}}}}},
+                   tmp_path, helm_env, check=False)
+    assert bad.returncode != 0
+    assert "jupyterhub:\n- at '/singleuser/cpu/limit': got string, want null or number" \
+        in bad.stderr
+
+
+# ---------------------------------------------------------------------------------- serve()
+
+def _server_pids(port: int) -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"http.server" in argv and str(port).encode() in argv:
+            pids.add(int(entry.name))
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status  # a zombie would mean nobody waited on it
+
+
+@pytest.mark.parametrize("fail_inside", [False, True], ids=["clean-exit", "exception"])
+def test_serve_leaves_no_process_behind(tmp_path, fail_inside):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "index.yaml").write_text("apiVersion: v1\nentries: {}\n")
+    seen: set[int] = set()
+    with pytest.raises(RuntimeError) if fail_inside else contextlib.nullcontext():
+        with chart_repo.serve(repo) as url:
+            assert url.startswith("http://127.0.0.1:") and not url.endswith("/")
+            port = int(url.rsplit(":", 1)[1])
+            with urllib.request.urlopen(f"{url}/index.yaml", timeout=5) as resp:
+                assert resp.status == 200
+            seen = _server_pids(port)
+            assert len(seen) == 1
+            if fail_inside:
+                raise RuntimeError("boom")
+    assert all(_gone(pid) for pid in seen)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(f"{url}/index.yaml", timeout=2)

@@ -1,0 +1,87 @@
+import pytest
+
+from deployer import manifests
+from deployer.errors import ConfigError
+from deployer.redact import Redactor
+
+DEPLOYMENT = """---
+# Source: mybinder/templates/static/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: static
+spec:
+  selector:
+    matchLabels: {app: static}
+  template:
+    metadata:
+      labels: {app: static}
+    spec:
+      containers:
+        - name: nginx
+          image: nginx:1.29.3
+"""
+
+
+def test_parse_keeps_the_template_source():
+    objects = manifests.parse(DEPLOYMENT + "---\n# Source: x.yaml\n\n")
+    assert [(o.ref, o.source) for o in objects] == [
+        ("Deployment/static", "mybinder/templates/static/deployment.yaml")]
+
+
+def test_valid_object_passes():
+    assert manifests.validate(manifests.parse(DEPLOYMENT), "1.34").problems == []
+
+
+def test_unknown_field_is_an_error_with_its_path():
+    text = DEPLOYMENT.replace("image: nginx:1.29.3", "image: nginx:1.29.3\n          imagePullPolcy: Always")
+    problems = manifests.validate(manifests.parse(text), "1.34").problems
+    assert len(problems) == 1
+    assert str(problems[0]) == ("Deployment/static (mybinder/templates/static/deployment.yaml): "
+                                "spec.template.spec.containers[0]: unknown field 'imagePullPolcy'")
+
+
+def test_wrong_type_and_every_error_reported():
+    text = DEPLOYMENT.replace("kind: Deployment", "kind: Deployment\nspec_x: 1").replace(
+        "selector:", "replicas: two\n  selector:")
+    problems = manifests.validate(manifests.parse(text), "1.33").problems
+    assert {p.path for p in problems} == {"", "spec.replicas"}
+
+
+def test_removed_api_version_is_not_served():
+    text = """apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: hub}
+spec: {minAvailable: 1}
+"""
+    problems = manifests.validate(manifests.parse(text), "1.33").problems
+    assert "policy/v1beta1 PodDisruptionBudget is not served by Kubernetes 1.33" in str(problems[0])
+
+
+def test_custom_resources_are_listed_not_failed():
+    text = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: le}\nspec: {}\n"
+    checked = manifests.validate(manifests.parse(text), "1.34")
+    assert checked.problems == [] and checked.custom == ["ClusterIssuer/le"]
+
+
+def test_kubernetes_version_without_schemas():
+    with pytest.raises(ConfigError, match="no Kubernetes schemas for version 1.99"):
+        manifests.validate(manifests.parse(DEPLOYMENT), "1.99")
+
+
+def test_redacted_text_masks_secret_data_and_known_values():
+    text = """apiVersion: v1
+kind: Secret
+metadata: {name: hub}
+data:
+  token: c2VjcmV0LXRva2Vu
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data:
+  url: https://user:secret-token@example.org
+"""
+    out = manifests.redacted_text(manifests.parse(text), Redactor(["secret-token"]))
+    assert "c2VjcmV0LXRva2Vu" not in out and "secret-token" not in out
+    assert "token: '***'" in out and "https://user:***@example.org" in out

@@ -1,0 +1,182 @@
+"""`deploy.py validate` and `render` with the real helm against stand-in dependency charts
+served from 127.0.0.1 (same names, versions and values schemas as the real ones)."""
+import base64
+import json
+
+import pytest
+
+from deployer import federation
+
+from .conftest import write_secrets
+
+CANARY = "canary-d41d8c-rendered"
+
+
+@pytest.fixture
+def run(cli):
+    return cli
+
+
+def _table(stdout):
+    rows = {}
+    for line in stdout.splitlines()[2:]:
+        parts = line.split()
+        if len(parts) == 5:
+            rows[parts[0]] = {"objects": int(parts[1]), "errors": int(parts[2]), "result": parts[4]}
+    return rows
+
+
+def test_every_example_member_validates(run):
+    result = run("validate", "--all")
+    assert result.returncode == 0, result.stderr
+    rows = _table(result.stdout)
+    assert set(rows) == {"staging", "gke", "aws", "hetzner-fsn", "uni-lab"}
+    assert all(r["result"] == "ok" and r["objects"] > 10 for r in rows.values()), rows
+    assert "ClusterIssuer/letsencrypt-prod" in result.stderr  # listed as not schema-checked
+
+
+def test_render_writes_values_and_manifests(run, tmp_path):
+    out = tmp_path / "out"
+    result = run("render", "gke", "--output", out)
+    assert result.returncode == 0, result.stderr
+    text = (out / "gke" / "manifests.yaml").read_text()
+    assert "kind: Deployment" in text and "name: federation-redirect" in text
+    assert "hub.gke.example-binder.org" in text
+
+
+def _objects(path):
+    import yaml
+
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_redirector_config_equals_the_federation_data(run, repo, tmp_path):
+    out = tmp_path / "out"
+    assert run("render", "gke", "--output", out).returncode == 0
+    config_map = next(o for o in _objects(out / "gke" / "manifests.yaml")
+                      if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "federation-redirect")
+    config = json.loads(config_map["data"]["config.json"])
+    fed = federation.load(repo)
+    expected = {m.name: m for m in fed.members.values() if m.in_federation}
+    assert set(config["hosts"]) == set(expected)
+    for name, host in config["hosts"].items():
+        m = expected[name]
+        assert host["url"] == m.url
+        assert host["weight"] == (m.weight if m.active else 0)
+        assert host["health"] == f"{m.url}/health" and host["versions"] == f"{m.url}/versions"
+    assert [n for n, h in config["hosts"].items() if h.get("prime")] == ["gke"]
+    ingress = next(o for o in _objects(out / "gke" / "manifests.yaml")
+                   if o["kind"] == "Ingress" and o["metadata"]["name"] == "federation-redirect")
+    assert ingress["spec"]["rules"][0]["host"] == fed.member("gke").domains.federation
+
+
+def test_policy_limits_reach_the_rendered_hub(run, tmp_path):
+    out = tmp_path / "out"
+    assert run("render", "staging", "--output", out).returncode == 0
+    text = (out / "staging" / "manifests.yaml").read_text()
+    assert '"maxAge": 21600' in text or "maxAge" in text
+    assert "21600" in text and "2G" in text
+
+
+def test_secrets_stay_redacted_in_rendered_manifests(run, repo, env, tmp_path):
+    write_secrets(repo, "secrets/staging.yaml",
+                  f"binderhub:\n  registry:\n    password: {CANARY}\n"
+                  f"  jupyterhub:\n    proxy:\n      secretToken: {CANARY}-proxy\n"
+                  f"grafana:\n  adminPassword: {CANARY}-grafana\n", env)
+    out = tmp_path / "out"
+    result = run("render", "staging", "--output", out)
+    assert result.returncode == 0, result.stderr
+    shown = run("render", "staging", "--manifests")
+    texts = [result.stdout, result.stderr, shown.stdout, shown.stderr]
+    texts += [p.read_text() for p in (out / "staging").iterdir()]
+    for text in texts:
+        for secret in (CANARY, f"{CANARY}-proxy", f"{CANARY}-grafana"):
+            assert secret not in text
+            assert base64.b64encode(secret.encode()).decode() not in text
+    manifests = (out / "staging" / "manifests.yaml").read_text()
+    assert "kind: Secret" in manifests and "'***'" in manifests
+    revealed = run("render", "staging", "--manifests", "--show-secrets")
+    assert base64.b64encode(f"{CANARY}-proxy".encode()).decode() in revealed.stdout
+
+
+def _line_of(path, needle):
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def test_chart_schema_violation_names_member_path_and_file(run, repo):
+    (repo / "config/aws.yaml").write_text("static:\n  replicas: two\n")
+    result = run("validate", "aws", "gke")
+    assert result.returncode == 1
+    assert "aws: values rejected by the chart schema: static.replicas:" in result.stderr
+    assert "(set at config/aws.yaml:2)" in result.stderr
+    rows = _table(result.stdout)
+    assert rows["aws"]["result"] == "FAILED" and rows["gke"]["result"] == "ok"
+
+
+def test_dependency_schema_violation_points_at_the_file(run, repo):
+    path = repo / "config/hetzner-fsn.yaml"
+    path.write_text(path.read_text() + "  imageBuilderTyp: dind\n")
+    result = run("validate", "hetzner-fsn")
+    assert result.returncode == 1
+    assert "hetzner-fsn: values rejected by the chart schema: binderhub" in result.stderr
+    assert "imageBuilderTyp" in result.stderr
+    assert f"config/hetzner-fsn.yaml:{_line_of(path, 'imageBuilderTyp')}" in result.stderr
+
+
+def test_subchart_schema_violation_in_jupyterhub_values(run, repo):
+    (repo / "config/aws.yaml").write_text(
+        "binderhub:\n  jupyterhub:\n    singleuser:\n      cpu:\n        limit: '1'\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1
+    assert "binderhub.jupyterhub.singleuser.cpu.limit" in result.stderr
+    assert "config/aws.yaml:5" in result.stderr
+
+
+def test_invalid_rendered_object_names_kind_name_and_path(run, repo):
+    (repo / "config/gke.yaml").write_text(
+        (repo / "config/gke.yaml").read_text()
+        + "federationRedirect:\n  resources:\n    requestz:\n      cpu: 1m\n")
+    result = run("validate", "gke")
+    assert result.returncode == 1
+    assert ("gke: Deployment/federation-redirect (mybinder/templates/federation-redirect/"
+            "deployment.yaml): spec.template.spec.containers[0].resources: unknown field "
+            "'requestz'") in result.stderr
+
+
+def test_field_unknown_to_the_members_kubernetes_version(run, repo):
+    # PodSpec.hostnameOverride exists from Kubernetes 1.34: fine on staging, not on gke (1.33)
+    path = repo / "config/common.yaml"
+    path.write_text(path.read_text().replace(
+        "binderhub:\n", "binderhub:\n  extraPodSpec:\n    hostnameOverride: binder\n", 1))
+    result = run("validate", "staging", "gke")
+    assert result.returncode == 1
+    rows = _table(result.stdout)
+    assert rows["staging"]["result"] == "ok" and rows["gke"]["result"] == "FAILED"
+    assert "unknown field 'hostnameOverride' (Kubernetes 1.33)" in result.stderr
+
+
+def test_policy_violation_fails_validation(run, repo):
+    (repo / "config/aws.yaml").write_text(
+        "binderhub:\n  jupyterhub:\n    singleuser:\n      memory:\n        guarantee: 4G\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1
+    assert "aws: config/aws.yaml:5: binderhub.jupyterhub.singleuser.memory.guarantee: " \
+           "guarantee 4G is more than the limit 2G" in result.stderr
+
+
+def test_missing_dependency_version(run, repo):
+    chart = repo / "mybinder/Chart.yaml"
+    chart.write_text(chart.read_text().replace("version: 10.5.15", "version: 10.5.99"))
+    result = run("validate", "staging")
+    assert result.returncode == 1
+    assert "mybinder/Chart.yaml" in result.stderr and "grafana" in result.stderr
+    assert "10.5.99" in result.stderr
+
+
+def test_one_failing_member_does_not_stop_the_others(run, repo):
+    (repo / "config/uni-lab.yaml").write_text("static:\n  replicas: 0\n")
+    result = run("validate", "--all")
+    assert result.returncode == 1
+    rows = _table(result.stdout)
+    assert rows["uni-lab"]["result"] == "FAILED"
+    assert [r["result"] for n, r in rows.items() if n != "uni-lab"] == ["ok"] * 4
