@@ -89,3 +89,5 @@ def write_secrets(repo: Path, rel: str, plaintext: str, env: dict) -> None:
 
 
 from tests.fakes.fixtures import chart_mirror  # noqa: E402,F401  (session-wide stand-in chart repo)
+from tests.fakes.kube_fixtures import (  # noqa: E402,F401  (Kubernetes API test double)
+    helm, k8s_client, kube_api, kube_env, kubeconfig, kubectl)

@@ -1,0 +1,96 @@
+"""Fault injection: what the clients see is what a real, failing server would send."""
+import json
+import time
+
+import pytest
+
+
+def test_5xx_on_chosen_paths_is_a_status_object(k8s_client, kube_api):
+    from kubernetes.client.rest import ApiException
+
+    client, api = k8s_client
+    apps = client.AppsV1Api(api)
+    kube_api.faults.fail(r"/apis/apps/v1/namespaces/default/deployments", 503, times=2)
+    for _ in range(2):
+        with pytest.raises(ApiException) as info:
+            apps.list_namespaced_deployment("default")
+        assert info.value.status == 503
+        assert json.loads(info.value.body)["reason"] == "ServiceUnavailable"
+    assert apps.list_namespaced_deployment("default").items == []  # the fault was used up
+    # other paths were never affected
+    assert client.CoreV1Api(api).list_namespace().items
+
+
+def test_kubectl_reports_server_errors(kubectl, kube_api):
+    kube_api.faults.fail(r"/api/v1/namespaces/default/configmaps", 500)
+    result = kubectl("get", "configmaps", "-n", "default", check=False)
+    assert result.returncode != 0 and "InternalError" in result.stderr or "500" in result.stderr
+
+
+def test_slow_responses_hit_client_timeouts(k8s_client, kube_api):
+    import urllib3
+
+    client, api = k8s_client
+    core = client.CoreV1Api(api)
+    # one slow answer: the client times out, retries, and the retry succeeds
+    kube_api.faults.slow(r"/api/v1/namespaces$", 1.0, times=1)
+    assert core.list_namespace(_request_timeout=0.3).items
+    assert sum(1 for m, p in kube_api.requests if p.startswith("/api/v1/namespaces")
+               and m == "GET") == 2
+    # a server that stays slow: every retry times out and the caller gets the error
+    kube_api.faults.slow(r"/api/v1/namespaces$", 1.0)
+    start = time.monotonic()
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as info:
+        core.list_namespace(_request_timeout=0.2)
+    assert isinstance(info.value.reason, urllib3.exceptions.ReadTimeoutError)
+    assert time.monotonic() - start < 3
+    kube_api.faults.clear()
+    time.sleep(1.1)  # let the slowed handlers finish before the server stops
+
+
+def test_conflict_on_a_chosen_object(kubectl, kube_api):
+    kubectl("create", "configmap", "x", "-n", "default", "--from-literal=a=1")
+    kube_api.faults.conflict("configmaps", "default", "x")
+    result = kubectl("label", "configmap", "x", "-n", "default", "team=ops", check=False)
+    assert result.returncode != 0 and "the object has been modified" in result.stderr
+    kubectl("label", "configmap", "x", "-n", "default", "team=ops")
+
+
+def test_server_going_away_and_coming_back(k8s_client, kube_api):
+    import urllib3
+
+    client, api = k8s_client
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map("default", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="kept"), data={"a": "1"}))
+    kube_api.go_away()
+    with pytest.raises(urllib3.exceptions.MaxRetryError):
+        core.list_namespaced_config_map("default", _request_timeout=2)
+    kube_api.come_back()
+    assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == ["kept"]
+
+
+def test_watch_is_cut_when_the_server_goes_away(k8s_client, kube_api):
+    import threading
+
+    from kubernetes import watch
+
+    client, api = k8s_client
+    core = client.CoreV1Api(api)
+    ended = {}
+
+    def follow():
+        try:
+            for _ in watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                          timeout_seconds=30):
+                pass
+            ended["how"] = "stream ended"
+        except Exception as exc:  # noqa: BLE001 - any transport error shows the cut
+            ended["how"] = type(exc).__name__
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    time.sleep(0.5)
+    kube_api.go_away()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and ended["how"]
