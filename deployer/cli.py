@@ -130,8 +130,7 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
              mirror: Optional[str] = MIRROR,
              jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                                 help="Members validated at once.")):
-    """Render every member with helm and check it: chart schema, lint, Kubernetes schemas of
-    the member's version, policy. Exit 1 if any member fails."""
+    """Render members with helm and check chart schema, lint, Kubernetes schemas, policy."""
     from . import validate as validate_mod
 
     ws = State.workspace()
@@ -149,6 +148,104 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     if custom:
         output.info(f"not schema-checked (custom resources): {', '.join(custom)}")
     if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+KUBECONFIG_OPTION = typer.Option(None, "--kubeconfig", exists=True, dir_okay=False,
+                                 help="Use this kubeconfig instead of the member's credentials.")
+TIMEOUT_OPTION = typer.Option(600, "--timeout", help="Seconds for helm and the rollout wait.")
+LOCK_TIMEOUT = typer.Option(600, "--lock-timeout", help="Seconds to wait for the deploy lock.")
+BREAK_LOCK = typer.Option(False, "--break-lock",
+                          help="Remove another deploy's lock first (it is logged).")
+
+
+@app.command()
+@handles_errors
+def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
+                                                    help="Members: names, comma lists or a role."),
+           all_members: bool = typer.Option(False, "--all", help="Every member."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Stop after the diff."),
+           no_rollback: bool = typer.Option(False, "--no-rollback",
+                                            help="Keep a failed release as it is, to debug it."),
+           lock_timeout: int = LOCK_TIMEOUT, break_lock: bool = BREAK_LOCK,
+           timeout: int = TIMEOUT_OPTION,
+           kubeconfig: Optional[Path] = KUBECONFIG_OPTION,
+           skip_smoke: bool = typer.Option(False, "--skip-smoke",
+                                           help="Skip the post-deploy health checks."),
+           report: Optional[Path] = typer.Option(None, "--report",
+                                                 help="Write a JSON deploy report here."),
+           jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+                                              help="Members deployed at once."),
+           mirror: Optional[str] = MIRROR):
+    """Deploy members (staging first); roll back automatically on failure."""
+    from . import pipeline, records
+
+    ws = State.workspace()
+    chosen = ws.federation.select(member_names or (), all_members=all_members)
+    opts = pipeline.Options(dry_run=dry_run, rollback=not no_rollback, lock_timeout=lock_timeout,
+                            break_lock=break_lock, timeout=timeout, kubeconfig=kubeconfig,
+                            mirror=mirror, smoke=not skip_smoke)
+    reports = pipeline.deploy_members(ws, chosen, opts, jobs)
+    if report:
+        records.write(report, reports)
+        output.info(f"wrote {report}")
+    output.table(["member", "outcome", "revision", "seconds", "failed stage"],
+                 [[r.member, r.outcome, f"{r.revision_before or '-'} -> {r.revision_after or '-'}",
+                   f"{sum(r.stages.values()):.1f}", r.failed_stage or "-"] for r in reports])
+    if any(r.outcome not in ("deployed", "unchanged", "dry run") for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def diff(member: str = typer.Argument(..., help="Member name."),
+         kubeconfig: Optional[Path] = KUBECONFIG_OPTION, mirror: Optional[str] = MIRROR):
+    """Show what a deploy would change: objects added, changed, removed (secrets masked)."""
+    from . import pipeline
+
+    ws = State.workspace()
+    result = pipeline.diff_member(ws, ws.federation.member(member),
+                                  pipeline.Options(kubeconfig=kubeconfig, mirror=mirror))
+    output.say(result.text())
+
+
+@app.command()
+@handles_errors
+def rollback(member: str = typer.Argument(..., help="Member name."),
+             to_revision: Optional[int] = typer.Option(None, "--to-revision",
+                                                       help="Default: the revision before the "
+                                                            "deployed one."),
+             lock_timeout: int = LOCK_TIMEOUT, break_lock: bool = BREAK_LOCK,
+             timeout: int = TIMEOUT_OPTION, kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
+    """Roll a member's release back and wait until it has rolled out."""
+    from . import pipeline
+
+    ws = State.workspace()
+    opts = pipeline.Options(lock_timeout=lock_timeout, break_lock=break_lock, timeout=timeout,
+                            kubeconfig=kubeconfig)
+    output.say(f"{member}: " + pipeline.rollback_member(ws, ws.federation.member(member), opts,
+                                                        to_revision))
+
+
+@app.command()
+@handles_errors
+def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
+           all_members: bool = typer.Option(False, "--all", help="Every member."),
+           kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
+    """Release, workloads, lock holder and certificate expiry of members, in one table."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import status as status_mod
+
+    ws = State.workspace()
+    chosen = ws.federation.select(member_names or (), all_members=all_members or not member_names)
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        rows = list(pool.map(lambda m: status_mod.member_status(ws, m, kubeconfig), chosen))
+    output.table(status_mod.HEADERS, [r.row() for r in rows])
+    for row in rows:
+        if row.error:
+            output.warn(f"{row.member}: {row.error}")
+    if any(r.error for r in rows):
         raise typer.Exit(1)
 
 

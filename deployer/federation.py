@@ -54,6 +54,7 @@ class Member:
     weight: int
     smoke_repos: tuple[str, ...] = ()
     smoke_timeout: int = 600
+    smoke_health_urls: tuple[str, ...] = ()
     description: str = ""
 
     @property
@@ -156,6 +157,7 @@ def _member(name: str, entry: dict) -> Member:
         weight=fed["weight"] if fed else 0,
         smoke_repos=tuple(smoke.get("repos", ())),
         smoke_timeout=smoke.get("timeout_seconds", 600),
+        smoke_health_urls=tuple(smoke.get("health_urls", ())),
         description=entry.get("description", ""),
     )
 

@@ -1,6 +1,7 @@
 """Adapter for the real helm binary (v4; flags kept compatible with v3)."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -41,10 +42,11 @@ class SchemaViolation:
 class Helm:
     """Runs helm with an explicit environment (kubeconfig, HELM_* homes); never os.environ."""
 
-    def __init__(self, env: Mapping[str, str], *, echo: bool = True):
+    def __init__(self, env: Mapping[str, str], *, echo: bool = True, context: str | None = None):
         self.binary = tools.find("helm", env)
         self.env = dict(env)
         self.echo = echo
+        self.context = context
 
     def run(self, args: Sequence[str], *, stdin: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
@@ -81,6 +83,50 @@ class Helm:
         return self.run(["lint", chart, "--namespace", namespace,
                          "--kube-version", _full_version(kube_version), "--values", "-"],
                         stdin=values_yaml, check=False)
+
+
+    # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------
+    def history(self, release: str, namespace: str) -> list[dict]:
+        """`helm history -o json`; an unknown release has no history."""
+        result = self.run(["history", release, *self._at(namespace), "-o", "json",
+                           "--max", "256"], check=False)
+        if result.returncode != 0:
+            if "not found" in result.stderr:
+                return []
+            raise HelmError(["history", release], result.stderr, result.returncode)
+        return json.loads(result.stdout or "[]")
+
+    def manifest(self, release: str, namespace: str, revision: int | None = None) -> str:
+        """The manifest helm recorded for a revision ("" when there is no release)."""
+        args = ["get", "manifest", release, *self._at(namespace)]
+        if revision is not None:
+            args += ["--revision", str(revision)]
+        result = self.run(args, check=False)
+        if result.returncode != 0:
+            if "not found" in result.stderr:
+                return ""
+            raise HelmError(args, result.stderr, result.returncode)
+        return result.stdout
+
+    def upgrade(self, release: str, chart: str, namespace: str, values_yaml: str,
+                timeout: int) -> None:
+        """`helm upgrade --install` with the values on stdin; waiting is done by the caller."""
+        self.run(["upgrade", "--install", release, chart, *self._at(namespace),
+                  "--create-namespace", "--values", "-", "--history-max", "20",
+                  "--timeout", f"{timeout}s"], stdin=values_yaml)
+
+    def rollback(self, release: str, namespace: str, revision: int, timeout: int) -> None:
+        """`helm rollback` to a revision (a new revision with that revision's content)."""
+        self.run(["rollback", release, str(revision), *self._at(namespace),
+                  "--timeout", f"{timeout}s"])
+
+    def uninstall(self, release: str, namespace: str, timeout: int) -> None:
+        """Remove a release that never deployed."""
+        self.run(["uninstall", release, *self._at(namespace), "--timeout", f"{timeout}s"])
+
+    def _at(self, namespace: str) -> list[str]:
+        args = ["--namespace", namespace]
+        return args + (["--kube-context", self.context] if self.context else [])
 
 
 def schema_violations(stderr: str) -> list[SchemaViolation]:

@@ -51,9 +51,9 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
     # most of a member's time is spent waiting on helm and sops: overlap members generously
     jobs = jobs or min(len(members), 2 * (os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_validate_one, ws, helm, prepared, m,
+        futures = [pool.submit(check_member, ws, helm, prepared, m,
                                federation_problems.get(m.name, [])) for m in members]
-        return [f.result() for f in futures]
+        return [f.result()[0] for f in futures]
 
 
 def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
@@ -68,13 +68,16 @@ def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepar
     return Rendered(member, mv, manifests.parse(result.stdout))
 
 
-def _validate_one(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
-                  member: Member, federation_problems: list) -> Report:
+def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
+                 member: Member, federation_problems: list,
+                 mv: values_mod.MemberValues | None = None) -> tuple[Report, Rendered | None]:
+    """Validate one member; also return what was rendered (None if rendering failed)."""
     start = time.perf_counter()
     report = Report(member.name)
+    rendered = None
     report.errors.extend(str(v) for v in federation_problems)
     try:
-        mv = values_mod.build(ws, member)
+        mv = mv or values_mod.build(ws, member)
         report.errors.extend(str(v) for v in policy.check_member(mv))
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:
@@ -98,7 +101,7 @@ def _validate_one(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepar
     except DeployerError as exc:
         report.errors.append(str(exc))
     report.seconds = time.perf_counter() - start
-    return report
+    return report, rendered
 
 
 class RenderError(DeployerError):

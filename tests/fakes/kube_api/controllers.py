@@ -54,7 +54,7 @@ class Controllers(threading.Thread):
         generation = obj["metadata"].get("generation", 1)
         changed = self.api.store.modified_at.get((key, ns, name), 0)
         if key in WORKLOADS:
-            never = (key[1], ns, name) in self.api.faults.unready
+            never = self.api.faults.is_unready(key[1], ns, name, obj)
             settled = not never and time.monotonic() - changed >= self.delay
             if self.written.get((key, ns, name)) == (generation, settled) and \
                     status.get("observedGeneration") == generation:

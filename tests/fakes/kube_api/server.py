@@ -43,41 +43,57 @@ class Faults:
         self.rules: list[dict] = []
         self.conflicts: dict[tuple, int] = {}
         self.unready: set[tuple] = set()
+        self.unready_when: dict[tuple, object] = {}
 
     def fail(self, pattern: str, status: int = 503, *, times: int | None = None,
-             methods: tuple[str, ...] = ()) -> None:
-        """Answer requests whose path matches `pattern` (regex) with `status`."""
+             methods: tuple[str, ...] = (), user_agent: str = "") -> None:
+        """Answer requests whose path matches `pattern` (regex) with `status`; optionally
+        only requests from clients whose User-Agent matches `user_agent` (regex)."""
         with self.lock:
             self.rules.append({"re": re.compile(pattern), "status": status, "times": times,
-                               "methods": methods, "delay": 0.0})
+                               "methods": methods, "delay": 0.0,
+                               "agent": re.compile(user_agent) if user_agent else None})
 
     def slow(self, pattern: str, seconds: float, *, times: int | None = None,
              methods: tuple[str, ...] = ()) -> None:
         """Delay requests whose path matches `pattern` by `seconds`."""
         with self.lock:
             self.rules.append({"re": re.compile(pattern), "status": None, "times": times,
-                               "methods": methods, "delay": seconds})
+                               "methods": methods, "delay": seconds, "agent": None})
 
     def conflict(self, plural: str, namespace: str, name: str, times: int = 1) -> None:
         """The next `times` writes to this object get 409 Conflict."""
         with self.lock:
             self.conflicts[(plural, namespace, name)] = times
 
-    def never_ready(self, plural: str, namespace: str, name: str) -> None:
-        """This workload never becomes ready (the controller leaves it unavailable)."""
+    def never_ready(self, plural: str, namespace: str, name: str, when=None) -> None:
+        """This workload never becomes ready (the controller leaves it unavailable) - or,
+        with `when(obj) -> bool`, only while its spec is one `when` accepts (a bad revision:
+        rolling back to a good spec makes it ready again)."""
         with self.lock:
             self.unready.add((plural, namespace, name))
+            self.unready_when[(plural, namespace, name)] = when
+
+    def is_unready(self, plural: str, namespace: str, name: str, obj: dict) -> bool:
+        with self.lock:
+            if (plural, namespace, name) not in self.unready:
+                return False
+            when = self.unready_when.get((plural, namespace, name))
+        return when is None or bool(when(obj))
 
     def clear(self) -> None:
         with self.lock:
             self.rules.clear()
             self.conflicts.clear()
             self.unready.clear()
+            self.unready_when.clear()
 
-    def match(self, method: str, path: str) -> tuple[int | None, float]:
+    def match(self, method: str, path: str, agent: str = "") -> tuple[int | None, float]:
         with self.lock:
             for rule in self.rules:
                 if rule["methods"] and method not in rule["methods"]:
+                    continue
+                if rule["agent"] and not rule["agent"].search(agent):
                     continue
                 if not rule["re"].search(path) or rule["times"] == 0:
                     continue
@@ -284,8 +300,20 @@ class Api:
         self._after_write(rt, obj)
         return obj, 200, warnings
 
-    def delete(self, rt: ResourceType, ns: str, name: str, q: dict) -> dict:
-        obj = self.store.delete(rt, ns, name, dry_run=_dry(q))
+    def delete(self, rt: ResourceType, ns: str, name: str, q: dict,
+               options: dict | None = None) -> dict:
+        preconditions = (options or {}).get("preconditions") or {}
+        with self.store.lock:
+            if preconditions:  # DeleteOptions.preconditions: 409 Conflict when they do not hold
+                meta = self.store.get(rt, ns, name)["metadata"]
+                for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+                    want = preconditions.get(field)
+                    if want and want != meta.get(field):
+                        raise ApiError(409, "Conflict", f"Precondition failed: {label} in "
+                                                        f"precondition: {want}, {label} in object "
+                                                        f"meta: {meta.get(field)}",
+                                       {"name": name, "group": rt.group, "kind": rt.plural})
+            obj = self.store.delete(rt, ns, name, dry_run=_dry(q))
         if rt.kind == "CustomResourceDefinition" and not _dry(q):
             self.registry.unregister_crd(obj)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -531,7 +559,8 @@ class Handler(BaseHTTPRequestHandler):
                                          f"application/yaml, application/vnd.kubernetes.protobuf "
                                          f"(got {content_type})"))
         try:
-            status, delay = api.faults.match(method, self.path)
+            status, delay = api.faults.match(method, self.path,
+                                             self.headers.get("User-Agent", ""))
             if delay:
                 time.sleep(delay)
             if status:
@@ -635,7 +664,8 @@ class Handler(BaseHTTPRequestHandler):
                                             self.headers.get("Content-Type", ""), q)
             return self._json(code, obj, warnings=warnings)
         if method == "DELETE" and name is not None:
-            return self._json(200, api.delete(rt, ns, name, q))
+            options = self._parse(body) if body else None   # DeleteOptions (JSON or protobuf)
+            return self._json(200, api.delete(rt, ns, name, q, options))
         if method == "DELETE":
             items, _ = api.store.list(rt, namespace if rt.namespaced else None,
                                       q.get("labelSelector", ""), q.get("fieldSelector", ""))

@@ -112,6 +112,7 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             if rt.kind == "Service":
                 _default_service(obj, self.rv)
+            normalize_quantities(obj)
             if dry_run:
                 meta["resourceVersion"] = str(self.rv)
                 return copy.deepcopy(obj)
@@ -143,6 +144,7 @@ class Store:
                 new["metadata"] = {**copy.deepcopy(meta), **keep}
                 if _spec_of(new) != _spec_of(current):
                     new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+            normalize_quantities(new)
             if new == current:
                 return copy.deepcopy(current)  # a no-op write keeps the resourceVersion
             if dry_run:
@@ -345,3 +347,30 @@ def _default_service(obj: dict, serial: int) -> None:
     for port in spec.get("ports") or []:
         port.setdefault("protocol", "TCP")
         port.setdefault("targetPort", port.get("port"))
+
+
+_QUANTITY_MAPS = {"requests", "limits", "capacity", "allocatable", "hard", "used",
+                  "overhead", "claims_limits"}
+
+
+def normalize_quantities(obj) -> None:
+    """The API server stores resource.Quantity values as canonical strings: a number sent
+    for `resources.requests.cpu` comes back as "500m" or "2", as real servers answer."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key in _QUANTITY_MAPS and isinstance(value, dict):
+                for name, amount in value.items():
+                    if isinstance(amount, (int, float)) and not isinstance(amount, bool):
+                        value[name] = _quantity(amount)
+            else:
+                normalize_quantities(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            normalize_quantities(item)
+
+
+def _quantity(amount: float) -> str:
+    if float(amount).is_integer():
+        return str(int(amount))
+    milli = round(amount * 1000)
+    return f"{milli}m" if abs(milli - amount * 1000) < 1e-6 else f"{amount}"

@@ -1,0 +1,349 @@
+"""Cluster credentials per provider: a private kubeconfig for one member, checked, then removed.
+
+`access(ws, member)` yields a ClusterAccess whose `env` (ws.env plus KUBECONFIG) is what helm
+and kubectl get. Credentials come from the member's provider:
+
+- `kubeconfig`: the sops-encrypted kubeconfig, decrypted in memory into a 0600 file;
+- `gke`: `gcloud container clusters get-credentials`, writing into that private file;
+- `eks`: `aws eks update-kubeconfig --kubeconfig <private file>`;
+- or the operator's own file (`deploy --kubeconfig PATH`), used as is.
+
+Every temporary file lives in a private 0700 directory removed on exit, also on error.
+Before anything talks to the cluster, the client certificate of the user that the selected
+context uses is checked: expired is a DeployError, expiring within 30 days a warning.
+os.environ is never read or changed: several members can be handled at once.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from . import output, secrets
+from .errors import ConfigError, DeployError, ToolError
+from .federation import Member
+from .workspace import Workspace
+
+WARN_DAYS = 30
+TOOL_TIMEOUT = 300  # seconds for gcloud / aws to write credentials
+KUBECONFIG_NAME = "kubeconfig"
+# What gcloud and aws find in the private file before they add their cluster: an empty config.
+_EMPTY_KUBECONFIG = ("apiVersion: v1\nkind: Config\npreferences: {}\nclusters: []\n"
+                     "contexts: []\nusers: []\ncurrent-context: \"\"\n")
+_K3S_RENEW = ("k3s: run `k3s certificate rotate` on a server node and restart k3s, then take the "
+              "new client certificate from /etc/rancher/k3s/k3s.yaml")
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """Credentials for one member's cluster, valid inside the `access()` block only."""
+
+    member: str
+    kubeconfig: Path          # a private 0600 kubeconfig file (or the operator's own file)
+    env: dict[str, str]       # ws.env plus KUBECONFIG=<kubeconfig>, for helm/kubectl
+    context: str | None       # the kubeconfig context to use (None: current-context)
+    source: str               # where the credentials came from, for messages
+    cert_expiry: datetime.datetime | None   # earliest client-certificate expiry (UTC), if any
+    _private_dir: Path | None = field(default=None, repr=False, compare=False)
+
+    def api_client(self):
+        """A kubernetes.client.ApiClient for this cluster (usable inside the access block).
+
+        Certificate and key data the client must write to files go into the private
+        directory, so they are removed with it; the kubeconfig itself is never rewritten.
+        """
+        from kubernetes import client, config
+
+        scratch = self._private_dir
+        if scratch is not None and not scratch.is_dir():
+            raise DeployError(f"cluster access for member {self.member} is closed",
+                              file=self.source,
+                              hint="call api_client() inside the `with access(...)` block")
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(config_file=str(self.kubeconfig), context=self.context,
+                                    client_configuration=configuration, persist_config=False,
+                                    temp_file_path=str(scratch) if scratch else None)
+        except config.ConfigException as exc:
+            raise DeployError(f"cannot use the kubeconfig of member {self.member}: {exc}",
+                              file=self.source) from None
+        return client.ApiClient(configuration=configuration)
+
+
+@contextmanager
+def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
+           now: datetime.datetime | None = None) -> Iterator[ClusterAccess]:
+    """Credentials for `member`'s cluster: a checked kubeconfig and an env to hand to tools."""
+    now = _utc(now or datetime.datetime.now(datetime.timezone.utc))
+    private = Path(tempfile.mkdtemp(prefix=f"deployer-{member.name}-"))
+    try:
+        os.chmod(private, 0o700)
+        context: str | None = None
+        if kubeconfig is not None:
+            path = Path(kubeconfig).absolute()
+            source = str(kubeconfig)
+            if not path.is_file():
+                raise DeployError(f"kubeconfig for member {member.name} not found",
+                                  file=source, hint="pass an existing file to --kubeconfig")
+        else:
+            path = private / KUBECONFIG_NAME
+            provider = member.cluster.provider
+            if provider == "kubeconfig":
+                source = _from_secrets(ws, member, path)
+                context = member.cluster.context
+            elif provider == "gke":
+                source = _from_gcloud(ws, member, path)
+            elif provider == "eks":
+                source = _from_aws(ws, member, path)
+            else:
+                raise ConfigError(f"member {member.name}: unknown cluster provider {provider!r}",
+                                  file="config/federation.yaml",
+                                  key=f"members.{member.name}.cluster.provider")
+        expiry = check_certificates(path, member, context, source, now,
+                                    renew_hint=_renew_hint(member, kubeconfig, source))
+        env = {**ws.env, "KUBECONFIG": str(path)}
+        yield ClusterAccess(member=member.name, kubeconfig=path, env=env, context=context,
+                            source=source, cert_expiry=expiry, _private_dir=private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def check_certificates(path: Path, member: Member, context: str | None, source: str,
+                       now: datetime.datetime, *, renew_hint: str = "renew it"
+                       ) -> datetime.datetime | None:
+    """Earliest client-certificate expiry of the user `context` uses; raise if expired, warn if soon.
+
+    Only the user of the selected context (current-context when `context` is None) is
+    checked: that is the one helm and kubectl will authenticate as.
+    """
+    now = _utc(now)
+    config = _load_kubeconfig(path, source)
+    user = _context_user(config, context, source)
+    if user is None:
+        return None
+    _register_secrets(user)
+    certs = _client_certificates(user, path.parent, member, source)
+    if not certs:
+        return None
+    expiry = min(cert.not_valid_after_utc for cert in certs)
+    day = expiry.date().isoformat()
+    if expiry <= now:
+        raise DeployError(f"client certificate for member {member.name} expired on {day}",
+                          file=source, hint=renew_hint)
+    left = expiry - now
+    if left <= datetime.timedelta(days=WARN_DAYS):
+        days = math.ceil(left.total_seconds() / 86400)
+        output.warn(f"client certificate for member {member.name} expires on {day} "
+                    f"({days} day{'' if days == 1 else 's'})")
+    return expiry
+
+
+# --- credential sources ---------------------------------------------------------------------
+
+def _from_secrets(ws: Workspace, member: Member, path: Path) -> str:
+    """Decrypt the member's kubeconfig (in memory) into the private 0600 file."""
+    rel = member.cluster.kubeconfig
+    if not rel:
+        raise ConfigError(f"member {member.name} has provider kubeconfig but no kubeconfig file",
+                          file="config/federation.yaml",
+                          key=f"members.{member.name}.cluster.kubeconfig")
+    _write_private(path, secrets.decrypt(ws.root, rel, ws.env))
+    return rel
+
+
+def _from_gcloud(ws: Workspace, member: Member, path: Path) -> str:
+    """`gcloud container clusters get-credentials` into the private file."""
+    cluster = member.cluster
+    where = f"{cluster.project}/{cluster.zone}/{cluster.name}"
+    binary = _which("gcloud", ws.env)
+    if binary is None:
+        raise ToolError(f"gcloud not found: member {member.name} is on GKE ({where})",
+                        hint="install the Google Cloud CLI with the gke-gcloud-auth-plugin, "
+                             "or pass --kubeconfig PATH")
+    argv = [binary, "container", "clusters", "get-credentials", str(cluster.name),
+            "--zone", str(cluster.zone), "--project", str(cluster.project)]
+    env = {**ws.env, "KUBECONFIG": str(path), "USE_GKE_GCLOUD_AUTH_PLUGIN": "True"}
+    _run_tool(argv, env, path, member,
+              hint=f"check `gcloud auth list` has access to project {cluster.project}, "
+                   f"or pass --kubeconfig PATH")
+    return f"gke:{where}"
+
+
+def _from_aws(ws: Workspace, member: Member, path: Path) -> str:
+    """`aws eks update-kubeconfig --kubeconfig <private file>`."""
+    cluster = member.cluster
+    where = f"{cluster.region}/{cluster.name}"
+    binary = _which("aws", ws.env)
+    if binary is None:
+        raise ToolError(f"aws not found: member {member.name} is on EKS ({where})",
+                        hint="install the AWS CLI v2 with credentials for the cluster's account, "
+                             "or pass --kubeconfig PATH")
+    argv = [binary, "eks", "update-kubeconfig", "--name", str(cluster.name),
+            "--region", str(cluster.region), "--kubeconfig", str(path)]
+    env = {**ws.env, "KUBECONFIG": str(path)}
+    _run_tool(argv, env, path, member,
+              hint="check the AWS credentials (`aws sts get-caller-identity`) can describe "
+                   "the cluster, or pass --kubeconfig PATH")
+    return f"eks:{where}"
+
+
+def _run_tool(argv: list[str], env: Mapping[str, str], path: Path, member: Member, *,
+              hint: str) -> None:
+    """Run a credential helper that writes into `path` (pre-created, empty config, 0600)."""
+    tool = Path(argv[0]).name
+    _write_private(path, _EMPTY_KUBECONFIG)
+    output.command([tool, *argv[1:]])
+    try:
+        result = subprocess.run(argv, env=dict(env), capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"{tool} timed out after {TOOL_TIMEOUT} s getting credentials for "
+                          f"member {member.name}", hint=hint) from None
+    except OSError as exc:
+        raise DeployError(f"cannot run {argv[0]} for member {member.name}: {exc.strerror}",
+                          hint=hint) from None
+    if result.returncode != 0:
+        raise DeployError(f"{tool} failed getting credentials for member {member.name} "
+                          f"(exit {result.returncode}): {_last_line(result.stderr)}", hint=hint)
+    if path.is_file():
+        os.chmod(path, 0o600)  # in case the tool replaced the file
+
+
+# --- kubeconfig inspection -------------------------------------------------------------------
+
+def _load_kubeconfig(path: Path, source: str) -> dict:
+    """The kubeconfig as plain data; not YAML or not a map is a DeployError naming `source`."""
+    from .yamlio import load_text
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeployError(f"cannot read kubeconfig: {getattr(exc, 'strerror', None) or exc}",
+                          file=source) from None
+    try:
+        data = load_text(text, source).data
+    except ConfigError as exc:
+        raise DeployError(f"not a valid kubeconfig: {exc.message}", file=source,
+                          line=exc.line, hint=exc.hint) from None
+    if not isinstance(data, dict):
+        raise DeployError("not a valid kubeconfig: expected a map with clusters, contexts and "
+                          "users", file=source)
+    return data
+
+
+def _context_user(config: dict, context: str | None, source: str) -> dict | None:
+    """The `user` map of the selected context's user (None: the context names no user)."""
+    name = context or config.get("current-context")
+    contexts = _named(config, "contexts", source)
+    if not name:
+        raise DeployError("kubeconfig has no current-context and no context was chosen",
+                          file=source, hint="set cluster.context for the member in "
+                                            "config/federation.yaml, or current-context in the file")
+    if name not in contexts:
+        known = ", ".join(contexts) or "none"
+        raise DeployError(f"kubeconfig has no context {name!r} (contexts: {known})", file=source)
+    entry = contexts[name].get("context") or {}
+    cluster = entry.get("cluster")
+    if cluster and cluster not in _named(config, "clusters", source):
+        raise DeployError(f"context {name!r} uses cluster {cluster!r}, which the kubeconfig "
+                          f"does not define", file=source)
+    user = entry.get("user")
+    if not user:
+        return None
+    users = _named(config, "users", source)
+    if user not in users:
+        raise DeployError(f"context {name!r} uses user {user!r}, which the kubeconfig does "
+                          f"not define", file=source)
+    return users[user].get("user") or {}
+
+
+def _named(config: dict, key: str, source: str) -> dict[str, dict]:
+    """A kubeconfig list (`contexts`, `users`, `clusters`) as {name: entry}."""
+    entries = config.get(key) or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise DeployError(f"not a valid kubeconfig: {key} must be a list of maps", file=source)
+    return {str(e.get("name")): e for e in entries if e.get("name") is not None}
+
+
+def _client_certificates(user: dict, base: Path, member: Member, source: str) -> list:
+    """The certificates in the user's client-certificate(-data); [] when it has none."""
+    from cryptography import x509
+
+    if user.get("client-certificate-data"):
+        what = "client-certificate-data"
+        try:
+            blob = base64.b64decode(str(user["client-certificate-data"]), validate=False)
+        except ValueError:
+            raise DeployError(f"member {member.name}: {what} is not base64", file=source) from None
+    elif user.get("client-certificate"):
+        cert_path = Path(os.path.expanduser(str(user["client-certificate"])))
+        cert_path = cert_path if cert_path.is_absolute() else base / cert_path
+        what = f"client-certificate {cert_path}"
+        try:
+            blob = cert_path.read_bytes()
+        except OSError as exc:
+            raise DeployError(f"member {member.name}: cannot read {what}: {exc.strerror}",
+                              file=source) from None
+    else:
+        return []
+    try:
+        return x509.load_pem_x509_certificates(blob)
+    except ValueError:
+        try:
+            return [x509.load_der_x509_certificate(blob)]
+        except ValueError:
+            raise DeployError(f"member {member.name}: {what} is not a PEM or DER certificate",
+                              file=source) from None
+
+
+def _register_secrets(user: dict) -> None:
+    """Mask the user's credentials in every printed line from now on."""
+    output.add_secrets(user[k] for k in ("token", "password", "client-key-data")
+                       if isinstance(user.get(k), str))
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to a new 0600 file (O_EXCL: never through an existing file or link)."""
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _which(name: str, env: Mapping[str, str]) -> str | None:
+    """`name` on the PATH of the child environment (never os.environ's)."""
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+def _renew_hint(member: Member, operator_file: Path | None, source: str) -> str:
+    """What to do about an expired client certificate, by where the kubeconfig came from."""
+    if operator_file is not None:
+        return f"renew it ({_K3S_RENEW}) and update {source}"
+    if member.cluster.provider == "kubeconfig":
+        return (f"renew it ({_K3S_RENEW}) and re-encrypt the kubeconfig with "
+                f"./deploy.py secrets edit {source}")
+    return ("the credentials the cloud CLI wrote carry an expired client certificate; switch the "
+            "cluster to exec/IAM authentication, or pass --kubeconfig PATH")
+
+
+def _utc(moment: datetime.datetime) -> datetime.datetime:
+    """`moment` as an aware UTC datetime (naive values are taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

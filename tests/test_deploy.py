@@ -1,0 +1,326 @@
+"""The deploy engine end to end: the real CLI, helm, sops and kubernetes client against the
+Kubernetes API test double. Members reach it through sops-encrypted kubeconfigs."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from deployer.lock import DeployLock
+
+from .conftest import write_secrets
+
+CLUSTER_ISSUER_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "clusterissuers.cert-manager.io"},
+    "spec": {"group": "cert-manager.io", "scope": "Cluster",
+             "names": {"kind": "ClusterIssuer", "plural": "clusterissuers",
+                       "singular": "clusterissuer", "listKind": "ClusterIssuerList"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {
+                               "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+class _Health(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):  # noqa: N802
+        body = b'{"ok": true}'
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def health_server():
+    handler = type("Health", (_Health,), {"status": 200})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fleet(repo, env, kube_api, health_server, tmp_path):
+    """Every member reachable on the test double through an encrypted kubeconfig; public
+    health URLs served on 127.0.0.1."""
+    from deployer import federation as federation_mod
+
+    kube_api.api.store.create(kube_api.api.registry.by_kind(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition"), "", CLUSTER_ISSUER_CRD)
+    kube_api.api.registry.register_crd(CLUSTER_ISSUER_CRD)
+    server, _ = health_server
+    health = f"http://127.0.0.1:{server.server_address[1]}"
+    path = repo / "config/federation.yaml"
+    data = yaml.safe_load(path.read_text())
+    for name, member in data["members"].items():
+        context = member["cluster"].get("context", "test")
+        member["cluster"] = {"provider": "kubeconfig",
+                             "kubeconfig": f"secrets/kubeconfigs/{name}.yaml", "context": context}
+        member.setdefault("smoke", {})["health_urls"] = [f"{health}/{name}/health"]
+        plain = kube_api.kubeconfig(tmp_path / f"{name}.kubeconfig", context=context)
+        write_secrets(repo, f"secrets/kubeconfigs/{name}.yaml", plain.read_text(), env)
+        plain.unlink()
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    federation_mod.load(repo)  # still valid
+    return kube_api
+
+
+def _report(path):
+    return {d["member"]: d for d in json.loads(path.read_text())["deploys"]}
+
+
+def _history(kube_api, release, namespace):
+    """Release revisions and states, straight from helm's storage Secrets."""
+    import base64
+    import gzip
+
+    out = []
+    with kube_api.api.store.lock:
+        for (ns, name), obj in kube_api.api.store.objects.get(("", "secrets"), {}).items():
+            if ns == namespace and name.startswith(f"sh.helm.release.v1.{release}.v"):
+                raw = base64.b64decode(base64.b64decode(obj["data"]["release"]))
+                rel = json.loads(gzip.decompress(raw))
+                out.append((rel["version"], rel["info"]["status"], rel["info"]["description"]))
+    return sorted(out)
+
+
+def test_fresh_install_upgrade_and_noop(cli, fleet, repo, tmp_path):
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 0, result.stderr
+    staging = _report(report)["staging"]
+    assert staging["outcome"] == "deployed"
+    assert (staging["revision_before"], staging["revision_after"]) == (None, 1)
+    assert staging["git_sha"] == "" or len(staging["git_sha"]) == 40
+    for stage in ("render", "validate", "credentials", "lock", "preflight", "diff", "upgrade",
+                  "wait", "smoke"):
+        assert stage in staging["stages"], stage
+    assert "Deployment/hub" in staging["diff"]["added"]
+    assert fleet.object("deployments", "staging", "hub", "apps")["status"]["readyReplicas"] == 1
+    assert fleet.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
+
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 0, result.stderr
+    staging = _report(report)["staging"]
+    assert (staging["outcome"], staging["revision_before"], staging["revision_after"]) == (
+        "deployed", 1, 2)
+    assert staging["diff"] == {"added": [], "changed": ["Deployment/static"], "removed": []}
+    assert "-  replicas: 2" in result.stdout and "+  replicas: 3" in result.stdout
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
+
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert _report(report)["staging"]["outcome"] == "unchanged"
+    assert [r[0] for r in _history(fleet, "staging", "staging")] == [1, 2]
+
+
+def test_dry_run_and_diff_change_nothing(cli, fleet, repo):
+    result = cli("deploy", "staging", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "to add, 0 to change, 0 to remove" in result.stdout
+    assert _history(fleet, "staging", "staging") == []
+    diff = cli("diff", "staging")
+    assert diff.returncode == 0, diff.stderr
+    assert "added    Deployment/hub" in diff.stdout
+    assert not [(m, p) for m, p in fleet.requests if m in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+def test_failed_rollout_rolls_back_automatically(cli, fleet, repo, tmp_path):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    fleet.faults.never_ready("deployments", "staging", "static",
+                             when=lambda obj: obj["spec"]["replicas"] == 3)
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging", "--timeout", "4", "--report", report)
+    assert result.returncode == 1
+    assert "wait failed: rollout did not finish within 4s: Deployment/static" in result.stderr
+    assert "restored revision 1 (now revision 3)" in result.stderr
+    staging = _report(report)["staging"]
+    assert staging["outcome"] == "rolled back" and staging["failed_stage"] == "wait"
+    assert staging["rollback"]["to"] == 1 and staging["rollback"]["revision"] == 3
+    history = _history(fleet, "staging", "staging")
+    # helm itself succeeded with revision 2; the rollout wait failed; revision 3 restores 1
+    assert [(v, s) for v, s, _ in history] == [(1, "superseded"), (2, "superseded"),
+                                               (3, "deployed")]
+    assert history[-1][2] == "Rollback to 1"
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
+def test_no_rollback_keeps_the_broken_release(cli, fleet, repo):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    fleet.faults.never_ready("deployments", "staging", "static")
+    result = cli("deploy", "staging", "--timeout", "3", "--no-rollback")
+    assert result.returncode == 1 and "--no-rollback" in result.stderr
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
+
+
+def test_failed_smoke_check_rolls_back(cli, fleet, repo, health_server):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    health_server[1].status = 404
+    result = cli("deploy", "staging", "--timeout", "60")
+    assert result.returncode == 1
+    assert "smoke failed: smoke checks failed" in result.stderr and "HTTP 404" in result.stderr
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
+def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, workspace,
+                                               chart_mirror, tmp_path):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    # strand the release the way a cancelled CI run does: helm dies mid-upgrade
+    import signal
+    import subprocess
+    import time
+
+    from deployer import chart, helm as helm_mod
+
+    from .fakes.kube_fixtures import TOOLS
+
+    prepared = chart.prepare(workspace, helm_mod.Helm({**workspace.env, "DEPLOYER_CACHE_DIR":
+                                                       str(tmp_path / "c")}, echo=False),
+                             chart_mirror)
+    fleet.faults.never_ready("deployments", "staging", "static")
+    values = tmp_path / "v.yaml"
+    values.write_text("static:\n  replicas: 5\n")
+    proc = subprocess.Popen([str(TOOLS / "helm"), "upgrade", "staging", str(prepared.path),
+                             "-n", "staging", "--reuse-values", "-f", str(values), "--wait",
+                             "--timeout", "60s"], env=kube_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [s for _, s, _ in _history(
+            fleet, "staging", "staging")][-1:] != ["pending-upgrade"]:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    fleet.faults.clear()
+    assert _history(fleet, "staging", "staging")[-1][1] == "pending-upgrade"
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert "left pending-upgrade by an interrupted run" in result.stderr
+    staging = _report(report)["staging"]
+    assert any("rolling back to 1" in n or "rolling back to" in n or "recovered" in n
+               for n in staging["notes"])
+    history = _history(fleet, "staging", "staging")
+    # helm keeps the stranded record; recovery put a rollback on top of it
+    assert [s for _, s, _ in history] == ["superseded", "pending-upgrade", "deployed"]
+    assert history[-1][2] == "Rollback to 1"
+
+
+def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    lock = DeployLock(api, "staging", "https://ci.example/run/42", log=lambda *_: None)
+    with lock.held(5):
+        result = cli("deploy", "staging", "--lock-timeout", "2", "--timeout", "30")
+    api.close()
+    assert result.returncode == 1
+    assert "locked by https://ci.example/run/42 since" in result.stderr
+    assert "waiting for the deploy lock" in result.stderr
+
+
+def test_expired_client_certificate_is_refused_before_any_request(cli, fleet, repo, env,
+                                                                  tmp_path):
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "deployer")])
+    past = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(past)
+            .not_valid_after(past + datetime.timedelta(days=365)).sign(key, hashes.SHA256()))
+    config = yaml.safe_load(fleet.kubeconfig(tmp_path / "k").read_text())
+    config["users"][0]["user"] = {
+        "client-certificate-data": base64.b64encode(
+            cert.public_bytes(serialization.Encoding.PEM)).decode(),
+        "client-key-data": base64.b64encode(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())).decode()}
+    write_secrets(repo, "secrets/kubeconfigs/staging.yaml", yaml.safe_dump(config), env)
+    before = len(fleet.requests)
+    result = cli("deploy", "staging")
+    assert result.returncode == 1
+    assert "client certificate for member staging expired on 2026-01-01" in result.stderr
+    assert len(fleet.requests) == before, "nothing may reach the cluster"
+
+
+def test_api_errors_during_the_wait_are_retried_then_fail_and_roll_back(cli, fleet, repo,
+                                                                        tmp_path):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    # the deployer's reads of the static Deployment (kubernetes client, not helm) fail for a
+    # while: long enough to exhaust a 3 s wait polling every 0.5 s, short enough for the
+    # rollback's wait to get through
+    fleet.faults.fail(r"/apis/apps/v1/namespaces/staging/deployments/static$", 503, times=10,
+                      methods=("GET",), user_agent="OpenAPI-Generator|python")
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging", "--timeout", "3", "--report", report)
+    assert result.returncode == 1
+    assert "API error while waiting (HTTP 503" in result.stderr
+    assert "last API error: HTTP 503" in result.stderr
+    assert _report(report)["staging"]["outcome"] == "rolled back"
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
+def test_parallel_deploy_of_four_members_with_one_failing(cli, fleet, tmp_path):
+    fleet.faults.never_ready("deployments", "aws", "hub")
+    report = tmp_path / "report.json"
+    result = cli("deploy", "production", "--timeout", "8", "--report", report)
+    assert result.returncode == 1
+    outcomes = {m: r["outcome"] for m, r in _report(report).items()}
+    assert outcomes == {"gke": "deployed", "aws": "rolled back", "hetzner-fsn": "deployed",
+                        "uni-lab": "deployed"}
+    assert fleet.object("deployments", "aws", "hub", "apps") is None  # uninstalled: never deployed
+    table = result.stdout
+    assert "aws" in table and "rolled back" in table and table.count("deployed") >= 3
+
+
+def test_staging_gates_production(cli, fleet, tmp_path):
+    fleet.faults.never_ready("deployments", "staging", "hub")
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging,gke", "--timeout", "4", "--report", report)
+    assert result.returncode == 1
+    outcomes = {m: r["outcome"] for m, r in _report(report).items()}
+    assert outcomes["gke"] == "skipped: staging did not deploy"
+    assert fleet.object("deployments", "prod", "hub", "apps") is None
+
+
+def test_rollback_and_status_commands(cli, fleet, repo):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    result = cli("rollback", "staging", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert "rolled back to revision 1 (now revision 3)" in result.stdout
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+    bad = cli("rollback", "staging", "--to-revision", "9")
+    assert bad.returncode == 1 and "has no revision 9" in bad.stderr
+    status = cli("status", "staging", "gke")
+    assert status.returncode == 0, status.stderr
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()[2:]}
+    assert "3" in lines["staging"].split() and "deployed" in lines["staging"]
+    assert "free" in lines["staging"] and "not installed" in lines["gke"]
