@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (see README):
 #   make example   set up, then render and validate the example federation's staging member
+#                  (make example DEPLOY_TO=path/to/kubeconfig also deploys it to that cluster)
 #   make test      set up with test dependencies, then run the whole test suite
 SHELL := /bin/bash
 # The example federation's secrets are encrypted to a TEST-ONLY key; real operators set their own.
@@ -8,7 +9,7 @@ MEMBER ?= staging
 
 .PHONY: example test setup setup-dev
 example: setup
-	.venv/bin/python scripts/example $(MEMBER)
+	.venv/bin/python scripts/example $(MEMBER) $(if $(DEPLOY_TO),--kubeconfig $(DEPLOY_TO))
 
 test: setup-dev
 	.venv/bin/python -m pytest -n auto -q tests
