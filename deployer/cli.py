@@ -251,6 +251,57 @@ def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
 
 @app.command()
 @handles_errors
+def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
+          all_members: bool = typer.Option(False, "--all", help="Every member."),
+          build: bool = typer.Option(False, "--build",
+                                     help="Also push a throwaway commit to the member's smoke "
+                                          "build repository and launch it (a fresh build)."),
+          repo: Optional[List[str]] = typer.Option(None, "--repo",
+                                                   help="Launch this spec instead of the "
+                                                        "configured repos (repeatable)."),
+          report: Optional[Path] = typer.Option(None, "--report", help="Write JSON here."),
+          summary: Optional[Path] = typer.Option(None, "--summary",
+                                                 help="Append a markdown summary here "
+                                                      "(default: $GITHUB_STEP_SUMMARY).")):
+    """Smoke-test members: HTTP checks, then launch their repos and run code in them."""
+    import contextlib
+    import json
+
+    from . import smoke as smoke_mod
+
+    ws = State.workspace()
+    fed = ws.federation
+    chosen = fed.select(member_names or (), all_members=all_members)
+    results = []
+    for member in chosen:
+        output.info(f"{member.name}: smoke tests")
+        with contextlib.ExitStack() as stack:
+            spec = stack.enter_context(smoke_mod.throwaway_commit(ws, member, output.info)) \
+                if build else None
+            results.append(smoke_mod.run(fed, member, repos=repo or None, build_spec=spec,
+                                         log=lambda text, m=member: output.info(
+                                             f"{m.name}:{text}")))
+    for result in results:
+        output.say(f"\n{result.member}")
+        output.table(["check", "outcome", "seconds", "detail"], result.rows())
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({"smoke": [r.to_json() for r in results]}, indent=2) + "\n")
+        output.info(f"wrote {report}")
+    target = summary or (Path(ws.env["GITHUB_STEP_SUMMARY"]) if ws.env.get("GITHUB_STEP_SUMMARY")
+                         else None)
+    if target:
+        with open(target, "a") as handle:
+            handle.write("".join(r.markdown() for r in results))
+    if not all(r.ok for r in results):
+        for result in results:
+            for failure in result.failures():
+                output.error(f"{result.member}: {failure}")
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
 def explain(member: str = typer.Argument(..., help="Member name."),
             key: str = typer.Argument(..., help="Dotted key, e.g. binderhub.config.BinderHub."
                                                 "hub_url (escape dots in keys as \\.)"),

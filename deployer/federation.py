@@ -54,7 +54,10 @@ class Member:
     weight: int
     smoke_repos: tuple[str, ...] = ()
     smoke_timeout: int = 600
-    smoke_health_urls: tuple[str, ...] = ()
+    smoke_urls: dict = field(default_factory=dict)
+    smoke_code: str = "import sys; print(6 * 7, sys.version_info[0])"
+    smoke_expect: str = "42 3"
+    smoke_build: dict | None = None
     description: str = ""
 
     @property
@@ -157,7 +160,10 @@ def _member(name: str, entry: dict) -> Member:
         weight=fed["weight"] if fed else 0,
         smoke_repos=tuple(smoke.get("repos", ())),
         smoke_timeout=smoke.get("timeout_seconds", 600),
-        smoke_health_urls=tuple(smoke.get("health_urls", ())),
+        smoke_urls=dict(smoke.get("urls", {})),
+        smoke_code=smoke.get("code", Member.smoke_code),
+        smoke_expect=smoke.get("expect", Member.smoke_expect),
+        smoke_build=smoke.get("build"),
         description=entry.get("description", ""),
     )
 

@@ -97,12 +97,13 @@ def _run(ws: Workspace, member: Member, opts: Options, prepared: chart_mod.Prepa
                     lock = DeployLock(api, member.namespace, holder_identity(ws.env), log=say)
                     stack.enter_context(lock.held(opts.lock_timeout,
                                                   break_lock=opts.break_lock))
-            _deploy_locked(member, opts, prepared, report, say, helm, api, rendered.objects,
-                           values_yaml, mv)
+            _deploy_locked(ws, member, opts, prepared, report, say, helm, api,
+                           rendered.objects, values_yaml, mv)
 
 
-def _deploy_locked(member: Member, opts: Options, prepared, report: DeployReport, say,
-                   helm: Helm, api, objects, values_yaml: str, mv) -> None:
+def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
+                   report: DeployReport, say, helm: Helm, api, objects, values_yaml: str,
+                   mv) -> None:
     with report.stage("preflight"):
         recovered = release.recover_stranded(helm, member, opts.timeout)
         if recovered:
@@ -135,7 +136,7 @@ def _deploy_locked(member: Member, opts: Options, prepared, report: DeployReport
                          log=say, prefix="  ")
         if opts.smoke:
             with report.stage("smoke"):
-                smoke.gate(member, timeout=min(opts.timeout, 300), log=say)
+                smoke.gate(ws.federation, member, timeout=min(opts.timeout, 900), log=say)
     except DeployerError as exc:
         current = release.history(helm, member)
         report.revision_after = current[-1].number if current else None

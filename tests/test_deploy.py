@@ -24,11 +24,23 @@ CLUSTER_ISSUER_CRD = {
 
 
 class _Health(BaseHTTPRequestHandler):
+    """A member's public endpoints as the smoke checks read them (no launches here)."""
+
     status = 200
 
     def do_GET(self):  # noqa: N802
-        body = b'{"ok": true}'
+        path = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        kind, body = "application/json", b'{"ok": true}'
+        if path == "health":
+            body = json.dumps({"ok": True, "checks": [
+                {"service": "JupyterHub API", "ok": True},
+                {"service": "Pod quota", "ok": True, "total_pods": 0, "quota": 100}]}).encode()
+        elif path == "versions":
+            body = json.dumps({"builder_info": {}, "binderhub": "1.0.0-test"}).encode()
+        elif path == "badge_logo.svg":
+            kind, body = "image/svg+xml", b"<svg/>"
         self.send_response(type(self).status)
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -65,7 +77,11 @@ def fleet(repo, env, kube_api, health_server, tmp_path):
         context = member["cluster"].get("context", "test")
         member["cluster"] = {"provider": "kubeconfig",
                              "kubeconfig": f"secrets/kubeconfigs/{name}.yaml", "context": context}
-        member.setdefault("smoke", {})["health_urls"] = [f"{health}/{name}/health"]
+        # smoke checks reach this member's endpoints on 127.0.0.1; no launches in these tests
+        member["smoke"] = {"repos": [], "urls": {"binder": f"{health}/{name}",
+                                                "hub": f"{health}/{name}-hub",
+                                                "static": f"{health}/{name}-static"}}
+        member["domains"].pop("federation", None)
         plain = kube_api.kubeconfig(tmp_path / f"{name}.kubeconfig", context=context)
         write_secrets(repo, f"secrets/kubeconfigs/{name}.yaml", plain.read_text(), env)
         plain.unlink()
@@ -175,7 +191,8 @@ def test_failed_smoke_check_rolls_back(cli, fleet, repo, health_server):
     health_server[1].status = 404
     result = cli("deploy", "staging", "--timeout", "60")
     assert result.returncode == 1
-    assert "smoke failed: smoke checks failed" in result.stderr and "HTTP 404" in result.stderr
+    assert "smoke failed: smoke tests failed: binder front page" in result.stderr
+    assert "HTTP 404" in result.stderr
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
