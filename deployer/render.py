@@ -13,7 +13,7 @@ from .yamlio import dump
 
 
 @dataclass
-class Rendered:
+class RenderOutput:
     """One member's render output, already redacted unless the workspace shows secrets."""
 
     member: Member
@@ -23,11 +23,11 @@ class Rendered:
 
 
 def render(ws: Workspace, member: Member, *, with_manifests: bool = False,
-           mirror: str | None = None) -> Rendered:
+           mirror: str | None = None) -> RenderOutput:
     """Merge the member's values; with_manifests also renders the chart with the real helm."""
     mv = values_mod.build(ws, member)
     shown = mv.final if ws.show_secrets else mv.redacted()
-    result = Rendered(member=member, values=mv, values_text=dump(shown))
+    result = RenderOutput(member=member, values=mv, values_text=dump(shown))
     if with_manifests:
         from . import chart, helm, validate
 
@@ -39,7 +39,7 @@ def render(ws: Workspace, member: Member, *, with_manifests: bool = False,
     return result
 
 
-def write(result: Rendered, out: Path, *, show_secrets: bool) -> list[Path]:
+def write(result: RenderOutput, out: Path, *, show_secrets: bool) -> list[Path]:
     """Write DIR/<member>/{values,manifests}.yaml; with plaintext secrets the files are 0600."""
     target_dir = out / result.member.name
     target_dir.mkdir(parents=True, exist_ok=True)

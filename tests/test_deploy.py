@@ -1,8 +1,7 @@
 """The deploy engine end to end: the real CLI, helm, sops and kubernetes client against the
 Kubernetes API test double. Members reach it through sops-encrypted kubeconfigs."""
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -10,6 +9,7 @@ import yaml
 from deployer.lock import DeployLock
 
 from .conftest import write_secrets
+from .fakes.http import serve
 
 CLUSTER_ISSUER_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -52,12 +52,8 @@ class _Health(BaseHTTPRequestHandler):
 @pytest.fixture
 def health_server():
     handler = type("Health", (_Health,), {"status": 200})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
+    with serve(handler) as server:
+        yield server, handler
 
 
 @pytest.fixture

@@ -27,16 +27,21 @@ def build_repo(tmp_path):
     return bare
 
 
+def _configure(repo, bare):
+    """Give the staging member a smoke build repository."""
+    path = repo / "config/federation.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["members"]["staging"]["smoke"]["build"] = {"remote": str(bare),
+                                                    "spec": "gh/example-binder/smoke-test"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def _branches(bare):
     return _git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=bare).stdout.split()
 
 
 def test_throwaway_branch_is_pushed_then_deleted(repo, workspace, build_repo):
-    path = repo / "config/federation.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["members"]["staging"]["smoke"]["build"] = {"remote": str(build_repo),
-                                                    "spec": "gh/example-binder/smoke-test"}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    _configure(repo, build_repo)
     member = workspace.federation.member("staging")
     with smoke.throwaway_commit(workspace, member, log=lambda *_: None) as spec:
         branch = spec.rsplit("/", 1)[1]
@@ -48,11 +53,7 @@ def test_throwaway_branch_is_pushed_then_deleted(repo, workspace, build_repo):
 
 
 def test_branch_is_deleted_when_the_launch_fails(repo, workspace, build_repo):
-    path = repo / "config/federation.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["members"]["staging"]["smoke"]["build"] = {"remote": str(build_repo),
-                                                    "spec": "gh/example-binder/smoke-test"}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    _configure(repo, build_repo)
     with pytest.raises(RuntimeError):
         with smoke.throwaway_commit(workspace, workspace.federation.member("staging"),
                                     log=lambda *_: None):
