@@ -259,7 +259,8 @@ def _redirector(session, federation: Federation, member: Member, ends: Endpoints
         got = served.get(name)
         if got is None:
             if host["weight"] > 0:
-                problems.append(f"{name} missing")
+                problems.append(f"{name} is not in rotation (failing its health or version "
+                                "checks, or not configured)")
         elif got.get("weight") is not None and got["weight"] != host["weight"]:
             problems.append(f"{name} weight {got['weight']}, federation data says "
                             f"{host['weight']}")
@@ -379,6 +380,9 @@ def _stream(session, ends: Endpoints, spec: str, launch: Launch, start: float,
                 return f"{stage}: {message}", {}
             if phase == "ready":
                 return "ready", event
+    except requests.exceptions.ChunkedEncodingError:
+        return f"event stream ended after {_last(launch)} without ready or failed " \
+               "(connection closed)", {}
     except requests.RequestException as exc:
         return f"event stream broke after {_last(launch)}: {_short(exc)}", {}
     except json.JSONDecodeError as exc:
@@ -396,10 +400,11 @@ def _use_server(session, ready: dict, member: Member, launch: Launch) -> None:
     url = url if url.endswith("/") else url + "/"
     headers = {"Authorization": f"token {token}"}
     t = time.perf_counter()
-    response = session.get(f"{url}api", headers=headers, timeout=30)
+    # /api itself answers anyone; /api/status needs the token to be accepted
+    response = session.get(f"{url}api/status", headers=headers, timeout=30)
     launch.steps["api"] = round(time.perf_counter() - t, 3)
     if response.status_code != 200:
-        raise DeployError(f"server rejected the launch token: GET {url}api: HTTP "
+        raise DeployError(f"server rejected the launch token: GET {url}api/status: HTTP "
                           f"{response.status_code}")
     t = time.perf_counter()
     response = session.post(f"{url}api/kernels", headers=headers, json={}, timeout=60)
@@ -438,8 +443,11 @@ def execute(server_url: str, token: str, kernel_id: str, code: str, timeout: flo
             "content": {"code": code, "silent": False, "store_history": False,
                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
         }))
-        output, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        # Done when both the shell reply and iopub's "idle" for our request have arrived:
+        # the two channels share the websocket but not an order.
+        output, reply, idle = [], None, False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not (reply is not None and idle):
             message = json.loads(conn.recv())
             if (message.get("parent_header") or {}).get("msg_id") != msg_id:
                 continue
@@ -451,12 +459,16 @@ def execute(server_url: str, token: str, kernel_id: str, code: str, timeout: flo
             elif kind == "error":
                 raise DeployError(f"kernel error: {content.get('ename')}: "
                                   f"{content.get('evalue')}")
-            elif kind == "execute_reply" and message.get("channel") in ("shell", None):
-                if content.get("status") != "ok":
-                    raise DeployError(f"kernel error: {content.get('ename', 'error')}: "
-                                      f"{content.get('evalue', content.get('status'))}")
-                return "".join(output)
-        raise DeployError(f"no execute_reply within {timeout:.0f}s")
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+            elif kind == "execute_reply":
+                reply = content
+        if reply is None or not idle:
+            raise DeployError(f"no complete reply from the kernel within {timeout:.0f}s")
+        if reply.get("status") != "ok":
+            raise DeployError(f"kernel error: {reply.get('ename', 'error')}: "
+                              f"{reply.get('evalue', reply.get('status'))}")
+        return "".join(output)
     except websocket.WebSocketException as exc:
         raise DeployError(f"kernel websocket failed: {_short(exc)}") from None
     finally:
@@ -474,10 +486,15 @@ def _stop_server(session, ready: dict, launch: Launch) -> None:
     prefix = "/".join(segments[:segments.index("user")])
     hub_api = f"{parts.scheme}://{parts.netloc}/{prefix + '/' if prefix else ''}hub/api"
     t = time.perf_counter()
+    headers = {"Authorization": f"token {token}"}
     try:
-        response = session.delete(f"{hub_api}/users/{user}/server",
-                                  headers={"Authorization": f"token {token}"}, timeout=60)
-        if response.status_code not in (202, 204):
+        response = session.delete(f"{hub_api}/users/{user}/server", headers=headers, timeout=60)
+        if response.status_code in (401, 403):
+            # A real BinderHub's launch token belongs to the notebook server, not the hub:
+            # ask the server itself to shut down (the hub notices that it stopped).
+            base = url if url.endswith("/") else url + "/"
+            response = session.post(f"{base}api/shutdown", headers=headers, timeout=60)
+        if response.status_code not in (200, 202, 204):
             launch.detail = (launch.detail + "; " if launch.detail else "") + \
                 f"could not stop the server: HTTP {response.status_code}"
             launch.ok = False

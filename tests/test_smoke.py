@@ -1,0 +1,243 @@
+"""Smoke tests against a BinderHub API test double backed by a real JupyterHub whose
+single-user servers are real jupyter-server processes with a real ipykernel."""
+import json
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+import yaml
+
+from deployer import federation as federation_mod, smoke
+
+from .fakes.binderhub import BinderHubDouble, FederationRedirectDouble
+from .fakes.http import serve
+from .fakes.jupyterhub_fixture import jupyterhub  # noqa: F401  (fixture)
+
+SPEC = "gh/binder-examples/requirements/8d4c968b10030f2b56f5d22fb41880152e9542f4"
+
+
+class _Static(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        ok = self.path.endswith("/badge_logo.svg")
+        body = b"<svg xmlns='http://www.w3.org/2000/svg'/>" if ok else b"not found"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "image/svg+xml" if ok else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def static_site():
+    with serve(_Static) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def binder(jupyterhub):  # noqa: F811
+    with BinderHubDouble(jupyterhub) as double:
+        yield double
+
+
+def _left_running(jupyterhub, double, wait=0.0):  # noqa: F811
+    """Servers still running for the users `double` launched (other tests share the hub);
+    waits up to `wait` seconds for the hub to notice servers that stopped themselves."""
+    import time
+
+    users = {launch["user"] for launch in double.launches if launch.get("user")}
+    deadline = time.monotonic() + wait
+    while True:
+        running = [s for s in jupyterhub.servers() if s["user"] in users]
+        if not running or time.monotonic() >= deadline:
+            return running
+        time.sleep(0.5)
+
+
+def _reachable(hosts, binder_url):
+    """Redirector hosts whose URLs lead to `binder_url` (the double only contacts 127.0.0.1,
+    and the real redirector only lists members that pass its health checks)."""
+    return {name: {**host, "url": binder_url, "health": f"{binder_url}/health",
+                   "versions": f"{binder_url}/versions"} for name, host in hosts.items()}
+
+
+@pytest.fixture
+def staging_redirector(repo, binder):
+    """Staging's redirector, configured as the federation data says it should be."""
+    from deployer.values import generated_layer
+
+    fed = federation_mod.load(repo)
+    hosts = generated_layer(fed, fed.member("staging")).data["federationRedirect"]["hosts"]
+    with FederationRedirectDouble(_reachable(hosts, binder.url)) as redirector:
+        yield redirector.url
+
+
+def _point(repo, name, **changes):
+    """Edit members in the repo copy's federation.yaml; return the reloaded Federation."""
+    path = repo / "config/federation.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        member = data["members"][key] if key != "member" else data["members"][name]
+        member.setdefault("smoke", {}).update(value)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return federation_mod.load(repo)
+
+
+def _urls(binder, jupyterhub, static, federation=None):  # noqa: F811
+    urls = {"binder": binder.url, "hub": jupyterhub.url, "static": static}
+    return {**urls, "federation": federation} if federation else urls
+
+
+def test_launch_with_phase_timings_and_nothing_left_running(staging_redirector, repo, binder, jupyterhub,  # noqa: F811
+                                                             static_site):
+    fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                         "repos": [SPEC]})
+    report = smoke.run(fed, fed.member("staging"), log=lambda *_: None)
+    assert report.ok, report.failures()
+    assert [c.name for c in report.checks] == ["binder front page", "binder health",
+                                               "binder versions", "hub health", "static badge",
+                                               "federation redirector"]
+    launch = report.launches[0]
+    seen = [p for p in smoke.PHASES if p in launch.phases]
+    assert seen[0] in ("waiting", "fetching") and seen[-1] == "ready"
+    assert [launch.phases[p] for p in seen] == sorted(launch.phases[p] for p in seen)
+    assert {"api", "kernel", "execute", "stop"} <= set(launch.steps)
+    assert launch.image
+    assert launch.heartbeats > 0, "heartbeats arrive while the server starts"
+    assert _left_running(jupyterhub, binder) == []
+    # the same repo again: the image is found, no build this time
+    again = smoke.run(fed, fed.member("staging"), log=lambda *_: None).launches[0]
+    assert again.ok and "building" not in again.phases
+
+
+def test_cli_writes_table_json_and_markdown(staging_redirector, cli, repo, binder, jupyterhub, static_site,  # noqa: F811
+                                            tmp_path):
+    _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                    "repos": [SPEC]})
+    report, summary = tmp_path / "smoke.json", tmp_path / "summary.md"
+    result = cli("smoke", "staging", "--report", report, "--summary", summary)
+    assert result.returncode == 0, result.stderr
+    assert "launch gh/binder-examples/requirements" in result.stdout
+    data = json.loads(report.read_text())["smoke"][0]
+    assert data["ok"] is True and data["launches"][0]["phases"]["ready"] > 0
+    assert "### ✅ Smoke tests: staging" in summary.read_text()
+
+
+def test_build_failure_fails_the_run_at_once(staging_redirector, repo, binder, jupyterhub, static_site):  # noqa: F811
+    binder.behave(r"broken", "fail_build")
+    fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                         "repos": ["gh/org/broken/abc", SPEC]})
+    report = smoke.run(fed, fed.member("staging"), log=lambda *_: None)
+    assert not report.ok
+    assert len(report.launches) == 1, "the second repo is not tried after a failed build"
+    assert report.launches[0].detail.startswith("build failed")
+    assert report.launches[0].attempts == 1
+
+
+def test_stream_cut_before_ready_is_retried_then_fails(staging_redirector, repo, binder, jupyterhub,  # noqa: F811
+                                                       static_site):
+    binder.behave(r"flaky", "cut_stream")
+    fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                         "repos": ["gh/org/flaky/abc"]})
+    launch = smoke.run(fed, fed.member("staging"), log=lambda *_: None).launches[0]
+    assert not launch.ok and launch.attempts == 3
+    assert "ended after phase 'building' without ready or failed" in launch.detail
+
+
+def test_launch_timeout(staging_redirector, repo, binder, jupyterhub, static_site):  # noqa: F811
+    binder.behave(r"slow", "launch_timeout")
+    fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                         "repos": ["gh/org/slow/abc"]})
+    launch = smoke.run(fed, fed.member("staging"), log=lambda *_: None).launches[0]
+    assert not launch.ok and launch.detail.startswith("launch failed")
+    assert _left_running(jupyterhub, binder, wait=10) == []
+
+
+def test_kernel_error(staging_redirector, repo, binder, jupyterhub, static_site):  # noqa: F811
+    fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                         "repos": [SPEC], "code": "1 / 0", "expect": "never"})
+    launch = smoke.run(fed, fed.member("staging"), log=lambda *_: None).launches[0]
+    assert not launch.ok
+    assert launch.detail == "kernel error: ZeroDivisionError: division by zero"
+    assert _left_running(jupyterhub, binder) == []
+
+
+def test_wrong_token(staging_redirector, repo, binder, jupyterhub, static_site):  # noqa: F811
+    binder.behave(r"requirements", "wrong_token")
+    fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
+                                                        staging_redirector),
+                                         "repos": [SPEC]})
+    launch = smoke.run(fed, fed.member("staging"), log=lambda *_: None).launches[0]
+    assert not launch.ok
+    assert "server rejected the launch token" in launch.detail and "HTTP 403" in launch.detail
+
+
+def _hosts(fed):
+    """The redirector configuration the federation data implies (gke hosts the redirector)."""
+    hosts = {m.name: {"url": m.url, "weight": m.weight if m.active else 0,
+                      "health": f"{m.url}/health", "versions": f"{m.url}/versions"}
+             for m in fed.members.values() if m.in_federation}
+    hosts["gke"]["prime"] = True
+    return hosts
+
+
+def test_redirector_weights_must_match_the_federation_data(repo, binder, jupyterhub,  # noqa: F811
+                                                           static_site):
+    hosts = _reachable(_hosts(federation_mod.load(repo)), binder.url)
+    hosts["aws"]["weight"] = 50
+    urls = _urls(binder, jupyterhub, static_site)
+    with FederationRedirectDouble(hosts) as redirector:
+        fed = _point(repo, "gke", member={"urls": {**urls, "federation": redirector.url},
+                                         "repos": []},
+                     aws={"urls": {"binder": binder.url}},
+                     **{"hetzner-fsn": {"urls": {"binder": binder.url}}})
+        report = smoke.run(fed, fed.member("gke"), log=lambda *_: None)
+    check = next(c for c in report.checks if c.name == "federation redirector")
+    assert not check.ok
+    assert check.detail == "aws weight 50, federation data says 20"
+    assert next(c for c in report.checks if c.name == "same BinderHub everywhere").ok
+
+
+def test_version_mismatch_between_members(repo, jupyterhub, static_site):  # noqa: F811
+    with BinderHubDouble(jupyterhub, version="1.0.0-0.dev.git.3983.h383374de") as gke, \
+            BinderHubDouble(jupyterhub, version="1.0.0-0.dev.git.3990.h0123456") as aws, \
+            FederationRedirectDouble(_reachable(_hosts(federation_mod.load(repo)), gke.url),
+                                     checks=False) as redirector:
+        urls = {"binder": gke.url, "hub": jupyterhub.url, "static": static_site,
+                "federation": redirector.url}
+        fed = _point(repo, "gke", member={"urls": urls, "repos": []},
+                     aws={"urls": {"binder": aws.url}},
+                     **{"hetzner-fsn": {"urls": {"binder": gke.url}}})
+        report = smoke.run(fed, fed.member("gke"), log=lambda *_: None)
+    assert next(c for c in report.checks if c.name == "federation redirector").ok
+    check = next(c for c in report.checks if c.name == "same BinderHub everywhere")
+    assert not check.ok
+    assert "version mismatch" in check.detail
+    assert "aws 1.0.0-0.dev.git.3990.h0123456" in check.detail
+    assert "gke 1.0.0-0.dev.git.3983.h383374de" in check.detail
+
+
+def test_server_token_from_a_real_binderhub_stops_the_server_itself(repo, jupyterhub,  # noqa: F811
+                                                                     static_site):
+    """A real BinderHub's ready token is the notebook server's own (the hub does not know it):
+    the hub refuses the DELETE, so the smoke run asks the server to shut down instead."""
+    with BinderHubDouble(jupyterhub, token_mode="binder") as real_like:
+        from deployer.values import generated_layer
+
+        fed = federation_mod.load(repo)
+        hosts = generated_layer(fed, fed.member("staging")).data["federationRedirect"]["hosts"]
+        with FederationRedirectDouble(_reachable(hosts, real_like.url)) as redirector:
+            fed = _point(repo, "staging", member={
+                "urls": _urls(real_like, jupyterhub, static_site, redirector.url),
+                "repos": [SPEC]})
+            report = smoke.run(fed, fed.member("staging"), log=lambda *_: None)
+        assert report.ok, report.failures()
+        # the hub notices a server that shut itself down on its next poll
+        assert _left_running(jupyterhub, real_like, wait=30) == []
