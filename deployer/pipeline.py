@@ -64,11 +64,13 @@ def deploy(ws: Workspace, member: Member, opts: Options,
     say = _logger(member)
     try:
         _run(ws, member, opts, prepared, report, say)
-    except DeployerError as exc:
-        report.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one member's failure must not stop the others
+        message = str(exc) if isinstance(exc, DeployerError) else \
+            f"unexpected {type(exc).__name__}: {exc}"
+        report.error = message
         if report.outcome in ("not started", "upgrading"):
             report.outcome = "failed"
-        output.error(f"{member.name}: {exc}")
+        output.error(f"{member.name}: {message}")
     return report
 
 
@@ -137,7 +139,9 @@ def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
         if opts.smoke:
             with report.stage("smoke"):
                 smoke.gate(ws.federation, member, timeout=min(opts.timeout, 900), log=say)
-    except DeployerError as exc:
+    except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
+        exc = failure if isinstance(failure, DeployerError) else DeployError(
+            f"unexpected {type(failure).__name__}: {failure}")
         current = release.history(helm, member)
         report.revision_after = current[-1].number if current else None
         if not opts.rollback:
