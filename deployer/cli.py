@@ -182,13 +182,18 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
 
     ws = State.workspace()
     chosen = ws.federation.select(member_names or (), all_members=all_members)
+    if kubeconfig and len(chosen) > 1:
+        raise _usage("--kubeconfig reaches one cluster: deploy one member with it at a time")
     opts = pipeline.Options(dry_run=dry_run, rollback=not no_rollback, lock_timeout=lock_timeout,
                             break_lock=break_lock, timeout=timeout, kubeconfig=kubeconfig,
                             mirror=mirror, smoke=not skip_smoke)
     reports = pipeline.deploy_members(ws, chosen, opts, jobs)
     if report:
-        records.write(report, reports)
-        output.info(f"wrote {report}")
+        try:
+            records.write(report, reports)
+            output.info(f"wrote {report}")
+        except OSError as exc:
+            output.error(f"cannot write the report {report}: {exc.strerror}")
     output.table(["member", "outcome", "revision", "seconds", "failed stage"],
                  [[r.member, r.outcome, f"{r.revision_before or '-'} -> {r.revision_after or '-'}",
                    f"{sum(r.stages.values()):.1f}", r.failed_stage or "-"] for r in reports])
@@ -239,6 +244,8 @@ def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
 
     ws = State.workspace()
     chosen = ws.federation.select(member_names or (), all_members=all_members or not member_names)
+    if not chosen:
+        raise _usage("no member matches")
     with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
         rows = list(pool.map(lambda m: status_mod.member_status(ws, m, kubeconfig), chosen))
     output.table(status_mod.HEADERS, [r.row() for r in rows])
@@ -285,14 +292,21 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
         output.say(f"\n{result.member}")
         output.table(["check", "outcome", "seconds", "detail"], result.rows())
     if report:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps({"smoke": [r.to_json() for r in results]}, indent=2) + "\n")
-        output.info(f"wrote {report}")
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(output.redact(json.dumps(
+                {"smoke": [r.to_json() for r in results]}, indent=2) + "\n"))
+            output.info(f"wrote {report}")
+        except OSError as exc:
+            output.error(f"cannot write the report {report}: {exc.strerror}")
     target = summary or (Path(ws.env["GITHUB_STEP_SUMMARY"]) if ws.env.get("GITHUB_STEP_SUMMARY")
                          else None)
     if target:
-        with open(target, "a") as handle:
-            handle.write("".join(r.markdown() for r in results))
+        try:
+            with open(target, "a") as handle:
+                handle.write(output.redact("".join(r.markdown() for r in results)))
+        except OSError as exc:
+            output.error(f"cannot write the summary {target}: {exc.strerror}")
     if not all(r.ok for r in results):
         for result in results:
             for failure in result.failures():

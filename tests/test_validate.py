@@ -74,8 +74,15 @@ def test_policy_limits_reach_the_rendered_hub(run, tmp_path):
     out = tmp_path / "out"
     assert run("render", "staging", "--output", out).returncode == 0
     text = (out / "staging" / "manifests.yaml").read_text()
-    assert '"maxAge": 21600' in text or "maxAge" in text
-    assert "21600" in text and "2G" in text
+    import json as _json
+
+    hub_config = next(o for o in _objects(out / "staging" / "manifests.yaml")
+                      if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "hub")
+    cull = _json.loads(hub_config["data"]["cull.json"])
+    limits = _json.loads(hub_config["data"]["singleuser-resources.json"])
+    assert (cull["timeout"], cull["maxAge"]) == (600, 21600)
+    assert limits["memory"] == {"guarantee": "1G", "limit": "2G"}
+    assert limits["cpu"]["limit"] == 1
 
 
 def test_secrets_stay_redacted_in_rendered_manifests(run, repo, env, tmp_path):
