@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import getpass
+import os
 import json
 import socket
 import threading
@@ -32,17 +33,22 @@ _BREAK_HINT = "wait for that deploy to finish, or pass --break-lock if it is dea
 
 
 def holder_identity(env: Mapping[str, str]) -> str:
-    """Who holds the lock: the CI run's URL in GitHub Actions, else user@host."""
+    """Who holds the lock: the CI run's URL (with job and attempt) in GitHub Actions, else
+    user@host with the process id - two terminals of one person are two deploys."""
     if env.get("GITHUB_RUN_ID"):
         server = env.get("GITHUB_SERVER_URL") or "https://github.com"
-        return f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env['GITHUB_RUN_ID']}"
+        url = f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env['GITHUB_RUN_ID']}"
+        extra = ", ".join(f"{label} {env[key]}" for key, label in
+                          (("GITHUB_JOB", "job"), ("GITHUB_RUN_ATTEMPT", "attempt"))
+                          if env.get(key))
+        return f"{url} ({extra})" if extra else url
     user = env.get("USER") or env.get("LOGNAME")
     if not user:
         try:
             user = getpass.getuser()
         except (OSError, KeyError):  # no login name and no passwd entry (some containers)
             user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
 
 
 class DeployLock:

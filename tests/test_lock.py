@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import socket
 import time
 
@@ -227,10 +228,14 @@ def test_holder_identity_in_ci():
     env["GITHUB_SERVER_URL"] = "https://ghe.example.org"
     assert holder_identity(env) == \
         "https://ghe.example.org/jupyterhub/mybinder.org-deploy/actions/runs/42"
+    env.update(GITHUB_JOB="deploy-staging", GITHUB_RUN_ATTEMPT="2")
+    assert holder_identity(env) == ("https://ghe.example.org/jupyterhub/mybinder.org-deploy/"
+                                    "actions/runs/42 (job deploy-staging, attempt 2)")
 
 
 def test_holder_identity_on_a_laptop():
     host = socket.gethostname()
-    assert holder_identity({"USER": "alice", "LOGNAME": "other"}) == f"alice@{host}"
-    assert holder_identity({"LOGNAME": "bob"}) == f"bob@{host}"
-    assert holder_identity({}).endswith(f"@{host}")
+    pid = f"(pid {os.getpid()})"
+    assert holder_identity({"USER": "alice", "LOGNAME": "other"}) == f"alice@{host} {pid}"
+    assert holder_identity({"LOGNAME": "bob"}) == f"bob@{host} {pid}"
+    assert holder_identity({}).endswith(f"@{host} {pid}")
