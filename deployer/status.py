@@ -79,6 +79,9 @@ def _workloads(api, member: Member) -> str:
             want = item.spec.replicas if item.spec.replicas is not None else 1
             ready += (item.status.ready_replicas or 0) >= want
     for item in apps.list_namespaced_daemon_set(member.namespace).items:
+        if (item.metadata.annotations or {}).get("meta.helm.sh/release-name") not in (
+                None, member.release):
+            continue
         total += 1
         ready += (item.status.number_available or 0) >= (item.status.desired_number_scheduled
                                                          or 0)
