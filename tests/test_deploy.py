@@ -1,7 +1,6 @@
 """The deploy engine end to end: the real CLI, helm, sops and kubernetes client against the
 Kubernetes API test double. Members reach it through sops-encrypted kubeconfigs."""
 import json
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -9,7 +8,7 @@ import yaml
 from deployer.lock import DeployLock
 
 from .conftest import write_secrets
-from .fakes.http import serve
+from .fakes.http import QuietHandler, serve
 
 CLUSTER_ISSUER_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -23,7 +22,7 @@ CLUSTER_ISSUER_CRD = {
 }
 
 
-class _Health(BaseHTTPRequestHandler):
+class _Health(QuietHandler):
     """A member's public endpoints as the smoke checks read them (no launches here)."""
 
     status = 200
@@ -39,14 +38,7 @@ class _Health(BaseHTTPRequestHandler):
             body = json.dumps({"builder_info": {}, "binderhub": "1.0.0-test"}).encode()
         elif path == "badge_logo.svg":
             kind, body = "image/svg+xml", b"<svg/>"
-        self.send_response(type(self).status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.reply(type(self).status, kind, body)
 
 
 @pytest.fixture

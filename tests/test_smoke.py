@@ -1,7 +1,6 @@
 """Smoke tests against a BinderHub API test double backed by a real JupyterHub whose
 single-user servers are real jupyter-server processes with a real ipykernel."""
 import json
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -9,24 +8,17 @@ import yaml
 from deployer import federation as federation_mod, smoke
 
 from .fakes.binderhub import BinderHubDouble, FederationRedirectDouble
-from .fakes.http import serve
+from .fakes.http import QuietHandler, serve
 from .fakes.jupyterhub_fixture import jupyterhub  # noqa: F401  (fixture)
 
 SPEC = "gh/binder-examples/requirements/8d4c968b10030f2b56f5d22fb41880152e9542f4"
 
 
-class _Static(BaseHTTPRequestHandler):
+class _Static(QuietHandler):
     def do_GET(self):  # noqa: N802
         ok = self.path.endswith("/badge_logo.svg")
         body = b"<svg xmlns='http://www.w3.org/2000/svg'/>" if ok else b"not found"
-        self.send_response(200 if ok else 404)
-        self.send_header("Content-Type", "image/svg+xml" if ok else "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.reply(200 if ok else 404, "image/svg+xml" if ok else "text/plain", body)
 
 
 @pytest.fixture
