@@ -20,7 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deployer import secrets  # noqa: E402
+from deployer.adapters import sops as secrets  # noqa: E402
 from tests.fakes import chart_repo  # noqa: E402
 from tests.fakes.kube_api import KubeAPI  # noqa: E402
 

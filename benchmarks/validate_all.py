@@ -19,9 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deployer import chart, helm, values  # noqa: E402
-from deployer.workspace import Workspace  # noqa: E402
-from deployer.yamlio import dump  # noqa: E402
+from deployer.stages import chart  # noqa: E402
+from deployer.adapters import helm
+from deployer.model import values
+from deployer.model.workspace import Workspace  # noqa: E402
+from deployer.model.yamlio import dump  # noqa: E402
 from tests.fakes import chart_repo  # noqa: E402
 
 KEY = ROOT / "tests" / "keys" / "test-only-operator.agekey"

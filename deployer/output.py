@@ -6,7 +6,7 @@ import sys
 import threading
 from typing import Iterable, Sequence
 
-from .redact import Redactor
+from deployer.model.redact import Redactor
 
 _lock = threading.Lock()
 _secrets: set[str] = set()

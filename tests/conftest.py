@@ -59,7 +59,7 @@ def env(tmp_path) -> dict:
 @pytest.fixture
 def workspace(repo, env):
     """A Workspace over the repo copy, as the CLI would build it."""
-    from deployer.workspace import Workspace
+    from deployer.model.workspace import Workspace
 
     return Workspace(root=repo, env=env)
 
@@ -83,7 +83,7 @@ def cli(repo, env, chart_mirror, tmp_path_factory):
 
 def write_secrets(repo: Path, rel: str, plaintext: str, env: dict) -> None:
     """Encrypt `plaintext` to `rel` with the real sops, per the repo's .sops.yaml."""
-    from deployer import secrets
+    from deployer.adapters import sops as secrets
 
     secrets.encrypt_text(repo, rel, plaintext, env)
 

@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from deployer import clusters, secrets
+from deployer.adapters import clusters
+from deployer.adapters import sops as secrets
 from deployer.errors import DeployError, ToolError
-from deployer.workspace import Workspace
+from deployer.model.workspace import Workspace
 
 from .conftest import write_secrets
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from deployer.lock import DeployLock
+from deployer.stages.lock import DeployLock
 
 from .conftest import write_secrets
 from .fakes.http import QuietHandler, serve
@@ -52,7 +52,7 @@ def health_server():
 def fleet(repo, env, kube_api, health_server, tmp_path):
     """Every member reachable on the test double through an encrypted kubeconfig; public
     health URLs served on 127.0.0.1."""
-    from deployer import federation as federation_mod
+    from deployer.model import federation as federation_mod
 
     kube_api.api.store.create(kube_api.api.registry.by_kind(
         "apiextensions.k8s.io/v1", "CustomResourceDefinition"), "", CLUSTER_ISSUER_CRD)
@@ -192,7 +192,8 @@ def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, works
     import subprocess
     import time
 
-    from deployer import chart, helm as helm_mod
+    from deployer.stages import chart
+    from deployer.adapters import helm as helm_mod
 
     from .fakes.kube_fixtures import TOOLS
 

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from deployer import federation
+from deployer.model import federation
 from deployer.errors import ConfigError
 
 

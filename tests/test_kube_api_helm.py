@@ -174,8 +174,10 @@ spec:
 
 def test_mybinder_chart_installs_and_upgrades(helm, kubectl, kube_api, workspace, chart_mirror,
                                               tmp_path):
-    from deployer import chart, helm as helm_mod, values
-    from deployer.yamlio import dump
+    from deployer.stages import chart
+    from deployer.adapters import helm as helm_mod
+    from deployer.model import values
+    from deployer.model.yamlio import dump
 
     kubectl("apply", "-f", "-", input=MYBINDER_CRD)
     env = {**workspace.env, "DEPLOYER_CACHE_DIR": str(tmp_path / "cache")}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from deployer.errors import DeployError
-from deployer.lock import DeployLock, holder_identity
+from deployer.stages.lock import DeployLock, holder_identity
 
 NS = "member-staging"
 UTC = datetime.timezone.utc

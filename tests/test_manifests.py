@@ -1,8 +1,8 @@
 import pytest
 
-from deployer import manifests
+from deployer.model import manifests
 from deployer.errors import ConfigError
-from deployer.redact import Redactor
+from deployer.model.redact import Redactor
 
 DEPLOYMENT = """---
 # Source: mybinder/templates/static/deployment.yaml

@@ -1,6 +1,8 @@
 import pytest
 
-from deployer import federation, policy, values
+from deployer.model import federation
+from deployer.model import policy
+from deployer.model import values
 
 from .conftest import write_secrets  # noqa: F401  (fixture module import keeps paths uniform)
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from deployer.redact import Redactor
+from deployer.model.redact import Redactor
 
 from .conftest import write_secrets
 
@@ -78,7 +78,7 @@ def test_redactor_masks_plain_and_base64_forms():
 
 
 def test_multi_line_secrets_are_masked_in_manifests():
-    from deployer import manifests
+    from deployer.model import manifests
 
     secret = "-----BEGIN KEY-----\nc2VjcmV0LWxpbmUtb25l\nc2VjcmV0LWxpbmUtdHdv\n-----END KEY-----\n"
     objects = manifests.parse(yaml_dump({"apiVersion": "v1", "kind": "ConfigMap",

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from deployer import secrets
+from deployer.adapters import sops as secrets
 from deployer.errors import SecretsError
 
 from .conftest import OPERATOR_KEY, OTHER_KEY, PARTNER_KEY, public_key, write_secrets

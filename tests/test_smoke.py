@@ -5,7 +5,8 @@ import json
 import pytest
 import yaml
 
-from deployer import federation as federation_mod, smoke
+from deployer.model import federation as federation_mod
+from deployer.stages import smoke
 
 from .fakes.binderhub import BinderHubDouble, FederationRedirectDouble
 from .fakes.http import QuietHandler, serve
@@ -57,7 +58,7 @@ def _reachable(hosts, binder_url):
 @pytest.fixture
 def staging_redirector(repo, binder):
     """Staging's redirector, configured as the federation data says it should be."""
-    from deployer.values import generated_layer
+    from deployer.model.values import generated_layer
 
     fed = federation_mod.load(repo)
     hosts = generated_layer(fed, fed.member("staging")).data["federationRedirect"]["hosts"]
@@ -221,7 +222,7 @@ def test_server_token_from_a_real_binderhub_stops_the_server_itself(repo, jupyte
     """A real BinderHub's ready token is the notebook server's own (the hub does not know it):
     the hub refuses the DELETE, so the smoke run asks the server to shut down instead."""
     with BinderHubDouble(jupyterhub, token_mode="binder") as real_like:
-        from deployer.values import generated_layer
+        from deployer.model.values import generated_layer
 
         fed = federation_mod.load(repo)
         hosts = generated_layer(fed, fed.member("staging")).data["federationRedirect"]["hosts"]

@@ -4,7 +4,7 @@ import subprocess
 import pytest
 import yaml
 
-from deployer import smoke
+from deployer.stages import smoke
 from deployer.errors import DeployError
 
 

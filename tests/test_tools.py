@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from deployer import tools
+from deployer.adapters import tools
 from deployer.errors import ToolError
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from deployer import federation
+from deployer.model import federation
 
 from .conftest import write_secrets
 

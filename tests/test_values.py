@@ -1,8 +1,8 @@
 import pytest
 
-from deployer import values
+from deployer.model import values
 from deployer.errors import ConfigError, SecretsError
-from deployer.values import DELETED, build, lookup, merge, prune_nulls
+from deployer.model.values import DELETED, build, lookup, merge, prune_nulls
 
 from .conftest import write_secrets
 
@@ -136,7 +136,8 @@ def test_values_for_helm_keep_nulls_only_over_chart_defaults(workspace, repo):
 
 
 def test_chart_defaults_include_dependencies(workspace, chart_mirror, tmp_path):
-    from deployer import chart, helm
+    from deployer.stages import chart
+    from deployer.adapters import helm
 
     env = {**workspace.env, "DEPLOYER_CACHE_DIR": str(tmp_path / "cache")}
     runner = helm.Helm(env, echo=False)

@@ -1,7 +1,7 @@
 import pytest
 
 from deployer.errors import ConfigError
-from deployer.yamlio import dump, format_path, load_text, parse_path
+from deployer.model.yamlio import dump, format_path, load_text, parse_path
 
 
 def test_lines_of_nested_keys_and_list_items():

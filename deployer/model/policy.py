@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .federation import FEDERATION_FILE, Federation
-from .values import DELETED, MemberValues, lookup
+from deployer.model.federation import FEDERATION_FILE, Federation
+from deployer.model.values import DELETED, MemberValues, lookup
 
 SINGLEUSER = ("binderhub", "jupyterhub", "singleuser")
 # KubeSpawner's ByteSpecification: K/M/G/T are powers of 1024, as are Ki/Mi/Gi/Ti.

@@ -73,7 +73,7 @@ def write(path: Path, reports: list[DeployReport]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    from .output import redact
+    from deployer.output import redact
 
     text = json.dumps({"deploys": [asdict(r) for r in reports]}, indent=2) + "\n"
     tmp.write_text(redact(text))  # error texts can quote values helm or the API echoed

@@ -13,18 +13,25 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import chart as chart_mod
-from . import clusters, diff as diff_mod, manifests, output, policy, release, rollout, smoke
-from . import values as values_mod
-from .errors import DeployError, DeployerError
-from .federation import Member
-from .helm import Helm
-from .lock import DeployLock, holder_identity
-from .records import DeployReport, new_report
-from .redact import Redactor
-from .validate import check_member
-from .workspace import Workspace
-from .yamlio import dump
+from deployer.stages import chart as chart_mod
+from deployer.adapters import clusters
+from deployer.stages import diff as diff_mod
+from deployer.model import manifests
+from deployer import output
+from deployer.model import policy
+from deployer.stages import release
+from deployer.stages import rollout
+from deployer.stages import smoke
+from deployer.model import values as values_mod
+from deployer.errors import DeployError, DeployerError
+from deployer.model.federation import Member
+from deployer.adapters.helm import Helm
+from deployer.stages.lock import DeployLock, holder_identity
+from deployer.stages.records import DeployReport, new_report
+from deployer.model.redact import Redactor
+from deployer.stages.validate import check_member
+from deployer.model.workspace import Workspace
+from deployer.model.yamlio import dump
 
 
 @dataclass(frozen=True)

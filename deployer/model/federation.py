@@ -7,8 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
-from .errors import ConfigError
-from .yamlio import Document, format_path, load_file
+from deployer.errors import ConfigError
+from deployer.model.yamlio import Document, format_path, load_file
 
 SCHEMA_PATH = Path(__file__).with_name("federation.schema.json")
 FEDERATION_FILE = "config/federation.yaml"

@@ -5,8 +5,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import DeployError
-from .manifests import K8sObject
+from deployer.errors import DeployError
+from deployer.model.manifests import K8sObject
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from .manifests import K8sObject, parse, redacted_text
-from .redact import Redactor
+from deployer.model.manifests import K8sObject, parse, redacted_text
+from deployer.model.redact import Redactor
 
 
 @dataclass

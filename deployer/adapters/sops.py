@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import tools
-from .errors import SecretsError
+from deployer.adapters import tools
+from deployer.errors import SecretsError
 
 SOPS_CONFIG = ".sops.yaml"
 _NO_KEY_MARKERS = ("failed to get the data key", "could not decrypt data key",
@@ -64,7 +64,7 @@ def is_encrypted(path: Path) -> bool:
 
 def recipients(path: Path) -> list[str]:
     """The age recipients a sops file is encrypted to, read from its metadata (no key needed)."""
-    from .yamlio import load_text
+    from deployer.model.yamlio import load_text
 
     try:
         meta = load_text(path.read_text(encoding="utf-8"), str(path)).data.get("sops", {})

@@ -21,9 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from .errors import ToolError
+from deployer.errors import ToolError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "run ./scripts/install-tools (installs the pinned versions into .tools/bin)"
 
 
@@ -191,7 +191,7 @@ def _extract(blob: bytes, members: tuple[str, ...]) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m deployer.tools [install|check] [NAME...]`."""
+    """`python -m deployer.adapters.tools [install|check] [NAME...]`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv else "install"
     try:
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in check_all().items():
                 print(f"{name}: {path}")
         else:
-            print("usage: python -m deployer.tools [install|check] [NAME...]", file=sys.stderr)
+            print("usage: python -m deployer.adapters.tools [install|check] [NAME...]", file=sys.stderr)
             return 2
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)

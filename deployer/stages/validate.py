@@ -7,14 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import chart as chart_mod
-from . import helm as helm_mod
-from . import manifests, policy
-from . import values as values_mod
-from .errors import DeployerError
-from .federation import Member
-from .workspace import Workspace
-from .yamlio import dump, format_path
+from deployer.stages import chart as chart_mod
+from deployer.adapters import helm as helm_mod
+from deployer.model import manifests
+from deployer.model import policy
+from deployer.model import values as values_mod
+from deployer.errors import DeployerError
+from deployer.model.federation import Member
+from deployer.model.workspace import Workspace
+from deployer.model.yamlio import dump, format_path
 
 
 @dataclass

@@ -10,13 +10,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from . import output
-from . import secrets as secrets_mod
-from .errors import ConfigError
-from .federation import FEDERATION_FILE, Federation, Member
-from .redact import MASK, Redactor
-from .workspace import Workspace
-from .yamlio import Document, KeyPath, format_path, load_file, load_text
+from deployer import output
+from deployer.adapters import sops as secrets_mod
+from deployer.errors import ConfigError
+from deployer.model.federation import FEDERATION_FILE, Federation, Member
+from deployer.model.redact import MASK, Redactor
+from deployer.model.workspace import Workspace
+from deployer.model.yamlio import Document, KeyPath, format_path, load_file, load_text
 
 DELETED = object()  # marker for "a layer set this key to null"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import output
-from .federation import Member
-from .helm import Helm
+from deployer import output
+from deployer.model.federation import Member
+from deployer.adapters.helm import Helm
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 

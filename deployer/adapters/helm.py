@@ -7,8 +7,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from . import output, tools
-from .errors import DeployerError, ToolError
+from deployer import output
+from deployer.adapters import tools
+from deployer.errors import DeployerError, ToolError
 
 # helm's values-schema errors, v4 ("- at '/a/b': msg") and v3 ("- a.b: msg")
 _SCHEMA_V4 = re.compile(r"^\s*- at '(?P<path>[^']*)': (?P<msg>.*)$")

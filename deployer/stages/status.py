@@ -6,11 +6,12 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clusters, release
-from .errors import DeployerError
-from .federation import Member
-from .helm import Helm
-from .workspace import Workspace
+from deployer.adapters import clusters
+from deployer.stages import release
+from deployer.errors import DeployerError
+from deployer.model.federation import Member
+from deployer.adapters.helm import Helm
+from deployer.model.workspace import Workspace
 
 
 @dataclass

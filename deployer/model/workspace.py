@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from . import federation as federation_mod
+from deployer.model import federation as federation_mod
 
 
 @dataclass

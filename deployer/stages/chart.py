@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import ConfigError, DeployError
-from .helm import Helm, HelmError
-from .workspace import Workspace
-from .yamlio import load_file
+from deployer.errors import ConfigError, DeployError
+from deployer.adapters.helm import Helm, HelmError
+from deployer.model.workspace import Workspace
+from deployer.model.yamlio import load_file
 
 COMPLETE_MARKER = ".deployer-complete"
 
@@ -148,7 +148,7 @@ def _check_fetched(ws: Workspace, chart: Path, deps: tuple[Dependency, ...]) -> 
                            and m.name.count("/") == 1), None)
             if member is None:
                 continue
-            from .yamlio import load_text
+            from deployer.model.yamlio import load_text
             meta = load_text(tf.extractfile(member).read().decode(), str(tgz)).data
             found[meta.get("name")] = str(meta.get("version"))
     for dep in deps:
@@ -176,7 +176,7 @@ def _missing_dependency(ws: Workspace, deps, repos: dict[str, str], exc: HelmErr
 @lru_cache(maxsize=8)
 def _defaults(chart_dir: str) -> dict:
     """values.yaml of a chart directory merged with those of charts/*.tgz, recursively."""
-    from .values import merge
+    from deployer.model.values import merge
 
     root = Path(chart_dir)
     tree = _values_of((root / "values.yaml").read_bytes())

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 from urllib.parse import quote, urlsplit
 
-from .errors import DeployError
-from .federation import Federation, Member
+from deployer.errors import DeployError
+from deployer.model.federation import Federation, Member
 
 PHASES = ("waiting", "fetching", "building", "pushing", "built", "launching", "ready")
 USER_AGENT = "binderhub-federation-deployer-smoke"
@@ -246,7 +246,7 @@ def _versions(session, ends: Endpoints, attempts: int) -> Check:
 def _redirector(session, federation: Federation, member: Member, ends: Endpoints,
                 attempts: int) -> Check:
     """The redirector's members and weights must be what config/federation.yaml says."""
-    from .values import generated_layer
+    from deployer.model.values import generated_layer
 
     start = time.perf_counter()
     url = f"{ends.federation}/active_hosts"
@@ -541,7 +541,8 @@ def throwaway_commit(ws, member: Member, log: Callable[[str], None] = print):
     import subprocess
     import tempfile
 
-    from . import output, secrets as secrets_mod
+    from deployer import output
+    from deployer.adapters import sops as secrets_mod
 
     @contextlib.contextmanager
     def manager():

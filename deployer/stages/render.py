@@ -5,11 +5,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import manifests
-from . import values as values_mod
-from .federation import Member
-from .workspace import Workspace
-from .yamlio import dump
+from deployer.model import manifests
+from deployer.model import values as values_mod
+from deployer.model.federation import Member
+from deployer.model.workspace import Workspace
+from deployer.model.yamlio import dump
 
 
 @dataclass
@@ -29,7 +29,9 @@ def render(ws: Workspace, member: Member, *, with_manifests: bool = False,
     shown = mv.final if ws.show_secrets else mv.redacted()
     result = RenderOutput(member=member, values=mv, values_text=dump(shown))
     if with_manifests:
-        from . import chart, helm, validate
+        from deployer.stages import chart
+        from deployer.adapters import helm
+        from deployer.stages import validate
 
         runner = helm.Helm(ws.env)
         prepared = chart.prepare(ws, runner, mirror)

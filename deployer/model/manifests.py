@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
 
-from .errors import ConfigError
-from .redact import MASK, Redactor
+from deployer.errors import ConfigError
+from deployer.model.redact import MASK, Redactor
 
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 _lock = threading.Lock()

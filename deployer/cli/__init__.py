@@ -9,8 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from . import output
-from .errors import DeployerError
+from deployer import output
+from deployer.errors import DeployerError
 
 app = typer.Typer(
     help="Operate a BinderHub federation from this repository: render, validate, deploy.",
@@ -35,11 +35,11 @@ SHOW_SECRETS = typer.Option(False, "--show-secrets",
 class State:
     """Options shared by every command."""
 
-    root: Path = Path(__file__).resolve().parent.parent
+    root: Path = Path(__file__).resolve().parents[2]
 
     @classmethod
     def workspace(cls, show_secrets: bool = False):
-        from .workspace import Workspace
+        from deployer.model.workspace import Workspace
 
         output.reveal(show_secrets)
         return Workspace(root=cls.root, env=dict(os.environ), show_secrets=show_secrets)
@@ -104,7 +104,7 @@ def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
            mirror: Optional[str] = MIRROR,
            show_secrets: bool = SHOW_SECRETS):
     """Merge a member's values and render the chart (secrets shown as ***)."""
-    from . import render as render_mod
+    from deployer.stages import render as render_mod
 
     ws = State.workspace(show_secrets)
     chosen = ws.federation.select(member_names or (), all_members=all_members)
@@ -131,7 +131,7 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
              jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                                 help="Members validated at once.")):
     """Render members with helm and check chart schema, lint, Kubernetes schemas, policy."""
-    from . import validate as validate_mod
+    from deployer.stages import validate as validate_mod
 
     ws = State.workspace()
     chosen = ws.federation.select(member_names or (), all_members=all_members)
@@ -178,7 +178,8 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                                               help="Members deployed at once."),
            mirror: Optional[str] = MIRROR):
     """Deploy members (staging first); roll back automatically on failure."""
-    from . import pipeline, records
+    from deployer.stages import pipeline
+    from deployer.stages import records
 
     ws = State.workspace()
     chosen = ws.federation.select(member_names or (), all_members=all_members)
@@ -206,7 +207,7 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
 def diff(member: str = typer.Argument(..., help="Member name."),
          kubeconfig: Optional[Path] = KUBECONFIG_OPTION, mirror: Optional[str] = MIRROR):
     """Show what a deploy would change: objects added, changed, removed (secrets masked)."""
-    from . import pipeline
+    from deployer.stages import pipeline
 
     ws = State.workspace()
     result = pipeline.diff_member(ws, ws.federation.member(member),
@@ -223,7 +224,7 @@ def rollback(member: str = typer.Argument(..., help="Member name."),
              lock_timeout: int = LOCK_TIMEOUT, break_lock: bool = BREAK_LOCK,
              timeout: int = TIMEOUT_OPTION, kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
     """Roll a member's release back and wait until it has rolled out."""
-    from . import pipeline
+    from deployer.stages import pipeline
 
     ws = State.workspace()
     opts = pipeline.Options(lock_timeout=lock_timeout, break_lock=break_lock, timeout=timeout,
@@ -240,7 +241,7 @@ def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
     """Release, workloads, lock holder and certificate expiry of members, in one table."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from . import status as status_mod
+    from deployer.stages import status as status_mod
 
     ws = State.workspace()
     chosen = ws.federation.select(member_names or (), all_members=all_members or not member_names)
@@ -274,7 +275,7 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
     import contextlib
     import json
 
-    from . import smoke as smoke_mod
+    from deployer.stages import smoke as smoke_mod
 
     ws = State.workspace()
     fed = ws.federation
@@ -321,8 +322,8 @@ def explain(member: str = typer.Argument(..., help="Member name."),
                                                 "hub_url (escape dots in keys as \\.)"),
             show_secrets: bool = SHOW_SECRETS):
     """Show a value's final setting and every layer (file:line) that set or overrode it."""
-    from . import values as values_mod
-    from .yamlio import format_path, parse_path
+    from deployer.model import values as values_mod
+    from deployer.model.yamlio import format_path, parse_path
 
     ws = State.workspace(show_secrets)
     mv = values_mod.build(ws, ws.federation.member(member))
@@ -349,8 +350,8 @@ def explain(member: str = typer.Argument(..., help="Member name."),
 def secrets_view(target: str = typer.Argument(..., help="Member name or path under secrets/."),
                  show_secrets: bool = SHOW_SECRETS):
     """Decrypt in memory and print (values masked unless --show-secrets)."""
-    from . import secrets as secrets_mod
-    from .yamlio import dump, load_text
+    from deployer.adapters import sops as secrets_mod
+    from deployer.model.yamlio import dump, load_text
 
     ws = State.workspace(show_secrets)
     rel = _secret_path(ws, target)
@@ -366,7 +367,7 @@ def secrets_view(target: str = typer.Argument(..., help="Member name or path und
 @handles_errors
 def secrets_edit(target: str = typer.Argument(..., help="Member name or path under secrets/.")):
     """Edit in $EDITOR through sops; it is re-encrypted on save."""
-    from . import secrets as secrets_mod
+    from deployer.adapters import sops as secrets_mod
 
     ws = State.workspace()
     secrets_mod.edit(ws.root, _secret_path(ws, target), ws.env)
@@ -380,7 +381,7 @@ def secrets_encrypt(target: str = typer.Argument(..., help="Path of a plaintext 
                                                     help="Read the plaintext from stdin and "
                                                          "write the encrypted file.")):
     """Encrypt a new secrets file to the recipients .sops.yaml gives its path."""
-    from . import secrets as secrets_mod
+    from deployer.adapters import sops as secrets_mod
 
     ws = State.workspace()
     rel = _secret_path(ws, target, must_exist=not from_stdin)
@@ -399,7 +400,7 @@ def secrets_rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMB
                                                  help="Also generate a new data key (after a "
                                                       "recipient left the team).")):
     """Re-encrypt secrets to the recipients now listed in .sops.yaml."""
-    from . import secrets as secrets_mod
+    from deployer.adapters import sops as secrets_mod
 
     ws = State.workspace()
     files = [_secret_path(ws, t) for t in targets] if targets else secrets_mod.secret_files(
@@ -418,7 +419,7 @@ def secrets_rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMB
 @handles_errors
 def tools_install(names: List[str] = typer.Argument(None, metavar="[TOOL]...")):
     """Install pinned helm, kubectl and sops into .tools/bin (sha256-verified)."""
-    from . import tools
+    from deployer.adapters import tools
 
     tools.install(names or None, log=output.info)
 
@@ -427,7 +428,7 @@ def tools_install(names: List[str] = typer.Argument(None, metavar="[TOOL]...")):
 @handles_errors
 def tools_check():
     """Show which binary of each tool will be used."""
-    from . import tools
+    from deployer.adapters import tools
 
     for name, path in tools.check_all().items():
         output.say(f"{name}: {path}")
@@ -449,7 +450,7 @@ def _cluster_name(member) -> str:
 
 def _secret_path(ws, target: str, must_exist: bool = True) -> str:
     """A member name or a path -> a path under secrets/, relative to the repository root."""
-    from .errors import SecretsError
+    from deployer.errors import SecretsError
 
     if "/" not in target and not target.endswith((".yaml", ".yml")):
         ws.federation.member(target)
@@ -463,7 +464,7 @@ def _secret_path(ws, target: str, must_exist: bool = True) -> str:
 
 
 def _mask_all(data):
-    from .redact import MASK
+    from deployer.model.redact import MASK
 
     if isinstance(data, dict):
         return {k: (v if k == "sops" else _mask_all(v)) for k, v in data.items()}
@@ -473,6 +474,6 @@ def _mask_all(data):
 
 
 def _usage(message: str):
-    from .errors import ConfigError
+    from deployer.errors import ConfigError
 
     return ConfigError(message)

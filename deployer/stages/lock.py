@@ -25,8 +25,8 @@ import threading
 import time
 from typing import Callable, Iterator, Mapping
 
-from . import output
-from .errors import DeployError
+from deployer import output
+from deployer.errors import DeployError
 
 UTC = datetime.timezone.utc
 _BREAK_HINT = "wait for that deploy to finish, or pass --break-lock if it is dead"

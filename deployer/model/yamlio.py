@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from deployer.errors import ConfigError
 
 KeyPath = tuple  # a path of map keys (str) and list indexes (int)
 

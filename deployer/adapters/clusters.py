@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import output, secrets
-from .errors import ConfigError, DeployError, ToolError
-from .federation import Member
-from .workspace import Workspace
+from deployer import output
+from deployer.adapters import sops as secrets
+from deployer.errors import ConfigError, DeployError, ToolError
+from deployer.model.federation import Member
+from deployer.model.workspace import Workspace
 
 WARN_DAYS = 30
 TOOL_TIMEOUT = 300  # seconds for gcloud / aws to write credentials
@@ -221,7 +222,7 @@ def _run_tool(argv: list[str], env: Mapping[str, str], path: Path, member: Membe
 
 def _load_kubeconfig(path: Path, source: str) -> dict:
     """The kubeconfig as plain data; not YAML or not a map is a DeployError naming `source`."""
-    from .yamlio import load_text
+    from deployer.model.yamlio import load_text
 
     try:
         text = path.read_text(encoding="utf-8")

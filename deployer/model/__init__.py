@@ -1,0 +1,1 @@
+"""Pure data and functions: no subprocess, no network, no os.environ."""

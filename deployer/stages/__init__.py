@@ -1,0 +1,1 @@
+"""Stages of a deploy: orchestrate the model and the adapters."""
