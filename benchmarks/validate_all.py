@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deployer.stages import chart  # noqa: E402
-from deployer.adapters import helm
-from deployer.model import values
+from deployer.adapters import helm  # noqa: E402
 from deployer.model.workspace import Workspace  # noqa: E402
+from deployer.stages import chart  # noqa: E402
+from deployer.stages.render import member_values  # noqa: E402
 from deployer.model.yamlio import dump  # noqa: E402
 from tests.fakes import chart_repo  # noqa: E402
 
@@ -39,10 +39,10 @@ def main() -> None:
         with chart_repo.serve(repo) as url:
             env["DEPLOYER_CHART_MIRROR"] = url
             ws = Workspace(root=ROOT, env=env)
-            runner = helm.Helm(env, echo=False)
+            runner = helm.Helm(env, console=ws.console, echo=False)
             prepared = chart.prepare(ws, runner, url)
             members = list(ws.federation.members.values())
-            inputs = [(m, dump(values.build(ws, m).for_helm(prepared.defaults())))
+            inputs = [(m, dump(member_values(ws, m).for_helm(prepared.defaults())))
                       for m in members]
 
             def bare() -> None:

@@ -47,3 +47,9 @@ class DeployError(DeployerError):
     """A failed operation against a cluster."""
 
     exit_code = 1
+
+
+class Interrupted(DeployError):
+    """The operator (Ctrl-C) or CI (SIGTERM) interrupted the run."""
+
+    exit_code = 130

@@ -181,8 +181,8 @@ def test_missing_context_names_source_and_context(repo, env, workspace, uni_lab,
 def test_api_client_points_at_the_kubeconfig_server(repo, env, workspace, uni_lab):
     write_secrets(repo, UNI_LAB, kubeconfig_text(90), env)
     with clusters.access(workspace, uni_lab, now=NOW) as acc:
-        api = acc.api_client()
-        conf = api.configuration
+        kube = acc.kube()
+        conf = kube.api_client.configuration
         assert conf.host == SERVER
         # certificate and key files the client needs live in the private dir, removed with it
         assert Path(conf.cert_file).parent == acc.kubeconfig.parent
@@ -190,7 +190,7 @@ def test_api_client_points_at_the_kubeconfig_server(repo, env, workspace, uni_la
         assert stat.S_IMODE(Path(conf.key_file).stat().st_mode) == 0o600
     assert not Path(conf.key_file).exists()
     with pytest.raises(DeployError, match="closed"):
-        acc.api_client()
+        acc.kube()
 
 
 # --- the operator's own --kubeconfig ---------------------------------------------------------

@@ -5,6 +5,8 @@ import json
 import pytest
 import yaml
 
+from deployer.adapters.kube import Kube
+from deployer.console import Console
 from deployer.stages.lock import DeployLock
 
 from .conftest import write_secrets
@@ -198,7 +200,8 @@ def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, works
     from .fakes.kube_fixtures import TOOLS
 
     prepared = chart.prepare(workspace, helm_mod.Helm({**workspace.env, "DEPLOYER_CACHE_DIR":
-                                                       str(tmp_path / "c")}, echo=False),
+                                                       str(tmp_path / "c")},
+                                                      console=workspace.console, echo=False),
                              chart_mirror)
     fleet.faults.never_ready("deployments", "staging", "static")
     values = tmp_path / "v.yaml"
@@ -231,7 +234,8 @@ def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     from kubernetes import config
 
     api = config.new_client_from_config(config_file=str(kubeconfig))
-    lock = DeployLock(api, "staging", "https://ci.example/run/42", log=lambda *_: None)
+    lock = DeployLock(Kube(api), "staging", "https://ci.example/run/42", console=Console(),
+                      log=lambda *_: None)
     with lock.held(5):
         result = cli("deploy", "staging", "--lock-timeout", "2", "--timeout", "30")
     api.close()

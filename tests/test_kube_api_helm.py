@@ -176,15 +176,15 @@ def test_mybinder_chart_installs_and_upgrades(helm, kubectl, kube_api, workspace
                                               tmp_path):
     from deployer.stages import chart
     from deployer.adapters import helm as helm_mod
-    from deployer.model import values
+    from deployer.stages.render import member_values
     from deployer.model.yamlio import dump
 
     kubectl("apply", "-f", "-", input=MYBINDER_CRD)
     env = {**workspace.env, "DEPLOYER_CACHE_DIR": str(tmp_path / "cache")}
-    prepared = chart.prepare(workspace, helm_mod.Helm(env, echo=False), chart_mirror)
+    prepared = chart.prepare(workspace, helm_mod.Helm(env, console=workspace.console, echo=False), chart_mirror)
     member = workspace.federation.member("staging")
     values_file = tmp_path / "values.yaml"
-    values_file.write_text(dump(values.build(workspace, member).for_helm(prepared.defaults())))
+    values_file.write_text(dump(member_values(workspace, member).for_helm(prepared.defaults())))
     values_file.chmod(0o600)
     helm("upgrade", "--install", "staging", prepared.path, "-n", "staging", "--create-namespace",
          "-f", values_file, "--wait", "--timeout", "60s")

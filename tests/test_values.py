@@ -2,7 +2,9 @@ import pytest
 
 from deployer.model import values
 from deployer.errors import ConfigError, SecretsError
-from deployer.model.values import DELETED, build, lookup, merge, prune_nulls
+from deployer.console import Console
+from deployer.model.values import DELETED, lookup, merge, prune_nulls
+from deployer.stages.render import member_values as build
 
 from .conftest import write_secrets
 
@@ -140,7 +142,7 @@ def test_chart_defaults_include_dependencies(workspace, chart_mirror, tmp_path):
     from deployer.adapters import helm
 
     env = {**workspace.env, "DEPLOYER_CACHE_DIR": str(tmp_path / "cache")}
-    runner = helm.Helm(env, echo=False)
+    runner = helm.Helm(env, console=Console(), echo=False)
     prepared = chart.prepare(workspace, runner, chart_mirror)
     defaults = prepared.defaults()
     assert defaults["static"]["replicas"] == 2                       # mybinder/values.yaml

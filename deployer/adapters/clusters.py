@@ -20,15 +20,14 @@ import datetime
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from deployer import output
-from deployer.adapters import sops as secrets
+from deployer.adapters import process, sops as secrets
+from deployer.console import Console
 from deployer.errors import ConfigError, DeployError, ToolError
 from deployer.model.federation import Member
 from deployer.model.workspace import Workspace
@@ -55,28 +54,26 @@ class ClusterAccess:
     cert_expiry: datetime.datetime | None   # earliest client-certificate expiry (UTC), if any
     _private_dir: Path | None = field(default=None, repr=False, compare=False)
 
-    def api_client(self):
-        """A kubernetes.client.ApiClient for this cluster (usable inside the access block).
+    def kube(self):
+        """A Kube adapter for this cluster (usable inside the access block; close it).
 
         Certificate and key data the client must write to files go into the private
         directory, so they are removed with it; the kubeconfig itself is never rewritten.
         """
-        from kubernetes import client, config
+        from deployer.adapters.kube import Kube
 
         scratch = self._private_dir
         if scratch is not None and not scratch.is_dir():
             raise DeployError(f"cluster access for member {self.member} is closed",
                               file=self.source,
-                              hint="call api_client() inside the `with access(...)` block")
-        configuration = client.Configuration()
+                              hint="call kube() inside the `with access(...)` block")
         try:
-            config.load_kube_config(config_file=str(self.kubeconfig), context=self.context,
-                                    client_configuration=configuration, persist_config=False,
-                                    temp_file_path=str(scratch) if scratch else None)
-        except config.ConfigException as exc:
-            raise DeployError(f"cannot use the kubeconfig of member {self.member}: {exc}",
+            return Kube.from_kubeconfig(self.kubeconfig, context=self.context, scratch=scratch,
+                                        source=self.source)
+        except DeployError as exc:
+            raise DeployError(f"cannot use the kubeconfig of member {self.member}: "
+                              f"{exc.message.removeprefix('cannot use the kubeconfig: ')}",
                               file=self.source) from None
-        return client.ApiClient(configuration=configuration)
 
 
 @contextmanager
@@ -108,7 +105,7 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
                 raise ConfigError(f"member {member.name}: unknown cluster provider {provider!r}",
                                   file="config/federation.yaml",
                                   key=f"members.{member.name}.cluster.provider")
-        expiry = check_certificates(path, member, context, source, now,
+        expiry = check_certificates(path, member, context, source, now, ws.console,
                                     renew_hint=_renew_hint(member, kubeconfig, source))
         env = {**ws.env, "KUBECONFIG": str(path)}
         yield ClusterAccess(member=member.name, kubeconfig=path, env=env, context=context,
@@ -118,8 +115,8 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
 
 
 def check_certificates(path: Path, member: Member, context: str | None, source: str,
-                       now: datetime.datetime, *, renew_hint: str = "renew it"
-                       ) -> datetime.datetime | None:
+                       now: datetime.datetime, console: Console, *,
+                       renew_hint: str = "renew it") -> datetime.datetime | None:
     """Earliest client-certificate expiry of the user `context` uses; raise if expired, warn if soon.
 
     Only the user of the selected context (current-context when `context` is None) is
@@ -130,7 +127,7 @@ def check_certificates(path: Path, member: Member, context: str | None, source: 
     user = _context_user(config, context, source)
     if user is None:
         return None
-    _register_secrets(user)
+    _register_secrets(user, console)
     certs = _client_certificates(user, path.parent, member, source)
     if not certs:
         return None
@@ -142,7 +139,7 @@ def check_certificates(path: Path, member: Member, context: str | None, source: 
     left = expiry - now
     if left <= datetime.timedelta(days=WARN_DAYS):
         days = math.ceil(left.total_seconds() / 86400)
-        output.warn(f"client certificate for member {member.name} expires on {day} "
+        console.warn(f"client certificate for member {member.name} expires on {day} "
                     f"({days} day{'' if days == 1 else 's'})")
     return expiry
 
@@ -172,7 +169,7 @@ def _from_gcloud(ws: Workspace, member: Member, path: Path) -> str:
     argv = [binary, "container", "clusters", "get-credentials", str(cluster.name),
             "--zone", str(cluster.zone), "--project", str(cluster.project)]
     env = {**ws.env, "KUBECONFIG": str(path), "USE_GKE_GCLOUD_AUTH_PLUGIN": "True"}
-    _run_tool(argv, env, path, member,
+    _run_tool(argv, env, path, member, ws.console,
               hint=f"check `gcloud auth list` has access to project {cluster.project}, "
                    f"or pass --kubeconfig PATH")
     return f"gke:{where}"
@@ -190,26 +187,22 @@ def _from_aws(ws: Workspace, member: Member, path: Path) -> str:
     argv = [binary, "eks", "update-kubeconfig", "--name", str(cluster.name),
             "--region", str(cluster.region), "--kubeconfig", str(path)]
     env = {**ws.env, "KUBECONFIG": str(path)}
-    _run_tool(argv, env, path, member,
+    _run_tool(argv, env, path, member, ws.console,
               hint="check the AWS credentials (`aws sts get-caller-identity`) can describe "
                    "the cluster, or pass --kubeconfig PATH")
     return f"eks:{where}"
 
 
-def _run_tool(argv: list[str], env: Mapping[str, str], path: Path, member: Member, *,
-              hint: str) -> None:
+def _run_tool(argv: list[str], env: Mapping[str, str], path: Path, member: Member,
+              console: Console, *, hint: str) -> None:
     """Run a credential helper that writes into `path` (pre-created, empty config, 0600)."""
     tool = Path(argv[0]).name
     _write_private(path, _EMPTY_KUBECONFIG)
-    output.command([tool, *argv[1:]])
     try:
-        result = subprocess.run(argv, env=dict(env), capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise DeployError(f"{tool} timed out after {TOOL_TIMEOUT} s getting credentials for "
-                          f"member {member.name}", hint=hint) from None
-    except OSError as exc:
-        raise DeployError(f"cannot run {argv[0]} for member {member.name}: {exc.strerror}",
+        result = process.run(argv, env=env, timeout=TOOL_TIMEOUT, console=console, check=False,
+                             tool=tool)
+    except ToolError as exc:
+        raise DeployError(f"{exc.message} getting credentials for member {member.name}",
                           hint=hint) from None
     if result.returncode != 0:
         raise DeployError(f"{tool} failed getting credentials for member {member.name} "
@@ -305,10 +298,10 @@ def _client_certificates(user: dict, base: Path, member: Member, source: str) ->
                               file=source) from None
 
 
-def _register_secrets(user: dict) -> None:
+def _register_secrets(user: dict, console: Console) -> None:
     """Mask the user's credentials in every printed line from now on."""
-    output.add_secrets(user[k] for k in ("token", "password", "client-key-data")
-                       if isinstance(user.get(k), str))
+    console.add_secrets(user[k] for k in ("token", "password", "client-key-data")
+                        if isinstance(user.get(k), str))
 
 
 # --- small helpers ---------------------------------------------------------------------------

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from deployer import output
-from deployer.adapters import tools
-from deployer.errors import DeployerError, ToolError
+from deployer.adapters import process, tools
+from deployer.console import Console
+from deployer.model.release import Revision
 
 # helm's values-schema errors, v4 ("- at '/a/b': msg") and v3 ("- a.b: msg")
 _SCHEMA_V4 = re.compile(r"^\s*- at '(?P<path>[^']*)': (?P<msg>.*)$")
@@ -18,17 +17,20 @@ _ADDITIONAL = re.compile(r"^additional properties '([^']+)' not allowed$")
 _CHART_HEADING = re.compile(r"^(?P<chart>[\w.\-]+):\s*$")
 
 
-class HelmError(DeployerError):
+# helm's own operations get this much longer than the --timeout they are given
+_MARGIN = 60
+RENDER_TIMEOUT = 300  # template, lint, dependency update, repo add
+
+
+class HelmError(process.ProcessError):
     """helm exited non-zero; carries its stderr (redacted when printed)."""
 
-    exit_code = 1
-
-    def __init__(self, argv: Sequence[str], stderr: str, returncode: int):
+    def __init__(self, argv: Sequence[str], stderr: str, returncode: int,
+                 console: Console | None = None):
         self.argv = list(argv)
-        self.stderr = stderr
-        self.returncode = returncode
-        detail = _last_lines(stderr)
-        super().__init__(f"helm {argv[0] if argv else ''} failed (exit {returncode}): {detail}")
+        result = process.Result(("helm", *argv), returncode, "", stderr)
+        super().__init__("helm", result, console=console,
+                         what=f"helm {argv[0] if argv else ''}".strip(), lines=3)
 
 
 @dataclass(frozen=True)
@@ -43,24 +45,27 @@ class SchemaViolation:
 class Helm:
     """Runs helm with an explicit environment (kubeconfig, HELM_* homes); never os.environ."""
 
-    def __init__(self, env: Mapping[str, str], *, echo: bool = True, context: str | None = None):
+    def __init__(self, env: Mapping[str, str], *, console: Console, echo: bool = True,
+                 context: str | None = None):
         self.binary = tools.find("helm", env)
         self.env = dict(env)
+        self.console = console
         self.echo = echo
         self.context = context
 
-    def run(self, args: Sequence[str], *, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
+    def with_env(self, **changes: str) -> "Helm":
+        """The same helm with some environment variables changed."""
+        return Helm({**self.env, **changes}, console=self.console, echo=self.echo,
+                    context=self.context)
+
+    def run(self, args: Sequence[str], *, stdin: str | None = None, check: bool = True,
+            timeout: float = RENDER_TIMEOUT) -> process.Result:
         """Run `helm ARGS`; the command is shown first (values arrive on stdin, never in argv)."""
-        if self.echo:
-            output.command(["helm", *args])
-        try:
-            result = subprocess.run([self.binary, *args], input=stdin, capture_output=True,
-                                    text=True, env=self.env)
-        except OSError as exc:
-            raise ToolError(f"cannot run helm: {exc}") from None
-        if check and result.returncode != 0:
-            raise HelmError(list(args), result.stderr, result.returncode)
+        result = process.run([self.binary, *args], env=self.env, timeout=timeout,
+                             console=self.console, stdin=stdin, echo=self.echo, check=False,
+                             tool="helm")
+        if check and not result.ok:
+            raise HelmError(list(args), result.stderr, result.returncode, self.console)
         return result
 
     def repo_add(self, name: str, url: str) -> None:
@@ -72,30 +77,34 @@ class Helm:
         self.run(["dependency", "update", chart_dir, "--skip-refresh"])
 
     def template(self, release: str, chart: str, namespace: str, values_yaml: str,
-                 kube_version: str, check: bool = True) -> subprocess.CompletedProcess:
+                 kube_version: str, check: bool = True) -> process.Result:
         """`helm template` with the merged values on stdin; returns the completed process."""
         return self.run(["template", release, chart, "--namespace", namespace,
                          "--kube-version", _full_version(kube_version), "--values", "-"],
                         stdin=values_yaml, check=check)
 
     def lint(self, chart: str, namespace: str, values_yaml: str,
-             kube_version: str) -> subprocess.CompletedProcess:
+             kube_version: str) -> process.Result:
         """`helm lint` with the merged values on stdin; never raises (findings are parsed)."""
         return self.run(["lint", chart, "--namespace", namespace,
                          "--kube-version", _full_version(kube_version), "--values", "-"],
                         stdin=values_yaml, check=False)
 
-
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------
-    def history(self, release: str, namespace: str) -> list[dict]:
-        """`helm history -o json`; an unknown release has no history."""
+    def history(self, release: str, namespace: str) -> list[Revision]:
+        """`helm history -o json`, oldest first; an unknown release has no history."""
         result = self.run(["history", release, *self._at(namespace), "-o", "json",
                            "--max", "256"], check=False)
         if result.returncode != 0:
             if "not found" in result.stderr:
                 return []
-            raise HelmError(["history", release], result.stderr, result.returncode)
-        return json.loads(result.stdout or "[]")
+            raise HelmError(["history", release], result.stderr, result.returncode,
+                            self.console)
+        try:
+            entries = json.loads(result.stdout or "[]") or []
+        except ValueError:
+            raise HelmError(["history", release], "helm printed no JSON history", 1) from None
+        return sorted((Revision.from_helm(e) for e in entries), key=lambda r: r.number)
 
     def manifest(self, release: str, namespace: str, revision: int | None = None) -> str:
         """The manifest helm recorded for a revision ("" when there is no release)."""
@@ -106,7 +115,7 @@ class Helm:
         if result.returncode != 0:
             if "not found" in result.stderr:
                 return ""
-            raise HelmError(args, result.stderr, result.returncode)
+            raise HelmError(args, result.stderr, result.returncode, self.console)
         return result.stdout
 
     def values(self, release: str, namespace: str, revision: int | None = None) -> dict:
@@ -118,7 +127,7 @@ class Helm:
         if result.returncode != 0:
             if "not found" in result.stderr:
                 return {}
-            raise HelmError(args, result.stderr, result.returncode)
+            raise HelmError(args, result.stderr, result.returncode, self.console)
         return json.loads(result.stdout or "{}") or {}
 
     def upgrade(self, release: str, chart: str, namespace: str, values_yaml: str,
@@ -126,16 +135,17 @@ class Helm:
         """`helm upgrade --install` with the values on stdin; waiting is done by the caller."""
         self.run(["upgrade", "--install", release, chart, *self._at(namespace),
                   "--create-namespace", "--values", "-", "--history-max", "20",
-                  "--timeout", f"{timeout}s"], stdin=values_yaml)
+                  "--timeout", f"{timeout}s"], stdin=values_yaml, timeout=timeout + _MARGIN)
 
     def rollback(self, release: str, namespace: str, revision: int, timeout: int) -> None:
         """`helm rollback` to a revision (a new revision with that revision's content)."""
         self.run(["rollback", release, str(revision), *self._at(namespace),
-                  "--timeout", f"{timeout}s"])
+                  "--timeout", f"{timeout}s"], timeout=timeout + _MARGIN)
 
     def uninstall(self, release: str, namespace: str, timeout: int) -> None:
         """Remove a release that never deployed."""
-        self.run(["uninstall", release, *self._at(namespace), "--timeout", f"{timeout}s"])
+        self.run(["uninstall", release, *self._at(namespace), "--timeout", f"{timeout}s"],
+                 timeout=timeout + _MARGIN)
 
     def _at(self, namespace: str) -> list[str]:
         args = ["--namespace", namespace]
@@ -188,8 +198,3 @@ def lint_findings(stdout: str) -> list[str]:
 def _full_version(version: str) -> str:
     """helm wants major.minor.patch for --kube-version."""
     return version if version.count(".") >= 2 else f"{version}.0"
-
-
-def _last_lines(text: str, count: int = 3) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-count:]) if lines else "no output"

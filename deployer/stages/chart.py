@@ -75,9 +75,8 @@ def prepare(ws: Workspace, helm: Helm, mirror: str | None = None) -> PreparedCha
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="chart-", dir=dest.parent))
     # a private repository list: resolving dependencies never touches the operator's helm repos
-    helm = Helm({**helm.env, "HELM_REPOSITORY_CONFIG": str(work / "repositories.yaml"),
-                 "HELM_REPOSITORY_CACHE": str(dest.parent.parent / "repository-cache")},
-                echo=helm.echo)
+    helm = helm.with_env(HELM_REPOSITORY_CONFIG=str(work / "repositories.yaml"),
+                         HELM_REPOSITORY_CACHE=str(dest.parent.parent / "repository-cache"))
     try:
         copy = work / source.name
         shutil.copytree(source, copy, ignore=shutil.ignore_patterns("charts", "Chart.lock"))

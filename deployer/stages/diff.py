@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from deployer.model.manifests import K8sObject, parse, redacted_text
 from deployer.model.redact import Redactor
+from deployer.model.report import DiffSummary
 
 
 @dataclass
@@ -28,13 +29,12 @@ class Diff:
     def empty(self) -> bool:
         return not self.changes
 
-    def summary(self) -> dict:
-        """Counts and refs per action, for reports."""
-        out = {}
-        for action in ("added", "changed", "removed"):
-            refs = [c.ref for c in self.changes if c.action == action]
-            out[action] = refs
-        return out
+    def summary(self) -> DiffSummary:
+        """Refs per action, for reports."""
+        def refs(action: str) -> tuple[str, ...]:
+            return tuple(c.ref for c in self.changes if c.action == action)
+
+        return DiffSummary(refs("added"), refs("changed"), refs("removed"))
 
     def text(self) -> str:
         """What an operator reads: one line per object, then the diffs."""
@@ -43,9 +43,7 @@ class Diff:
         lines = [f"  {c.action:8} {c.ref}" + (" (secret values changed; not shown)"
                                                if c.secret_only else "")
                  for c in self.changes]
-        counts = {a: len(r) for a, r in self.summary().items()}
-        head = (f"{counts['added']} to add, {counts['changed']} to change, "
-                f"{counts['removed']} to remove")
+        head = self.summary().counts()
         diffs = [c.diff for c in self.changes if c.diff]
         return "\n".join([head, *lines, *([""] + diffs if diffs else [])])
 

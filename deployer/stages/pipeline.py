@@ -1,37 +1,39 @@
 """The deploy pipeline of one member, and of several in parallel.
 
-credentials -> lock -> preflight -> render + validate -> diff -> upgrade -> wait -> smoke
+render -> validate -> credentials -> lock -> preflight -> diff -> upgrade -> wait -> smoke
 -> record. Any failure after the upgrade started rolls back to the revision that was
 deployed before, waits for it, and exits 1 with a report of what failed and what was
 restored. Nothing changes on a cluster before render + validate have passed.
+
+The outside world (helm, the Kubernetes API, the smoke tests, chart preparation) comes in
+through `Adapters`, so every branch of the pipeline can be exercised against fakes.
 """
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, ContextManager, Iterator
 
-from deployer.stages import chart as chart_mod
-from deployer.adapters import clusters
-from deployer.stages import diff as diff_mod
-from deployer.model import manifests
-from deployer import output
-from deployer.model import policy
-from deployer.stages import release
-from deployer.stages import rollout
-from deployer.stages import smoke
+from deployer.console import Log
+from deployer.errors import DeployError, DeployerError, Interrupted
+from deployer.model import manifests, policy
 from deployer.model import values as values_mod
-from deployer.errors import DeployError, DeployerError
 from deployer.model.federation import Member
-from deployer.adapters.helm import Helm
-from deployer.stages.lock import DeployLock, holder_identity
-from deployer.stages.records import DeployReport, new_report
+from deployer.model.manifests import K8sObject
 from deployer.model.redact import Redactor
-from deployer.stages.validate import check_member
+from deployer.model.release import Revision, last_deployed
+from deployer.model.report import DeployReport, Outcome, RollbackAction, RollbackResult
 from deployer.model.workspace import Workspace
 from deployer.model.yamlio import dump
+from deployer.stages import diff as diff_mod, release, rollout
+from deployer.stages.lock import DeployLock, holder_identity
+from deployer.stages.records import new_report
+
+ROLLBACK_WINDOW = 120.0   # seconds the automatic rollback keeps retrying transient failures
 
 
 @dataclass(frozen=True)
@@ -46,144 +48,347 @@ class Options:
     kubeconfig: Path | None = None
     mirror: str | None = None
     smoke: bool = True
+    rollback_window: float = ROLLBACK_WINDOW
+
+
+@dataclass
+class Connection:
+    """One member's cluster, as the pipeline uses it: helm releases and the API."""
+
+    helm: object     # deployer.adapters.helm.Helm or a fake with the same release methods
+    kube: object     # deployer.adapters.kube.Kube or a fake
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A member's merged values, the YAML handed to helm, and (once validated) its objects."""
+
+    values: values_mod.MemberValues
+    values_yaml: str
+    objects: tuple[K8sObject, ...] = ()
+
+
+@dataclass
+class Adapters:
+    """The outside world of a deploy. The defaults are the real adapters; tests swap in fakes.
+
+    `cancel` is set by the CLI's signal handler: waits stop at once and the run rolls back.
+    """
+
+    prepare: Callable[[Workspace, str | None], object] = None          # -> PreparedChart
+    render: Callable[[Workspace, Member, object], Rendered] = None
+    validate: Callable[[Workspace, Member, object, Rendered], Rendered] = None
+    connect: Callable[[Workspace, Member, Path | None], ContextManager[Connection]] = None
+    smoke: Callable[[Workspace, Member, float, Log], None] = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    poll: float = 0.5             # rollout polling interval
+    retry_pause: float = 2.0      # first pause between rollback attempts (doubles)
+
+    def __post_init__(self) -> None:
+        self.prepare = self.prepare or _prepare
+        self.render = self.render or _render
+        self.validate = self.validate or _validate
+        self.connect = self.connect or _connect
+        self.smoke = self.smoke or _smoke
 
 
 def deploy_members(ws: Workspace, members: list[Member], opts: Options,
-                   jobs: int | None = None) -> list[DeployReport]:
+                   jobs: int | None = None, adapters: Adapters | None = None
+                   ) -> list[DeployReport]:
     """Deploy members in parallel; staging members go first and gate the production ones."""
-    helm = Helm(ws.env)
-    prepared = chart_mod.prepare(ws, helm, opts.mirror)
+    adapters = adapters or Adapters()
+    prepared = adapters.prepare(ws, opts.mirror)
     staging = [m for m in members if m.role == "staging"]
     production = [m for m in members if m.role != "staging"]
-    reports = _parallel(ws, staging, opts, prepared, jobs)
-    if staging and any(r.outcome not in ("deployed", "unchanged", "dry run") for r in reports):
+    reports = _parallel(ws, staging, opts, prepared, jobs, adapters)
+    if staging and not all(r.outcome.ok for r in reports):
         for member in production:
             skipped = new_report(ws.root, member, ws.env)
-            skipped.outcome = "skipped: staging did not deploy"
+            skipped.outcome = Outcome.INTERRUPTED if adapters.cancel.is_set() else \
+                Outcome.SKIPPED
             reports.append(skipped)
         return reports
-    return reports + _parallel(ws, production, opts, prepared, jobs)
+    return reports + _parallel(ws, production, opts, prepared, jobs, adapters)
 
 
-def deploy(ws: Workspace, member: Member, opts: Options,
-           prepared: chart_mod.PreparedChart) -> DeployReport:
+def deploy(ws: Workspace, member: Member, opts: Options, prepared,
+           adapters: Adapters | None = None) -> DeployReport:
     """Run the whole pipeline for one member; the report says what happened."""
-    report = new_report(ws.root, member, ws.env)
-    say = _logger(member)
+    run = MemberDeploy(ws, member, opts, prepared, adapters or Adapters())
     try:
-        _run(ws, member, opts, prepared, report, say)
+        run.run()
     except Exception as exc:  # noqa: BLE001 - one member's failure must not stop the others
-        message = str(exc) if isinstance(exc, DeployerError) else \
-            f"unexpected {type(exc).__name__}: {exc}"
-        report.error = message
-        if report.outcome in ("not started", "upgrading"):
-            report.outcome = "failed"
-        output.error(f"{member.name}: {message}")
-    return report
+        run.fail(exc)
+    return run.report
 
 
-def _run(ws: Workspace, member: Member, opts: Options, prepared: chart_mod.PreparedChart,
-         report: DeployReport, say) -> None:
-    with report.stage("render"):
-        mv = values_mod.build(ws, member)
-        values_yaml = dump(mv.for_helm(prepared.defaults()))
-    with report.stage("validate"):
-        problems = policy.check_federation(ws.federation).get(member.name, [])
-        checked, rendered = check_member(ws, Helm(ws.env, echo=False), prepared, member,
-                                         problems, mv)
-        if not checked.ok or rendered is None:
-            for line in checked.errors:
-                output.error(f"{member.name}: {line}")
-            raise DeployError(f"validation failed with {len(checked.errors)} error(s); "
-                              "nothing was changed on the cluster")
-    with ExitStack() as stack:
-        with report.stage("credentials"):
-            access = stack.enter_context(clusters.access(ws, member,
-                                                         kubeconfig=opts.kubeconfig))
-            helm = Helm(access.env, context=access.context)
-            api = access.api_client()
-            stack.callback(api.close)
-        lock = None
-        if not opts.dry_run:  # a dry run only reads: no lock, nothing written
-            with report.stage("lock"):
-                lock = DeployLock(api, member.namespace, holder_identity(ws.env), log=say)
-                stack.enter_context(lock.held(opts.lock_timeout, break_lock=opts.break_lock))
-        _deploy_locked(ws, member, opts, prepared, report, say, helm, api, lock,
-                       rendered.objects, values_yaml, mv)
+class MemberDeploy:
+    """One member's deploy, step by step; `report` records every step and the outcome."""
 
+    def __init__(self, ws: Workspace, member: Member, opts: Options, prepared,
+                 adapters: Adapters):
+        self.ws, self.member, self.opts = ws, member, opts
+        self.prepared, self.adapters = prepared, adapters
+        self.report = new_report(ws.root, member, ws.env)
+        self.say = ws.console.prefixed(member.name)
+        self.rendered: Rendered | None = None
+        self.conn: Connection | None = None
+        self.lock: DeployLock | None = None
+        self.before: Revision | None = None
+        self.revisions: list[Revision] = []
 
-def _deploy_locked(ws: Workspace, member: Member, opts: Options, prepared,
-                   report: DeployReport, say, helm: Helm, api, lock, objects,
-                   values_yaml: str, mv) -> None:
-    with report.stage("preflight"):
-        recovered = release.recover_stranded(helm, member, opts.timeout)
-        if recovered:
-            report.notes.append(recovered)
-            rollout.wait(api, rollout.workloads(
-                manifests.parse(helm.manifest(member.release, member.namespace)),
-                member.namespace), opts.timeout, log=say, prefix="  ")
-        revisions = release.history(helm, member)
-        before = release.last_deployed(revisions)
-        report.revision_before = before.number if before else None
-    with report.stage("diff"):
-        changes = _diff(helm, member, before, objects, mv)
-        report.diff = changes.summary()
-        output.say(f"{member.name}: {changes.text()}")
-    if opts.dry_run:
-        report.outcome = "dry run"
-        return
-    latest_is_serving = before is not None and revisions[-1].number == before.number
-    if changes.empty and latest_is_serving:
-        report.outcome = "unchanged"
-        report.revision_after = before.number
-        say("no changes; upgrade skipped")
-        return
-    report.outcome = "upgrading"
-    _check_lock(lock)
-    try:
-        with report.stage("upgrade"):
-            helm.upgrade(member.release, str(prepared.path), member.namespace, values_yaml,
-                         opts.timeout)
-        with report.stage("wait"):
-            rollout.wait(api, rollout.workloads(objects, member.namespace), opts.timeout,
-                         log=say, prefix="  ")
-        if opts.smoke:
-            with report.stage("smoke"):
-                smoke.gate(ws.federation, member, timeout=min(opts.timeout,
-                                                              member.smoke_timeout), log=say)
-    except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
+    # -- the steps, in order ------------------------------------------------------------
+    def run(self) -> None:
+        """render -> validate -> connect -> lock -> preflight -> diff -> upgrade and verify."""
+        self.render_and_validate()
+        with ExitStack() as stack:
+            self.connect(stack)
+            if not self.opts.dry_run:  # a dry run only reads: no lock, nothing written
+                self.take_lock(stack)
+            self.preflight()
+            changes = self.diff()
+            if self.opts.dry_run:
+                self.report.outcome = Outcome.DRY_RUN
+                return
+            if changes.empty and self.serving_is_latest():
+                if self.serving_is_healthy():
+                    self.report.outcome = Outcome.UNCHANGED
+                    self.report.revision_after = self.before.number
+                    self.say("no changes; upgrade skipped")
+                    return
+                self.verify_unhealthy_revision()
+                return
+            self.upgrade_and_verify()
+
+    def render_and_validate(self) -> None:
+        """Merged values, then helm template + lint + schemas + policy: nothing on a cluster
+        changes unless this passes."""
+        with self.report.stage("render"):
+            rendered = self.adapters.render(self.ws, self.member, self.prepared)
+        with self.report.stage("validate"):
+            self.rendered = self.adapters.validate(self.ws, self.member, self.prepared, rendered)
+
+    def connect(self, stack: ExitStack) -> None:
+        """Credentials for the member's cluster (a private kubeconfig, removed on exit)."""
+        with self.report.stage("credentials"):
+            self.conn = stack.enter_context(
+                self.adapters.connect(self.ws, self.member, self.opts.kubeconfig))
+
+    def take_lock(self, stack: ExitStack) -> None:
+        """The member namespace's deploy lock, renewed while the deploy runs."""
+        with self.report.stage("lock"):
+            self.lock = DeployLock(self.conn.kube, self.member.namespace,
+                                   holder_identity(self.ws.env), console=self.ws.console,
+                                   log=self.say)
+            stack.enter_context(self.lock.held(self.opts.lock_timeout,
+                                               break_lock=self.opts.break_lock))
+
+    def preflight(self) -> None:
+        """Recover a release a cancelled run left pending-*, then read the history."""
+        helm = self.conn.helm
+        with self.report.stage("preflight"):
+            if not self.opts.dry_run:
+                recovered = release.recover_stranded(helm, self.member, self.opts.timeout,
+                                                     self.ws.console)
+                if recovered:
+                    self.report.notes.append(recovered)
+                    self.wait_for(self.live_objects())
+            self.revisions = release.history(helm, self.member)
+            self.before = last_deployed(self.revisions)
+            self.report.revision_before = self.before.number if self.before else None
+
+    def diff(self) -> diff_mod.Diff:
+        """Rendered objects against the revision that serves, secrets masked."""
+        with self.report.stage("diff"):
+            changes = diff_against(self.ws, self.conn.helm, self.member, self.before,
+                                   list(self.rendered.objects), self.rendered.values)
+            self.report.diff = changes.summary()
+            self.ws.console.say(f"{self.member.name}: {changes.text()}")
+        return changes
+
+    def serving_is_latest(self) -> bool:
+        """The serving revision is the newest one (no failed revision on top of it)."""
+        return self.before is not None and self.revisions[-1].number == self.before.number
+
+    def serving_is_healthy(self) -> bool:
+        """Every workload of the serving revision is rolled out right now. An empty diff
+        alone does not mean healthy: a deploy killed during its rollout wait leaves a
+        revision that never became ready."""
+        ok, problems = rollout.healthy(self.conn.kube, self.workloads(self.rendered.objects))
+        if not ok:
+            self.ws.console.warn(f"{self.member.name}: no changes, but revision "
+                                 f"{self.before.number} is not healthy: {'; '.join(problems)}")
+        return ok
+
+    def verify_unhealthy_revision(self) -> None:
+        """Serve the unchanged revision only once it rolls out and passes the smoke tests;
+        otherwise roll back to the revision that served before it."""
+        self.report.notes.append(f"revision {self.before.number} had not finished rolling out; "
+                                 "waited for it and smoke-tested it again")
+        current, earlier = self.before, [r for r in self.revisions
+                                         if r.number < self.before.number and r.status.good]
+        self.before = earlier[-1] if earlier else None
+        self.report.revision_before = current.number
+        self.report.outcome = Outcome.UPGRADING
+        try:
+            self.check_lock()
+            self.wait_and_smoke()
+        except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
+            self.after_failure(failure)
+        self.report.revision_after = current.number
+        self.report.outcome = Outcome.DEPLOYED
+        self.say(f"revision {current.number} is healthy now")
+
+    def upgrade_and_verify(self) -> None:
+        """helm upgrade, wait for the rollout, smoke-test; on failure restore the revision
+        that served before."""
+        self.report.outcome = Outcome.UPGRADING
+        self.check_lock()
+        try:
+            with self.report.stage("upgrade"):
+                self.conn.helm.upgrade(self.member.release, str(self.prepared.path),
+                                       self.member.namespace, self.rendered.values_yaml,
+                                       self.opts.timeout)
+            self.wait_and_smoke()
+        except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
+            self.after_failure(failure)
+        after = last_deployed(release.history(self.conn.helm, self.member))
+        self.report.revision_after = after.number if after else None
+        self.report.outcome = Outcome.DEPLOYED
+        self.say(f"deployed revision {self.report.revision_after}")
+
+    def wait_and_smoke(self) -> None:
+        """Wait for the release's workloads, then run the smoke gate."""
+        with self.report.stage("wait"):
+            self.wait_for(self.rendered.objects, cancel=self.adapters.cancel)
+        if self.opts.smoke:
+            with self.report.stage("smoke"):
+                _check_cancel(self.adapters.cancel, "before the smoke tests")
+                self.adapters.smoke(self.ws, self.member,
+                                    min(self.opts.timeout, self.member.smoke_timeout), self.say)
+
+    # -- failure ------------------------------------------------------------------------
+    def after_failure(self, failure: Exception) -> None:
+        """Something broke after the upgrade started: roll back (unless told not to) and
+        raise a DeployError saying what failed and what was restored."""
         exc = failure if isinstance(failure, DeployerError) else DeployError(
             f"unexpected {type(failure).__name__}: {failure}")
+        interrupted = isinstance(failure, Interrupted)
+        current = self._history_or_none()
+        self.report.revision_after = current[-1].number if current else None
+        failed = self.report.failed_stage or "upgrade"
+        if not self.opts.rollback:
+            self.report.outcome = Outcome.LEFT_AS_IS
+            raise DeployError(f"{failed} failed: {exc.message}; the release is left as it is "
+                              "for debugging (--no-rollback)") from None
+        if self.before is None and current == []:
+            self.report.outcome = Outcome.INTERRUPTED if interrupted else Outcome.FAILED
+            self.report.rollback = RollbackResult(None, None, RollbackAction.NOTHING)
+            raise DeployError(f"{failed} failed: {exc.message}; nothing was deployed (the "
+                              f"release {self.member.release} was never created)") from None
         try:
-            current = release.history(helm, member)
-            report.revision_after = current[-1].number if current else None
-        except DeployerError:
-            pass  # the API may be what failed; the rollback is tried regardless
-        if not opts.rollback:
-            report.outcome = "failed (left as is: --no-rollback)"
-            raise DeployError(f"{report.failed_stage} failed: {exc.message}; the release is "
-                              "left as it is for debugging (--no-rollback)") from None
-        try:
-            _check_lock(lock)
-            _roll_back(member, opts, report, say, helm, api, before, exc)
+            self.check_lock()
+            self.roll_back(exc)
         except DeployerError as rollback_exc:
-            report.outcome = "rollback failed"
-            raise DeployError(f"{report.failed_stage} failed: {exc.message}; the rollback to "
-                              f"revision {before.number if before else '-'} failed too: "
+            self.report.outcome = Outcome.ROLLBACK_FAILED
+            raise DeployError(f"{failed} failed: {exc.message}; the rollback to revision "
+                              f"{self.before.number if self.before else '-'} failed too: "
                               f"{rollback_exc.message}",
                               hint="the member needs a person: see ./deploy.py status "
-                                   f"{member.name} and helm history") from None
-        raise DeployError(
-            f"{report.failed_stage} failed: {exc.message}; " + (
-                f"restored revision {before.number} (now revision {report.rollback['revision']})"
-                if before else "the release never deployed and was uninstalled")) from None
-    after = release.last_deployed(release.history(helm, member))
-    report.revision_after = after.number if after else None
-    report.outcome = "deployed"
-    say(f"deployed revision {report.revision_after}")
+                                   f"{self.member.name} and helm history") from None
+        if interrupted:
+            self.report.outcome = Outcome.INTERRUPTED
+        restored = (f"restored revision {self.before.number} (now revision "
+                    f"{self.report.rollback.revision})" if self.before else
+                    "the release never deployed and was uninstalled")
+        raise (Interrupted if interrupted else DeployError)(
+            f"{failed} failed: {exc.message}; {restored}") from None
+
+    def roll_back(self, cause: DeployerError) -> None:
+        """Restore the revision that served before this run and wait for it, retrying
+        transient failures (API outages, 5xx) with backoff for `rollback_window` seconds."""
+        failed_stage = self.report.failed_stage
+        self.ws.console.warn(f"{self.member.name}: {failed_stage} failed ({cause.message}); "
+                             "rolling back")
+        start = time.monotonic()
+        pause = self.adapters.retry_pause
+        with self.report.stage("rollback"):
+            while True:
+                try:
+                    self.report.rollback = self._restore()
+                    break
+                except DeployerError as exc:
+                    left = self.opts.rollback_window - (time.monotonic() - start)
+                    if left <= 0:
+                        raise
+                    self.say(f"rollback attempt failed ({exc.message}); retrying in "
+                             f"{min(pause, left):.0f}s")
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, 30)
+        self.report.rollback.seconds = round(time.monotonic() - start, 3)
+        self.report.outcome = Outcome.ROLLED_BACK
+        self.report.failed_stage = failed_stage
+
+    def _restore(self) -> RollbackResult:
+        """One attempt at restoring `before` (or removing a release that never deployed)."""
+        helm, member = self.conn.helm, self.member
+        revisions = release.history(helm, member)
+        if self.before is None:
+            if revisions:
+                helm.uninstall(member.release, member.namespace, self.opts.timeout)
+            return RollbackResult(None, None, RollbackAction.UNINSTALLED)
+        newest = revisions[-1] if revisions else None
+        already = newest is not None and newest.status.value == "deployed" and \
+            newest.number > self.before.number and \
+            helm.manifest(member.release, member.namespace, newest.number) == \
+            helm.manifest(member.release, member.namespace, self.before.number)
+        if not already:  # a previous attempt's rollback may have gone through already
+            helm.rollback(member.release, member.namespace, self.before.number,
+                          self.opts.timeout)
+        self.wait_for(self.live_objects())
+        now = release.history(helm, member)
+        return RollbackResult(self.before.number, now[-1].number if now else None,
+                              RollbackAction.ROLLED_BACK)
+
+    def fail(self, exc: Exception) -> None:
+        """Record an exception that ended the run (the report keeps the outcome so far)."""
+        message = str(exc) if isinstance(exc, DeployerError) else \
+            f"unexpected {type(exc).__name__}: {exc}"
+        self.report.error = message
+        if self.report.outcome in (Outcome.NOT_STARTED, Outcome.UPGRADING):
+            self.report.outcome = Outcome.INTERRUPTED if isinstance(exc, Interrupted) \
+                else Outcome.FAILED
+        self.ws.console.error(f"{self.member.name}: {message}")
+
+    # -- helpers ------------------------------------------------------------------------
+    def check_lock(self) -> None:
+        """Another deploy took the lock over (ours expired): change nothing more."""
+        if self.lock is not None and not self.lock.verify():
+            raise DeployError("lost the deploy lock to another deploy; stopping without "
+                              "changing anything further",
+                              hint="see ./deploy.py status for the holder")
+
+    def workloads(self, objects) -> list[rollout.Workload]:
+        return rollout.workloads(list(objects), self.member.namespace)
+
+    def live_objects(self) -> list[K8sObject]:
+        """The objects of the release as helm recorded its current revision."""
+        return manifests.parse(self.conn.helm.manifest(self.member.release,
+                                                       self.member.namespace))
+
+    def wait_for(self, objects, cancel: threading.Event | None = None) -> None:
+        rollout.wait(self.conn.kube, self.workloads(objects), self.opts.timeout, log=self.say,
+                     prefix="  ", poll=self.adapters.poll, cancel=cancel)
+
+    def _history_or_none(self) -> list[Revision] | None:
+        try:
+            return release.history(self.conn.helm, self.member)
+        except DeployerError:
+            return None  # the API may be what failed; the rollback is tried regardless
 
 
-def _diff(helm: Helm, member: Member, before, objects, mv) -> diff_mod.Diff:
+def diff_against(ws: Workspace, helm, member: Member, before: Revision | None,
+                 objects: list[K8sObject], mv: values_mod.MemberValues) -> diff_mod.Diff:
     """Rendered objects against the revision that serves (not a failed one on top), with
     the secrets of that revision masked too (a rotated secret's old value must not show)."""
     if before is None:
@@ -192,95 +397,123 @@ def _diff(helm: Helm, member: Member, before, objects, mv) -> diff_mod.Diff:
     old_secrets = [values_mod.lookup(live_values, path) for path in mv.secret_paths]
     old_secrets = [v for v in old_secrets if v is not values_mod.DELETED and
                    not isinstance(v, (dict, list))]
-    output.add_secrets(old_secrets)
+    ws.console.add_secrets(old_secrets)
     redactor = Redactor(list(mv.redactor_values) + old_secrets)
     live = helm.manifest(member.release, member.namespace, before.number)
     return diff_mod.compute(live, objects, member.namespace, redactor)
 
 
-def _check_lock(lock) -> None:
-    """Another deploy took the lock over (ours expired): change nothing more."""
-    if lock is not None and lock.lost:
-        raise DeployError("lost the deploy lock to another deploy; stopping without changing "
-                          "anything further", hint="see ./deploy.py status for the holder")
-
-
-def _roll_back(member: Member, opts: Options, report: DeployReport, say, helm: Helm, api,
-               before, cause: DeployerError) -> None:
-    """Restore the revision that was deployed before this run, and wait for it."""
-    output.warn(f"{member.name}: {report.failed_stage} failed ({cause.message}); rolling back")
-    start = time.perf_counter()
-    failed_stage = report.failed_stage
-    with report.stage("rollback"):
-        if before is None:
-            helm.uninstall(member.release, member.namespace, opts.timeout)
-            report.rollback = {"to": None, "revision": None, "action": "uninstalled"}
-        else:
-            helm.rollback(member.release, member.namespace, before.number, opts.timeout)
-            objects = manifests.parse(helm.manifest(member.release, member.namespace))
-            rollout.wait(api, rollout.workloads(objects, member.namespace), opts.timeout,
-                         log=say, prefix="  ")
-            now = release.history(helm, member)
-            report.rollback = {"to": before.number, "revision": now[-1].number if now else None,
-                               "action": "rolled back"}
-    report.rollback["seconds"] = round(time.perf_counter() - start, 3)
-    report.outcome = "rolled back"
-    report.failed_stage = failed_stage
-
-
-def _parallel(ws, members, opts, prepared, jobs) -> list[DeployReport]:
-    if not members:
-        return []
-    with ThreadPoolExecutor(max_workers=jobs or len(members)) as pool:
-        return list(pool.map(lambda m: deploy(ws, m, opts, prepared), members))
-
-
-def _logger(member: Member):
-    return lambda text: output.info(f"{member.name}: {text}")
-
-
-def diff_member(ws: Workspace, member: Member, opts: Options) -> diff_mod.Diff:
+def diff_member(ws: Workspace, member: Member, opts: Options,
+                adapters: Adapters | None = None) -> diff_mod.Diff:
     """Render + validate, then compare with the deployed release (no lock, no changes)."""
-    prepared = chart_mod.prepare(ws, Helm(ws.env), opts.mirror)
-    mv = values_mod.build(ws, member)
-    checked, rendered = check_member(ws, Helm(ws.env, echo=False), prepared, member, [], mv)
-    if rendered is None:
-        raise DeployError("cannot render: " + "; ".join(checked.errors))
-    for line in checked.errors:
-        output.warn(f"{member.name}: {line}")
-    with clusters.access(ws, member, kubeconfig=opts.kubeconfig) as access:
-        helm = Helm(access.env, context=access.context)
-        before = release.last_deployed(release.history(helm, member))
-        return _diff(helm, member, before, rendered.objects, mv)
+    adapters = adapters or Adapters()
+    prepared = adapters.prepare(ws, opts.mirror)
+    rendered = adapters.render(ws, member, prepared)
+    rendered = _validate(ws, member, prepared, rendered, strict=False)
+    with adapters.connect(ws, member, opts.kubeconfig) as conn:
+        before = last_deployed(release.history(conn.helm, member))
+        return diff_against(ws, conn.helm, member, before, list(rendered.objects),
+                            rendered.values)
 
 
 def rollback_member(ws: Workspace, member: Member, opts: Options,
-                    to_revision: int | None = None) -> str:
+                    to_revision: int | None = None, adapters: Adapters | None = None) -> str:
     """Roll the release back (to `to_revision`, default: the one before the deployed one)."""
-    with clusters.access(ws, member, kubeconfig=opts.kubeconfig) as access:
-        helm = Helm(access.env, context=access.context)
-        api = access.api_client()
-        say = _logger(member)
-        try:
-            lock = DeployLock(api, member.namespace, holder_identity(ws.env), log=say)
-            with lock.held(opts.lock_timeout, break_lock=opts.break_lock):
-                revisions = release.history(helm, member)
-                current = release.last_deployed(revisions)
-                if to_revision is None:
-                    older = [r for r in revisions if current and r.number < current.number
-                             and r.status in ("superseded", "deployed")]
-                    if not older:
-                        raise DeployError(f"no earlier revision of {member.release} to roll "
-                                          "back to", hint="see `helm history` or --to-revision")
-                    to_revision = older[-1].number
-                elif to_revision not in {r.number for r in revisions}:
-                    raise DeployError(f"release {member.release} has no revision {to_revision} "
-                                      f"(has {', '.join(str(r.number) for r in revisions)})")
-                helm.rollback(member.release, member.namespace, to_revision, opts.timeout)
-                objects = manifests.parse(helm.manifest(member.release, member.namespace))
-                rollout.wait(api, rollout.workloads(objects, member.namespace), opts.timeout,
-                             log=say, prefix="  ")
-                now = release.history(helm, member)
-                return f"rolled back to revision {to_revision} (now revision {now[-1].number})"
-        finally:
-            api.close()
+    adapters = adapters or Adapters()
+    say = ws.console.prefixed(member.name)
+    with adapters.connect(ws, member, opts.kubeconfig) as conn:
+        lock = DeployLock(conn.kube, member.namespace, holder_identity(ws.env),
+                          console=ws.console, log=say)
+        with lock.held(opts.lock_timeout, break_lock=opts.break_lock):
+            revisions = release.history(conn.helm, member)
+            to_revision = _rollback_target(member, revisions, to_revision)
+            conn.helm.rollback(member.release, member.namespace, to_revision, opts.timeout)
+            objects = manifests.parse(conn.helm.manifest(member.release, member.namespace))
+            rollout.wait(conn.kube, rollout.workloads(objects, member.namespace), opts.timeout,
+                         log=say, prefix="  ", poll=adapters.poll, cancel=adapters.cancel)
+            now = release.history(conn.helm, member)
+            return f"rolled back to revision {to_revision} (now revision {now[-1].number})"
+
+
+def _rollback_target(member: Member, revisions: list[Revision], wanted: int | None) -> int:
+    current = last_deployed(revisions)
+    if wanted is None:
+        older = [r for r in revisions if current and r.number < current.number
+                 and r.status.good]
+        if not older:
+            raise DeployError(f"no earlier revision of {member.release} to roll back to",
+                              hint="see `helm history` or --to-revision")
+        return older[-1].number
+    if wanted not in {r.number for r in revisions}:
+        raise DeployError(f"release {member.release} has no revision {wanted} "
+                          f"(has {', '.join(str(r.number) for r in revisions) or 'none'})")
+    return wanted
+
+
+def _parallel(ws, members, opts, prepared, jobs, adapters) -> list[DeployReport]:
+    if not members:
+        return []
+    with ThreadPoolExecutor(max_workers=jobs or len(members)) as pool:
+        return list(pool.map(lambda m: deploy(ws, m, opts, prepared, adapters), members))
+
+
+def _check_cancel(cancel: threading.Event, when: str) -> None:
+    if cancel.is_set():
+        raise Interrupted(f"interrupted {when}")
+
+
+# -- the real adapters ----------------------------------------------------------------------
+def _prepare(ws: Workspace, mirror: str | None):
+    from deployer.adapters.helm import Helm
+    from deployer.stages import chart
+
+    return chart.prepare(ws, Helm(ws.env, console=ws.console), mirror)
+
+
+def _render(ws: Workspace, member: Member, prepared) -> Rendered:
+    from deployer.stages.render import member_values
+
+    mv = member_values(ws, member)
+    return Rendered(mv, dump(mv.for_helm(prepared.defaults())))
+
+
+def _validate(ws: Workspace, member: Member, prepared, rendered: Rendered, *,
+              strict: bool = True) -> Rendered:
+    """helm template + lint + Kubernetes schemas + policy. strict: any error stops the deploy
+    (else only a failed render does, and the rest are warnings, as for `diff`)."""
+    from deployer.adapters.helm import Helm
+    from deployer.stages.validate import check_member
+
+    problems = policy.check_federation(ws.federation).get(member.name, []) if strict else []
+    checked, objects = check_member(ws, Helm(ws.env, console=ws.console, echo=False), prepared,
+                                    member, problems, rendered.values)
+    if objects is None:
+        if not strict:
+            raise DeployError("cannot render: " + "; ".join(checked.errors))
+    elif not strict:
+        for line in checked.errors:
+            ws.console.warn(f"{member.name}: {line}")
+        return Rendered(rendered.values, rendered.values_yaml, tuple(objects.objects))
+    if not checked.ok or objects is None:
+        for line in checked.errors:
+            ws.console.error(f"{member.name}: {line}")
+        raise DeployError(f"validation failed with {len(checked.errors)} error(s); "
+                          "nothing was changed on the cluster")
+    return Rendered(rendered.values, rendered.values_yaml, tuple(objects.objects))
+
+
+@contextmanager
+def _connect(ws: Workspace, member: Member, kubeconfig: Path | None) -> Iterator[Connection]:
+    from deployer.adapters import clusters
+    from deployer.adapters.helm import Helm
+
+    with clusters.access(ws, member, kubeconfig=kubeconfig) as access:
+        helm = Helm(access.env, console=ws.console, context=access.context)
+        with access.kube() as kube:
+            yield Connection(helm, kube)
+
+
+def _smoke(ws: Workspace, member: Member, timeout: float, log: Log) -> None:
+    from deployer.stages import smoke
+
+    smoke.gate(ws.federation, member, timeout=timeout, log=log)

@@ -1,15 +1,17 @@
-"""Render members: merged values and (with the chart) the manifests helm produces."""
+"""Render members: merged values (secrets decrypted by sops, in memory) and, with the chart,
+the manifests helm produces."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployer.adapters import sops
 from deployer.model import manifests
 from deployer.model import values as values_mod
 from deployer.model.federation import Member
 from deployer.model.workspace import Workspace
-from deployer.model.yamlio import dump
+from deployer.model.yamlio import dump, load_text
 
 
 @dataclass
@@ -22,18 +24,24 @@ class RenderOutput:
     manifests_text: str | None = None
 
 
+def member_values(ws: Workspace, member: Member) -> values_mod.MemberValues:
+    """Every values layer of `member` merged, its secrets file decrypted in memory."""
+    rel = values_mod.secrets_file(member)
+    plaintext = sops.decrypt(ws.root, rel, ws.env)
+    return values_mod.build(ws, member, load_text(plaintext, rel))
+
+
 def render(ws: Workspace, member: Member, *, with_manifests: bool = False,
            mirror: str | None = None) -> RenderOutput:
     """Merge the member's values; with_manifests also renders the chart with the real helm."""
-    mv = values_mod.build(ws, member)
+    mv = member_values(ws, member)
     shown = mv.final if ws.show_secrets else mv.redacted()
     result = RenderOutput(member=member, values=mv, values_text=dump(shown))
     if with_manifests:
-        from deployer.stages import chart
         from deployer.adapters import helm
-        from deployer.stages import validate
+        from deployer.stages import chart, validate
 
-        runner = helm.Helm(ws.env)
+        runner = helm.Helm(ws.env, console=ws.console)
         prepared = chart.prepare(ws, runner, mirror)
         objects = validate.render_member(ws, runner, prepared, member, mv).objects
         result.manifests_text = (manifests.plain_text(objects) if ws.show_secrets

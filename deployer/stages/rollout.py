@@ -1,14 +1,14 @@
-"""Wait, with the kubernetes client, until every workload of a release has rolled out."""
+"""Wait until every workload of a release has rolled out (through the kube adapter)."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from deployer.errors import DeployError
+from deployer.adapters.kube import WORKLOAD_KINDS, KubeError, WorkloadState
+from deployer.errors import DeployError, Interrupted
 from deployer.model.manifests import K8sObject
-
-KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 
 @dataclass(frozen=True)
@@ -24,22 +24,21 @@ class Workload:
         return f"{self.kind}/{self.name}"
 
 
+class RolloutTimeout(DeployError):
+    """The workloads did not all roll out within the timeout."""
+
+
 def workloads(objects: list[K8sObject], namespace: str) -> list[Workload]:
     """The workloads among rendered objects."""
     return [Workload(o.kind, (o.body.get("metadata") or {}).get("namespace") or namespace, o.name)
-            for o in objects if o.kind in KINDS and o.api_version == "apps/v1"]
+            for o in objects if o.kind in WORKLOAD_KINDS and o.api_version == "apps/v1"]
 
 
-def wait(api_client, items: list[Workload], timeout: float, *, log: Callable[[str], None],
-         poll: float = 0.5, prefix: str = "") -> None:
-    """Poll every workload until rolled out; progress lines on change; DeployError on timeout.
-    API errors (5xx, connection failures) are retried until the timeout."""
-    from kubernetes import client
-
-    apps = client.AppsV1Api(api_client)
-    readers = {"Deployment": apps.read_namespaced_deployment,
-               "StatefulSet": apps.read_namespaced_stateful_set,
-               "DaemonSet": apps.read_namespaced_daemon_set}
+def wait(kube, items: list[Workload], timeout: float, *, log: Callable[[str], None],
+         poll: float = 0.5, prefix: str = "", cancel: threading.Event | None = None) -> None:
+    """Poll every workload until rolled out; progress lines on change; DeployError on timeout
+    (RolloutTimeout) or a rollout that failed for good. API errors (5xx, connection failures)
+    are retried until the timeout. `cancel` set stops the wait at once (an interrupt)."""
     deadline = time.monotonic() + timeout
     pending = list(items)
     shown: dict[Workload, str] = {}
@@ -48,17 +47,18 @@ def wait(api_client, items: list[Workload], timeout: float, *, log: Callable[[st
     while pending:
         still = []
         for workload in pending:
+            _check_cancel(cancel)
             try:
-                obj = readers[workload.kind](workload.name, workload.namespace,
-                                             _request_timeout=max(1.0, min(10.0, timeout)))
-            except Exception as exc:  # noqa: BLE001 - transient API trouble is retried
+                obj = kube.read_workload(workload.kind, workload.namespace, workload.name,
+                                         timeout=max(1.0, min(10.0, timeout)))
+            except KubeError as exc:
                 errors += 1
-                last_error = _describe(exc)
+                last_error = exc.message
                 if errors == 1 or errors % 10 == 0:
                     log(f"{prefix}API error while waiting ({last_error}); retrying")
                 still.append(workload)
                 continue
-            done, state = _state(workload.kind, obj)
+            done, state = state_of(obj)
             if shown.get(workload) != state:
                 log(f"{prefix}{workload.ref}: {state}")
                 shown[workload] = state
@@ -73,39 +73,47 @@ def wait(api_client, items: list[Workload], timeout: float, *, log: Callable[[st
             waiting = ", ".join(f"{w.ref} ({shown.get(w, last_error or 'no status')})"
                                 for w in pending)
             why = f"; last API error: {last_error}" if last_error and errors else ""
-            raise DeployError(f"rollout did not finish within {timeout:.0f}s: {waiting}{why}")
-        time.sleep(poll)
+            raise RolloutTimeout(f"rollout did not finish within {timeout:.0f}s: {waiting}{why}")
+        if cancel is not None:
+            if cancel.wait(poll):
+                _check_cancel(cancel)
+        else:
+            time.sleep(poll)
 
 
-def _state(kind: str, obj) -> tuple[bool | None, str]:
+def state_of(obj: WorkloadState) -> tuple[bool | None, str]:
     """(done, description); done None means failed for good (progress deadline exceeded)."""
-    spec, status = obj.spec, obj.status
-    generation, observed = obj.metadata.generation or 0, status.observed_generation or 0
-    if observed < generation:
+    if obj.observed_generation < obj.generation:
         return False, "waiting for the controller to see the new spec"
-    if kind == "Deployment":
-        for cond in status.conditions or []:
-            if cond.type == "Progressing" and cond.reason == "ProgressDeadlineExceeded":
-                return None, f"progress deadline exceeded: {cond.message or ''}".strip()
-        want = spec.replicas if spec.replicas is not None else 1
-        updated, available = status.updated_replicas or 0, status.available_replicas or 0
-        total = status.replicas or 0
-        done = updated >= want and total <= updated and available >= updated
-        return done, f"{available}/{want} available, {updated} updated"
-    if kind == "StatefulSet":
-        want = spec.replicas if spec.replicas is not None else 1
-        ready, updated = status.ready_replicas or 0, status.updated_replicas or 0
-        same_revision = not status.update_revision or \
-            status.update_revision == status.current_revision
-        done = ready >= want and updated >= want and same_revision
-        return done, f"{ready}/{want} ready, {updated} updated"
-    desired = status.desired_number_scheduled or 0
-    updated, available = status.updated_number_scheduled or 0, status.number_available or 0
-    return updated >= desired and available >= desired, f"{available}/{desired} available"
+    if obj.kind == "Deployment":
+        if obj.deadline_exceeded is not None:
+            return None, f"progress deadline exceeded: {obj.deadline_exceeded}".strip()
+        done = obj.updated >= obj.replicas and obj.total <= obj.updated and \
+            obj.available >= obj.updated
+        return done, f"{obj.available}/{obj.replicas} available, {obj.updated} updated"
+    if obj.kind == "StatefulSet":
+        same_revision = not obj.update_revision or obj.update_revision == obj.current_revision
+        done = obj.ready >= obj.replicas and obj.updated >= obj.replicas and same_revision
+        return done, f"{obj.ready}/{obj.replicas} ready, {obj.updated} updated"
+    done = obj.updated >= obj.replicas and obj.available >= obj.replicas
+    return done, f"{obj.available}/{obj.replicas} available"
 
 
-def _describe(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    if status:
-        return f"HTTP {status} {getattr(exc, 'reason', '')}".strip()
-    return type(exc).__name__ + (f": {str(exc)[:80]}" if str(exc) else "")
+def healthy(kube, items: list[Workload]) -> tuple[bool, list[str]]:
+    """Is every workload rolled out right now? (ok, what is not, one line each)."""
+    problems = []
+    for workload in items:
+        try:
+            done, state = state_of(kube.read_workload(workload.kind, workload.namespace,
+                                                      workload.name))
+        except KubeError as exc:
+            problems.append(f"{workload.ref}: {exc.message}")
+            continue
+        if not done:
+            problems.append(f"{workload.ref}: {state}")
+    return not problems, problems
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("interrupted while waiting for the rollout")

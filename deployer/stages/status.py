@@ -1,21 +1,27 @@
 """`deploy.py status`: what runs on each member, in one table."""
 from __future__ import annotations
 
-import base64
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from deployer.adapters import clusters
-from deployer.stages import release
+from deployer.adapters.helm import Helm
+from deployer.adapters.kube import Kube, KubeError
 from deployer.errors import DeployerError
 from deployer.model.federation import Member
-from deployer.adapters.helm import Helm
 from deployer.model.workspace import Workspace
+from deployer.stages import release
+from deployer.stages.rollout import state_of
+
+LOCK_NAME = "deployer-lock"
 
 
 @dataclass
 class MemberStatus:
+    """One row of the status table; `error` set when the member could not be read at all."""
+
     member: str
     revision: str = "-"
     state: str = "-"
@@ -41,22 +47,17 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
     out = MemberStatus(member.name)
     try:
         with clusters.access(ws, member, kubeconfig=kubeconfig) as access:
-            helm = Helm(access.env, context=access.context, echo=False)
+            helm = Helm(access.env, console=ws.console, context=access.context, echo=False)
             revisions = release.history(helm, member)
             if revisions:
                 last = revisions[-1]
-                out.revision, out.state = str(last.number), last.status
+                out.revision, out.state = str(last.number), str(last.status)
                 out.chart, out.app_version = last.chart, last.app_version or "-"
                 out.deployed = last.updated[:19].replace("T", " ")
             else:
                 out.state = "not installed"
-            api = access.api_client()
-            try:
-                out.workloads = _workloads(api, member)
-                out.lock = _lock(api, member)
-                out.certificates = _certificates(api, member)
-            finally:
-                api.close()
+            with access.kube() as kube:
+                fill_columns(out, kube, member)
     except DeployerError as exc:
         out.error = str(exc)
         out.state = "unreachable"
@@ -66,65 +67,64 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
     return out
 
 
-def _workloads(api, member: Member) -> str:
-    from kubernetes import client
-
-    apps = client.AppsV1Api(api)
-    ready = total = 0
-    for lister in (apps.list_namespaced_deployment, apps.list_namespaced_stateful_set):
-        for item in lister(member.namespace).items:
-            if (item.metadata.annotations or {}).get("meta.helm.sh/release-name") not in (
-                    None, member.release):
-                continue
-            total += 1
-            want = item.spec.replicas if item.spec.replicas is not None else 1
-            ready += (item.status.ready_replicas or 0) >= want
-    for item in apps.list_namespaced_daemon_set(member.namespace).items:
-        if (item.metadata.annotations or {}).get("meta.helm.sh/release-name") not in (
-                None, member.release):
-            continue
-        total += 1
-        ready += (item.status.number_available or 0) >= (item.status.desired_number_scheduled
-                                                         or 0)
-    return f"{ready}/{total}" if total else "-"
+def fill_columns(out: MemberStatus, kube: Kube, member: Member) -> None:
+    """The columns read from the API; a column the credentials may not read says so
+    ("forbidden") instead of failing the whole member."""
+    out.workloads = _column(lambda: workloads(kube, member))
+    out.lock = _column(lambda: lock(kube, member))
+    out.certificates = _column(lambda: certificates(kube, member))
 
 
-def _lock(api, member: Member) -> str:
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
+def _column(read: Callable[[], str]) -> str:
     try:
-        lease = client.CoordinationV1Api(api).read_namespaced_lease("deployer-lock",
-                                                                    member.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return "free"
+        return read()
+    except KubeError as exc:
+        if exc.forbidden:
+            return f"forbidden (HTTP {exc.status})"
         raise
-    since = lease.spec.acquire_time.strftime("%Y-%m-%d %H:%M") if lease.spec.acquire_time \
-        else "?"
-    return f"{lease.spec.holder_identity} since {since}"
 
 
-def _certificates(api, member: Member) -> str:
+def workloads(kube: Kube, member: Member) -> str:
+    """ready/total of the release's workloads."""
+    items = [w for w in kube.list_workloads(member.namespace)
+             if w.release in (None, member.release)]
+    ready = 0
+    for item in items:
+        if item.kind == "DaemonSet":
+            ready += item.available >= item.replicas
+        else:
+            ready += item.ready >= item.replicas
+    return f"{ready}/{len(items)}" if items else "-"
+
+
+def lock(kube: Kube, member: Member) -> str:
+    """Who holds the deploy lock, or free."""
+    lease = kube.read_lease(member.namespace, LOCK_NAME)
+    if lease is None:
+        return "free"
+    since = lease.acquire_time.strftime("%Y-%m-%d %H:%M") if lease.acquire_time else "?"
+    return f"{lease.holder} since {since}"
+
+
+def certificates(kube: Kube, member: Member) -> str:
     """Earliest expiry among the namespace's TLS secrets (cert-manager's certificates)."""
     from cryptography import x509
-    from kubernetes import client
 
-    secrets = client.CoreV1Api(api).list_namespaced_secret(
-        member.namespace, field_selector="type=kubernetes.io/tls").items
     expiries = []
-    for secret in secrets:
-        pem = (secret.data or {}).get("tls.crt")
-        if not pem:
+    for secret in kube.list_tls_secrets(member.namespace):
+        if not secret.certificate:
             continue
         try:
-            cert = x509.load_pem_x509_certificate(base64.b64decode(pem))
+            cert = x509.load_pem_x509_certificate(secret.certificate)
         except ValueError:
             continue
-        expiries.append((cert.not_valid_after_utc, secret.metadata.name))
+        expiries.append((cert.not_valid_after_utc, secret.name))
     if not expiries:
         return "-"
     when, name = min(expiries)
     days = (when - datetime.datetime.now(datetime.timezone.utc)).days
     return f"{name} expires {when:%Y-%m-%d} ({days}d)" if days >= 0 else \
         f"{name} EXPIRED {when:%Y-%m-%d}"
+
+
+__all__ = ["HEADERS", "MemberStatus", "member_status", "state_of"]

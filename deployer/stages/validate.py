@@ -15,6 +15,7 @@ from deployer.model import values as values_mod
 from deployer.errors import DeployerError
 from deployer.model.federation import Member
 from deployer.model.workspace import Workspace
+from deployer.stages.render import member_values
 from deployer.model.yamlio import dump, format_path
 
 
@@ -46,7 +47,7 @@ class Report:
 def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None = None,
                      jobs: int | None = None) -> list[Report]:
     """Validate every member; the chart's dependencies are prepared once for all of them."""
-    helm = helm_mod.Helm(ws.env)
+    helm = helm_mod.Helm(ws.env, console=ws.console)
     prepared = chart_mod.prepare(ws, helm, mirror)
     federation_problems = policy.check_federation(ws.federation)
     # most of a member's time is spent waiting on helm and sops: overlap members generously
@@ -60,7 +61,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
 def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
                   member: Member, mv: values_mod.MemberValues | None = None) -> Rendered:
     """Render a member with `helm template`; schema violations point at the file and line."""
-    mv = mv or values_mod.build(ws, member)
+    mv = mv or member_values(ws, member)
     result = helm.template(member.release, str(prepared.path), member.namespace,
                            dump(mv.for_helm(prepared.defaults())), member.kubernetes_version,
                            check=False)
@@ -78,7 +79,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     rendered = None
     report.errors.extend(str(v) for v in federation_problems)
     try:
-        mv = mv or values_mod.build(ws, member)
+        mv = mv or member_values(ws, member)
         report.errors.extend(str(v) for v in policy.check_member(mv))
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:

@@ -1,0 +1,162 @@
+"""The one way the deployer runs a program.
+
+Every external command (helm, sops, git, kubectl, gcloud, aws, pip) goes through `run`:
+
+- the exact command is printed first (secrets redacted by the workspace's Console), with the
+  tool's short name instead of its full path, so an operator can copy and re-run it;
+- the child gets an explicit environment (never os.environ) and a timeout;
+- stdout and stderr are captured; a failure is a ProcessError naming the tool, its exit code
+  and the last line it printed (redacted);
+- children run in their own process group, so an interrupted deploy can stop them
+  (`terminate_all`) without the terminal's Ctrl-C killing helm half-way through a write.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from deployer.console import Console
+from deployer.errors import DeployerError, ToolError
+
+DEFAULT_TIMEOUT = 300.0
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished program: its command, exit code and captured output (not redacted)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class ProcessError(DeployerError):
+    """A program exited non-zero; the message names it and its last line of output."""
+
+    exit_code = 1
+
+    def __init__(self, tool: str, result: Result, *, console: Console | None = None,
+                 hint: str | None = None, what: str | None = None, lines: int = 1):
+        self.tool = tool
+        self.result = result
+        self.stderr = result.stderr
+        self.returncode = result.returncode
+        detail = last_lines(result.stderr or result.stdout, lines)
+        if console is not None:
+            detail = console.redact(detail)
+        verb = what or (f"{tool} {result.argv[1]}" if len(result.argv) > 1 else tool)
+        super().__init__(f"{verb} failed (exit {result.returncode}): {detail}", hint=hint)
+
+
+def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT,
+        console: Console | None = None, stdin: str | None = None, cwd: str | Path | None = None,
+        echo: bool = True, check: bool = True, tool: str | None = None,
+        hint: str | None = None) -> Result:
+    """Run `argv` with `env`, capturing output; see the module docstring."""
+    argv = tuple(str(a) for a in argv)
+    name = tool or Path(argv[0]).name
+    if echo and console is not None:
+        console.command([name, *argv[1:]])
+    if timeout is None or timeout <= 0:
+        raise ToolError(f"{name}: a timeout must be a positive number of seconds")
+    try:
+        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, text=True,
+                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as exc:
+        raise ToolError(f"cannot run {name}: {exc.strerror or exc}", hint=hint) from None
+    with _children_lock:
+        _children.add(proc)
+    try:
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            raise ToolError(f"{name} {argv[1] if len(argv) > 1 else ''} timed out after "
+                            f"{timeout:g}s".replace("  ", " "), hint=hint) from None
+        except BaseException:  # KeyboardInterrupt, SystemExit from a signal handler
+            _stop(proc)
+            raise
+    finally:
+        with _children_lock:
+            _children.discard(proc)
+    result = Result(argv, proc.returncode, out or "", err or "")
+    if check and not result.ok:
+        raise ProcessError(name, result, console=console, hint=hint)
+    return result
+
+
+def run_attached(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float,
+                 console: Console | None = None, cwd: str | Path | None = None,
+                 tool: str | None = None) -> int:
+    """Run an interactive program (an editor through `sops edit`) on the terminal."""
+    argv = tuple(str(a) for a in argv)
+    name = tool or Path(argv[0]).name
+    if console is not None:
+        console.command([name, *argv[1:]])
+    try:
+        return subprocess.run(argv, env=dict(env), cwd=cwd, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{name} did not finish within {timeout:g}s") from None
+    except OSError as exc:
+        raise ToolError(f"cannot run {name}: {exc.strerror or exc}") from None
+
+
+def running() -> int:
+    """How many children are running now (for tests and the interrupt handler)."""
+    with _children_lock:
+        return len(_children)
+
+
+def terminate_all(grace: float = 10.0) -> None:
+    """Stop every running child: SIGTERM to its process group, SIGKILL after `grace` s."""
+    with _children_lock:
+        children = list(_children)
+    for proc in children:
+        _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in children:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal(proc, signal.SIGKILL)
+
+
+def last_lines(text: str, count: int = 1) -> str:
+    """The last `count` non-empty lines of `text`, joined with ' | '."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:]) if lines else "no output"
+
+
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    _signal(proc, signal.SIGTERM)
+    try:
+        proc.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal(proc, signal.SIGKILL)
+        proc.communicate()
+    except (OSError, ValueError):
+        pass
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,96 @@
+"""What every command shares: the per-invocation state, options, and error handling."""
+from __future__ import annotations
+
+import contextvars
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from deployer.console import Console
+from deployer.errors import ConfigError, DeployerError
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2]
+
+ROOT_OPTION = typer.Option(None, "--root", envvar="DEPLOYER_ROOT", show_default=False,
+                           help="Repository to operate on (default: the one holding deploy.py).")
+MIRROR = typer.Option(None, "--chart-mirror", envvar="DEPLOYER_CHART_MIRROR",
+                      help="Fetch chart dependencies from this repository instead of the "
+                           "ones in Chart.yaml (same names and versions).")
+SHOW_SECRETS = typer.Option(False, "--show-secrets",
+                            help="Print secret values in clear instead of ***.")
+KUBECONFIG_OPTION = typer.Option(None, "--kubeconfig", exists=True, dir_okay=False,
+                                 help="Use this kubeconfig instead of the member's credentials.")
+TIMEOUT_OPTION = typer.Option(600, "--timeout", help="Seconds for helm and the rollout wait.")
+LOCK_TIMEOUT = typer.Option(600, "--lock-timeout", help="Seconds to wait for the deploy lock.")
+BREAK_LOCK = typer.Option(False, "--break-lock",
+                          help="Remove another deploy's lock first (it is logged).")
+
+
+@dataclass
+class CliState:
+    """One invocation: the repository, the process environment (read here, once) and the
+    console that prints and redacts everything."""
+
+    root: Path = DEFAULT_ROOT
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    console: Console = field(default_factory=Console)
+
+    def workspace(self, show_secrets: bool = False):
+        """The Workspace commands operate on."""
+        from deployer.model.workspace import Workspace
+
+        return Workspace(root=self.root, env=self.env, show_secrets=show_secrets,
+                         console=self.console)
+
+
+_current: contextvars.ContextVar[CliState] = contextvars.ContextVar("deployer_cli_state")
+
+
+def begin(root: Path | None) -> CliState:
+    """A new invocation (the app callback): its state, for the command that follows."""
+    new = CliState(root=root.resolve() if root is not None else DEFAULT_ROOT)
+    _current.set(new)
+    return new
+
+
+def state() -> CliState:
+    """The state of the running invocation (made by the app callback)."""
+    try:
+        return _current.get()
+    except LookupError:
+        return begin(None)
+
+
+def workspace(show_secrets: bool = False):
+    """The running invocation's Workspace."""
+    return state().workspace(show_secrets)
+
+
+def console() -> Console:
+    return state().console
+
+
+def handles_errors(func):
+    """Turn DeployerError into one red line and its exit code (2 bad input, 1 failed op)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        out = console()
+        try:
+            return func(*args, **kwargs)
+        except DeployerError as exc:
+            out.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            out.error("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def usage(message: str, hint: str | None = None) -> ConfigError:
+    """Bad command-line use: one line, exit 2."""
+    return ConfigError(message, hint=hint)

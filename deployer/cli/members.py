@@ -1,0 +1,133 @@
+"""members, render, validate, explain: the federation's data, merged and checked offline."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from deployer.cli.common import MIRROR, SHOW_SECRETS, handles_errors, usage, workspace
+
+
+@handles_errors
+def members(role: Optional[str] = typer.Option(None, help="Only members with this role."),
+            json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """List the federation's members."""
+    ws = workspace()
+    chosen = [m for m in ws.federation.members.values() if role in (None, m.role)]
+    if json_out:
+        import dataclasses
+        import json
+
+        ws.console.say(json.dumps([dataclasses.asdict(m) | {"url": m.url} for m in chosen],
+                                  indent=2))
+        return
+    ws.console.table(
+        ["member", "role", "provider", "cluster", "k8s", "release/namespace", "binder", "weight"],
+        [[m.name, m.role, m.cluster.provider, cluster_name(m), m.kubernetes_version,
+          f"{m.release}/{m.namespace}", m.domains.binder,
+          (str(m.weight) if m.active else f"{m.weight} (inactive)") if m.in_federation else "-"]
+         for m in chosen])
+
+
+@handles_errors
+def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
+                                                    help="Members (names or a role)."),
+           all_members: bool = typer.Option(False, "--all", help="Every member."),
+           out: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="Write DIR/<member>/values.yaml and "
+                                                   "manifests.yaml."),
+           show_manifests: bool = typer.Option(False, "--manifests",
+                                               help="Print the rendered manifests instead "
+                                                    "of the values."),
+           mirror: Optional[str] = MIRROR,
+           show_secrets: bool = SHOW_SECRETS):
+    """Merge a member's values and render the chart (secrets shown as ***)."""
+    from deployer.stages import render as render_mod
+
+    ws = workspace(show_secrets)
+    chosen = ws.federation.select(member_names or (), all_members=all_members)
+    if out is None and len(chosen) > 1:
+        raise usage("rendering several members needs --output DIR")
+    with_manifests = out is not None or show_manifests
+    results = [render_mod.render(ws, member, with_manifests=with_manifests, mirror=mirror)
+               for member in chosen]
+    if out is None:
+        text = results[0].manifests_text if show_manifests else results[0].values_text
+        ws.console.say(text.rstrip())
+        return
+    for result in results:
+        for path in render_mod.write(result, out, show_secrets=show_secrets):
+            ws.console.info(f"wrote {path}")
+
+
+@handles_errors
+def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
+                                                      help="Members (names or a role)."),
+             all_members: bool = typer.Option(False, "--all", help="Every member."),
+             mirror: Optional[str] = MIRROR,
+             jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+                                                help="Members validated at once.")):
+    """Render members with helm and check chart schema, lint, Kubernetes schemas, policy."""
+    from deployer.stages import validate as validate_mod
+
+    ws = workspace()
+    out = ws.console
+    chosen = ws.federation.select(member_names or (), all_members=all_members)
+    reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs)
+    for report in reports:
+        for line in report.errors:
+            out.error(f"{report.member}: {line}")
+        for line in report.warnings:
+            out.warn(f"{report.member}: {line}")
+    out.table(["member", "objects", "errors", "seconds", "result"],
+              [[r.member, r.objects, len(r.errors), f"{r.seconds:.1f}",
+                "ok" if r.ok else "FAILED"] for r in reports])
+    custom = sorted({c for r in reports for c in r.custom})
+    if custom:
+        out.info(f"not schema-checked (custom resources): {', '.join(custom)}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@handles_errors
+def explain(member: str = typer.Argument(..., help="Member name."),
+            key: str = typer.Argument(..., help="Dotted key, e.g. binderhub.config.BinderHub."
+                                                "hub_url (escape dots in keys as \\.)"),
+            show_secrets: bool = SHOW_SECRETS):
+    """Show a value's final setting and every layer (file:line) that set or overrode it."""
+    from deployer.model import values as values_mod
+    from deployer.model.yamlio import format_path, parse_path
+    from deployer.stages.render import member_values
+
+    ws = workspace(show_secrets)
+    mv = member_values(ws, ws.federation.member(member))
+    path = parse_path(key)
+    final_source = mv.final if show_secrets else mv.redacted()
+    _, settings = mv.explain(path)
+    final = values_mod.lookup(final_source, path)
+    ws.console.say(f"{format_path(path)} = {values_mod.describe(final, False)}")
+    if not settings:
+        ws.console.say("  set by no layer (not a key of the chart defaults or any values file)")
+        raise typer.Exit(1)
+    rows = []
+    for i, s in enumerate(settings):
+        secret = s.layer.secret and not show_secrets
+        replaced = any(s.path[:len(later.path)] == later.path for later in settings[i + 1:])
+        mark = "overridden" if replaced else "final" if s.path == path else "in effect"
+        sub = "" if s.path == path else f" ({format_path(s.path)})"
+        rows.append([s.layer.name, s.where, values_mod.describe(s.value, secret) + sub, mark])
+    ws.console.table(["layer", "set at", "value", ""], rows)
+
+
+def cluster_name(member) -> str:
+    """Where a member's cluster is, in one short string."""
+    c = member.cluster
+    if c.provider == "gke":
+        return f"{c.project}/{c.zone}/{c.name}"
+    if c.provider == "eks":
+        return f"{c.region}/{c.name}"
+    return c.kubeconfig + (f" ({c.context})" if c.context else "")
+
+
+__all__ = ["members", "render", "validate", "explain"]

@@ -1,0 +1,108 @@
+"""secrets view / edit / encrypt / rotate-recipients: the sops-encrypted files."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List
+
+import typer
+
+from deployer.cli.common import SHOW_SECRETS, handles_errors, workspace
+
+app = typer.Typer(help="View, edit, encrypt and re-key the sops-encrypted secrets.",
+                  no_args_is_help=True)
+
+
+@app.command("view")
+@handles_errors
+def view(target: str = typer.Argument(..., help="Member name or path under secrets/."),
+         show_secrets: bool = SHOW_SECRETS):
+    """Decrypt in memory and print (values masked unless --show-secrets)."""
+    from deployer.adapters import sops
+    from deployer.model.yamlio import dump, load_text
+
+    ws = workspace(show_secrets)
+    rel = secret_path(ws, target)
+    text = sops.decrypt(ws.root, rel, ws.env)
+    if show_secrets:
+        ws.console.say(text.rstrip())
+        return
+    data = load_text(text, rel).data
+    ws.console.say(dump(mask_all(data)).rstrip())
+
+
+@app.command("edit")
+@handles_errors
+def edit(target: str = typer.Argument(..., help="Member name or path under secrets/.")):
+    """Edit in $EDITOR through sops; it is re-encrypted on save."""
+    from deployer.adapters import sops
+
+    ws = workspace()
+    sops.edit(ws.root, secret_path(ws, target), ws.env)
+
+
+@app.command("encrypt")
+@handles_errors
+def encrypt(target: str = typer.Argument(..., help="Path of a plaintext file under "
+                                                   "secrets/, or a member name."),
+            from_stdin: bool = typer.Option(False, "--stdin",
+                                            help="Read the plaintext from stdin and "
+                                                 "write the encrypted file.")):
+    """Encrypt a new secrets file to the recipients .sops.yaml gives its path."""
+    from deployer.adapters import sops
+
+    ws = workspace()
+    rel = secret_path(ws, target, must_exist=not from_stdin)
+    if from_stdin:
+        sops.encrypt_text(ws.root, rel, sys.stdin.read(), ws.env)
+    else:
+        sops.encrypt_in_place(ws.root, rel, ws.env)
+    ws.console.info(f"encrypted {rel} to: {', '.join(sops.recipients(ws.root / rel))}")
+
+
+@app.command("rotate-recipients")
+@handles_errors
+def rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMBER]...",
+                                               help="Default: every file under secrets/."),
+           data_key: bool = typer.Option(False, "--rotate-data-key",
+                                         help="Also generate a new data key (after a "
+                                              "recipient left the team).")):
+    """Re-encrypt secrets to the recipients now listed in .sops.yaml."""
+    from deployer.adapters import sops
+
+    ws = workspace()
+    files = [secret_path(ws, t) for t in targets] if targets else sops.secret_files(ws.root)
+    for rel in files:
+        before = sops.recipients(ws.root / rel)
+        sops.update_recipients(ws.root, rel, ws.env)
+        if data_key:
+            sops.rotate_data_key(ws.root, rel, ws.env)
+        after = sops.recipients(ws.root / rel)
+        change = "unchanged" if before == after else f"{len(before)} -> {len(after)} recipients"
+        ws.console.info(f"{rel}: {change}{', new data key' if data_key else ''}")
+
+
+def secret_path(ws, target: str, must_exist: bool = True) -> str:
+    """A member name or a path -> a path under secrets/, relative to the repository root."""
+    from deployer.errors import SecretsError
+
+    if "/" not in target and not target.endswith((".yaml", ".yml")):
+        ws.federation.member(target)
+        return f"secrets/{target}.yaml"
+    rel = ws.rel(Path(target) if Path(target).is_absolute() else ws.root / target)
+    if not rel.startswith("secrets/"):
+        raise SecretsError("secrets files live under secrets/", file=target)
+    if must_exist and not (ws.root / rel).is_file():
+        raise SecretsError("file not found", file=rel)
+    return rel
+
+
+def mask_all(data):
+    """Every value masked, the structure (and sops metadata) kept."""
+    from deployer.model.redact import MASK
+
+    if isinstance(data, dict):
+        return {k: (v if k == "sops" else mask_all(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [mask_all(v) for v in data]
+    return data if data is None or isinstance(data, bool) else MASK

@@ -1,0 +1,66 @@
+"""smoke: the health checks and launches a deploy ends with, on demand."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from deployer.cli.common import handles_errors, workspace
+
+
+@handles_errors
+def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
+          all_members: bool = typer.Option(False, "--all", help="Every member."),
+          build: bool = typer.Option(False, "--build",
+                                     help="Also push a throwaway commit to the member's smoke "
+                                          "build repository and launch it (a fresh build)."),
+          repo: Optional[List[str]] = typer.Option(None, "--repo",
+                                                   help="Launch this spec instead of the "
+                                                        "configured repos (repeatable)."),
+          report: Optional[Path] = typer.Option(None, "--report", help="Write JSON here."),
+          summary: Optional[Path] = typer.Option(None, "--summary",
+                                                 help="Append a markdown summary here "
+                                                      "(default: $GITHUB_STEP_SUMMARY).")):
+    """Smoke-test members: HTTP checks, then launch their repos and run code in them."""
+    import contextlib
+    import json
+
+    from deployer.stages import smoke as smoke_mod
+
+    ws = workspace()
+    out = ws.console
+    fed = ws.federation
+    chosen = fed.select(member_names or (), all_members=all_members)
+    results = []
+    for member in chosen:
+        out.info(f"{member.name}: smoke tests")
+        with contextlib.ExitStack() as stack:
+            spec = stack.enter_context(smoke_mod.throwaway_commit(ws, member, out.info)) \
+                if build else None
+            results.append(smoke_mod.run(fed, member, repos=repo or None, build_spec=spec,
+                                         log=lambda text, m=member: out.info(f"{m.name}:{text}")))
+    for result in results:
+        out.say(f"\n{result.member}")
+        out.table(["check", "outcome", "seconds", "detail"], result.rows())
+    if report:
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(out.redact(json.dumps(
+                {"smoke": [r.to_json() for r in results]}, indent=2) + "\n"))
+            out.info(f"wrote {report}")
+        except OSError as exc:
+            out.error(f"cannot write the report {report}: {exc.strerror}")
+    target = summary or (Path(ws.env["GITHUB_STEP_SUMMARY"]) if ws.env.get("GITHUB_STEP_SUMMARY")
+                         else None)
+    if target:
+        try:
+            with open(target, "a") as handle:
+                handle.write(out.redact("".join(r.markdown() for r in results)))
+        except OSError as exc:
+            out.error(f"cannot write the summary {target}: {exc.strerror}")
+    if not all(r.ok for r in results):
+        for result in results:
+            for failure in result.failures():
+                out.error(f"{result.member}: {failure}")
+        raise typer.Exit(1)

@@ -1,0 +1,169 @@
+"""The HTTP checks of a member's public endpoints."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from deployer.adapters.binderhub import BinderClient, HttpError
+from deployer.model.federation import Federation, Member
+from deployer.stages.smoke.report import Check
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the smoke run reaches the member."""
+
+    binder: str
+    hub: str
+    static: str
+    federation: str | None
+
+    @classmethod
+    def of(cls, member: Member) -> "Endpoints":
+        urls = member.smoke_urls
+        d = member.domains
+
+        def pick(key: str, domain: str | None) -> str | None:
+            if key in urls:
+                return urls[key].rstrip("/")
+            return f"https://{domain}" if domain else None
+
+        return cls(pick("binder", d.binder), pick("hub", d.hub), pick("static", d.static),
+                   pick("federation", d.federation))
+
+
+def checks(client: BinderClient, federation: Federation, member: Member, ends: Endpoints,
+           attempts: int, cross_member: bool = True) -> list[Check]:
+    """Front page, health, versions, hub, static badge; the redirector where the member
+    runs one; and (cross_member) the same BinderHub version on every active member."""
+    found = [
+        http(client, "binder front page", f"{ends.binder}/", attempts),
+        health(client, ends, attempts),
+        versions(client, ends, attempts),
+        http(client, "hub health", f"{ends.hub}/hub/health", attempts),
+        http(client, "static badge", f"{ends.static}/badge_logo.svg", attempts,
+             expect_type="svg"),
+    ]
+    if ends.federation:
+        found.append(redirector(client, federation, member, ends, attempts))
+    if cross_member and member.in_federation and member.active:
+        found.append(same_versions(client, federation, member, found[2], attempts))
+    return found
+
+
+def http(client: BinderClient, name: str, url: str, attempts: int,
+         expect_type: str = "") -> Check:
+    """GET answers 200 (with the expected content type)."""
+    start = time.perf_counter()
+    try:
+        response = client.get(url, attempts=attempts)
+    except HttpError as exc:
+        return Check(name, False, time.perf_counter() - start, exc.message)
+    seconds = time.perf_counter() - start
+    if response.status != 200:
+        return Check(name, False, seconds, f"{url}: HTTP {response.status}")
+    if expect_type and expect_type not in response.content_type:
+        return Check(name, False, seconds, f"{url}: content type "
+                                           f"{response.headers.get('Content-Type')!r}")
+    return Check(name, True, seconds, f"HTTP {response.status}")
+
+
+def health(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
+    """/health says ok, and every check it lists passes."""
+    start = time.perf_counter()
+    url = f"{ends.binder}/health"
+    try:
+        response = client.get(url, attempts=attempts)
+        data = response.json()
+        listed = data.get("checks", []) if isinstance(data, dict) else []
+    except HttpError as exc:
+        return Check("binder health", False, time.perf_counter() - start, exc.message)
+    failing = [c.get("service", "?") for c in listed if not c.get("ok", False)]
+    ok = response.status == 200 and isinstance(data, dict) and data.get("ok") is True \
+        and not failing
+    detail = "all checks pass" if ok else f"HTTP {response.status}; failing: " + (
+        ", ".join(failing) or "(none named)")
+    return Check("binder health", ok, time.perf_counter() - start, detail)
+
+
+def versions(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
+    """/versions names the BinderHub version (the detail)."""
+    start = time.perf_counter()
+    url = f"{ends.binder}/versions"
+    try:
+        version = _binderhub_version(client, url, attempts)
+    except HttpError as exc:
+        return Check("binder versions", False, time.perf_counter() - start, exc.message)
+    return Check("binder versions", True, time.perf_counter() - start, str(version))
+
+
+def redirector(client: BinderClient, federation: Federation, member: Member, ends: Endpoints,
+               attempts: int) -> Check:
+    """The redirector's members and weights must be what config/federation.yaml says."""
+    from deployer.model.values import generated_layer
+
+    start = time.perf_counter()
+    url = f"{ends.federation}/active_hosts"
+    expected = generated_layer(federation, member).data["federationRedirect"]["hosts"]
+    try:
+        data = client.get(url, attempts=attempts).json()
+    except HttpError as exc:
+        return Check("federation redirector", False, time.perf_counter() - start, exc.message)
+    served = _redirector_hosts(data)
+    problems = []
+    for name, host in expected.items():
+        got = served.get(name)
+        if got is None:
+            if host["weight"] > 0:
+                problems.append(f"{name} is not in rotation (failing its health or version "
+                                "checks, or not configured)")
+        elif got.get("weight") is not None and got["weight"] != host["weight"]:
+            problems.append(f"{name} weight {got['weight']}, federation data says "
+                            f"{host['weight']}")
+    problems += [f"{name} is not a member" for name in served if name not in expected]
+    return Check("federation redirector", not problems, time.perf_counter() - start,
+                 "; ".join(problems) or f"{len(served)} hosts as configured")
+
+
+def same_versions(client: BinderClient, federation: Federation, member: Member, own: Check,
+                  attempts: int) -> Check:
+    """Every active member must run the same BinderHub (the redirector drops the others)."""
+    start = time.perf_counter()
+    found = {member.name: own.detail if own.ok else None}
+    for other in federation.members.values():
+        if other.name == member.name or not (other.in_federation and other.active):
+            continue
+        url = f"{Endpoints.of(other).binder}/versions"
+        try:
+            found[other.name] = _binderhub_version(client, url, attempts)
+        except HttpError as exc:
+            found[other.name] = f"unreachable ({exc.message})"
+    distinct = {v for v in found.values() if v}
+    if len(distinct) <= 1:
+        return Check("same BinderHub everywhere", True, time.perf_counter() - start,
+                     next(iter(distinct), "?"))
+    listing = ", ".join(f"{name} {version}" for name, version in sorted(found.items()))
+    return Check("same BinderHub everywhere", False, time.perf_counter() - start,
+                 f"version mismatch: {listing}")
+
+
+def _binderhub_version(client: BinderClient, url: str, attempts: int) -> str:
+    data = client.get(url, attempts=attempts).json()
+    if not isinstance(data, dict) or "binderhub" not in data:
+        raise HttpError(f"{url}: no 'binderhub' version in the answer")
+    return str(data["binderhub"])
+
+
+def _redirector_hosts(data) -> dict[str, dict]:
+    """name -> {weight} from /active_hosts (a map of hosts, or a list of names/records)."""
+    hosts = data.get("active_hosts", data) if isinstance(data, dict) else data
+    if isinstance(hosts, dict):
+        return {name: (value if isinstance(value, dict) else {"weight": value})
+                for name, value in hosts.items()}
+    out = {}
+    for item in hosts or []:
+        if isinstance(item, dict):
+            out[item.get("name") or item.get("host")] = item
+        else:
+            out[str(item)] = {}
+    return out
