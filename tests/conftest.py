@@ -9,20 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-KEYS = ROOT / "tests" / "keys"
-OPERATOR_KEY = KEYS / "test-only-operator.agekey"
-PARTNER_KEY = KEYS / "test-only-partner.agekey"
-OTHER_KEY = KEYS / "test-only-other.agekey"
-REPO_PARTS = ("config", "secrets", ".sops.yaml", "mybinder")
-
-
-def public_key(keyfile: Path) -> str:
-    """The age recipient printed in a test key file's header."""
-    for line in keyfile.read_text().splitlines():
-        if line.startswith("# public key: "):
-            return line.split(": ", 1)[1].strip()
-    raise AssertionError(f"no public key line in {keyfile}")
+from tests.support import (KEYS, OPERATOR_KEY, OTHER_KEY, PARTNER_KEY,  # noqa: F401
+                           REPO_PARTS, ROOT, public_key, write_secrets)
 
 
 @pytest.fixture
@@ -81,13 +69,20 @@ def cli(repo, env, chart_mirror, tmp_path_factory):
     return run
 
 
-def write_secrets(repo: Path, rel: str, plaintext: str, env: dict) -> None:
-    """Encrypt `plaintext` to `rel` with the real sops, per the repo's .sops.yaml."""
-    from deployer.adapters import sops as secrets
-
-    secrets.encrypt_text(repo, rel, plaintext, env)
-
-
 from tests.fakes.fixtures import chart_mirror  # noqa: E402,F401  (session-wide stand-in chart repo)
 from tests.fakes.kube_fixtures import (  # noqa: E402,F401  (Kubernetes API test double)
     helm, k8s_client, kube_api, kube_env, kubeconfig, kubectl)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests under tests/e2e/ run the real CLI, helm and sops against the test doubles."""
+    import pytest as _pytest
+
+    for item in items:
+        if "/tests/e2e/" in str(item.fspath):
+            item.add_marker(_pytest.mark.e2e)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: the real CLI and binaries against the test "
+                                       "doubles (tests/e2e/)")

@@ -24,7 +24,6 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
                                                       "(default: $GITHUB_STEP_SUMMARY).")):
     """Smoke-test members: HTTP checks, then launch their repos and run code in them."""
     import contextlib
-    import json
 
     from deployer.stages import smoke as smoke_mod
 
@@ -43,6 +42,19 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
     for result in results:
         out.say(f"\n{result.member}")
         out.table(["check", "outcome", "seconds", "detail"], result.rows())
+    write_outputs(ws, results, report, summary)
+    if not all(r.ok for r in results):
+        for result in results:
+            for failure in result.failures():
+                out.error(f"{result.member}: {failure}")
+        raise typer.Exit(1)
+
+
+def write_outputs(ws, results, report: Optional[Path], summary: Optional[Path]) -> None:
+    """The JSON report and the markdown summary (default: $GITHUB_STEP_SUMMARY), redacted."""
+    import json
+
+    out = ws.console
     if report:
         try:
             report.parent.mkdir(parents=True, exist_ok=True)
@@ -59,8 +71,3 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
                 handle.write(out.redact("".join(r.markdown() for r in results)))
         except OSError as exc:
             out.error(f"cannot write the summary {target}: {exc.strerror}")
-    if not all(r.ok for r in results):
-        for result in results:
-            for failure in result.failures():
-                out.error(f"{result.member}: {failure}")
-        raise typer.Exit(1)

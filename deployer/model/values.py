@@ -138,26 +138,7 @@ def generated_layer(fed: Federation, member: Member) -> Layer:
         return f"{FEDERATION_FILE}:{fed.line_of(*fed_path)}"
 
     d = member.domains
-    # Staging's redirector routes to staging alone (so smoke tests exercise it); production
-    # redirectors route across every member in the federation, the hosting member as prime.
-    routed = [member] if member.role == "staging" else [
-        m for m in fed.members.values() if m.in_federation]
-    hosts = {}
-    for other in routed:
-        weight = (other.weight if other.active else 0) if other.in_federation else 100
-        hosts[other.name] = {
-            "url": other.url,
-            "weight": weight,
-            "health": f"{other.url}/health",
-            "versions": f"{other.url}/versions",
-        }
-        if other.name == member.name:
-            hosts[other.name]["prime"] = True
-        base = ("federationRedirect", "hosts", other.name)
-        sources[base] = src("members", other.name, "federation")
-        sources[base + ("weight",)] = src("members", other.name, "federation", "weight")
-        for key in ("url", "health", "versions", "prime"):
-            sources[base + (key,)] = src("members", other.name, "domains", "binder")
+    hosts = _redirector_hosts(fed, member, sources, src)
     data = {
         "federation": {
             "name": fed.name,
@@ -178,20 +159,53 @@ def generated_layer(fed: Federation, member: Member) -> Layer:
                                        "tls": [{"secretName": "hub-tls", "hosts": [d.hub]}]}},
         },
     }
+    sources.update(_member_sources(member, src))
     sources[("federation", "name")] = src("federation", "name")
-    sources[("federation", "member")] = src("members", member.name)
-    sources[("federation", "role")] = src("members", member.name, "role")
-    sources[("federationRedirect", "enabled")] = src("members", member.name, "domains")
-    sources[("federationRedirect", "host")] = src("members", member.name, "domains", "federation")
-    sources[("federationRedirect", "hosts")] = src("members")
-    sources[("static", "host")] = src("members", member.name, "domains", "static")
-    sources[("binderhub", "config", "BinderHub", "hub_url")] = src("members", member.name,
-                                                                   "domains", "hub")
+    return Layer("generated", f"generated from {FEDERATION_FILE}", data, sources=sources)
+
+
+def _redirector_hosts(fed: Federation, member: Member, sources: dict, src) -> dict:
+    """The redirector's hosts. Staging's redirector routes to staging alone (so smoke tests
+    exercise it); production redirectors route across every member in the federation, the
+    hosting member as prime."""
+    routed = [member] if member.role == "staging" else [
+        m for m in fed.members.values() if m.in_federation]
+    hosts = {}
+    for other in routed:
+        weight = (other.weight if other.active else 0) if other.in_federation else 100
+        hosts[other.name] = {
+            "url": other.url,
+            "weight": weight,
+            "health": f"{other.url}/health",
+            "versions": f"{other.url}/versions",
+        }
+        if other.name == member.name:
+            hosts[other.name]["prime"] = True
+        base = ("federationRedirect", "hosts", other.name)
+        sources[base] = src("members", other.name, "federation")
+        sources[base + ("weight",)] = src("members", other.name, "federation", "weight")
+        for key in ("url", "health", "versions", "prime"):
+            sources[base + (key,)] = src("members", other.name, "domains", "binder")
+    return hosts
+
+
+def _member_sources(member: Member, src) -> dict[KeyPath, str]:
+    """Where in config/federation.yaml each generated per-member value comes from."""
+    name = member.name
+    sources: dict[KeyPath, str] = {
+        ("federation", "member"): src("members", name),
+        ("federation", "role"): src("members", name, "role"),
+        ("federationRedirect", "enabled"): src("members", name, "domains"),
+        ("federationRedirect", "host"): src("members", name, "domains", "federation"),
+        ("federationRedirect", "hosts"): src("members"),
+        ("static", "host"): src("members", name, "domains", "static"),
+        ("binderhub", "config", "BinderHub", "hub_url"): src("members", name, "domains", "hub"),
+    }
     for kind, ingress in (("binder", ("binderhub", "ingress")),
                           ("hub", ("binderhub", "jupyterhub", "ingress"))):
         for key in ("hosts", "tls"):
-            sources[ingress + (key,)] = src("members", member.name, "domains", kind)
-    return Layer("generated", f"generated from {FEDERATION_FILE}", data, sources=sources)
+            sources[ingress + (key,)] = src("members", name, "domains", kind)
+    return sources
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -94,6 +94,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, unquote, urlsplit
 
+from tests.fakes.http import LocalServer
 from tests.fakes.jupyterhub_fixture import DOUBLE_OPTION
 
 DEFAULT_VERSION = "1.0.0-0.dev.git.3983.h383374de"
@@ -359,9 +360,7 @@ def _random_token() -> str:
 
 
 # -- HTTP plumbing ---------------------------------------------------------------------------
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(LocalServer):
 
     def handle_error(self, request, client_address):  # noqa: D401 - quiet broken pipes
         """Ignore clients that went away."""

@@ -9,11 +9,15 @@ Nothing binary is committed: every .tgz is generated under a temporary directory
 
 Faithfulness rules (the stand-ins must not make values easier than reality):
 
-* binderhub ships the real chart's schema (``tests/fixtures/upstream/binderhub.values.schema.yaml``
-  turned into values.schema.json the way upstream's tools/generate-json-schema.py does it) and
-  the real defaults (``binderhub.values.defaults.yaml``) as values.yaml.
+* binderhub ships the real chart's schema (``binderhub.values.schema.yaml`` of the upstream
+  reference data in ../shared/upstream/, turned into values.schema.json the way upstream's
+  tools/generate-json-schema.py does it) and the real defaults
+  (``binderhub.values.defaults.yaml``) as values.yaml.
 * jupyterhub ships z2jh's real schema (``jupyterhub.values.schema.yaml``, same transformation)
-  and a trimmed-but-real values.yaml that satisfies it (checked by tests/test_chart_repo.py).
+  and a trimmed-but-real values.yaml that satisfies it (checked by tests/fakes/test_chart_repo.py).
+* Where the upstream reference data is not on the machine (``upstream_dir()`` is None), the
+  binderhub and jupyterhub stand-ins ship no schema and binderhub carries this project's own
+  minimal defaults (BINDERHUB_FALLBACK_VALUES); the tests that need the real schemas skip.
 * The templates render the objects the real charts render for the values mybinder uses, with
   fixed (release-independent) names and ``namespace: {{ .Release.Namespace }}`` on every
   namespaced object. They are checked with kubernetes-validate in strict mode.
@@ -50,10 +54,71 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM = ROOT / "tests" / "fixtures" / "upstream"
-BINDERHUB_SCHEMA = UPSTREAM / "binderhub.values.schema.yaml"
-BINDERHUB_DEFAULTS = UPSTREAM / "binderhub.values.defaults.yaml"
-JUPYTERHUB_SCHEMA = UPSTREAM / "jupyterhub.values.schema.yaml"
+
+
+def upstream_dir() -> Path | None:
+    """The upstream reference data (schemas, defaults of the real charts): $DEPLOYER_UPSTREAM_DIR
+    or ../shared/upstream next to the repository; None when it is not there."""
+    given = os.environ.get("DEPLOYER_UPSTREAM_DIR")
+    path = Path(given) if given else ROOT.parent / "shared" / "upstream"
+    return path if (path / "binderhub.values.schema.yaml").is_file() else None
+
+
+UPSTREAM = upstream_dir()
+NO_UPSTREAM = ("needs the upstream binderhub/jupyterhub schemas and defaults "
+               "(../shared/upstream or $DEPLOYER_UPSTREAM_DIR), which are not on this machine")
+BINDERHUB_SCHEMA = UPSTREAM / "binderhub.values.schema.yaml" if UPSTREAM else None
+BINDERHUB_DEFAULTS = UPSTREAM / "binderhub.values.defaults.yaml" if UPSTREAM else None
+JUPYTERHUB_SCHEMA = UPSTREAM / "jupyterhub.values.schema.yaml" if UPSTREAM else None
+
+# This project's own minimal binderhub defaults: the keys the stand-in templates read, for
+# machines without the upstream reference data (not a copy of the real chart's values).
+BINDERHUB_FALLBACK_VALUES = """\
+pdb: {enabled: true, maxUnavailable: 1, minAvailable: null}
+replicas: 1
+resources: {}
+nodeSelector: {}
+tolerations: []
+image: {name: quay.io/jupyterhub/k8s-binderhub, tag: set-by-chartpress, pullPolicy: "",
+        pullSecrets: []}
+registry: {url: "", username: "", password: ""}
+service: {type: LoadBalancer, labels: {}, annotations: {}, nodePort: null,
+          loadBalancerIP: null}
+config:
+  BinderHub: {base_url: /, use_registry: true}
+extraPodSpec: {}
+jupyterhub:
+  cull: {enabled: true, users: true}
+  hub:
+    config:
+      BinderSpawner: {auth_enabled: false}
+      JupyterHub: {authenticator_class: nullauthenticator.NullAuthenticator}
+  proxy:
+    service: {type: ClusterIP}
+  singleuser:
+    cmd: jupyter-notebook
+deployment:
+  labels: {}
+  livenessProbe: {enabled: true, initialDelaySeconds: 10, periodSeconds: 5,
+                  failureThreshold: 1000, timeoutSeconds: 10}
+  readinessProbe: {enabled: true, initialDelaySeconds: 0, periodSeconds: 5,
+                   failureThreshold: 1000, timeoutSeconds: 3}
+ingress:
+  enabled: false
+  https: {enabled: false, type: kube-lego}
+  annotations: {}
+  ingressClassName: null
+  hosts: []
+  pathSuffix: null
+  pathType: Prefix
+  tls: []
+initContainers: []
+lifecycle: {}
+extraVolumes: []
+extraVolumeMounts: []
+extraEnv: {}
+podAnnotations: {}
+"""
 
 JUPYTERHUB_REPO = "https://jupyterhub.github.io/helm-chart"
 
@@ -2151,8 +2216,11 @@ def chart_files(c: StandIn) -> dict[str, str]:
     """The source files (relative path -> text) of one stand-in chart, without charts/."""
     files = {"Chart.yaml": _chart_yaml(c)}
     if c.name == "binderhub":
-        files["values.yaml"] = _strip_upstream_header(BINDERHUB_DEFAULTS.read_text())
-        files["values.schema.json"] = json.dumps(schema_json(BINDERHUB_SCHEMA), indent=2)
+        if UPSTREAM:
+            files["values.yaml"] = _strip_upstream_header(BINDERHUB_DEFAULTS.read_text())
+            files["values.schema.json"] = json.dumps(schema_json(BINDERHUB_SCHEMA), indent=2)
+        else:
+            files["values.yaml"] = BINDERHUB_FALLBACK_VALUES
         files["templates/_helpers.tpl"] = _BINDERHUB_HELPERS
         files["templates/deployment.yaml"] = _BINDERHUB_DEPLOYMENT
         files["templates/service.yaml"] = _BINDERHUB_SERVICE
@@ -2161,7 +2229,8 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/pdb.yaml"] = _BINDERHUB_PDB
     elif c.name == "jupyterhub":
         files["values.yaml"] = JUPYTERHUB_VALUES
-        files["values.schema.json"] = json.dumps(schema_json(JUPYTERHUB_SCHEMA), indent=2)
+        if UPSTREAM:
+            files["values.schema.json"] = json.dumps(schema_json(JUPYTERHUB_SCHEMA), indent=2)
         files["templates/_helpers.tpl"] = _JUPYTERHUB_HELPERS
         files["templates/hub/deployment.yaml"] = _JUPYTERHUB_HUB_DEPLOYMENT
         files["templates/hub/service.yaml"] = _JUPYTERHUB_HUB_SERVICE

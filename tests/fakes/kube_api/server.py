@@ -795,6 +795,10 @@ class HttpServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def process_request(self, request, client_address):
+        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+        # holds the body back until the client's delayed ACK (~40 ms per request), which a
+        # real API server (Go's net/http sets TCP_NODELAY) never does.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.conn_lock:
             self.connections.add(request)
         super().process_request(request, client_address)

@@ -8,9 +8,9 @@ import yaml
 from deployer.model import federation as federation_mod
 from deployer.stages import smoke
 
-from .fakes.binderhub import BinderHubDouble, FederationRedirectDouble
-from .fakes.http import QuietHandler, serve
-from .fakes.jupyterhub_fixture import jupyterhub  # noqa: F401  (fixture)
+from tests.fakes.binderhub import BinderHubDouble, FederationRedirectDouble
+from tests.fakes.http import QuietHandler, serve
+from tests.fakes.jupyterhub_fixture import jupyterhub  # noqa: F401  (fixture)
 
 SPEC = "gh/binder-examples/requirements/8d4c968b10030f2b56f5d22fb41880152e9542f4"
 

@@ -9,8 +9,9 @@ from deployer.adapters.kube import Kube
 from deployer.console import Console
 from deployer.stages.lock import DeployLock
 
-from .conftest import write_secrets
-from .fakes.http import QuietHandler, serve
+from tests.support import write_secrets
+from tests.fakes.http import QuietHandler, serve
+from tests.fakes.kube_api import KubeAPI
 
 CLUSTER_ISSUER_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -52,32 +53,41 @@ def health_server():
 
 @pytest.fixture
 def fleet(repo, env, kube_api, health_server, tmp_path):
-    """Every member reachable on the test double through an encrypted kubeconfig; public
-    health URLs served on 127.0.0.1."""
+    """Every member on its own Kubernetes API double (as each member is its own cluster),
+    reached through an encrypted kubeconfig; staging's double is `kube_api` itself and every
+    member's is in `fleet.members`. Public health URLs served on 127.0.0.1."""
+    import contextlib
+
     from deployer.model import federation as federation_mod
 
-    kube_api.api.store.create(kube_api.api.registry.by_kind(
-        "apiextensions.k8s.io/v1", "CustomResourceDefinition"), "", CLUSTER_ISSUER_CRD)
-    kube_api.api.registry.register_crd(CLUSTER_ISSUER_CRD)
     server, _ = health_server
     health = f"http://127.0.0.1:{server.server_address[1]}"
     path = repo / "config/federation.yaml"
     data = yaml.safe_load(path.read_text())
-    for name, member in data["members"].items():
-        context = member["cluster"].get("context", "test")
-        member["cluster"] = {"provider": "kubeconfig",
-                             "kubeconfig": f"secrets/kubeconfigs/{name}.yaml", "context": context}
-        # smoke checks reach this member's endpoints on 127.0.0.1; no launches in these tests
-        member["smoke"] = {"repos": [], "urls": {"binder": f"{health}/{name}",
-                                                "hub": f"{health}/{name}-hub",
-                                                "static": f"{health}/{name}-static"}}
-        member["domains"].pop("federation", None)
-        plain = kube_api.kubeconfig(tmp_path / f"{name}.kubeconfig", context=context)
-        write_secrets(repo, f"secrets/kubeconfigs/{name}.yaml", plain.read_text(), env)
-        plain.unlink()
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    federation_mod.load(repo)  # still valid
-    return kube_api
+    kube_api.members = {}
+    with contextlib.ExitStack() as stack:
+        for name, member in data["members"].items():
+            cluster = kube_api if name == "staging" else stack.enter_context(
+                KubeAPI("1.34.2", rollout_delay=0.2))
+            cluster.api.store.create(cluster.api.registry.by_kind(
+                "apiextensions.k8s.io/v1", "CustomResourceDefinition"), "", CLUSTER_ISSUER_CRD)
+            cluster.api.registry.register_crd(CLUSTER_ISSUER_CRD)
+            kube_api.members[name] = cluster
+            context = member["cluster"].get("context", "test")
+            member["cluster"] = {"provider": "kubeconfig",
+                                 "kubeconfig": f"secrets/kubeconfigs/{name}.yaml",
+                                 "context": context}
+            # smoke checks reach this member's endpoints on 127.0.0.1; no launches here
+            member["smoke"] = {"repos": [], "urls": {"binder": f"{health}/{name}",
+                                                    "hub": f"{health}/{name}-hub",
+                                                    "static": f"{health}/{name}-static"}}
+            member["domains"].pop("federation", None)
+            plain = cluster.kubeconfig(tmp_path / f"{name}.kubeconfig", context=context)
+            write_secrets(repo, f"secrets/kubeconfigs/{name}.yaml", plain.read_text(), env)
+            plain.unlink()
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        federation_mod.load(repo)  # still valid
+        yield kube_api
 
 
 def _report(path):
@@ -197,7 +207,7 @@ def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, works
     from deployer.stages import chart
     from deployer.adapters import helm as helm_mod
 
-    from .fakes.kube_fixtures import TOOLS
+    from tests.fakes.kube_fixtures import TOOLS
 
     prepared = chart.prepare(workspace, helm_mod.Helm({**workspace.env, "DEPLOYER_CACHE_DIR":
                                                        str(tmp_path / "c")},
@@ -295,14 +305,15 @@ def test_api_errors_during_the_wait_are_retried_then_fail_and_roll_back(cli, fle
 
 
 def test_parallel_deploy_of_four_members_with_one_failing(cli, fleet, tmp_path):
-    fleet.faults.never_ready("deployments", "aws", "hub")
+    fleet.members["aws"].faults.never_ready("deployments", "aws", "hub")
     report = tmp_path / "report.json"
     result = cli("deploy", "production", "--timeout", "8", "--report", report)
     assert result.returncode == 1
     outcomes = {m: r["outcome"] for m, r in _report(report).items()}
     assert outcomes == {"gke": "deployed", "aws": "rolled back", "hetzner-fsn": "deployed",
                         "uni-lab": "deployed"}
-    assert fleet.object("deployments", "aws", "hub", "apps") is None  # uninstalled: never deployed
+    # uninstalled: it never deployed
+    assert fleet.members["aws"].object("deployments", "aws", "hub", "apps") is None
     table = result.stdout
     assert "aws" in table and "rolled back" in table and table.count("deployed") >= 3
 
@@ -314,7 +325,7 @@ def test_staging_gates_production(cli, fleet, tmp_path):
     assert result.returncode == 1
     outcomes = {m: r["outcome"] for m, r in _report(report).items()}
     assert outcomes["gke"] == "skipped: staging did not deploy"
-    assert fleet.object("deployments", "prod", "hub", "apps") is None
+    assert fleet.members["gke"].object("deployments", "prod", "hub", "apps") is None
 
 
 def test_rollback_and_status_commands(cli, fleet, repo):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from .conftest import OTHER_KEY
+from tests.support import OTHER_KEY
 
 
 def test_help_lists_the_commands(cli):

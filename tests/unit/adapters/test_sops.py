@@ -6,7 +6,7 @@ import pytest
 from deployer.adapters import sops as secrets
 from deployer.errors import SecretsError
 
-from .conftest import OPERATOR_KEY, OTHER_KEY, PARTNER_KEY, public_key, write_secrets
+from tests.support import OPERATOR_KEY, OTHER_KEY, PARTNER_KEY, public_key, write_secrets
 
 
 def test_round_trip_through_real_sops(repo, env):

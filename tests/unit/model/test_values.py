@@ -6,7 +6,7 @@ from deployer.console import Console
 from deployer.model.values import DELETED, lookup, merge, prune_nulls
 from deployer.stages.render import member_values as build
 
-from .conftest import write_secrets
+from tests.support import write_secrets
 
 
 def test_maps_merge_lists_and_scalars_replace():

@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.kube_api import protobuf
 from tests.fakes.kube_api.protobuf import decode, encode
 
-KUBECTL = Path(__file__).resolve().parent.parent / ".tools" / "bin" / "kubectl"
+KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
 BINARY = bytes([0, 1, 2, 0xFE, 0xFF]) + "é".encode()
 
 

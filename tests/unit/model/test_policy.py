@@ -2,10 +2,9 @@ import pytest
 
 from deployer.model import federation
 from deployer.model import policy
-from deployer.model import values
 from deployer.stages.render import member_values
 
-from .conftest import write_secrets  # noqa: F401  (fixture module import keeps paths uniform)
+from tests.support import write_secrets  # noqa: F401  (fixture module import keeps paths uniform)
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -134,7 +134,7 @@ def test_server_going_away_mid_upgrade_strands_the_release(helm, small_chart, ku
 
     def upgrade():
         outcome["result"] = helm("upgrade", "small", small_chart, "-n", "demo", "--set",
-                                 "replicas=4", "--wait", "--timeout", "20s", check=False)
+                                 "replicas=4", "--wait", "--timeout", "5s", check=False)
 
     thread = threading.Thread(target=upgrade)
     thread.start()

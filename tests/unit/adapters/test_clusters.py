@@ -24,7 +24,7 @@ from deployer.adapters import sops as secrets
 from deployer.errors import DeployError, ToolError
 from deployer.model.workspace import Workspace
 
-from .conftest import write_secrets
+from tests.support import write_secrets
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -1,0 +1,27 @@
+"""What every command pays before it starts: imports."""
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+
+def _imported_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\n"
+                          "print('\\n'.join(k for k, v in sys.modules.items() if v))"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return set(out.split())
+
+
+def test_help_imports_no_heavy_library():
+    loaded = _imported_after("import sys; sys.argv = ['deploy.py', '--help']\n"
+                             "from deployer.cli import run\ntry:\n    run()\n"
+                             "except SystemExit:\n    pass")
+    heavy = {"kubernetes", "jsonschema", "requests", "ruamel", "yaml", "cryptography",
+             "websocket", "kubernetes_validate"}
+    assert not heavy & {name.split(".")[0] for name in loaded}
+
+
+def test_jsonschema_format_grammars_are_not_compiled():
+    """rfc3987_syntax compiles lark grammars at import (a second); no deployer check uses it."""
+    loaded = _imported_after("import deployer.model.federation as f\nimport jsonschema")
+    assert "jsonschema" in loaded and "rfc3987_syntax" not in loaded and "lark" not in loaded
