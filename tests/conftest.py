@@ -53,18 +53,24 @@ def workspace(repo, env):
 
 
 @pytest.fixture
-def cli(repo, env, chart_mirror, tmp_path_factory):
-    """Run the real CLI (./deploy.py) as a subprocess against the repo copy; chart
-    dependencies come from the stand-in repository, prepared charts are shared per worker."""
+def cli_command(repo, env, chart_mirror, tmp_path_factory):
+    """(argv prefix, env) that run the real CLI against the repo copy; chart dependencies
+    come from the stand-in repository, prepared charts are shared per worker."""
     base = {**env, "DEPLOYER_CHART_MIRROR": chart_mirror,
             "DEPLOYER_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "prepared-charts")}
+    return [sys.executable, str(ROOT / "deploy.py"), "--root", str(repo)], base
+
+
+@pytest.fixture
+def cli(cli_command, repo):
+    """Run the real CLI (./deploy.py) as a subprocess against the repo copy."""
+    prefix, base = cli_command
 
     def run(*args: str, extra_env: dict | None = None, input: str | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(ROOT / "deploy.py"), "--root", str(repo), *map(str, args)],
-            env={**base, **(extra_env or {})}, input=input, capture_output=True, text=True,
-            cwd=cwd or repo, timeout=300)
+        return subprocess.run([*prefix, *map(str, args)], env={**base, **(extra_env or {})},
+                              input=input, capture_output=True, text=True, cwd=cwd or repo,
+                              timeout=300)
 
     return run
 

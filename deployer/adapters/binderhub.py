@@ -66,7 +66,7 @@ class BinderClient:
     whatever a developer's shell points at."""
 
     def __init__(self, *, proxies: Mapping[str, str] | None = None,
-                 user_agent: str = USER_AGENT):
+                 ca_bundle: str | None = None, user_agent: str = USER_AGENT):
         import requests
 
         self._session = requests.Session()
@@ -74,6 +74,8 @@ class BinderClient:
         self._session.headers["User-Agent"] = user_agent
         if proxies:
             self._session.proxies.update(dict(proxies))
+        if ca_bundle:  # a federation on a private CA (REQUESTS_CA_BUNDLE / SSL_CERT_FILE)
+            self._session.verify = ca_bundle
 
     def close(self) -> None:
         self._session.close()
@@ -110,7 +112,7 @@ class BinderClient:
         try:
             r = self._session.request(method, url, headers=headers, json=json_body,
                                       timeout=timeout)
-            return Response(url, r.status_code, dict(r.headers), r.text)
+            return Response(url, r.status_code, r.headers, r.text)  # case-insensitive
         except requests.RequestException as exc:
             raise HttpError(f"{url}: {_short(exc)}") from None
 

@@ -53,6 +53,7 @@ class ClusterAccess:
     source: str               # where the credentials came from, for messages
     cert_expiry: datetime.datetime | None   # earliest client-certificate expiry (UTC), if any
     _private_dir: Path | None = field(default=None, repr=False, compare=False)
+    _console: Console | None = field(default=None, repr=False, compare=False)
 
     def kube(self):
         """A Kube adapter for this cluster (usable inside the access block; close it).
@@ -69,7 +70,8 @@ class ClusterAccess:
                               hint="call kube() inside the `with access(...)` block")
         try:
             return Kube.from_kubeconfig(self.kubeconfig, context=self.context, scratch=scratch,
-                                        source=self.source)
+                                        source=self.source, env=self.env,
+                                        console=self._console)
         except DeployError as exc:
             raise DeployError(f"cannot use the kubeconfig of member {self.member}: "
                               f"{exc.message.removeprefix('cannot use the kubeconfig: ')}",
@@ -109,7 +111,8 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
                                     renew_hint=_renew_hint(member, kubeconfig, source))
         env = {**ws.env, "KUBECONFIG": str(path)}
         yield ClusterAccess(member=member.name, kubeconfig=path, env=env, context=context,
-                            source=source, cert_expiry=expiry, _private_dir=private)
+                            source=source, cert_expiry=expiry, _private_dir=private,
+                            _console=ws.console)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

@@ -11,8 +11,9 @@ import datetime
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from deployer.console import Console
 from deployer.errors import DeployError
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -111,19 +112,33 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path, *, context: str | None = None,
-                        scratch: Path | None = None, source: str = "") -> "Kube":
+                        scratch: Path | None = None, source: str = "",
+                        env: Mapping[str, str] | None = None,
+                        console: Console | None = None) -> "Kube":
         """A client for the kubeconfig's (selected) context. Certificate data the client must
-        write to files goes into `scratch` (a private directory), never next to the config."""
+        write to files goes into `scratch` (a private directory), never next to the config.
+
+        A user with an exec credential plugin (gke-gcloud-auth-plugin, aws eks get-token) is
+        run here, through the process adapter with `env` (never the process environment, as
+        the kubernetes client's own exec support would), and the client gets the token."""
         from kubernetes import client, config
 
+        label = source or str(kubeconfig)
+        data = _read_kubeconfig(kubeconfig, label)
+        user = _selected_user(data, context)
+        if user is not None and isinstance(user.get("exec"), dict):
+            credential = exec_credential(user["exec"], env or {}, Path(kubeconfig).parent,
+                                         console, label)
+            user.clear()
+            user.update(credential)
         configuration = client.Configuration()
         try:
-            config.load_kube_config(config_file=str(kubeconfig), context=context,
-                                    client_configuration=configuration, persist_config=False,
-                                    temp_file_path=str(scratch) if scratch else None)
+            config.load_kube_config_from_dict(data, context=context,
+                                              client_configuration=configuration,
+                                              persist_config=False,
+                                              temp_file_path=str(scratch) if scratch else None)
         except config.ConfigException as exc:
-            raise DeployError(f"cannot use the kubeconfig: {exc}",
-                              file=source or str(kubeconfig)) from None
+            raise DeployError(f"cannot use the kubeconfig: {exc}", file=label) from None
         return cls(client.ApiClient(configuration=configuration))
 
     def close(self) -> None:
@@ -198,6 +213,29 @@ class Kube:
         except Conflict:
             pass
 
+    # -- config maps (the deployer's own record) ---------------------------------------------
+    def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's data, or None when there is none."""
+        try:
+            obj = self._call(self._core.read_namespaced_config_map, name, namespace,
+                             _request_timeout=self.request_timeout)
+        except NotFound:
+            return None
+        return dict(obj.data or {})
+
+    def write_config_map(self, namespace: str, name: str, data: dict[str, str],
+                         labels: dict[str, str] | None = None) -> None:
+        """Create or replace a ConfigMap with `data`."""
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+                "data": data}
+        try:
+            self._call(self._core.create_namespaced_config_map, namespace, body,
+                       _request_timeout=self.request_timeout)
+        except Conflict:
+            self._call(self._core.replace_namespaced_config_map, name, namespace, body,
+                       _request_timeout=self.request_timeout)
+
     # -- secrets ----------------------------------------------------------------------------
     def list_tls_secrets(self, namespace: str) -> list[TLSSecret]:
         """kubernetes.io/tls Secrets of `namespace` (cert-manager's certificates)."""
@@ -231,6 +269,81 @@ class Kube:
             raise _api_error(exc) from None
         except (HTTPError, OSError) as exc:
             raise KubeError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        except Exception as exc:  # noqa: BLE001 - a credential refresh, a bad answer: no status
+            raise KubeError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def exec_credential(spec: dict, env: Mapping[str, str], base: Path,
+                    console: Console | None, source: str) -> dict:
+    """Run a kubeconfig `exec` credential plugin; the user fields its ExecCredential gives
+    (a token, or client certificate and key data), registered as secrets."""
+    import base64
+
+    from deployer.adapters import process
+    from deployer.errors import ToolError
+
+    command = str(spec.get("command") or "")
+    if not command:
+        raise DeployError("kubeconfig exec plugin without a command", file=source)
+    if "/" in command and not Path(command).is_absolute():
+        command = str(base / command)
+    api_version = spec.get("apiVersion") or "client.authentication.k8s.io/v1"
+    child = {**env, **{str(e.get("name")): str(e.get("value", ""))
+                       for e in spec.get("env") or [] if isinstance(e, dict)},
+             "KUBERNETES_EXEC_INFO": json.dumps({"apiVersion": api_version,
+                                                 "kind": "ExecCredential",
+                                                 "spec": {"interactive": False}})}
+    name = Path(command).name
+    try:
+        result = process.run([command, *map(str, spec.get("args") or [])], env=child,
+                             timeout=120, console=console, echo=False, check=False, tool=name)
+    except ToolError as exc:
+        raise DeployError(f"credential plugin {name}: {exc.message}", file=source,
+                          hint=spec.get("installHint") or exc.hint) from None
+    if not result.ok:
+        raise DeployError(f"credential plugin {name} failed (exit {result.returncode}): "
+                          f"{process.last_lines(result.stderr)}", file=source,
+                          hint=spec.get("installHint"))
+    try:
+        status = (json.loads(result.stdout) or {}).get("status") or {}
+    except ValueError:
+        raise DeployError(f"credential plugin {name} printed no ExecCredential JSON",
+                          file=source) from None
+    if status.get("token"):
+        found = {"token": str(status["token"])}
+    elif status.get("clientCertificateData") and status.get("clientKeyData"):
+        found = {key: base64.b64encode(str(status[field]).encode()).decode()
+                 for key, field in (("client-certificate-data", "clientCertificateData"),
+                                    ("client-key-data", "clientKeyData"))}
+    else:
+        raise DeployError(f"credential plugin {name} gave neither a token nor a client "
+                          "certificate", file=source)
+    if console is not None:
+        console.add_secrets(found.values())
+    return found
+
+
+def _read_kubeconfig(path: Path, label: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DeployError(f"cannot use the kubeconfig: {exc}", file=label) from None
+    if not isinstance(data, dict):
+        raise DeployError("cannot use the kubeconfig: not a map", file=label)
+    return data
+
+
+def _selected_user(data: dict, context: str | None) -> dict | None:
+    """The `user` map the selected context authenticates with (None if there is none)."""
+    name = context or data.get("current-context")
+    ctx = next((c.get("context") or {} for c in data.get("contexts") or []
+                if isinstance(c, dict) and c.get("name") == name), None)
+    if not ctx or not ctx.get("user"):
+        return None
+    return next((u.setdefault("user", {}) for u in data.get("users") or []
+                 if isinstance(u, dict) and u.get("name") == ctx["user"]), None)
 
 
 def _api_error(exc) -> KubeError:

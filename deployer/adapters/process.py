@@ -8,11 +8,15 @@ Every external command (helm, sops, git, kubectl, gcloud, aws, pip) goes through
 - stdout and stderr are captured; a failure is a ProcessError naming the tool, its exit code
   and the last line it printed (redacted);
 - children run in their own process group, so an interrupted deploy can stop them
-  (`terminate_all`) without the terminal's Ctrl-C killing helm half-way through a write.
+  (`terminate_all`) without the terminal's Ctrl-C killing helm half-way through a write;
+  where util-linux `setpriv` exists they also get SIGTERM if the deployer itself is killed
+  (SIGKILL at the end of a CI cancellation), so no helm outlives it unseen.
 """
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -72,8 +76,10 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = 
         console.command([name, *argv[1:]])
     if timeout is None or timeout <= 0:
         raise ToolError(f"{name}: a timeout must be a positive number of seconds")
+    argv = (_executable(argv[0], env, name, hint), *argv[1:])
     try:
-        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, text=True,
+        proc = subprocess.Popen(_with_parent_death_signal(argv), env=dict(env), cwd=cwd,
+                                text=True,
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
@@ -100,10 +106,11 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = 
     return result
 
 
-def run_attached(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float,
-                 console: Console | None = None, cwd: str | Path | None = None,
-                 tool: str | None = None) -> int:
-    """Run an interactive program (an editor through `sops edit`) on the terminal."""
+def run_attached(argv: Sequence[str | Path], *, env: Mapping[str, str],
+                 timeout: float | None, console: Console | None = None,
+                 cwd: str | Path | None = None, tool: str | None = None) -> int:
+    """Run an interactive program (an editor through `sops edit`) on the terminal. The one
+    place without a timeout (None): a person is typing."""
     argv = tuple(str(a) for a in argv)
     name = tool or Path(argv[0]).name
     if console is not None:
@@ -134,6 +141,32 @@ def terminate_all(grace: float = 10.0) -> None:
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             _signal(proc, signal.SIGKILL)
+
+
+def _executable(program: str, env: Mapping[str, str], name: str, hint: str | None) -> str:
+    """The program's path, looked up on the child's PATH (never the deployer's own)."""
+    if "/" in program:
+        found = program if os.access(program, os.X_OK) and os.path.isfile(program) else None
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if not found:
+        raise ToolError(f"cannot run {name}: {program} not found or not executable", hint=hint)
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv() -> str | None:
+    for directory in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        candidate = Path(directory) / "setpriv"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def _with_parent_death_signal(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """`setpriv --pdeathsig TERM -- argv` when setpriv is there (Linux), else argv."""
+    setpriv = _setpriv()
+    return (setpriv, "--pdeathsig", "TERM", "--", *argv) if setpriv else argv
 
 
 def last_lines(text: str, count: int = 1) -> str:

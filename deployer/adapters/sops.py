@@ -18,7 +18,8 @@ from deployer.errors import SecretsError, ToolError
 
 SOPS_CONFIG = ".sops.yaml"
 TIMEOUT = 60          # seconds for one sops call (age decryption is local and fast)
-EDIT_TIMEOUT = 3600   # `sops edit` waits for a person in an editor
+EDIT_TIMEOUT = None   # `sops edit` waits for a person in an editor: no timeout (killing it
+                      # would leave its decrypted temporary file behind)
 _NO_KEY_MARKERS = ("failed to get the data key", "could not decrypt data key",
                    "0 successful groups required", "no identity matched",
                    "error getting data key")
@@ -33,6 +34,13 @@ def decrypt(root: Path, rel: str, env: Mapping[str, str]) -> str:
     if not is_encrypted(path):
         raise SecretsError("not encrypted with sops: plaintext secrets must not be committed",
                            file=rel, hint=f"run ./deploy.py secrets encrypt {rel}")
+    clear = first_clear_value(path)
+    if clear is not None:
+        key, line = clear
+        raise SecretsError(f"{key}: value is not encrypted (a secrets file must encrypt every "
+                           "value)", file=rel, line=line,
+                           hint="re-encrypt it without --unencrypted-regex/-suffix: "
+                                f"./deploy.py secrets encrypt --stdin {rel} < plaintext")
     result = _sops(root, ["decrypt", rel], env)
     if result.returncode != 0:
         raise _decrypt_error(root, rel, result.stderr, env)
@@ -61,6 +69,35 @@ def is_encrypted(path: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return "\nsops:\n" in f"\n{text}" and "mac: ENC[" in text
+
+
+def first_clear_value(path: Path) -> tuple[str, int | None] | None:
+    """(key path, line) of the first value a sops file holds in clear, or None. Empty strings
+    and nulls are fine: sops leaves them as they are, and they hold nothing."""
+    from deployer.model.yamlio import format_path, load_text
+
+    try:
+        doc = load_text(path.read_text(encoding="utf-8"), str(path))
+    except Exception:  # noqa: BLE001 - sops itself reports a malformed file
+        return None
+    if not isinstance(doc.data, dict):
+        return None
+
+    def walk(node, trail):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if trail or key != "sops":
+                    yield from walk(value, trail + (key,))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from walk(value, trail + (i,))
+        elif node is not None and node != "" and not (
+                isinstance(node, str) and node.startswith("ENC[") and node.endswith("]")):
+            yield trail
+
+    for trail in walk(doc.data, ()):
+        return format_path(trail), doc.line_of(trail)
+    return None
 
 
 def recipients(path: Path) -> list[str]:

@@ -27,6 +27,23 @@ TIMEOUT_OPTION = typer.Option(600, "--timeout", help="Seconds for helm and the r
 LOCK_TIMEOUT = typer.Option(600, "--lock-timeout", help="Seconds to wait for the deploy lock.")
 BREAK_LOCK = typer.Option(False, "--break-lock",
                           help="Remove another deploy's lock first (it is logged).")
+PROXY_FROM_ENV = typer.Option(False, "--proxy-from-env",
+                              help="Smoke tests reach members through the proxy that "
+                                   "HTTPS_PROXY / HTTP_PROXY / NO_PROXY name (default: "
+                                   "directly, whatever the shell sets).")
+
+
+def env_proxies(env: dict) -> dict[str, str]:
+    """The proxies the environment names, for --proxy-from-env."""
+    out = {}
+    for scheme in ("http", "https"):
+        value = env.get(f"{scheme.upper()}_PROXY") or env.get(f"{scheme}_proxy")
+        if value:
+            out[scheme] = value
+    no_proxy = env.get("NO_PROXY") or env.get("no_proxy")
+    if no_proxy:
+        out["no_proxy"] = no_proxy
+    return out
 
 
 @dataclass

@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from deployer.cli.common import (BREAK_LOCK, KUBECONFIG_OPTION, LOCK_TIMEOUT, MIRROR,
-                                 TIMEOUT_OPTION, handles_errors, usage, workspace)
+                                 PROXY_FROM_ENV, TIMEOUT_OPTION, env_proxies, handles_errors,
+                                 usage, workspace)
 
 
 @handles_errors
@@ -26,19 +27,25 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                                                  help="Write a JSON deploy report here."),
            jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                               help="Members deployed at once."),
-           mirror: Optional[str] = MIRROR):
+           mirror: Optional[str] = MIRROR, proxy_from_env: bool = PROXY_FROM_ENV):
     """Deploy members (staging first); roll back automatically on failure."""
+    from deployer.cli.interrupts import Interrupts
     from deployer.stages import pipeline, records
 
     ws = workspace()
     out = ws.console
+    check_durations(timeout=timeout, lock_timeout=lock_timeout, jobs=jobs)
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     if kubeconfig and len(chosen) > 1:
         raise usage("--kubeconfig reaches one cluster: deploy one member with it at a time")
     opts = pipeline.Options(dry_run=dry_run, rollback=not no_rollback, lock_timeout=lock_timeout,
                             break_lock=break_lock, timeout=timeout, kubeconfig=kubeconfig,
-                            mirror=mirror, smoke=not skip_smoke)
-    reports = pipeline.deploy_members(ws, chosen, opts, jobs)
+                            mirror=mirror, smoke=not skip_smoke,
+                            smoke_proxies=env_proxies(ws.env) if proxy_from_env else None)
+    interrupts = Interrupts(out)
+    adapters = pipeline.Adapters(cancel=interrupts.cancel, abort=interrupts.abort)
+    with interrupts.handled():
+        reports = pipeline.deploy_members(ws, chosen, opts, jobs, adapters=adapters)
     if report:
         try:
             records.write(report, reports, out)
@@ -48,8 +55,14 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     out.table(["member", "outcome", "revision", "seconds", "failed stage"],
               [[r.member, r.outcome, f"{r.revision_before or '-'} -> {r.revision_after or '-'}",
                 f"{r.seconds:.1f}", r.failed_stage or "-"] for r in reports])
-    if not all(r.outcome.ok for r in reports):
-        raise typer.Exit(1)
+    if interrupts.exit_code is not None:
+        raise typer.Exit(interrupts.exit_code)
+    failed = [r for r in reports if not r.outcome.ok]
+    if failed:
+        # bad input (values that do not render or validate, secrets that do not decrypt)
+        # changed nothing anywhere: exit 2, as for any other bad input
+        bad_input = all(r.failed_stage in ("render", "validate") for r in failed)
+        raise typer.Exit(2 if bad_input else 1)
 
 
 @handles_errors
@@ -72,13 +85,19 @@ def rollback(member: str = typer.Argument(..., help="Member name."),
              lock_timeout: int = LOCK_TIMEOUT, break_lock: bool = BREAK_LOCK,
              timeout: int = TIMEOUT_OPTION, kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
     """Roll a member's release back and wait until it has rolled out."""
+    from deployer.cli.interrupts import Interrupts
     from deployer.stages import pipeline
 
     ws = workspace()
+    check_durations(timeout=timeout, lock_timeout=lock_timeout)
     opts = pipeline.Options(lock_timeout=lock_timeout, break_lock=break_lock, timeout=timeout,
                             kubeconfig=kubeconfig)
-    ws.console.say(f"{member}: " + pipeline.rollback_member(ws, ws.federation.member(member),
-                                                            opts, to_revision))
+    interrupts = Interrupts(ws.console)
+    adapters = pipeline.Adapters(cancel=interrupts.cancel, abort=interrupts.abort)
+    with interrupts.handled():
+        done = pipeline.rollback_member(ws, ws.federation.member(member), opts, to_revision,
+                                        adapters=adapters)
+    ws.console.say(f"{member}: {done}")
 
 
 @handles_errors
@@ -100,5 +119,17 @@ def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
     for row in rows:
         if row.error:
             ws.console.warn(f"{row.member}: {row.error}")
-    if any(r.error for r in rows):
+        for column in row.unread:
+            ws.console.warn(f"{row.member}: cannot read {column}")
+    if any(r.error or r.unread for r in rows):
         raise typer.Exit(1)
+
+
+def check_durations(*, timeout: float, lock_timeout: float, jobs: int | None = None) -> None:
+    """Bad numbers are bad input: one line, exit 2."""
+    if timeout <= 0:
+        raise usage(f"--timeout must be a positive number of seconds, not {timeout}")
+    if lock_timeout < 0:
+        raise usage(f"--lock-timeout must be 0 or more seconds, not {lock_timeout}")
+    if jobs is not None and jobs < 1:
+        raise usage(f"--jobs must be 1 or more, not {jobs}")

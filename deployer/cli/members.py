@@ -49,6 +49,8 @@ def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     if out is None and len(chosen) > 1:
         raise usage("rendering several members needs --output DIR")
+    if out is not None:
+        check_output_dir(out)
     with_manifests = out is not None or show_manifests
     results = [render_mod.render(ws, member, with_manifests=with_manifests, mirror=mirror)
                for member in chosen]
@@ -73,6 +75,8 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
 
     ws = workspace()
     out = ws.console
+    if jobs is not None and jobs < 1:
+        raise usage(f"--jobs must be 1 or more, not {jobs}")
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs)
     for report in reports:
@@ -118,6 +122,20 @@ def explain(member: str = typer.Argument(..., help="Member name."),
         sub = "" if s.path == path else f" ({format_path(s.path)})"
         rows.append([s.layer.name, s.where, values_mod.describe(s.value, secret) + sub, mark])
     ws.console.table(["layer", "set at", "value", ""], rows)
+
+
+def check_output_dir(out: Path) -> None:
+    """--output must be a directory we can write (or one we can create): checked before
+    anything is rendered, so bad input writes nothing."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise usage(f"--output {out}: not a directory")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise usage(f"--output {out}: cannot write in {probe}")
 
 
 def cluster_name(member) -> str:

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from deployer.cli.common import handles_errors, workspace
+from deployer.cli.common import PROXY_FROM_ENV, env_proxies, handles_errors, workspace
 
 
 @handles_errors
@@ -21,7 +21,8 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
           report: Optional[Path] = typer.Option(None, "--report", help="Write JSON here."),
           summary: Optional[Path] = typer.Option(None, "--summary",
                                                  help="Append a markdown summary here "
-                                                      "(default: $GITHUB_STEP_SUMMARY).")):
+                                                      "(default: $GITHUB_STEP_SUMMARY)."),
+          proxy_from_env: bool = PROXY_FROM_ENV):
     """Smoke-test members: HTTP checks, then launch their repos and run code in them."""
     import contextlib
 
@@ -37,8 +38,11 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
         with contextlib.ExitStack() as stack:
             spec = stack.enter_context(smoke_mod.throwaway_commit(ws, member, out.info)) \
                 if build else None
-            results.append(smoke_mod.run(fed, member, repos=repo or None, build_spec=spec,
-                                         log=lambda text, m=member: out.info(f"{m.name}:{text}")))
+            results.append(smoke_mod.run(
+                fed, member, repos=repo or None, build_spec=spec,
+                proxies=env_proxies(ws.env) if proxy_from_env else None,
+                ca_bundle=ws.env.get("REQUESTS_CA_BUNDLE") or ws.env.get("SSL_CERT_FILE"),
+                log=lambda text, m=member: out.info(f"{m.name}:{text}")))
     for result in results:
         out.say(f"\n{result.member}")
         out.table(["check", "outcome", "seconds", "detail"], result.rows())

@@ -94,6 +94,9 @@ class Federation:
                 raise ConfigError("no member given", hint="name members, a role, or pass --all")
             return list(self.members.values())
         chosen: dict[str, Member] = {}
+        if not any(part.strip() for name in names for part in name.split(",")):
+            raise ConfigError(f"no member given ({' '.join(map(repr, names))})",
+                              hint="name members, a role, or pass --all")
         for name in names:
             for part in name.split(","):
                 part = part.strip()

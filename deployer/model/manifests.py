@@ -83,8 +83,11 @@ def parse(text: str) -> list[K8sObject]:
     return objects
 
 
-def validate(objects: Iterable[K8sObject], kube_version: str) -> Checked:
-    """Check every object against the schemas of `kube_version` (all errors, not the first)."""
+def validate(objects: Iterable[K8sObject], kube_version: str,
+             redactor: Redactor | None = None) -> Checked:
+    """Check every object against the schemas of `kube_version` (all errors, not the first).
+    Values quoted in messages are masked by `redactor` before they are shortened."""
+    redactor = redactor or Redactor()
     result = Checked()
     version = _schema_version(kube_version)
     for obj in objects:
@@ -106,25 +109,33 @@ def validate(objects: Iterable[K8sObject], kube_version: str) -> Checked:
             continue
         for err in sorted(validator.iter_errors(obj.body), key=lambda e: list(e.path)):
             result.problems.append(Problem(obj.ref, obj.source, _dotted(err.absolute_path),
-                                           _message(err)))
+                                           _message(err, redactor)))
     return result
 
 
 def redacted_text(objects: Iterable[K8sObject], redactor: Redactor) -> str:
-    """Objects as YAML with every Secret's data masked and known secrets masked anywhere."""
+    """Objects as YAML, masked by position: every Secret's data and stringData values, and
+    every string that holds a known secret (in its decoded form, so YAML's folding and
+    escaping cannot let it through). The result is valid YAML."""
     import yaml
 
     docs = []
     for obj in objects:
-        body = obj.body
-        if obj.kind == "Secret":
-            body = dict(body)
-            for key in ("data", "stringData"):
-                if isinstance(body.get(key), dict):
-                    body[key] = {k: MASK for k in body[key]}
+        body = redacted_body(obj, redactor)
         text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
-        docs.append(f"---\n# Source: {obj.source}\n{redactor.text(text)}")
+        docs.append(f"---\n# Source: {obj.source}\n{text}")
     return "".join(docs)
+
+
+def redacted_body(obj: K8sObject, redactor: Redactor) -> dict:
+    """A masked copy of one object's body (see redacted_text)."""
+    body = obj.body
+    if obj.kind == "Secret":
+        body = dict(body)
+        for key in ("data", "stringData"):
+            if isinstance(body.get(key), dict):
+                body[key] = {k: MASK for k in body[key]}
+    return redactor.tree(body)
 
 
 def plain_text(objects: Iterable[K8sObject]) -> str:
@@ -200,14 +211,19 @@ def _dotted(path) -> str:
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
 
 
-def _message(err) -> str:
+def _message(err, redactor: Redactor) -> str:
     if err.validator == "additionalProperties":
         allowed = set((err.schema.get("properties") or {}))
         unknown = [k for k in err.instance if k not in allowed]
         return f"unknown field {', '.join(map(repr, unknown))}"
     if err.validator == "type":
-        return f"expected {err.validator_value}, got {json.dumps(err.instance)[:60]}"
+        return f"expected {err.validator_value}, got {clip(redactor.text(json.dumps(err.instance)))}"
     if err.validator == "required":
         missing = [k for k in err.validator_value if k not in (err.instance or {})]
         return f"missing required field {', '.join(map(repr, missing))}"
-    return err.message[:200]
+    return clip(redactor.text(err.message), 200)
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """`text` shortened to `limit` characters, marked with "..." when cut."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -12,6 +12,12 @@ from deployer.errors import ConfigError
 
 KeyPath = tuple  # a path of map keys (str) and list indexes (int)
 
+MAX_BYTES = 4 * 1024 * 1024   # no values, federation or secrets file needs more
+MAX_DEPTH = 64                # nesting levels
+MAX_NODES = 200_000           # values after expanding aliases (a "billion laughs" file)
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {"str", "int", "float", "bool", "null"}
+
 
 @dataclass
 class Document:
@@ -43,16 +49,31 @@ def load_file(path: Path, label: str | None = None) -> Document:
         raise ConfigError("file not found", file=label) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
+    if not path.is_file():
+        raise ConfigError("not a file", file=label)
+    if stat.st_size > MAX_BYTES:
+        raise ConfigError(f"file is {stat.st_size / 2**20:.1f} MiB; the limit is "
+                          f"{MAX_BYTES // 2**20} MiB", file=label)
     return _load_cached(str(path), label, stat.st_size, stat.st_mtime_ns)
 
 
 @lru_cache(maxsize=64)
 def _load_cached(path: str, label: str, size: int, mtime_ns: int) -> Document:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
-    return load_text(text, label)
+    return load_text(decode(raw, label), label)
+
+
+def decode(raw: bytes, label: str) -> str:
+    """UTF-8 text of a file; anything else is one ConfigError naming the line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", file=label,
+                          line=line, hint="save the file as UTF-8") from None
 
 
 def load_text(text: str, label: str) -> Document:
@@ -60,9 +81,14 @@ def load_text(text: str, label: str) -> Document:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"document is {len(text) / 2**20:.1f} MiB; the limit is "
+                          f"{MAX_BYTES // 2**20} MiB", file=label)
     yaml = YAML(typ="rt")
     try:
         node = yaml.load(io.StringIO(text))
+    except RecursionError:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=label) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -71,9 +97,24 @@ def load_text(text: str, label: str) -> Document:
                           hint="check indentation and quoting") from None
     except YAMLError as exc:
         raise ConfigError(f"malformed YAML: {exc}", file=label) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a tagged value that is not one
+        raise ConfigError(f"malformed YAML: {exc}", file=label) from None
     doc = Document(label, None)
-    doc.data = _plain(node, (), doc.lines)
+    try:
+        doc.data = _plain(node, (), doc.lines, [MAX_NODES])
+    except _Refused as exc:
+        raise ConfigError(exc.message, file=label, line=doc.line_of(exc.path) if exc.path
+                          else None, key=format_path(exc.path) if exc.path else None) from None
     return doc
+
+
+class _Refused(Exception):
+    """A node load_text does not accept (depth, size, tag), with where it is."""
+
+    def __init__(self, message: str, path: KeyPath):
+        super().__init__(message)
+        self.message = message
+        self.path = path
 
 
 def dump(data: Any) -> str:
@@ -128,24 +169,38 @@ def parse_path(dotted: str) -> KeyPath:
     return tuple(parts)
 
 
-def _plain(node: Any, path: KeyPath, lines: dict) -> Any:
-    """Convert ruamel round-trip nodes to dicts/lists/scalars, recording lines."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
+    """Convert ruamel round-trip nodes to dicts/lists/scalars, recording lines. Refuses
+    nesting past MAX_DEPTH, more than MAX_NODES values once aliases are expanded, and tags
+    other than YAML's core scalar tags (no !!python/..., !!binary, !!set, custom tags)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Refused(f"expands to more than {MAX_NODES} values (aliases repeated over and "
+                       "over?)", ())
+    if len(path) > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels", path[:4])
+    tag = _tag(node)
+    if tag is not None and not (tag.startswith(_CORE) and
+                                tag[len(_CORE):] in _SCALAR_TAGS | {"map", "seq"}):
+        raise _Refused(f"unsupported YAML tag {tag.replace(_CORE, '!!')}", path)
+    if isinstance(node, TaggedScalar):
+        return _core_scalar(node, path)
     if isinstance(node, CommentedMap):
         out = {}
         for raw_key, value in node.items():
             key = str(raw_key)
             if raw_key in node.lc.data:
                 lines[path + (key,)] = node.lc.key(raw_key)[0] + 1
-            out[key] = _plain(value, path + (key,), lines)
+            out[key] = _plain(value, path + (key,), lines, budget)
         return out
     if isinstance(node, CommentedSeq):
         out = []
         for i, value in enumerate(node):
             if i in node.lc.data:
                 lines[path + (i,)] = node.lc.item(i)[0] + 1
-            out.append(_plain(value, path + (i,), lines))
+            out.append(_plain(value, path + (i,), lines, budget))
         return out
     if isinstance(node, bool) or node is None:
         return node
@@ -157,4 +212,31 @@ def _plain(node: Any, path: KeyPath, lines: dict) -> Any:
         return str(node)
     if isinstance(node, (datetime.date, datetime.datetime)):
         return node.isoformat()
-    return node
+    raise _Refused(f"unsupported YAML value of type {type(node).__name__} (!!binary, !!set, "
+                   "!!omap... are not Helm values)", path)
+
+
+def _tag(node: Any) -> str | None:
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", None) if tag is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _core_scalar(node, path: KeyPath) -> Any:
+    """A scalar with an explicit core tag (!!str 3, !!int "4")."""
+    kind = _tag(node)[len(_CORE):]
+    text = str(node.value)
+    try:
+        if kind == "str":
+            return text
+        if kind == "int":
+            return int(text, 0)
+        if kind == "float":
+            return float(text)
+        if kind == "bool":
+            return {"true": True, "false": False}[text.lower()]
+        if kind == "null":
+            return None
+    except (ValueError, KeyError):
+        pass
+    raise _Refused(f"{text!r} is not a valid !!{kind}", path)

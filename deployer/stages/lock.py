@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import getpass
 import os
+import pwd
 import socket
 import threading
 import time
@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Mapping
 
 from deployer.adapters.kube import Conflict, Kube, KubeError, Lease, NotFound
 from deployer.console import Console
-from deployer.errors import DeployError
+from deployer.errors import DeployError, Interrupted
 
 UTC = datetime.timezone.utc
 _BREAK_HINT = "wait for that deploy to finish, or pass --break-lock if it is dead"
@@ -46,8 +46,8 @@ def holder_identity(env: Mapping[str, str]) -> str:
     user = env.get("USER") or env.get("LOGNAME")
     if not user:
         try:
-            user = getpass.getuser()
-        except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except (OSError, KeyError):  # no passwd entry (some containers)
             user = "unknown"
     return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
 
@@ -61,7 +61,8 @@ class DeployLock:
 
     def __init__(self, kube: Kube, namespace: str, holder: str, *, console: Console,
                  name: str = "deployer-lock", duration: int = 60, poll: float = 1.0,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None):
         self.kube = kube
         self.namespace = namespace
         self.holder = holder
@@ -70,6 +71,7 @@ class DeployLock:
         self.poll = poll
         self.console = console
         self.log = log or console.info
+        self.cancel = cancel                 # set: stop waiting for the lock (an interrupt)
         self._request_timeout = max(2.0, self.duration / 3)
         self._mutex = threading.Lock()       # guards _held_lease (renew thread vs release)
         self._held_lease: Lease | None = None  # our last write; None = not held
@@ -101,7 +103,7 @@ class DeployLock:
         try:
             lease = self.kube.read_lease(self.namespace, self.name,
                                          timeout=self._request_timeout)
-        except KubeError:
+        except Exception:  # noqa: BLE001 - no answer is no evidence either way
             return not self.lost
         if lease is None or lease.holder != self.holder:
             self._lose(lease.holder if lease else None)
@@ -155,7 +157,13 @@ class DeployLock:
                 if time.monotonic() >= deadline:
                     raise DeployError(f"cannot take the deploy lock {self._where()}: the API "
                                       f"keeps failing ({exc.message})") from None
-            time.sleep(max(0.0, min(self.poll, deadline - time.monotonic())))
+            pause = max(0.0, min(self.poll, deadline - time.monotonic()))
+            if self.cancel is not None:
+                if self.cancel.wait(pause):
+                    raise Interrupted("interrupted while waiting for the deploy lock "
+                                      f"{self._where()}")
+            else:
+                time.sleep(pause)
 
     def release(self) -> None:
         """Stop renewing and delete the Lease, but only if it is still ours."""

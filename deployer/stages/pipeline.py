@@ -10,6 +10,8 @@ through `Adapters`, so every branch of the pipeline can be exercised against fak
 """
 from __future__ import annotations
 
+import datetime
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ from deployer.stages.lock import DeployLock, holder_identity
 from deployer.stages.records import new_report
 
 ROLLBACK_WINDOW = 120.0   # seconds the automatic rollback keeps retrying transient failures
+VERIFIED_RECORD = "deployer-verified"   # ConfigMap: the last revision seen healthy
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Options:
     mirror: str | None = None
     smoke: bool = True
     rollback_window: float = ROLLBACK_WINDOW
+    smoke_proxies: dict | None = None   # smoke tests through these proxies (else directly)
 
 
 @dataclass
@@ -72,15 +76,17 @@ class Rendered:
 class Adapters:
     """The outside world of a deploy. The defaults are the real adapters; tests swap in fakes.
 
-    `cancel` is set by the CLI's signal handler: waits stop at once and the run rolls back.
+    `cancel` is set by the CLI's signal handler: waits stop at once and the run rolls back;
+    `abort` (a second signal) also stops waiting for the rollback and retrying it.
     """
 
     prepare: Callable[[Workspace, str | None], object] = None          # -> PreparedChart
     render: Callable[[Workspace, Member, object], Rendered] = None
     validate: Callable[[Workspace, Member, object, Rendered], Rendered] = None
     connect: Callable[[Workspace, Member, Path | None], ContextManager[Connection]] = None
-    smoke: Callable[[Workspace, Member, float, Log], None] = None
+    smoke: Callable[..., None] = None   # (ws, member, timeout, log, cancel=Event)
     cancel: threading.Event = field(default_factory=threading.Event)
+    abort: threading.Event = field(default_factory=threading.Event)
     poll: float = 0.5             # rollout polling interval
     retry_pause: float = 2.0      # first pause between rollback attempts (doubles)
 
@@ -141,17 +147,20 @@ class MemberDeploy:
     def run(self) -> None:
         """render -> validate -> connect -> lock -> preflight -> diff -> upgrade and verify."""
         self.render_and_validate()
+        self.checkpoint("before reaching the cluster; nothing was changed")
         with ExitStack() as stack:
             self.connect(stack)
             if not self.opts.dry_run:  # a dry run only reads: no lock, nothing written
                 self.take_lock(stack)
+            self.checkpoint("before the preflight; nothing was changed")
             self.preflight()
             changes = self.diff()
             if self.opts.dry_run:
                 self.report.outcome = Outcome.DRY_RUN
                 return
             if changes.empty and self.serving_is_latest():
-                if self.serving_is_healthy():
+                if self.verified_revision() == self.before.number or \
+                        self.serving_is_healthy():
                     self.report.outcome = Outcome.UNCHANGED
                     self.report.revision_after = self.before.number
                     self.say("no changes; upgrade skipped")
@@ -179,7 +188,7 @@ class MemberDeploy:
         with self.report.stage("lock"):
             self.lock = DeployLock(self.conn.kube, self.member.namespace,
                                    holder_identity(self.ws.env), console=self.ws.console,
-                                   log=self.say)
+                                   log=self.say, cancel=self.adapters.cancel)
             stack.enter_context(self.lock.held(self.opts.lock_timeout,
                                                break_lock=self.opts.break_lock))
 
@@ -210,39 +219,93 @@ class MemberDeploy:
         """The serving revision is the newest one (no failed revision on top of it)."""
         return self.before is not None and self.revisions[-1].number == self.before.number
 
+    def verified_revision(self) -> int | None:
+        """The last revision this deployer saw roll out and pass its smoke tests (its record
+        in the member namespace), or None when there is none or it cannot be read."""
+        try:
+            data = self.conn.kube.read_config_map(self.member.namespace, VERIFIED_RECORD)
+        except DeployerError:
+            return None
+        try:
+            return int((data or {}).get("revision", ""))
+        except ValueError:
+            return None
+
+    def record_verified(self, revision: int | None) -> None:
+        """Remember that `revision` rolled out (and passed the smoke tests): a later run with
+        no changes then trusts it even when a pod is briefly unready."""
+        if revision is None or self.opts.dry_run:
+            return
+        try:
+            self.conn.kube.write_config_map(
+                self.member.namespace, VERIFIED_RECORD,
+                {"revision": str(revision), "git_sha": self.report.git_sha,
+                 "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                     timespec="seconds")},
+                labels={"app.kubernetes.io/managed-by": "binderhub-federation-deployer"})
+        except DeployerError as exc:
+            self.ws.console.warn(f"{self.member.name}: could not record revision {revision} as "
+                                 f"verified ({exc.message}); the next run checks it again")
+
     def serving_is_healthy(self) -> bool:
-        """Every workload of the serving revision is rolled out right now. An empty diff
-        alone does not mean healthy: a deploy killed during its rollout wait leaves a
-        revision that never became ready."""
-        ok, problems = rollout.healthy(self.conn.kube, self.workloads(self.rendered.objects))
+        """Is every workload of the serving revision rolled out? Asked when the revision was
+        never verified: an empty diff alone does not mean healthy, since a deploy killed
+        during its rollout wait leaves a revision that never became ready. Only clear
+        evidence counts: API errors are retried, and one that persists is not a verdict."""
+        items = self.workloads(self.rendered.objects)
+        problems: list[str] = []
+        for attempt in range(3):
+            ok, problems, unknown = rollout.health(self.conn.kube, items)
+            if ok or not unknown:
+                break
+            time.sleep(self.adapters.poll * 2 ** attempt)
+        if unknown and not problems:
+            self.ws.console.warn(f"{self.member.name}: no changes; could not read the workloads "
+                                 f"of revision {self.before.number} ({'; '.join(unknown)})")
+            return True
         if not ok:
             self.ws.console.warn(f"{self.member.name}: no changes, but revision "
-                                 f"{self.before.number} is not healthy: {'; '.join(problems)}")
+                                 f"{self.before.number} never finished rolling out: "
+                                 f"{'; '.join(problems)}")
         return ok
 
     def verify_unhealthy_revision(self) -> None:
         """Serve the unchanged revision only once it rolls out and passes the smoke tests;
-        otherwise roll back to the revision that served before it."""
-        self.report.notes.append(f"revision {self.before.number} had not finished rolling out; "
-                                 "waited for it and smoke-tested it again")
-        current, earlier = self.before, [r for r in self.revisions
-                                         if r.number < self.before.number and r.status.good]
-        self.before = earlier[-1] if earlier else None
+        otherwise roll back to the last verified revision (or the one that served before).
+        A release with no earlier revision is left as it is: never uninstalled."""
+        current = self.before
+        verified = self.verified_revision()
+        earlier = [r for r in self.revisions if r.number < current.number and r.status.good]
+        target = next((r for r in earlier if r.number == verified), None) or \
+            (earlier[-1] if earlier else None)
         self.report.revision_before = current.number
         self.report.outcome = Outcome.UPGRADING
+        self.check_lock()
         try:
-            self.check_lock()
             self.wait_and_smoke()
         except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
+            if target is None:
+                self.report.outcome = Outcome.FAILED
+                raise DeployError(f"revision {current.number} is not healthy "
+                                  f"({_message(failure)}) and there is no earlier revision to "
+                                  "go back to; it is left as it is",
+                                  hint="fix the values and deploy again, or see "
+                                       f"./deploy.py status {self.member.name}") from None
+            self.before = target
             self.after_failure(failure)
         self.report.revision_after = current.number
         self.report.outcome = Outcome.DEPLOYED
+        self.report.notes.append(f"revision {current.number} had not finished rolling out: "
+                                 "waited for it" + (" and smoke-tested it" if self.opts.smoke
+                                                    else ""))
+        self.record_verified(current.number)
         self.say(f"revision {current.number} is healthy now")
 
     def upgrade_and_verify(self) -> None:
         """helm upgrade, wait for the rollout, smoke-test; on failure restore the revision
         that served before."""
         self.report.outcome = Outcome.UPGRADING
+        self.checkpoint("before the upgrade; nothing was changed")
         self.check_lock()
         try:
             with self.report.stage("upgrade"):
@@ -255,6 +318,7 @@ class MemberDeploy:
         after = last_deployed(release.history(self.conn.helm, self.member))
         self.report.revision_after = after.number if after else None
         self.report.outcome = Outcome.DEPLOYED
+        self.record_verified(self.report.revision_after)
         self.say(f"deployed revision {self.report.revision_after}")
 
     def wait_and_smoke(self) -> None:
@@ -263,9 +327,11 @@ class MemberDeploy:
             self.wait_for(self.rendered.objects, cancel=self.adapters.cancel)
         if self.opts.smoke:
             with self.report.stage("smoke"):
-                _check_cancel(self.adapters.cancel, "before the smoke tests")
+                self.checkpoint("before the smoke tests")
                 self.adapters.smoke(self.ws, self.member,
-                                    min(self.opts.timeout, self.member.smoke_timeout), self.say)
+                                    min(self.opts.timeout, self.member.smoke_timeout), self.say,
+                                    cancel=self.adapters.cancel,
+                                    proxies=self.opts.smoke_proxies)
 
     # -- failure ------------------------------------------------------------------------
     def after_failure(self, failure: Exception) -> None:
@@ -284,11 +350,19 @@ class MemberDeploy:
         if self.before is None and current == []:
             self.report.outcome = Outcome.INTERRUPTED if interrupted else Outcome.FAILED
             self.report.rollback = RollbackResult(None, None, RollbackAction.NOTHING)
-            raise DeployError(f"{failed} failed: {exc.message}; nothing was deployed (the "
-                              f"release {self.member.release} was never created)") from None
+            what = rejected_object(exc.message)
+            raise DeployError(f"{failed} failed: {what + ': ' if what else ''}{exc.message}; "
+                              f"nothing was deployed (the release {self.member.release} was "
+                              "never created)") from None
         try:
             self.check_lock()
             self.roll_back(exc)
+        except Interrupted:
+            self.report.outcome = Outcome.INTERRUPTED
+            raise Interrupted(f"{failed} failed: {exc.message}; interrupted again: the rollback "
+                              f"to revision {self.before.number if self.before else '-'} was "
+                              "started but not waited for",
+                              hint=f"check ./deploy.py status {self.member.name}") from None
         except DeployerError as rollback_exc:
             self.report.outcome = Outcome.ROLLBACK_FAILED
             raise DeployError(f"{failed} failed: {exc.message}; the rollback to revision "
@@ -314,16 +388,18 @@ class MemberDeploy:
         pause = self.adapters.retry_pause
         with self.report.stage("rollback"):
             while True:
+                self.check_lock()   # a lost lock is not retried: someone else deploys now
                 try:
                     self.report.rollback = self._restore()
                     break
                 except DeployerError as exc:
                     left = self.opts.rollback_window - (time.monotonic() - start)
-                    if left <= 0:
+                    if left <= 0 or self.adapters.abort.is_set():
                         raise
                     self.say(f"rollback attempt failed ({exc.message}); retrying in "
                              f"{min(pause, left):.0f}s")
-                    time.sleep(min(pause, left))
+                    if self.adapters.abort.wait(min(pause, left)):
+                        raise
                     pause = min(pause * 2, 30)
         self.report.rollback.seconds = round(time.monotonic() - start, 3)
         self.report.outcome = Outcome.ROLLED_BACK
@@ -345,10 +421,11 @@ class MemberDeploy:
         if not already:  # a previous attempt's rollback may have gone through already
             helm.rollback(member.release, member.namespace, self.before.number,
                           self.opts.timeout)
-        self.wait_for(self.live_objects())
+        self.wait_for(self.live_objects(), cancel=self.adapters.abort)
         now = release.history(helm, member)
-        return RollbackResult(self.before.number, now[-1].number if now else None,
-                              RollbackAction.ROLLED_BACK)
+        restored = now[-1].number if now else None
+        self.record_verified(restored)
+        return RollbackResult(self.before.number, restored, RollbackAction.ROLLED_BACK)
 
     def fail(self, exc: Exception) -> None:
         """Record an exception that ended the run (the report keeps the outcome so far)."""
@@ -361,6 +438,10 @@ class MemberDeploy:
         self.ws.console.error(f"{self.member.name}: {message}")
 
     # -- helpers ------------------------------------------------------------------------
+    def checkpoint(self, when: str) -> None:
+        """An interrupt stops the run here (before the next step starts)."""
+        _check_cancel(self.adapters.cancel, when)
+
     def check_lock(self) -> None:
         """Another deploy took the lock over (ours expired): change nothing more."""
         if self.lock is not None and not self.lock.verify():
@@ -423,7 +504,7 @@ def rollback_member(ws: Workspace, member: Member, opts: Options,
     say = ws.console.prefixed(member.name)
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
         lock = DeployLock(conn.kube, member.namespace, holder_identity(ws.env),
-                          console=ws.console, log=say)
+                          console=ws.console, log=say, cancel=adapters.cancel)
         with lock.held(opts.lock_timeout, break_lock=opts.break_lock):
             revisions = release.history(conn.helm, member)
             to_revision = _rollback_target(member, revisions, to_revision)
@@ -432,7 +513,30 @@ def rollback_member(ws: Workspace, member: Member, opts: Options,
             rollout.wait(conn.kube, rollout.workloads(objects, member.namespace), opts.timeout,
                          log=say, prefix="  ", poll=adapters.poll, cancel=adapters.cancel)
             now = release.history(conn.helm, member)
+            try:
+                conn.kube.write_config_map(member.namespace, VERIFIED_RECORD,
+                                           {"revision": str(now[-1].number),
+                                            "rolled_back_to": str(to_revision)})
+            except DeployerError as exc:
+                ws.console.warn(f"{member.name}: could not record the restored revision as "
+                                f"verified ({exc.message})")
             return f"rolled back to revision {to_revision} (now revision {now[-1].number})"
+
+
+_NO_KIND = re.compile(r'no matches for kind "(?P<kind>[^"]+)" in version "(?P<version>[^"]+)"')
+_OBJECT = re.compile(r'\b(?P<kind>[A-Z][A-Za-z]+)(?:\.[a-z0-9.-]+)? "(?P<name>[^"]+)"')
+
+
+def rejected_object(message: str) -> str:
+    """Which object the server refused, from helm's error ("" when it does not say)."""
+    missing = _NO_KIND.search(message)
+    if missing:
+        return (f"the cluster does not serve {missing['kind']} ({missing['version']}); install "
+                "the CRDs the release needs first")
+    found = _OBJECT.search(message)
+    if found:
+        return f"the server rejected {found['kind']} {found['name']!r}"
+    return ""
 
 
 def _rollback_target(member: Member, revisions: list[Revision], wanted: int | None) -> int:
@@ -455,6 +559,15 @@ def _parallel(ws, members, opts, prepared, jobs, adapters) -> list[DeployReport]
         return []
     with ThreadPoolExecutor(max_workers=jobs or len(members)) as pool:
         return list(pool.map(lambda m: deploy(ws, m, opts, prepared, adapters), members))
+
+
+def ca_bundle(env) -> str | None:
+    """The CA bundle the operator's environment names for HTTPS, if any."""
+    return env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or None
+
+
+def _message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, DeployerError) else f"{type(exc).__name__}: {exc}"
 
 
 def _check_cancel(cancel: threading.Event, when: str) -> None:
@@ -513,7 +626,9 @@ def _connect(ws: Workspace, member: Member, kubeconfig: Path | None) -> Iterator
             yield Connection(helm, kube)
 
 
-def _smoke(ws: Workspace, member: Member, timeout: float, log: Log) -> None:
+def _smoke(ws: Workspace, member: Member, timeout: float, log: Log,
+           cancel: threading.Event | None = None, proxies: dict | None = None) -> None:
     from deployer.stages import smoke
 
-    smoke.gate(ws.federation, member, timeout=timeout, log=log)
+    smoke.gate(ws.federation, member, timeout=timeout, log=log, cancel=cancel,
+               proxies=proxies, ca_bundle=ca_bundle(ws.env))

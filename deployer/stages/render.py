@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.adapters import sops
+from deployer.errors import ConfigError
 from deployer.model import manifests
 from deployer.model import values as values_mod
 from deployer.model.federation import Member
@@ -50,10 +51,17 @@ def render(ws: Workspace, member: Member, *, with_manifests: bool = False,
 
 
 def write(result: RenderOutput, out: Path, *, show_secrets: bool) -> list[Path]:
-    """Write DIR/<member>/{values,manifests}.yaml; with plaintext secrets the files are 0600."""
+    """Write DIR/<member>/{values,manifests}.yaml, mode 0600: they hold secret-derived
+    objects (masked unless show_secrets, but still no business of other users)."""
     target_dir = out / result.member.name
-    target_dir.mkdir(parents=True, exist_ok=True)
-    mode = 0o600 if show_secrets else 0o644
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"--output {out}: not a directory", file=str(out)) from None
+    except OSError as exc:
+        raise ConfigError(f"--output {out}: cannot create {target_dir}: {exc.strerror}",
+                          file=str(out)) from None
+    mode = 0o600
     files = [("values.yaml", result.values_text)]
     if result.manifests_text is not None:
         files.append(("manifests.yaml", result.manifests_text))
@@ -61,7 +69,11 @@ def write(result: RenderOutput, out: Path, *, show_secrets: bool) -> list[Path]:
     for name, text in files:
         path = target_dir / name
         tmp = target_dir / f".{name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # never an old file's mode
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # never an old mode
+        except OSError as exc:
+            raise ConfigError(f"--output {out}: cannot write {path}: {exc.strerror}",
+                              file=str(out)) from None
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)

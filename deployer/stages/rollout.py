@@ -99,19 +99,21 @@ def state_of(obj: WorkloadState) -> tuple[bool | None, str]:
     return done, f"{obj.available}/{obj.replicas} available"
 
 
-def healthy(kube, items: list[Workload]) -> tuple[bool, list[str]]:
-    """Is every workload rolled out right now? (ok, what is not, one line each)."""
-    problems = []
+def health(kube, items: list[Workload]) -> tuple[bool, list[str], list[str]]:
+    """Is every workload rolled out right now? (ok, what is not, what could not be read),
+    one line each. A workload that does not exist is not rolled out; an API error is
+    unknown, not a verdict."""
+    problems, unknown = [], []
     for workload in items:
         try:
             done, state = state_of(kube.read_workload(workload.kind, workload.namespace,
                                                       workload.name))
         except KubeError as exc:
-            problems.append(f"{workload.ref}: {exc.message}")
+            (problems if exc.status == 404 else unknown).append(f"{workload.ref}: {exc.message}")
             continue
         if not done:
             problems.append(f"{workload.ref}: {state}")
-    return not problems, problems
+    return not problems and not unknown, problems, unknown
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +31,8 @@ class MemberStatus:
     workloads: str = "-"
     lock: str = "-"
     certificates: str = "-"
-    error: str = ""
+    error: str = ""                       # the member could not be read at all
+    unread: list[str] = field(default_factory=list)   # columns the credentials may not read
 
     def row(self) -> list[str]:
         return [self.member, self.revision, self.state, self.chart, self.app_version,
@@ -70,16 +71,17 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
 def fill_columns(out: MemberStatus, kube: Kube, member: Member) -> None:
     """The columns read from the API; a column the credentials may not read says so
     ("forbidden") instead of failing the whole member."""
-    out.workloads = _column(lambda: workloads(kube, member))
-    out.lock = _column(lambda: lock(kube, member))
-    out.certificates = _column(lambda: certificates(kube, member))
+    out.workloads = _column(out, "workloads", lambda: workloads(kube, member))
+    out.lock = _column(out, "lock", lambda: lock(kube, member))
+    out.certificates = _column(out, "certificates", lambda: certificates(kube, member))
 
 
-def _column(read: Callable[[], str]) -> str:
+def _column(out: MemberStatus, name: str, read: Callable[[], str]) -> str:
     try:
         return read()
     except KubeError as exc:
         if exc.forbidden:
+            out.unread.append(f"{name}: {exc.message}")
             return f"forbidden (HTTP {exc.status})"
         raise
 

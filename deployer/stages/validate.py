@@ -94,7 +94,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         for finding in helm_mod.lint_findings(lint.stdout):
             (report.errors if finding.startswith("[ERROR]") else report.warnings).append(
                 f"helm lint: {finding}")
-        checked = manifests.validate(rendered.objects, member.kubernetes_version)
+        checked = manifests.validate(rendered.objects, member.kubernetes_version, mv.redactor)
         report.errors.extend(f"{p} (Kubernetes {member.kubernetes_version})"
                              for p in checked.problems)
         report.custom = checked.custom

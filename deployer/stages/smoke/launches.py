@@ -3,11 +3,12 @@ the server (kernel.py). Transient failures (connection errors, a stream that end
 retried; a failed build is not."""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
 from deployer.adapters.binderhub import BinderClient, HttpError
-from deployer.errors import DeployError
+from deployer.errors import DeployError, Interrupted
 from deployer.model.federation import Member
 from deployer.stages.smoke.checks import Endpoints
 from deployer.stages.smoke.kernel import run_code, stop_server
@@ -15,15 +16,18 @@ from deployer.stages.smoke.report import PHASES, Launch
 
 
 def launch_repo(client: BinderClient, ends: Endpoints, spec: str, member: Member, *,
-                timeout: float, log: Callable[[str], None], attempts: int = 3) -> Launch:
-    """Build and launch `spec`, run code in its kernel, stop the server."""
+                timeout: float, log: Callable[[str], None], attempts: int = 3,
+                cancel: threading.Event | None = None) -> Launch:
+    """Build and launch `spec`, run code in its kernel, stop the server. `cancel` set stops
+    it between build events (Interrupted)."""
     launch = Launch(spec)
     start = time.perf_counter()
     deadline = start + timeout
     for attempt in range(1, attempts + 1):
         launch.attempts = attempt
         launch.phases, launch.steps = {}, {}
-        outcome, ready = follow_stream(client, ends, spec, launch, time.perf_counter(), deadline)
+        outcome, ready = follow_stream(client, ends, spec, launch, time.perf_counter(), deadline,
+                                       cancel)
         if outcome == "ready":
             try:
                 run_code(client, ready, member, launch)
@@ -50,11 +54,14 @@ def launch_repo(client: BinderClient, ends: Endpoints, spec: str, member: Member
 
 
 def follow_stream(client: BinderClient, ends: Endpoints, spec: str, launch: Launch,
-                  start: float, deadline: float) -> tuple[str, dict]:
+                  start: float, deadline: float,
+                  cancel: threading.Event | None = None) -> tuple[str, dict]:
     """Follow the build stream. Returns ("ready", event) or a reason it did not get there."""
     read_timeout = min(120.0, deadline - time.perf_counter())
     try:
         for item in client.build_events(ends.binder, spec, read_timeout=read_timeout):
+            if cancel is not None and cancel.is_set():
+                raise Interrupted(f"interrupted while launching {spec}")
             if time.perf_counter() > deadline:
                 return f"no ready event within {deadline - start:.0f}s", {}
             if item.heartbeat:

@@ -101,3 +101,28 @@ def test_rotate_recipients_adds_a_new_team_member(cli, repo, env):
     assert other in secrets.recipients(repo / "secrets/kubeconfigs/hetzner-fsn.yaml")
     shown = cli("secrets", "view", "aws", "--show-secrets", extra_env=other_env)
     assert shown.returncode == 0 and "example-aws-grafana-password" in shown.stdout
+
+
+@pytest.mark.parametrize("flags,key", [
+    (["--unencrypted-regex", ".*"], "grafana.adminPassword"),
+    ([], "binderhub.token_unencrypted"),
+])
+def test_values_left_in_clear_are_refused(repo, env, flags, key):
+    """A sops file whose values are (partly) unencrypted is not a secrets file."""
+    import subprocess
+
+    from deployer.adapters import tools
+
+    plain = repo / "plain.yaml"
+    plain.write_text("grafana:\n  adminPassword: visible\nbinderhub:\n"
+                     "  token_unencrypted: visible-too\n")
+    out = subprocess.run([tools.find("sops", env), "--disable-version-check", "encrypt",
+                          *flags, "--filename-override", "secrets/aws.yaml", str(plain)],
+                         cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+    (repo / "secrets/aws.yaml").write_text(out)
+    plain.unlink()
+    with pytest.raises(SecretsError) as info:
+        secrets.decrypt(repo, "secrets/aws.yaml", env)
+    assert info.value.file == "secrets/aws.yaml" and info.value.line
+    assert str(info.value).split(": ", 2)[1] == key
+    assert "not encrypted" in str(info.value)

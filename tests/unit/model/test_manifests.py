@@ -85,3 +85,39 @@ data:
     out = manifests.redacted_text(manifests.parse(text), Redactor(["secret-token"]))
     assert "c2VjcmV0LXRva2Vu" not in out and "secret-token" not in out
     assert "token: '***'" in out and "https://user:***@example.org" in out
+
+
+def test_a_quoted_value_is_masked_before_it_is_shortened():
+    secret = "s3cr3t-" + "k" * 90
+    text = DEPLOYMENT.replace("selector:", f"replicas: {secret}\n  selector:")
+    problems = manifests.validate(manifests.parse(text), "1.34", Redactor([secret])).problems
+    message = str(problems[0])
+    assert "spec.replicas: expected" in message
+    assert secret[:20] not in message and "***" in message
+    unmasked = str(manifests.validate(manifests.parse(text), "1.34").problems[0])
+    assert secret[:20] in unmasked and unmasked.endswith("...")
+
+
+def test_redacted_text_masks_by_position_and_stays_valid_yaml():
+    import yaml
+
+    secret = "pässwörd " * 15
+    text = """apiVersion: v1
+kind: Secret
+metadata: {name: hub}
+stringData: {token: not-registered-anywhere}
+data: {key: bm90LXJlZ2lzdGVyZWQ=}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: hub-config}
+data:
+  values.yaml: |
+    auth:
+      password: %s
+""" % secret
+    shown = manifests.redacted_text(manifests.parse(text), Redactor([secret]))
+    docs = list(yaml.safe_load_all(shown))
+    assert docs[0]["stringData"] == {"token": "***"} and docs[0]["data"] == {"key": "***"}
+    assert "***" in docs[1]["data"]["values.yaml"]
+    assert "w\\xF6rd" not in shown and "wörd" not in shown and "not-registered" not in shown

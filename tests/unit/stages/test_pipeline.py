@@ -348,12 +348,130 @@ def test_interrupt_during_the_wait_rolls_back_and_says_interrupted(h):
     cluster.installed(manifest=OLD_MANIFEST)
     cluster.next_health = STUCK
     cancel = h.adapters.cancel
-    timer = threading.Timer(0.05, cancel.set)
-    timer.start()
+    reads = []
+
+    def interrupt_while_waiting():
+        reads.append(1)
+        if len(reads) == 3 and "rollback" not in cluster.calls:
+            cancel.set()
+
+    cluster.hooks["read_workload"] = interrupt_while_waiting
     report = h.deploy(timeout=30)
-    timer.join()
     assert report.outcome is Outcome.INTERRUPTED
     assert report.stages["wait"] < 5
     assert cluster.revisions[-1].manifest == OLD_MANIFEST, "what was started is rolled back"
     assert cluster.leases == {}
     assert isinstance(Interrupted("x"), DeployError)
+
+
+# -- an unchanged release: trusted when verified, checked when not -----------------------------
+def test_a_deploy_records_the_verified_revision(h):
+    h.deploy()
+    record = h.cluster().config_maps[("staging", pipeline.VERIFIED_RECORD)]
+    assert record["revision"] == "1"
+
+
+def test_a_verified_revision_with_a_pod_briefly_down_is_left_alone(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed(health=STUCK)            # e.g. a node drained right now
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "2"}
+    report = h.deploy()
+    assert report.outcome is Outcome.UNCHANGED
+    assert h.smoke.runs == [] and "rollback" not in cluster.calls
+
+
+def test_an_api_blip_is_no_reason_to_roll_back(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed()
+    cluster.fail("read_workload", api_down(), times=1)
+    h.smoke.failure = DeployError("smoke tests failed: GitHub is down")
+    report = h.deploy()
+    assert report.outcome is Outcome.UNCHANGED
+    assert h.smoke.runs == [] and "rollback" not in cluster.calls
+
+
+def test_an_api_outage_is_reported_not_judged(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed()
+    cluster.fail("read_workload", api_down(), times=None)
+    report = h.deploy()
+    assert report.outcome is Outcome.UNCHANGED and "rollback" not in cluster.calls
+
+
+def test_an_unhealthy_only_revision_is_never_uninstalled(h):
+    cluster = h.cluster()
+    cluster.installed(health=STUCK)
+    report = h.deploy()
+    assert report.outcome is Outcome.FAILED
+    assert "no earlier revision to go back to; it is left as it is" in report.error
+    assert "uninstall" not in cluster.calls and cluster.statuses() == ["deployed"]
+
+
+def test_an_unhealthy_revision_goes_back_to_the_last_verified_one(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)                  # 1: verified
+    cluster.installed(manifest=OLD_MANIFEST.replace("hi", "hey"))   # 2: never verified
+    cluster.installed(health=STUCK)                           # 3: killed during its wait
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
+    report = h.deploy()
+    assert report.outcome is Outcome.ROLLED_BACK and report.rollback.to == 1
+    assert cluster.revisions[-1].manifest == OLD_MANIFEST
+    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "4"
+
+
+def test_a_lost_lock_in_the_verify_path_changes_nothing(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed(health=STUCK)
+    cluster.hooks["values"] = cluster.steal_lock
+    report = h.deploy()
+    assert report.outcome is Outcome.FAILED and "lost the deploy lock" in report.error
+    assert "rollback" not in cluster.calls and "rollback failed" not in report.error
+
+
+def test_rollback_retries_stop_when_the_lock_is_lost(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.next_health = STUCK
+
+    def fail_then_steal():
+        if cluster.calls.count("rollback") == 1:
+            cluster.steal_lock()
+            raise HelmError(["rollback"], "Error: the server is currently unable", 1)
+
+    cluster.hooks["rollback"] = fail_then_steal
+    report = h.deploy(rollback_window=5)
+    assert report.outcome is Outcome.ROLLBACK_FAILED
+    assert cluster.calls.count("rollback") == 1, "no rollback after the lock was lost"
+    assert "lost the deploy lock" in report.error
+
+
+def test_an_interrupt_before_the_upgrade_changes_nothing(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    h.adapters.cancel.set()
+    report = h.deploy(timeout=30)
+    assert report.outcome is Outcome.INTERRUPTED
+    assert "nothing was changed" in report.error
+    assert not {"upgrade", "rollback", "create_lease"} & set(cluster.calls)
+
+
+def test_a_second_interrupt_stops_waiting_for_the_rollback(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.next_health = STUCK
+
+    def target_is_slow_too():   # the restored revision takes long to come up
+        cluster.revisions[0].health = STUCK
+        threading.Timer(0.05, h.adapters.abort.set).start()
+
+    cluster.hooks["rollback"] = target_is_slow_too
+    cluster.hooks["upgrade"] = h.adapters.cancel.set     # Ctrl-C while helm upgrades
+    report = h.deploy(timeout=30, rollback_window=60)
+    assert report.outcome is Outcome.INTERRUPTED
+    assert "the rollback to revision 1 was started but not waited for" in report.error
+    assert report.stages["rollback"] < 5
+    assert cluster.calls.count("rollback") == 1 and cluster.leases == {}

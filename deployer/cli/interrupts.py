@@ -1,0 +1,63 @@
+"""SIGINT and SIGTERM while a command changes clusters (deploy, rollback).
+
+The first signal sets `cancel`: waits stop at once, a helm operation that is running is
+let finish (killing it would strand the release), whatever was started is rolled back, locks
+are released, private kubeconfigs removed, and the report says `interrupted`. A second
+signal sets `abort` too and stops running programs: the rollback is not waited for, but
+locks and temporary files are still cleaned up by the workers as they unwind. CI cancels
+with SIGINT, then SIGTERM, then SIGKILL after a grace period: what a SIGKILL can leave
+behind is a release stuck `pending-*`, which the next deploy's preflight recovers.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+from deployer.adapters import process
+from deployer.console import Console
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupts:
+    """Signals turned into events the pipeline watches."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.cancel = threading.Event()
+        self.abort = threading.Event()
+        self.received: int | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        """130 after SIGINT, 143 after SIGTERM, None when no signal came."""
+        return EXIT_CODES.get(self.received) if self.received is not None else None
+
+    @contextlib.contextmanager
+    def handled(self) -> Iterator["Interrupts"]:
+        """Install the handlers for the duration of the block (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if not self.cancel.is_set():
+            self.received = signum
+            self.cancel.set()
+            self.console.warn(f"{name}: stopping - waits end now, what was started is rolled "
+                              "back, locks are released (send it again to stop faster)")
+            return
+        self.abort.set()
+        self.console.warn(f"{name} again: stopping running programs; the rollback is not "
+                          "waited for (locks and temporary files are still cleaned up)")
+        threading.Thread(target=process.terminate_all, kwargs={"grace": 2.0},
+                         daemon=True).start()

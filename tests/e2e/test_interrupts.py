@@ -1,0 +1,100 @@
+"""Interrupted deploys, with the real CLI as a process: SIGTERM (CI cancellation) during the
+rollout wait, and SIGKILL (the end of a cancellation) leaving a revision that never became
+ready, which the next deploy must not call `unchanged`."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.e2e.test_deploy import fleet, health_server  # noqa: F401  (fixtures)
+
+
+def _start(cli_command, repo, tmp_path, *args):
+    prefix, env = cli_command
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir(exist_ok=True)
+    proc = subprocess.Popen([*prefix, *map(str, args)], env={**env, "TMPDIR": str(scratch)},
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    return proc, lines, scratch, reader
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _lease(cluster):
+    return cluster.object("leases", "staging", "deployer-lock", "coordination.k8s.io")
+
+
+def _break_the_next_rollout(repo, fleet):  # noqa: F811
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    fleet.faults.never_ready("deployments", "staging", "static",
+                             when=lambda obj: obj["spec"]["replicas"] == 3)
+
+
+def _in_the_rollout_wait(fleet, lines):  # noqa: F811
+    static = fleet.object("deployments", "staging", "static", "apps")
+    return static is not None and static["spec"]["replicas"] == 3 and \
+        any("Deployment/static: " in line for line in lines[-20:])
+
+
+def test_sigterm_during_the_rollout_wait_rolls_back_releases_and_reports(
+        cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    _break_the_next_rollout(repo, fleet)
+    report = tmp_path / "report.json"
+    proc, lines, scratch, reader = _start(cli_command, repo, tmp_path, "deploy", "staging",
+                                          "--timeout", "120", "--report", report)
+    _wait_for(lambda: _in_the_rollout_wait(fleet, lines), 60, "the rollout wait")
+    assert _lease(fleet) is not None
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _wait_for(lambda: _lease(fleet) is None, 5, "the lock to be released")
+    assert proc.wait(timeout=60) == 143
+    reader.join(5)
+    stderr = "".join(lines)
+    assert time.monotonic() - sent < 30
+    assert "SIGTERM: stopping" in stderr
+    staging = json.loads(report.read_text())["deploys"][0]
+    assert staging["outcome"] == "interrupted", stderr
+    assert staging["rollback"]["to"] == 1
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+    assert list(scratch.iterdir()) == [], "no kubeconfig or other temporary file is left"
+    # the next deploy (the cause fixed) brings the member to a healthy revision
+    fleet.faults.clear()
+    again = cli("deploy", "staging", "--timeout", "60")
+    assert again.returncode == 0, again.stderr
+    static = fleet.object("deployments", "staging", "static", "apps")
+    assert static["spec"]["replicas"] == 3 and static["status"]["readyReplicas"] == 3
+
+
+def test_a_revision_left_unready_by_a_killed_deploy_is_not_unchanged(
+        cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    _break_the_next_rollout(repo, fleet)
+    proc, lines, _, _ = _start(cli_command, repo, tmp_path, "deploy", "staging",
+                               "--timeout", "120")
+    _wait_for(lambda: _in_the_rollout_wait(fleet, lines), 60, "the rollout wait")
+    proc.kill()                                # SIGKILL: nothing is cleaned up
+    proc.wait(timeout=30)
+    # revision 2 serves (helm finished), but it never became ready; nothing changed since
+    report = tmp_path / "next.json"
+    result = cli("deploy", "staging", "--timeout", "3", "--break-lock", "--report", report)
+    assert result.returncode == 1, result.stderr
+    assert "upgrade skipped" not in result.stderr
+    assert "never finished rolling out" in result.stderr
+    staging = json.loads(report.read_text())["deploys"][0]
+    assert staging["outcome"] == "rolled back" and staging["rollback"]["to"] == 1
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
