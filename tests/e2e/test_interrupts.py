@@ -9,7 +9,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from tests.e2e.test_deploy import fleet, health_server  # noqa: F401  (fixtures)
 
