@@ -27,7 +27,11 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                                                  help="Write a JSON deploy report here."),
            jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                               help="Members deployed at once."),
-           mirror: Optional[str] = MIRROR, proxy_from_env: bool = PROXY_FROM_ENV):
+           mirror: Optional[str] = MIRROR, proxy_from_env: bool = PROXY_FROM_ENV,
+           record: bool = typer.Option(False, "--record",
+                                       help="Also record each deploy where the federation's "
+                                            "`records:` says (GitHub Deployments, Grafana "
+                                            "annotations); never fails the deploy.")):
     """Deploy members (staging first); roll back automatically on failure."""
     from deployer.cli.interrupts import Interrupts
     from deployer.stages import pipeline, records
@@ -52,6 +56,9 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
             out.info(f"wrote {report}")
         except OSError as exc:
             out.error(f"cannot write the report {report}: {exc.strerror}")
+    if record:
+        for line in records.publish(ws, reports):
+            out.info(f"recorded {line}")
     out.table(["member", "outcome", "revision", "seconds", "failed stage"],
               [[r.member, r.outcome, f"{r.revision_before or '-'} -> {r.revision_after or '-'}",
                 f"{r.seconds:.1f}", r.failed_stage or "-"] for r in reports])

@@ -74,6 +74,7 @@ class Federation:
     chart: str
     members: dict[str, Member]
     document: Document = field(repr=False, compare=False)
+    records: dict = field(default_factory=dict, compare=False)   # `records:` (schema-checked)
 
     def member(self, name: str) -> Member:
         """The member called `name`; an unknown name is a ConfigError."""
@@ -121,7 +122,7 @@ def load(root: Path) -> Federation:
     members = {name: _member(name, entry) for name, entry in data["members"].items()}
     fed = data["federation"]
     return Federation(name=fed["name"], chart=fed.get("chart", "mybinder"), members=members,
-                      document=doc)
+                      document=doc, records=dict(data.get("records") or {}))
 
 
 def check_schema(doc: Document, schema: dict) -> None:

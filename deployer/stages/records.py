@@ -11,7 +11,7 @@ from deployer.adapters import git
 from deployer.console import Console
 from deployer.model.report import DeployReport
 
-__all__ = ["DeployReport", "new_report", "write"]
+__all__ = ["DeployReport", "new_report", "publish", "write"]
 
 
 def new_report(root: Path, member, env: Mapping[str, str]) -> DeployReport:
@@ -35,3 +35,98 @@ def write(path: Path, reports: list[DeployReport], console: Console) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# -- deploy records beyond the report: GitHub Deployments, Grafana annotations --------------
+DEPLOYMENT_STATE = {"deployed": "success", "unchanged": "success", "dry run": None,
+                    "rolled back": "inactive", "skipped: staging did not deploy": None,
+                    "not started": None}
+
+
+def publish(ws, reports: list[DeployReport], backoff: float = 1.0,
+            write_interval: float = 1.0) -> list[str]:
+    """Record each report where config/federation.yaml's `records:` says: a GitHub
+    Deployment (with the run's log URL) and a Grafana annotation. Never raises: a records
+    API that is down is a warning, the deploy's outcome stands. Returns what was recorded."""
+    settings = ws.federation.records
+    env = ws.env
+    done: list[str] = []
+    run_url = _run_url(env)
+    if settings.get("github_deployments"):
+        done += _github(ws, reports, run_url, backoff, write_interval)
+    grafana = settings.get("grafana")
+    if grafana:
+        done += _grafana(ws, reports, grafana, run_url, backoff)
+    return done
+
+
+def _github(ws, reports: list[DeployReport], run_url: str | None,
+            backoff: float, write_interval: float) -> list[str]:
+    from deployer.adapters.github import DEFAULT_API, GitHub, GitHubError
+
+    env = ws.env
+    token, repository = env.get("GITHUB_TOKEN"), env.get("GITHUB_REPOSITORY")
+    if not token or not repository:
+        ws.console.warn("records: GitHub deployments need GITHUB_TOKEN and GITHUB_REPOSITORY; "
+                        "not recorded")
+        return []
+    done = []
+    with GitHub(token, api_url=env.get("GITHUB_API_URL") or DEFAULT_API,
+                console=ws.console, backoff=backoff,
+                write_interval=write_interval) as client:
+        for report in reports:
+            state = DEPLOYMENT_STATE.get(report.outcome.value, "failure")
+            if state is None or not report.git_sha:
+                continue
+            description = f"{report.outcome.value}: revision {report.revision_before or '-'}" \
+                          f" -> {report.revision_after or '-'}"
+            if report.error:
+                description += f" ({report.error})"
+            try:
+                client.record_deployment(repository, sha=report.git_sha,
+                                         environment=report.member, state=state,
+                                         description=ws.console.redact(description),
+                                         log_url=run_url)
+                done.append(f"github deployment {report.member}: {state}")
+            except GitHubError as exc:
+                ws.console.warn(f"records: GitHub deployment for {report.member} not recorded "
+                                f"({exc.message})")
+    return done
+
+
+def _grafana(ws, reports: list[DeployReport], settings: dict, run_url: str | None,
+             backoff: float) -> list[str]:
+    from deployer.adapters.grafana import GrafanaError, annotate
+
+    token_env = settings.get("token_env", "GRAFANA_API_TOKEN")
+    token = ws.env.get(token_env)
+    if not token:
+        ws.console.warn(f"records: Grafana annotations need ${token_env}; not recorded")
+        return []
+    ws.console.add_secrets([token])
+    done = []
+    for report in reports:
+        if report.outcome.value in ("dry run", "not started"):
+            continue
+        text = (f"{report.member}: {report.outcome.value} "
+                f"(revision {report.revision_before or '-'} -> {report.revision_after or '-'},"
+                f" {report.git_sha[:10] or 'no git sha'})")
+        if run_url:
+            text += f" <a href=\"{run_url}\">run</a>"
+        tags = list(settings.get("tags") or ["deploy"]) + [
+            f"member:{report.member}", f"outcome:{report.outcome.value}",
+            f"sha:{report.git_sha[:10]}"]
+        try:
+            annotate(settings["url"], token, text=ws.console.redact(text), tags=tags,
+                     dashboard_uid=settings.get("dashboard_uid"), backoff=backoff)
+            done.append(f"grafana annotation {report.member}")
+        except GrafanaError as exc:
+            ws.console.warn(f"records: {exc.message}; the deploy itself is not affected")
+    return done
+
+
+def _run_url(env) -> str | None:
+    if not env.get("GITHUB_RUN_ID") or not env.get("GITHUB_REPOSITORY"):
+        return None
+    server = env.get("GITHUB_SERVER_URL") or "https://github.com"
+    return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
