@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from deployer.cli import common, deploys, members, secrets, smoke, tools
+from deployer.cli import comment, common, deploys, members, plan, secrets, smoke, tools
 
 app = typer.Typer(
     help="Operate a BinderHub federation from this repository: render, validate, deploy.",
@@ -21,7 +21,8 @@ def main(root: Optional[Path] = common.ROOT_OPTION) -> None:
 
 
 for command in (members.members, members.render, members.validate, deploys.deploy,
-                deploys.diff, deploys.rollback, deploys.status, smoke.smoke, members.explain):
+                deploys.diff, deploys.rollback, deploys.status, smoke.smoke, plan.plan,
+                comment.comment, members.explain):
     app.command()(command)
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(tools.app, name="tools")

@@ -1,0 +1,301 @@
+"""What a merge must do, decided from the files it changed: which members to validate and
+deploy (staging first, then production), which Terraform stacks to plan, and why.
+
+Every rule is derived from the repository's own layout and data - the federation's members,
+their files, the chart directory, the stacks under terraform/ - never from a list of names:
+
+    config/common.yaml, secrets/common.yaml, .sops.yaml, the chart, deployer/, deploy.py,
+    runtime and tool pins                          -> every member
+    config/<m>.yaml, secrets/<m>.yaml, a file a member's cluster or smoke build names
+                                                   -> member m
+    config/federation.yaml                         -> the members whose entries changed; for
+                                                      weights, domains, activity or the
+                                                      redirector's prime, also every member
+                                                      that runs the redirector; the top-level
+                                                      `federation:` block -> every member
+    terraform/members/<stack>/**                   -> that stack; terraform/modules/<mod>/**
+                                                      -> the stacks that use the module
+    docs, tests, benchmarks, workflows, dev pins   -> nothing to deploy
+    anything else                                  -> every member (the safe default), said so
+
+Labels override: `deploy:skip` deploys nothing, `deploy:all` deploys every member.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from deployer.model.federation import FEDERATION_FILE, Federation, Member
+
+SKIP_LABEL = "deploy:skip"
+ALL_LABEL = "deploy:all"
+EVERY_MEMBER = ("config/common.yaml", "secrets/common.yaml", ".sops.yaml", "deploy.py",
+                "deployer/**", "requirements.txt", "scripts/bootstrap", "scripts/install-tools",
+                "Makefile")
+NOTHING = ("*.md", "docs/**", "LICENSE*", "tests/**", "benchmarks/**", ".github/**",
+           "requirements-dev.txt", ".gitignore", ".ci/**", "config/dependencies.yaml",
+           "scripts/example")
+# keys of a member's federation entry whose change reaches every redirector's config
+REDIRECTOR_KEYS = ("federation", "domains", "prime", "role", "runs")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed path (`git diff --name-status`): A, M, D, R (renamed from old_path)."""
+
+    status: str
+    path: str
+    old_path: str | None = None
+
+
+@dataclass
+class Decision:
+    """A member or stack the merge acts on, and every reason why."""
+
+    name: str
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, reason: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def summary(self, shown: int = 3) -> str:
+        """The first reasons and how many more there are."""
+        text = "; ".join(self.reasons[:shown])
+        more = len(self.reasons) - shown
+        return f"{text} (+{more} more)" if more > 0 else text
+
+
+@dataclass
+class Plan:
+    """The decisions for one change set."""
+
+    members: dict[str, Decision] = field(default_factory=dict)
+    stacks: dict[str, Decision] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)     # paths that deploy nothing
+    skipped: bool = False                                 # deploy:skip
+
+    def member(self, name: str, reason: str) -> None:
+        self.members.setdefault(name, Decision(name)).add(reason)
+
+    def stack(self, name: str, reason: str) -> None:
+        self.stacks.setdefault(name, Decision(name)).add(reason)
+
+
+def decide(federation: Federation, changes: Iterable[Change], *, labels: Iterable[str] = (),
+           base_federation: dict | None = None, stacks: dict[str, str] | None = None,
+           base_known: bool = True) -> Plan:
+    """The plan for `changes`. `base_federation` is config/federation.yaml as it was (None
+    when it did not exist or is unknown); `stacks` maps each Terraform stack to the text of
+    its .tf files (to see which modules it uses)."""
+    plan = Plan()
+    labels = {label.strip() for label in labels if label.strip()}
+    stacks = stacks or {}
+    everyone = list(federation.members)
+    if not base_known:
+        for name in everyone:
+            plan.member(name, "the base commit is unknown (a new branch or a force push)")
+        for stack in stacks:
+            plan.stack(stack, "the base commit is unknown")
+    for change in changes:
+        _apply(plan, federation, change, base_federation, stacks)
+    if ALL_LABEL in labels:
+        for name in everyone:
+            plan.member(name, f"label {ALL_LABEL}")
+    if SKIP_LABEL in labels:
+        plan.skipped = True
+        plan.notes.append(f"label {SKIP_LABEL}: nothing is deployed (members are still "
+                          "validated)")
+    return plan
+
+
+def stages(federation: Federation, plan: Plan) -> dict[str, list[Member]]:
+    """Members to deploy by stage: staging members first, then production members (which
+    deploy only when the staging stage passed). Empty when the plan skips deploys."""
+    chosen = [federation.members[n] for n in federation.members if n in plan.members]
+    if plan.skipped:
+        return {"staging": [], "production": []}
+    return {"staging": [m for m in chosen if m.role == "staging"],
+            "production": [m for m in chosen if m.role != "staging"]}
+
+
+def matrices(federation: Federation, plan: Plan) -> dict[str, dict]:
+    """GitHub Actions matrices ({"include": [...]}) for each job that fans out."""
+    def row(member: Member) -> dict:
+        return {"member": member.name, "role": member.role, "environment": member.name,
+                "provider": member.cluster.provider,
+                "reasons": plan.members[member.name].summary()}
+
+    by_stage = stages(federation, plan)
+    validate = [federation.members[n] for n in federation.members if n in plan.members]
+    return {
+        "validate": {"include": [row(m) for m in validate]},
+        "staging": {"include": [row(m) for m in by_stage["staging"]]},
+        "production": {"include": [row(m) for m in by_stage["production"]]},
+        "terraform": {"include": [{"stack": s, "reasons": d.summary()}
+                                  for s, d in sorted(plan.stacks.items())]},
+    }
+
+
+def to_json(federation: Federation, plan: Plan, **extra) -> dict:
+    """The whole plan as data: matrices, decisions with reasons, notes."""
+    found = matrices(federation, plan)
+    return {
+        **extra,
+        "skipped": plan.skipped,
+        "members": {n: plan.members[n].reasons for n in federation.members
+                    if n in plan.members},
+        "stacks": {n: d.reasons for n, d in sorted(plan.stacks.items())},
+        "matrices": found,
+        "has": {job: bool(m["include"]) for job, m in found.items()},
+        "notes": plan.notes,
+        "ignored": plan.ignored,
+    }
+
+
+def markdown(federation: Federation, plan: Plan, title: str = "Deploy plan") -> str:
+    """A table for the PR comment and the job summary."""
+    by_stage = stages(federation, plan)
+    stage_of = {m.name: stage for stage, members in by_stage.items() for m in members}
+    lines = [f"### {title}", ""]
+    if not plan.members and not plan.stacks:
+        lines.append("Nothing to deploy: " + (
+            "only files that deploy nothing changed." if plan.ignored else "no changes."))
+    if plan.members:
+        lines += ["| member | role | stage | why |", "|---|---|---|---|"]
+        for name in federation.members:
+            if name in plan.members:
+                member = federation.members[name]
+                stage = stage_of.get(name, "validate only" if plan.skipped else "-")
+                lines.append(f"| `{name}` | {member.role} | {stage} | "
+                             f"{_md(plan.members[name].summary())} |")
+    if plan.stacks:
+        lines += ["", "| terraform stack | why |", "|---|---|"]
+        lines += [f"| `{s}` | {_md(d.summary())} |"
+                  for s, d in sorted(plan.stacks.items())]
+    if plan.notes:
+        lines += [""] + [f"- {_md(note)}" for note in plan.notes]
+    if plan.ignored:
+        shown = ", ".join(f"`{p}`" for p in plan.ignored[:10])
+        more = f" and {len(plan.ignored) - 10} more" if len(plan.ignored) > 10 else ""
+        lines += ["", f"Deploy nothing: {shown}{more}."]
+    return "\n".join(lines) + "\n"
+
+
+# -- the rules --------------------------------------------------------------------------------
+def _apply(plan: Plan, fed: Federation, change: Change, base_fed: dict | None,
+           stacks: dict[str, str]) -> None:
+    paths = [change.path] + ([change.old_path] if change.old_path else [])
+    for path in paths:
+        _apply_path(plan, fed, path, change, base_fed, stacks)
+
+
+def _apply_path(plan: Plan, fed: Federation, path: str, change: Change, base_fed: dict | None,
+                stacks: dict[str, str]) -> None:
+    verb = {"A": "added", "D": "deleted", "R": "renamed"}.get(change.status[:1], "changed")
+    chart = fed.chart.rstrip("/")
+    if path == FEDERATION_FILE:
+        _federation_change(plan, fed, base_fed)
+        return
+    if _matches(path, EVERY_MEMBER) or path.startswith(chart + "/"):
+        for name in fed.members:
+            plan.member(name, f"{path} {verb}")
+        return
+    owner = _member_file(fed, path)
+    if owner is not None:
+        plan.member(owner, f"{path} {verb}")
+        return
+    if path.startswith("terraform/"):
+        _terraform_change(plan, path, verb, stacks)
+        return
+    if _matches(path, NOTHING):
+        plan.ignored.append(path)
+        return
+    for name in fed.members:
+        plan.member(name, f"{path} {verb} (not a known path: deployed everywhere to be safe)")
+    plan.notes.append(f"{path} is not a path the plan knows; every member is deployed")
+
+
+def _member_file(fed: Federation, path: str) -> str | None:
+    """The member a file belongs to: its values, its secrets, its kubeconfig, its smoke
+    build key."""
+    for name, member in fed.members.items():
+        own = {f"config/{name}.yaml", f"secrets/{name}.yaml",
+               f"secrets/kubeconfigs/{name}.yaml"}
+        if member.cluster.kubeconfig:
+            own.add(member.cluster.kubeconfig)
+        if member.smoke_build and member.smoke_build.get("deploy_key"):
+            own.add(member.smoke_build["deploy_key"])
+        if path in own:
+            return name
+    return None
+
+
+def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None) -> None:
+    head = fed.document.data or {}
+    if not isinstance(base_fed, dict):
+        for name in fed.members:
+            plan.member(name, f"{FEDERATION_FILE} changed (no earlier version to compare)")
+        return
+    if head.get("federation") != base_fed.get("federation"):
+        for name in fed.members:
+            plan.member(name, f"{FEDERATION_FILE}: the federation block changed")
+    old_members = base_fed.get("members") or {}
+    new_members = head.get("members") or {}
+    redirectors = [n for n, m in fed.members.items() if m.domains.federation]
+    for name, entry in new_members.items():
+        before = old_members.get(name)
+        if before is None:
+            plan.member(name, f"{FEDERATION_FILE}: member {name} added")
+            continue
+        if before == entry:
+            continue
+        keys = sorted(k for k in set(before) | set(entry) if before.get(k) != entry.get(k))
+        plan.member(name, f"{FEDERATION_FILE}: members.{name} ({', '.join(keys)}) changed")
+        routed = [k for k in keys if k in REDIRECTOR_KEYS]
+        for other in redirectors:
+            if other != name and routed:
+                plan.member(other, f"{FEDERATION_FILE}: members.{name}.{routed[0]} changed; "
+                                   f"{other} runs the federation redirector")
+    for name in old_members:
+        if name not in new_members:
+            plan.notes.append(f"member {name} was removed from {FEDERATION_FILE}: its release "
+                              "is not uninstalled by a deploy (do it by hand)")
+            for other in redirectors:
+                plan.member(other, f"{FEDERATION_FILE}: member {name} removed; {other} runs "
+                                   "the federation redirector")
+
+
+def _terraform_change(plan: Plan, path: str, verb: str, stacks: dict[str, str]) -> None:
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] == "members":
+        plan.stack(parts[2], f"{path} {verb}")
+        return
+    if len(parts) > 2 and parts[1] == "modules":
+        users = [s for s, text in stacks.items() if f"modules/{parts[2]}" in text]
+        for stack in users:
+            plan.stack(stack, f"{path} {verb} (module {parts[2]})")
+        if not users:
+            plan.notes.append(f"{path}: no stack uses module {parts[2]}")
+        return
+    for stack in stacks:
+        plan.stack(stack, f"{path} {verb}")
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if pattern.endswith("/**"):
+            if path.startswith(pattern[:-2]):
+                return True
+        elif fnmatch.fnmatchcase(path, pattern) or path == pattern:
+            return True
+    return False
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+__all__ = ["Change", "Plan", "decide", "stages", "matrices", "to_json", "markdown"]

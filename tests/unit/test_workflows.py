@@ -1,0 +1,167 @@
+"""The GitHub Actions workflows: linted by the real actionlint (with shellcheck for run:
+scripts) and checked against GitHub's workflow schema (check-jsonschema), offline; and their
+structure: stages in order, one concurrency group per member, least permissions, actions
+pinned by commit, every matrix from `deploy.py plan`, no member named in a workflow."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import ROOT
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+BIN = Path(os.path.dirname(os.path.realpath(__file__))).parents[1] / ".venv" / "bin"
+TOOLS_ENV = {"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "HOME": str(ROOT)}
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def _tool(name: str) -> str:
+    path = ROOT / ".venv" / "bin" / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed: run scripts/bootstrap --dev")
+    return str(path)
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads `on:` as True
+    return data
+
+
+def _lint(paths: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run([_tool("actionlint"), "-shellcheck", _tool("shellcheck"),
+                           *map(str, paths)], capture_output=True, text=True, env=TOOLS_ENV,
+                          cwd=ROOT)
+
+
+def _schema(paths: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run([_tool("check-jsonschema"), "--builtin-schema",
+                           "vendor.github-workflows", *map(str, paths)],
+                          capture_output=True, text=True, env=TOOLS_ENV, cwd=ROOT)
+
+
+def test_there_are_workflows():
+    names = {p.name for p in WORKFLOWS}
+    assert {"pr.yaml", "pr-comment.yaml", "deploy.yaml"} <= names
+
+
+def test_actionlint_and_shellcheck_pass():
+    result = _lint(WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_schema_passes():
+    result = _schema(WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("breakage,checker", [
+    ("run: echo $UNQUOTED_VAR_IN_SHELL_$((", "actionlint"),
+    ("run: cd $HOME/dir && ls $UNQUOTED", "shellcheck"),
+    ("runs-on: ubuntu-24.04\n    needs: no-such-job", "actionlint"),
+    ("uses: 42", "schema"),
+])
+def test_a_broken_workflow_fails_the_checks(tmp_path, breakage, checker):
+    broken = tmp_path / ".github" / "workflows" / "broken.yaml"
+    broken.parent.mkdir(parents=True)
+    job = ("name: broken\non: push\npermissions:\n  contents: read\njobs:\n  b:\n"
+           "    runs-on: ubuntu-24.04\n    steps:\n      - " + breakage + "\n")
+    if breakage.startswith("runs-on"):
+        job = ("name: broken\non: push\njobs:\n  b:\n    " + breakage +
+               "\n    steps:\n      - run: echo hi\n")
+    broken.write_text(job)
+    if checker == "schema":
+        assert _schema([broken]).returncode != 0
+    else:
+        result = _lint([broken])
+        assert result.returncode != 0
+        if checker == "shellcheck":
+            assert "shellcheck reported issue" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_least_permissions_pinned_actions_and_no_member_names(path):
+    from deployer.model.federation import load
+
+    data = _load(path)
+    assert data.get("permissions") == {"contents": "read"}, "top-level permissions"
+    assert "pull_request_target" not in (data["on"] or {})
+    text = path.read_text()
+    for uses in re.findall(r"uses:\s*([^\s#]+)", text):
+        assert SHA_PINNED.match(uses), f"{uses} is not pinned to a commit"
+    # a member name that is also a role, a provider or a job name ("staging", "gke") cannot
+    # be told apart by reading; the others must not appear, and every member argument of
+    # a deploy.py command is a variable from the matrix
+    members = load(ROOT).members
+    ambiguous = {"staging", "production", "gke", "eks", "kubeconfig"}
+    for name in set(members) - ambiguous:
+        assert not re.search(rf"\b{re.escape(name)}\b(?![-\w])", _code_only(text)), \
+            f"member {name!r} is named in {path.name}"
+    for command, arg in re.findall(r"\./deploy\.py\s+(deploy|validate|diff|rollback|smoke)"
+                                   r"\s+(\S+)", text):
+        assert arg.startswith('"$'), f"{path.name}: ./deploy.py {command} {arg}"
+
+
+def test_deploy_stages_run_in_order_with_a_concurrency_group_per_member():
+    jobs = _load(ROOT / ".github/workflows/deploy.yaml")["jobs"]
+    assert jobs["staging"]["needs"] == "plan"
+    assert jobs["production"]["needs"] == ["plan", "staging"]
+    gate = jobs["production"]["if"]
+    assert "needs.staging.result == 'success'" in gate and "always()" in gate
+    for stage in ("staging", "production"):
+        job = jobs[stage]
+        assert job["strategy"]["fail-fast"] is False
+        assert job["strategy"]["matrix"] == f"${{{{ fromJSON(needs.plan.outputs.{stage}) }}}}"
+        assert job["environment"] == "${{ matrix.environment }}"
+        assert job["concurrency"] == {"group": "deploy-${{ matrix.member }}",
+                                      "cancel-in-progress": False}
+        assert job["permissions"]["deployments"] == "write"
+        run = " ".join(step.get("run", "") for step in job["steps"])
+        assert './deploy.py deploy "$MEMBER" --record --report' in run
+
+
+def test_every_matrix_comes_from_the_plan():
+    for path in WORKFLOWS:
+        for name, job in (_load(path).get("jobs") or {}).items():
+            matrix = (job.get("strategy") or {}).get("matrix")
+            if matrix is not None:
+                assert isinstance(matrix, str) and "fromJSON(needs.plan.outputs." in matrix, \
+                    f"{path.name}:{name} has a hand-written matrix"
+
+
+def test_jobs_that_hold_secrets_never_run_fork_code():
+    jobs = _load(ROOT / ".github/workflows/pr.yaml")["jobs"]
+    for name, job in jobs.items():
+        if "secrets." in yaml.safe_dump(job):
+            assert "github.event.pull_request.head.repo.full_name == github.repository" in \
+                job.get("if", ""), f"pr.yaml:{name} uses secrets on fork PRs"
+    comment = _load(ROOT / ".github/workflows/pr-comment.yaml")
+    assert list(comment["on"]) == ["workflow_run"]
+    steps = comment["jobs"]["comment"]["steps"]
+    assert not any("ref" in (s.get("with") or {}) for s in steps), \
+        "the commenter checks out the default branch, never the PR's code"
+
+
+def test_every_deploy_py_command_in_a_workflow_exists():
+    from deployer.cli.app import app
+    from typer.main import get_command
+
+    commands = set(get_command(app).commands)
+    for path in WORKFLOWS:
+        for used in re.findall(r"\./deploy\.py\s+([a-z-]+)", path.read_text()):
+            assert used in commands, f"{path.name} runs ./deploy.py {used}, which does not exist"
+
+
+def _code_only(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def test_shellcheck_is_the_real_binary():
+    out = subprocess.run([_tool("shellcheck"), "--version"], capture_output=True, text=True)
+    assert "ShellCheck" in out.stdout and shutil.which("actionlint", path=str(BIN))
