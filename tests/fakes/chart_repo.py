@@ -29,14 +29,19 @@ API:
     VERSIONS                       {chart name: version}, including the bundled jupyterhub
     chart_files(standin)           {relative path: text} of one chart's source
     write_chart(standin, dest)     write one chart's source into dest/<name>/
-    build_repo(dest, helm, env)    write + package + index everything; returns dest/repo
+    build_repo(dest, helm, env, extra=())
+                                   write + package + index everything (plus `extra` versions
+                                   of the stand-ins); returns dest/repo
     serve(repo_dir)                context manager: http.server on 127.0.0.1, yields the base URL
     helm_env(home)                 an env dict with private HELM_*_HOME dirs under `home`
+    synthetic_index(n, charts)     text of a big index.yaml like the real jupyterhub repo's
+                                   (~1.7 MB for 1775 entries), byte-for-byte helm's format
     schema_json(schema_yaml_path)  the values.schema.json dict for an upstream schema.yaml
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -47,7 +52,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -2322,24 +2327,50 @@ def _package(c: StandIn, src: Path, out: Path, helm: str, env: dict) -> Path:
     return tgz
 
 
-def build_repo(dest: Path, helm: str, env: dict) -> Path:
+def build_repo(dest: Path, helm: str, env: dict, extra: Iterable[StandIn] = ()) -> Path:
     """Build the mirror repository under dest/ and return dest/repo.
 
     dest/src/<name>/ holds each chart's source (binderhub's with charts/jupyterhub-<v>.tgz),
     dest/repo/ holds every published .tgz plus the index.yaml from ``helm repo index``.
     The index uses relative chart URLs, so the directory can be served at any address.
+
+    `extra`: more versions of the stand-in charts (any of the PUBLISHED names, e.g.
+    ``StandIn("binderhub", "1.0.0-0.dev.git.3990.h9a1b2c3d", subcharts=(JUPYTERHUB,),
+    subchart_repository=JUPYTERHUB_REPO)`` or ``StandIn("traefik", "41.2.0", ...)``), packaged
+    from dest/src-extra/<name>-<version>/<name>/ into the same repository and index, so one
+    repository offers several versions of a chart (helm lists them newest first). A subchart
+    an extra bundles is published too unless that name and version already are. An extra
+    that repeats a published (or another extra's) name and version is a ValueError.
     """
     dest = Path(dest)
-    src, repo = dest / "src", dest / "repo"
-    for d in (src, repo):
+    src, repo, src_extra = dest / "src", dest / "repo", dest / "src-extra"
+    extra = list(extra)
+    published = {(c.name, c.version) for c in PUBLISHED}
+    wanted: set[tuple[str, str]] = set()
+    for c in extra:
+        key = (c.name, c.version)
+        if key in published or key in wanted:
+            raise ValueError(f"extra stand-in {c.name} {c.version} is already in the repository")
+        wanted.add(key)
+    for d in (src, repo, src_extra):
         if d.exists():
             shutil.rmtree(d)
+    for d in (src, repo):
         d.mkdir(parents=True)
     for c in STANDINS:
         _package(c, src, repo, helm, env)
     # The real jupyterhub.github.io/helm-chart repository publishes jupyterhub too.
     for sub in BINDERHUB.subcharts:
         shutil.copy2(src / "binderhub" / "charts" / f"{sub.name}-{sub.version}.tgz", repo)
+    for c in extra:
+        # Each extra gets its own source directory: src/<name>/ stays the main version's.
+        own_src = src_extra / f"{c.name}-{c.version}"
+        _package(c, own_src, repo, helm, env)
+        for sub in c.subcharts:
+            key = (sub.name, sub.version)
+            if key not in published and key not in wanted:
+                shutil.copy2(own_src / c.name / "charts" / f"{sub.name}-{sub.version}.tgz", repo)
+                wanted.add(key)
     _helm(helm, env, "repo", "index", str(repo))
     return repo
 
@@ -2403,3 +2434,201 @@ def serve(repo_dir: Path, timeout: float = 15.0) -> Iterator[str]:
             finally:
                 _stop(proc)
     raise RuntimeError(f"could not start the chart repository server: {last_error}")
+
+
+# --------------------------------------------------------------------------------------------
+# A big synthetic index.yaml, shaped like the real jupyterhub.github.io/helm-chart one
+# --------------------------------------------------------------------------------------------
+
+# Per-chart metadata like the real charts' Chart.yaml files carry it (the fields `helm repo
+# index` copies into each entry). binderhub's description is long: helm's YAML emitter (a
+# libyaml port, like PyYAML's) folds it over continuation lines at column 80, which a
+# line-based reader of the index has to cope with.
+_SYNTHETIC_META: dict[str, dict] = {
+    "binderhub": {
+        "description": "BinderHub is like a JupyterHub that automatically builds environments "
+                       "for the users based on repo2docker. A BinderHub is by default not "
+                       "configured to authenticate users or provide storage for them.",
+        "home": "https://binderhub.readthedocs.io/en/latest/",
+        "icon": "https://binderhub.readthedocs.io/en/latest/_static/logo.png",
+        "keywords": ["jupyter", "jupyterhub", "binderhub"],
+        "kubeVersion": ">=1.28.0-0",
+        "sources": ["https://github.com/jupyterhub/binderhub"],
+        "releases": ["0.1.0", "0.2.0"],      # then only dev builds of 1.0.0, as binderhub
+    },
+    "jupyterhub": {
+        "description": "Multi-user Jupyter installation",
+        "home": "https://z2jh.jupyter.org",
+        "icon": "https://hub.jupyter.org/helm-chart/images/hublogo.svg",
+        "keywords": ["jupyter", "jupyterhub", "z2jh"],
+        "kubeVersion": ">=1.28.0-0",
+        "sources": ["https://github.com/jupyterhub/zero-to-jupyterhub-k8s"],
+        "releases": None,                    # a steady series of releases and dev builds
+    },
+}
+_SYNTHETIC_MAINTAINERS = [
+    {"email": "erik@sundellopensource.se", "name": "Erik Sundell"},
+    {"name": "Simon Li", "url": "https://github.com/manics/"},
+]
+# JupyterHub (the app) per z2jh major version, for jupyterhub's appVersion.
+_Z2JH_APP = {0: "1.1.0", 1: "1.5.0", 2: "3.1.1", 3: "4.1.6", 4: "5.2.1", 5: "5.4.5"}
+_SYNTHETIC_BASE_URL = "https://jupyterhub.github.io/helm-chart"
+_SYNTHETIC_START = 1514764800          # 2018-01-01T00:00:00Z
+_SYNTHETIC_END = 1764028800            # 2025-11-25T00:00:00Z
+_SYNTHETIC_GENERATED = "2025-11-25T08:14:07.128514267Z"
+
+
+def _semver_key(version: str) -> tuple:
+    """Sort key for SemVer 2.0 precedence (build metadata ignored), as helm sorts entries."""
+    core, _, pre = version.split("+", 1)[0].partition("-")
+    nums = tuple(int(x) for x in core.split("."))
+    if not pre:
+        return (*nums, 1, ())
+    ids = tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in pre.split("."))
+    return (*nums, 0, ids)
+
+
+def _go_time(seconds: int, nanos: int) -> str:
+    """A UTC time as Go's RFC3339Nano writes it (fraction without trailing zeros)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    frac = f"{nanos:09d}".rstrip("0")
+    return f"{stamp}.{frac}Z" if frac else f"{stamp}Z"
+
+
+def _h(*parts: object) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+
+
+def _synthetic_versions(name: str, n: int) -> list[str]:
+    """n versions of one chart in the order they were published (oldest first).
+
+    Dev builds ``X.Y.Z-0.dev.git.<commits>.h<sha>`` lead up to each release X.Y.Z (with
+    ``-beta.N`` pre-releases before a new major); the newest entries are dev builds of the
+    next release, as in the real repository.
+    """
+    releases = _SYNTHETIC_META.get(name, {}).get("releases", None)
+    out: list[str] = []
+    commit = 40
+    # about 4 (binderhub) or 8 (jupyterhub) commits between builds, as in the real histories
+    gap = 15 if name == "jupyterhub" else 7
+    major, minor, patch = 0, 1, 0
+    step = 0
+
+    def dev(target: str) -> str:
+        nonlocal commit
+        commit += 1 + int(_h(name, "step", commit)[:2], 16) % gap
+        return f"{target}-0.dev.git.{commit}.h{_h(name, commit)[:8]}"
+
+    if releases is not None:  # a few releases, then only dev builds of the next major
+        for release in releases[: max(0, n - 1)]:
+            out += [dev(release) for _ in range(min(3, max(0, n - 1 - len(out) - 1)))]
+            out.append(release)
+        while len(out) < n:
+            out.append(dev(f"{int(releases[-1].split('.')[0]) + 1}.0.0" if releases else "1.0.0"))
+        return out[:n]
+    while len(out) < n:
+        step += 1
+        if step % 20 == 0:
+            major, minor, patch = major + 1, 0, 0
+        elif step % 5 == 0:
+            minor, patch = minor + 1, 0
+        elif step > 1:
+            patch += 1
+        target = f"{major}.{minor}.{patch}"
+        segment = [dev(target) for _ in range(4 + int(_h(name, target)[:2], 16) % 12)]
+        if step % 20 == 0:
+            segment[len(segment) // 2:len(segment) // 2] = [f"{target}-beta.1", f"{target}-beta.2"]
+        remaining = n - len(out)
+        if remaining <= len(segment) + 1:  # the newest entries: dev builds of `target`
+            out += [dev(target) for _ in range(remaining)] if remaining > len(segment) \
+                else segment[:remaining]
+            break
+        out += [*segment, target]
+    return out[:n]
+
+
+def _synthetic_entry(name: str, version: str, created: str, jupyterhub: str) -> dict:
+    meta = _SYNTHETIC_META.get(name) or {
+        "description": f"A Helm chart for {name}", "home": f"https://example.org/{name}",
+        "icon": f"https://example.org/{name}/logo.svg", "keywords": [name],
+        "kubeVersion": ">=1.22.0-0", "sources": [f"https://github.com/example/{name}"]}
+    major = int(version.split(".")[0])
+    entry = {
+        "apiVersion": "v2",
+        "appVersion": (_Z2JH_APP.get(major, f"{major + 1}.0.0") if name == "jupyterhub"
+                       else version),
+        "created": created,
+        "description": meta["description"],
+        "digest": _h(name, version, "digest"),
+        "home": meta["home"],
+        "icon": meta["icon"],
+        "keywords": list(meta["keywords"]),
+        "kubeVersion": meta["kubeVersion"],
+        "maintainers": [dict(m) for m in _SYNTHETIC_MAINTAINERS],
+        "name": name,
+        "sources": list(meta["sources"]),
+        "urls": [f"{_SYNTHETIC_BASE_URL}/{name}-{version}.tgz"],
+        "version": version,
+    }
+    if name == "binderhub":  # binderhub depends on jupyterhub, like the real chart
+        entry["dependencies"] = [{"name": "jupyterhub", "repository": _SYNTHETIC_BASE_URL,
+                                  "version": jupyterhub}]
+    return entry
+
+
+class _GoYamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    """PyYAML emitting like helm's Go YAML (a libyaml port): block style, sorted keys,
+    sequences not indented under their key, width 80, and strings that would read back as
+    another type (``"1.0"``, timestamps, ``"true"``) double-quoted rather than single-quoted."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    tag = dumper.resolve(yaml.ScalarNode, value, (True, False))
+    style = '"' if tag != "tag:yaml.org,2002:str" else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_GoYamlDumper.add_representer(str, _represent_str)
+
+
+def synthetic_index(n_entries: int = 1775, charts: Iterable[str] = ("binderhub", "jupyterhub"),
+                    base_url: str = _SYNTHETIC_BASE_URL) -> str:
+    """The text of a Helm repository index.yaml with n_entries entries over `charts`.
+
+    Shaped exactly as ``helm repo index`` writes it (apiVersion v1; entries: chart name ->
+    entries newest first by SemVer, each with apiVersion, appVersion, created, [dependencies
+    for binderhub,] description, digest, home, icon, keywords, kubeVersion, maintainers, name,
+    sources, urls, version in that order; generated), the way the real
+    https://jupyterhub.github.io/helm-chart/index.yaml looks: about 1.7 MB for the default
+    1775 entries, mostly dev builds like ``1.0.0-0.dev.git.3983.h383374de`` plus releases.
+    Deterministic (no clock, no randomness); the entries are split evenly over `charts`
+    (the first ones get the remainder). binderhub and jupyterhub carry their real charts'
+    metadata; other names get generic metadata.
+    """
+    charts = list(charts)
+    if not charts:
+        raise ValueError("synthetic_index needs at least one chart name")
+    if n_entries < 0:
+        raise ValueError("n_entries must not be negative")
+    counts = [n_entries // len(charts) + (i < n_entries % len(charts)) for i in range(len(charts))]
+    span = _SYNTHETIC_END - _SYNTHETIC_START
+    z2jh_releases = [v for v in _synthetic_versions("jupyterhub", 400) if "-" not in v]
+    entries: dict[str, list[dict]] = {}
+    for name, count in zip(charts, counts):
+        if not count:
+            continue  # helm lists no chart without entries
+        history = _synthetic_versions(name, count)
+        chart_entries = []
+        for i, version in enumerate(history):
+            # published in order over 2018..2025, at a deterministic nanosecond
+            seconds = _SYNTHETIC_START + (span * (i + 1)) // (count + 1)
+            nanos = int(_h(name, version, "ns")[:8], 16) % 1_000_000_000
+            jh = z2jh_releases[min(len(z2jh_releases) - 1, i * len(z2jh_releases) // max(count, 1))]
+            entry = _synthetic_entry(name, version, _go_time(seconds, nanos), jh)
+            entry["urls"] = [f"{base_url.rstrip('/')}/{name}-{version}.tgz"]
+            chart_entries.append(entry)
+        chart_entries.sort(key=lambda e: _semver_key(e["version"]), reverse=True)
+        entries[name] = chart_entries
+    index = {"apiVersion": "v1", "entries": entries, "generated": _SYNTHETIC_GENERATED}
+    return yaml.dump(index, Dumper=_GoYamlDumper, sort_keys=True, default_flow_style=False,
+                     allow_unicode=True, width=80)

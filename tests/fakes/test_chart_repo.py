@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import subprocess
 import tarfile
 import urllib.error
@@ -526,3 +527,180 @@ def test_serve_leaves_no_process_behind(tmp_path, fail_inside):
     assert all(_gone(pid) for pid in seen)
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"{url}/index.yaml", timeout=2)
+
+
+# ---------------------------------------------------------------------------------- extra versions
+
+EXTRA_JUPYTERHUB = chart_repo.StandIn("jupyterhub", "5.0.0-0.dev.git.7502.h0c0ffee0",
+                                      app_version="5.4.5", kube_version=">=1.32.0-0")
+EXTRAS = (
+    chart_repo.StandIn("binderhub", "1.0.0-0.dev.git.3990.h9a1b2c3d", subcharts=(JUPYTERHUB,),
+                       subchart_repository=chart_repo.JUPYTERHUB_REPO, kube_version=">=1.28.0-0"),
+    chart_repo.StandIn("binderhub", "1.0.0-0.dev.git.3995.h1b2c3d4e",
+                       subcharts=(EXTRA_JUPYTERHUB,),
+                       subchart_repository=chart_repo.JUPYTERHUB_REPO, kube_version=">=1.28.0-0"),
+    chart_repo.StandIn("traefik", "41.2.0", app_version="v3.6.4", kube_version=">=1.22.0-0"),
+)
+
+
+@pytest.mark.parametrize("standin", chart_repo.PUBLISHED, ids=lambda c: c.name)
+def test_chart_files_follow_the_standins_version(standin):
+    other = chart_repo.StandIn(standin.name, "9.8.7-0.dev.git.1.h00000000",
+                               app_version="v9.9.9", kube_version=standin.kube_version,
+                               subcharts=standin.subcharts,
+                               subchart_repository=standin.subchart_repository)
+    files = chart_repo.chart_files(other)
+    meta = yaml.safe_load(files["Chart.yaml"])
+    assert (meta["name"], meta["version"], meta["appVersion"]) == \
+        (standin.name, other.version, "v9.9.9")
+    assert not [rel for rel, text in files.items() if standin.version in text]
+
+
+def test_build_repo_with_extra_versions(tmp_path, helm_env):
+    repo = chart_repo.build_repo(tmp_path / "build", HELM, helm_env, extra=EXTRAS)
+    published = [*chart_repo.PUBLISHED, *EXTRAS, EXTRA_JUPYTERHUB]
+    assert sorted(p.name for p in repo.iterdir()) == sorted(
+        ["index.yaml", *(f"{c.name}-{c.version}.tgz" for c in published)])
+    index = yaml.safe_load((repo / "index.yaml").read_text())
+    versions = {name: [e["version"] for e in entries] for name, entries in index["entries"].items()}
+    assert versions["binderhub"] == ["1.0.0-0.dev.git.3995.h1b2c3d4e",
+                                     "1.0.0-0.dev.git.3990.h9a1b2c3d", BINDERHUB.version]
+    assert versions["jupyterhub"] == [EXTRA_JUPYTERHUB.version, JUPYTERHUB.version]
+    assert versions["traefik"] == ["41.2.0", TRAEFIK.version]
+    assert versions["prometheus"] == [PROMETHEUS.version]
+    (new_traefik,) = [e for e in index["entries"]["traefik"] if e["version"] == "41.2.0"]
+    assert new_traefik["appVersion"] == "v3.6.4"
+    assert new_traefik["urls"] == ["traefik-41.2.0.tgz"]
+    deps = {e["version"]: e["dependencies"][0]["version"] for e in index["entries"]["binderhub"]}
+    assert deps == {BINDERHUB.version: JUPYTERHUB.version,
+                    "1.0.0-0.dev.git.3990.h9a1b2c3d": JUPYTERHUB.version,
+                    "1.0.0-0.dev.git.3995.h1b2c3d4e": EXTRA_JUPYTERHUB.version}
+    # the main versions' sources stay where they were; each extra has its own
+    src = tmp_path / "build"
+    assert yaml.safe_load((src / "src" / "binderhub" / "Chart.yaml").read_text())["version"] \
+        == BINDERHUB.version
+    assert sorted(p.name for p in (src / "src-extra").iterdir()) == sorted(
+        f"{c.name}-{c.version}" for c in EXTRAS)
+
+    # An umbrella chart can pin any of them; helm resolves them through the served mirror.
+    with chart_repo.serve(repo) as url:
+        chart = tmp_path / "umbrella"
+        (chart / "templates").mkdir(parents=True)
+        (chart / "Chart.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "v2", "name": "umbrella", "version": "0.0.1", "dependencies": [
+                {"name": "binderhub", "version": "1.0.0-0.dev.git.3995.h1b2c3d4e",
+                 "repository": url},
+                {"name": "traefik", "version": "41.2.0", "repository": url},
+                {"name": "prometheus", "version": PROMETHEUS.version, "repository": url}]}))
+        helm(helm_env, "dependency", "update", chart)
+        expected = sorted(["binderhub-1.0.0-0.dev.git.3995.h1b2c3d4e.tgz", "traefik-41.2.0.tgz",
+                           f"prometheus-{PROMETHEUS.version}.tgz"])
+        assert sorted(p.name for p in (chart / "charts").iterdir()) == expected
+        for tgz in (chart / "charts").iterdir():
+            tgz.unlink()
+        # `dependency build` (from Chart.lock) wants the repository added, unlike `update`
+        helm(helm_env, "repo", "add", "mirror", url)
+        helm(helm_env, "dependency", "build", chart)
+        assert sorted(p.name for p in (chart / "charts").iterdir()) == expected
+        bh = tmp_path / "pulled"
+        pulled = pull(url, "binderhub", "1.0.0-0.dev.git.3995.h1b2c3d4e", bh, helm_env)
+        with tarfile.open(pulled) as tar:
+            jh = yaml.safe_load(tar.extractfile("binderhub/charts/jupyterhub/Chart.yaml"))
+        assert jh["version"] == EXTRA_JUPYTERHUB.version
+        objs = objects(template(chart, {}, tmp_path, helm_env).stdout)
+        labels = {o["metadata"]["labels"].get("helm.sh/chart") for o in objs
+                  if o["metadata"].get("labels")}
+        assert "traefik-41.2.0" in labels
+
+    # rebuilding without extras drops them
+    chart_repo.build_repo(tmp_path / "build", HELM, helm_env)
+    assert len(list(repo.glob("*.tgz"))) == len(chart_repo.PUBLISHED)
+    assert not (tmp_path / "build" / "src-extra").exists()
+
+
+@pytest.mark.parametrize("extra", [
+    (BINDERHUB,),
+    (chart_repo.StandIn("traefik", "41.2.0"), chart_repo.StandIn("traefik", "41.2.0")),
+], ids=["published-version", "twice"])
+def test_build_repo_rejects_duplicate_extras(tmp_path, helm_env, extra):
+    with pytest.raises(ValueError, match="already in the repository"):
+        chart_repo.build_repo(tmp_path / "build", HELM, helm_env, extra=extra)
+    assert not (tmp_path / "build").exists()  # checked before any work
+
+
+# ---------------------------------------------------------------------------------- synthetic index
+
+ENTRY_KEYS = ["apiVersion", "appVersion", "created", "description", "digest", "home", "icon",
+              "keywords", "kubeVersion", "maintainers", "name", "sources", "urls", "version"]
+
+
+def test_synthetic_index_is_shaped_like_the_real_one():
+    text = chart_repo.synthetic_index()
+    assert 1_550_000 < len(text.encode()) < 1_850_000  # the real one is ~1.7 MB
+    assert text == chart_repo.synthetic_index()  # deterministic
+    assert text.startswith("apiVersion: v1\nentries:\n  binderhub:\n  - apiVersion: v2\n")
+    assert text.endswith('\ngenerated: "2025-11-25T08:14:07.128514267Z"\n')
+    index = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert list(index) == ["apiVersion", "entries", "generated"]
+    assert list(index["entries"]) == ["binderhub", "jupyterhub"]
+    assert sum(len(v) for v in index["entries"].values()) == 1775
+    for name, entries in index["entries"].items():
+        versions = [e["version"] for e in entries]
+        assert len(set(versions)) == len(versions)
+        assert versions == sorted(versions, key=chart_repo._semver_key, reverse=True)
+        assert re.fullmatch(r"\d+\.\d+\.\d+-0\.dev\.git\.\d+\.h[0-9a-f]{8}", versions[0])
+        assert [v for v in versions if "-" not in v]  # releases too
+        for e in entries:
+            keys = ENTRY_KEYS + (["dependencies"] if name == "binderhub" else [])
+            assert list(e) == sorted(keys)
+            assert e["name"] == name
+            assert e["urls"] == [
+                f"https://jupyterhub.github.io/helm-chart/{name}-{e['version']}.tgz"]
+            assert re.fullmatch(r"[0-9a-f]{64}", e["digest"])
+            assert isinstance(e["created"], str) and e["created"].endswith("Z")
+            assert isinstance(e["appVersion"], str)
+    bh = index["entries"]["binderhub"]
+    assert bh[0]["version"].startswith("1.0.0-0.dev.git.")
+    assert bh[0]["dependencies"][0]["name"] == "jupyterhub"
+    jh_versions = [e["version"] for e in index["entries"]["jupyterhub"]]
+    assert {"1.0.0", "2.0.0", "3.0.0", "4.0.0", "4.0.0-beta.1"} <= set(jh_versions)
+    # the long binderhub description is folded over continuation lines, as helm writes it
+    assert "\n    description: BinderHub is like a JupyterHub that automatically builds " \
+           "environments\n      for the users" in text
+    assert "\n    kubeVersion: '>=1.28.0-0'\n" in text
+    assert "\n    created: \"20" in text
+
+
+@pytest.mark.parametrize("args", [
+    {"n_entries": 300},
+    {"n_entries": 7, "charts": ("traefik", "binderhub", "jupyterhub")},
+    {"n_entries": 0},
+], ids=["300", "three-charts", "empty"])
+def test_synthetic_index_is_byte_for_byte_what_helm_writes(tmp_path, helm_env, args):
+    """`helm repo index --merge` re-reads the index and writes it back in its own format:
+    apart from the `generated:` stamp, the text must not change."""
+    text = chart_repo.synthetic_index(**args)
+    (tmp_path / "synthetic.yaml").write_text(text)
+    (tmp_path / "empty").mkdir()
+    helm(helm_env, "repo", "index", tmp_path / "empty", "--merge", tmp_path / "synthetic.yaml")
+    rewritten = (tmp_path / "empty" / "index.yaml").read_text()
+    strip = lambda t: re.sub(r"(?m)^generated: .*$", "", t)  # noqa: E731
+    assert strip(rewritten) == strip(text)
+    entries = yaml.safe_load(text)["entries"]
+    assert sum(len(v) for v in entries.values()) == args["n_entries"]
+
+
+def test_synthetic_index_is_a_repository_helm_can_search(tmp_path, helm_env):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    text = chart_repo.synthetic_index(60)
+    (repo / "index.yaml").write_text(text)
+    expected = [e["version"] for e in yaml.safe_load(text)["entries"]["jupyterhub"]]
+    with chart_repo.serve(repo) as url:
+        helm(helm_env, "repo", "add", "synthetic", url)
+        found = json.loads(helm(helm_env, "search", "repo", "synthetic/jupyterhub", "--versions",
+                                "--devel", "-o", "json").stdout)
+        latest = json.loads(helm(helm_env, "search", "repo", "synthetic/jupyterhub",
+                                 "-o", "json").stdout)
+    assert [f["version"] for f in found] == expected
+    assert [f["version"] for f in latest] == [next(v for v in expected if "-" not in v)]
