@@ -326,7 +326,12 @@ def _stop(hub: JupyterHub, proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+    # a kernel whose server was just stopped notices within ~1 s (ipykernel polls its parent)
+    deadline = time.monotonic() + 5
     left = leftovers(hub.root, hub.ports, exclude={os.getpid()})
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = leftovers(hub.root, hub.ports, exclude={os.getpid()})
     for pid, _ in left:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
