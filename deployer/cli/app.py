@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from deployer.cli import comment, common, deploys, members, plan, secrets, smoke, tools
+from deployer.cli import bump, comment, common, deploys, members, plan, secrets, smoke, tools
 
 app = typer.Typer(
     help="Operate a BinderHub federation from this repository: render, validate, deploy.",
@@ -22,7 +22,7 @@ def main(root: Optional[Path] = common.ROOT_OPTION) -> None:
 
 for command in (members.members, members.render, members.validate, deploys.deploy,
                 deploys.diff, deploys.rollback, deploys.status, smoke.smoke, plan.plan,
-                comment.comment, members.explain):
+                comment.comment, bump.bump, members.explain):
     app.command()(command)
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(tools.app, name="tools")

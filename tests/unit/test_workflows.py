@@ -48,7 +48,7 @@ def _schema(paths: list[Path]) -> subprocess.CompletedProcess:
 
 def test_there_are_workflows():
     names = {p.name for p in WORKFLOWS}
-    assert {"pr.yaml", "pr-comment.yaml", "deploy.yaml"} <= names
+    assert {"pr.yaml", "pr-comment.yaml", "deploy.yaml", "watch-dependencies.yaml"} <= names
 
 
 def test_actionlint_and_shellcheck_pass():
@@ -156,6 +156,20 @@ def test_every_deploy_py_command_in_a_workflow_exists():
     for path in WORKFLOWS:
         for used in re.findall(r"\./deploy\.py\s+([a-z-]+)", path.read_text()):
             assert used in commands, f"{path.name} runs ./deploy.py {used}, which does not exist"
+
+
+def test_the_bump_bot_runs_alone_with_an_app_token():
+    data = _load(ROOT / ".github/workflows/watch-dependencies.yaml")
+    assert set(data["on"]) == {"schedule", "workflow_dispatch"}
+    assert data["on"]["workflow_dispatch"]["inputs"]["dry-run"]["type"] == "boolean"
+    assert data["concurrency"] == {"group": "watch-dependencies", "cancel-in-progress": False}
+    steps = data["jobs"]["bump"]["steps"]
+    assert steps[0]["uses"].startswith("actions/create-github-app-token@")
+    bump = next(s for s in steps if "./deploy.py bump" in s.get("run", ""))
+    # PRs opened with GITHUB_TOKEN would trigger no PR checks: the App's token is used
+    assert bump["env"]["GITHUB_TOKEN"] == "${{ steps.app-token.outputs.token }}"
+    assert "github.token" not in (ROOT / ".github/workflows/watch-dependencies.yaml").read_text()
+    assert "permissions" not in data["jobs"]["bump"], "the bot writes with the App token only"
 
 
 def _code_only(text: str) -> str:

@@ -1,0 +1,203 @@
+"""Adapter for where upstream releases are published: Helm chart repositories over HTTP
+(`index.yaml`) and OCI registries (`/v2/<name>/tags/list`: container images and OCI charts).
+
+Chart repository indexes are big (the JupyterHub repository's is ~1.7 MB with ~1,800
+entries): only the block of the wanted chart is parsed, with libyaml's C loader when PyYAML
+has it. Registries are asked anonymously; a `401` with a Bearer challenge is answered the
+way docker and helm do (a token from the realm the registry names, for pull scope).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deployer.errors import DeployError
+
+TIMEOUT = 30
+MAX_PAGES = 50                     # tags/list pages (x1000 tags)
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryError(DeployError):
+    """A chart repository or registry that cannot be read."""
+
+
+@dataclass(frozen=True)
+class ChartVersion:
+    """One entry of a chart repository index."""
+
+    version: str
+    app_version: str | None = None
+    created: str | None = None
+
+
+class Registry:
+    """HTTP access to chart repositories and OCI registries (one session, no proxies or
+    .netrc from the environment unless `trust_env`)."""
+
+    def __init__(self, *, trust_env: bool = False, timeout: float = TIMEOUT,
+                 plain_http: tuple[str, ...] = ()):
+        """`plain_http`: registry hosts (host:port) spoken to over http, not https."""
+        import requests
+
+        self.session = requests.Session()
+        self.session.trust_env = trust_env
+        self.session.headers["User-Agent"] = "binderhub-deployer-bump"
+        self.timeout = timeout
+        self.plain_http = set(plain_http)
+        self.requests = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- Helm chart repositories ----------------------------------------------------------
+    def chart_versions(self, repository: str, chart: str) -> list[ChartVersion]:
+        """Every version of `chart` in the repository's index.yaml."""
+        url = repository.rstrip("/") + "/index.yaml"
+        text = self._get(url).text
+        try:
+            return parse_index(text, chart)
+        except ValueError as exc:
+            raise RegistryError(f"{url}: {exc}") from None
+
+    # -- OCI registries -------------------------------------------------------------------
+    def tags(self, reference: str) -> list[str]:
+        """Every tag of an image or OCI chart: `host/path/name` or `oci://host/path/name`.
+        Docker Hub names (`jupyter/base-notebook`, `python`) are understood."""
+        host, name = split_reference(reference)
+        scheme = "http" if host in self.plain_http else "https"
+        url = f"{scheme}://{host}/v2/{name}/tags/list?n=1000"
+        found: list[str] = []
+        token = None
+        for _page in range(MAX_PAGES):
+            response, token = self._get_with_token(url, token, name)
+            data = response.json() if response.content else {}
+            found += [t for t in (data.get("tags") or []) if isinstance(t, str)]
+            link = _LINK_NEXT.search(response.headers.get("Link", ""))
+            if not link:
+                break
+            nxt = link.group(1)
+            url = nxt if "://" in nxt else f"{scheme}://{host}{nxt}"
+        return found
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _get(self, url: str, headers: dict | None = None, ok=(200,)):
+        import requests
+
+        self.requests += 1
+        try:
+            response = self.session.get(url, headers=headers or {}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RegistryError(f"{url}: {type(exc).__name__}: {str(exc)[:160]}") from None
+        if response.status_code not in ok:
+            raise RegistryError(f"{url}: HTTP {response.status_code} "
+                                f"{response.text[:120].strip()}")
+        return response
+
+    def _get_with_token(self, url: str, token: str | None, name: str):
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = self._get(url, headers, ok=(200, 401))
+        if response.status_code == 401 and token is None:
+            token = self._token(response.headers.get("WWW-Authenticate", ""), name, url)
+            headers["Authorization"] = f"Bearer {token}"
+            response = self._get(url, headers)
+        elif response.status_code == 401:
+            raise RegistryError(f"{url}: HTTP 401 (the registry refused anonymous pulls)")
+        return response, token
+
+    def _token(self, challenge: str, name: str, url: str) -> str:
+        """An anonymous pull token from the realm a Bearer challenge names."""
+        if not challenge.lower().startswith("bearer"):
+            raise RegistryError(f"{url}: HTTP 401 without a Bearer challenge")
+        params = dict(_CHALLENGE.findall(challenge))
+        realm = params.pop("realm", None)
+        if not realm:
+            raise RegistryError(f"{url}: a Bearer challenge without a realm")
+        params.setdefault("scope", f"repository:{name}:pull")
+        import requests
+
+        self.requests += 1
+        try:
+            response = self.session.get(realm, params=params, timeout=self.timeout)
+            data = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise RegistryError(f"{realm}: no token: {type(exc).__name__}") from None
+        token = data.get("token") or data.get("access_token")
+        if response.status_code != 200 or not token:
+            raise RegistryError(f"{realm}: no token (HTTP {response.status_code})")
+        return token
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """(registry host, repository name) of an image or OCI chart reference."""
+    ref = reference.removeprefix("oci://").strip("/")
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    # Docker Hub: `python` is library/python, `jupyter/base-notebook` is itself
+    return "registry-1.docker.io", ref if rest else f"library/{ref}"
+
+
+def parse_index(text: str, chart: str) -> list[ChartVersion]:
+    """The versions of `chart` in a Helm repository index (YAML or JSON)."""
+    import yaml
+
+    if text.lstrip().startswith("{"):
+        import json
+
+        entries = (json.loads(text).get("entries") or {}).get(chart) or []
+        return [_chart_version(e) for e in entries if isinstance(e, dict)]
+    block = _chart_block(text, chart)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(block if block is not None else text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not a chart repository index: {str(exc).splitlines()[0]}") from None
+    if block is None:
+        if not isinstance(data, dict) or "entries" not in data:
+            raise ValueError("not a chart repository index (no `entries:`)")
+        entries = (data.get("entries") or {}).get(chart) or []
+    else:
+        entries = (data or {}).get(chart) or []
+    return [_chart_version(e) for e in entries if isinstance(e, dict) and e.get("version")]
+
+
+def _chart_block(text: str, chart: str) -> str | None:
+    """The lines of `entries.<chart>` as `helm repo index` writes them (two-space keys under
+    `entries:`), so only that chart is parsed; None when the layout is not that one."""
+    head = f"\n  {chart}:\n"
+    start = text.find(head)
+    if start < 0 or "\nentries:\n" not in text[:start + 1]:
+        return None
+    end = start + len(head)
+    while True:
+        nxt = text.find("\n", end)
+        if nxt < 0:
+            nxt = len(text)
+        line = text[end:nxt]
+        if line and not line.startswith(("   ", "  -", "  #")) and line.strip():
+            break
+        if nxt >= len(text):
+            end = nxt
+            break
+        end = nxt + 1
+    return text[start + 1:end]
+
+
+def _chart_version(entry: dict) -> ChartVersion:
+    app = entry.get("appVersion")
+    created = entry.get("created")
+    return ChartVersion(str(entry["version"]), str(app) if app is not None else None,
+                        str(created) if created is not None else None)
+
+
+__all__ = ["Registry", "RegistryError", "ChartVersion", "parse_index", "split_reference"]

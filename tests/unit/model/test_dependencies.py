@@ -1,0 +1,101 @@
+"""config/dependencies.yaml and the structural, in-place version edit."""
+from __future__ import annotations
+
+import difflib
+import shutil
+
+import pytest
+
+from deployer.errors import ConfigError
+from deployer.model import dependencies as deps
+from tests.support import ROOT
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for part in ("config", "mybinder"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    return tmp_path
+
+
+def test_the_example_dependencies_load_and_point_at_real_versions(tree):
+    found = deps.load(tree)
+    assert set(found.items) >= {"binderhub", "traefik", "prometheus", "grafana", "repo2docker"}
+    assert found.items["prometheus"].unit == found.items["grafana"].unit == "monitoring"
+    assert deps.current(tree, found.items["binderhub"]).version == \
+        "1.0.0-0.dev.git.3983.h383374de"
+    image = deps.current(tree, found.items["repo2docker"])
+    assert image.raw.startswith("quay.io/jupyterhub/repo2docker:") and ":" not in image.version
+    assert [d.name for d in found.select(["monitoring"])] == ["prometheus", "grafana"]
+    with pytest.raises(ConfigError, match="no such dependency or group.*known: binderhub"):
+        found.select(["nope"])
+
+
+@pytest.mark.parametrize("change,message", [
+    ("kind: helm-chart", "expected one of: helm-chart, oci-chart, image, github-release"),
+    ("source: jupyterhub.github.io/helm-chart", "expected a chart repository URL"),
+    ("chart_dependency: binderhub\n    key: a.b", "exactly one of `chart_dependency`"),
+    ("prereleases: yes-please", "expected boolean"),
+    ("sauce: x", "unknown key"),
+])
+def test_bad_dependencies_are_one_line_with_file_and_line(tree, change, message):
+    path = tree / "config" / "dependencies.yaml"
+    text = path.read_text()
+    marker = "  binderhub:\n"
+    if change.startswith("kind"):
+        text = text.replace("kind: helm-chart", "kind: helm-charts", 1)
+    elif change.startswith("source"):
+        text = text.replace("source: https://jupyterhub.github.io/helm-chart",
+                            "source: jupyterhub.github.io/helm-chart", 1)
+    elif change.startswith("chart_dependency"):
+        text = text.replace("chart_dependency: binderhub", change, 1)
+    elif change.startswith("prereleases"):
+        text = text.replace("prereleases: true", "prereleases: yes-please", 1)
+    else:
+        text = text.replace(marker, marker + "    " + change + "\n", 1)
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        deps.load(tree)
+    assert message in str(err.value)
+    assert str(err.value).startswith("config/dependencies.yaml:")
+
+
+def test_a_version_that_is_not_where_the_entry_says(tree):
+    path = tree / "config" / "dependencies.yaml"
+    path.write_text(path.read_text().replace("chart_dependency: traefik",
+                                             "chart_dependency: traefic"))
+    dep = deps.load(tree).items["traefik"]
+    with pytest.raises(ConfigError, match="mybinder/Chart.yaml: no entry named 'traefic'"):
+        deps.current(tree, dep)
+
+
+def test_the_edit_changes_only_the_version_byte_for_byte(tree):
+    found = deps.load(tree)
+    chart = (tree / "mybinder" / "Chart.yaml").read_text()
+    cur = deps.current(tree, found.items["traefik"])
+    edited = deps.replace_scalar(chart, cur.path, "41.2.0", "mybinder/Chart.yaml")
+    changed = [line for line in difflib.ndiff(chart.splitlines(), edited.splitlines())
+               if line.startswith(("-", "+"))]
+    assert changed == ["-     version: 41.1.1", "+     version: 41.2.0"]
+    common = (tree / "config" / "common.yaml").read_text()
+    cur = deps.current(tree, found.items["repo2docker"])
+    edited = deps.replace_scalar(common, cur.path, deps.with_version(cur, "2025.10.0"), "c")
+    assert edited == common.replace("repo2docker:2025.08.0", "repo2docker:2025.10.0")
+
+
+@pytest.mark.parametrize("line,new,expected", [
+    ("v: '1.2.3'  # pinned", "1.3.0", "v: '1.3.0'  # pinned"),
+    ('v: "1.2.3"', "1.3.0", 'v: "1.3.0"'),
+    ("v: 1.2.3 # comment", "1.3.0", "v: 1.3.0 # comment"),
+    ("v: 1.2.3", "2025.10", 'v: "2025.10"'),      # plain 2025.10 would read as a float
+    ("v: 1.2", "1.3", 'v: "1.3"'),
+])
+def test_quoting_is_kept_and_types_stay_strings(line, new, expected):
+    text = f"# top\nother: [a, b]\n{line}\nafter: 1\n"
+    assert deps.replace_scalar(text, ("v",), new, "f.yaml") == \
+        f"# top\nother: [a, b]\n{expected}\nafter: 1\n"
+
+
+def test_a_block_scalar_is_refused():
+    with pytest.raises(ConfigError, match="not a one-line scalar"):
+        deps.replace_scalar("v: |\n  1.2.3\n", ("v",), "1.3.0", "f.yaml")

@@ -1,0 +1,257 @@
+"""The bump bot against the GitHub REST double through the real PyGithub: one PR per
+outdated dependency, updated in place, never duplicated or reopened, a person's branch
+never overwritten, and a no-change run that costs at most two requests.
+
+Releases come from an adapter-level fake registry here (the registry adapter itself is
+tested against a real chart repository and a real OCI registry in tests/e2e/test_bump.py);
+validation of the edited tree runs in the e2e tests too."""
+from __future__ import annotations
+
+import pytest
+
+from deployer.adapters.github import GitHub
+from deployer.adapters.registry import ChartVersion, RegistryError
+from deployer.model import bump as model
+from deployer.model.workspace import Workspace
+from deployer.stages import bump as bump_stage
+from deployer.stages.bump import Action
+from tests.fakes.github import GitHubDouble
+
+REPO = "example/federation"
+DEV_OLD = "1.0.0-0.dev.git.3983.h383374de"
+DEV_NEW = "1.0.0-0.dev.git.3990.h9a1b2c3d"
+SEEDED = ("mybinder/Chart.yaml", "config/common.yaml", "config/dependencies.yaml")
+
+
+class FakeRegistry:
+    """Releases by source, as the registry adapter returns them."""
+
+    def __init__(self):
+        self.charts = {
+            ("https://jupyterhub.github.io/helm-chart", "binderhub"): [
+                ChartVersion(DEV_NEW, "1.0.0"), ChartVersion(DEV_OLD, "1.0.0"),
+                ChartVersion("0.2.0", "0.2.0")],
+            ("https://traefik.github.io/charts", "traefik"): [
+                ChartVersion("41.2.0", "v3.6.4"), ChartVersion("41.1.1", "v3.6.2")],
+            ("https://prometheus-community.github.io/helm-charts", "prometheus"): [
+                ChartVersion("29.20.0", "v3.7.3")],
+            ("https://grafana.github.io/helm-charts", "grafana"): [
+                ChartVersion("10.6.0", "12.3.1"), ChartVersion("10.5.15", "12.3.0")],
+        }
+        self.tags_by_image = {"quay.io/jupyterhub/repo2docker": ["2025.08.0", "latest"]}
+        self.down: set[str] = set()
+
+    def chart_versions(self, repository, chart):
+        if repository in self.down:
+            raise RegistryError(f"{repository}/index.yaml: HTTP 503")
+        return self.charts[(repository, chart)]
+
+    def tags(self, reference):
+        return self.tags_by_image[reference]
+
+
+@pytest.fixture
+def gh():
+    with GitHubDouble() as double:
+        double.add_repo(REPO)
+        double.add_repo("jupyterhub/binderhub")
+        double.add_upstream_history("jupyterhub/binderhub", [
+            ("383374de", "Merge pull request #1901: older work", 1901, "older work", []),
+            (None, "Merge pull request #1905 from a/b", 1905, "Build with pinned buildkit",
+             ["maintenance"]),
+            (None, "Merge pull request #1907 from c/d", 1907, "Show the build log on failure",
+             ["enhancement"]),
+            ("9a1b2c3d", "Merge pull request #1910 from e/f", 1910, "Fix the <launch> timeout",
+             ["bug"]),
+        ])
+        yield double
+
+
+@pytest.fixture
+def bot(gh, repo, env):
+    """run(**settings) -> outcomes, against the double, with the repo copy as checkout."""
+    parent = gh.seed(REPO, {rel: (repo / rel).read_text() for rel in SEEDED})
+    registry = FakeRegistry()
+
+    def run(parent=parent, **settings) -> list[bump_stage.Outcome]:
+        ws = Workspace(root=repo, env=env)
+        settings.setdefault("validate", False)
+        with GitHub(gh.token, api_url=gh.url, backoff=0.05, request_interval=0,
+                    write_interval=0) as client:
+            return bump_stage.run(ws, bump_stage.BumpSettings(repository=REPO, **settings),
+                                  registry=registry, github=client, parent=parent)
+
+    run.registry = registry
+    run.parent = parent
+    return run
+
+
+def _by_unit(outcomes):
+    return {o.unit: o for o in outcomes}
+
+
+def _comments(gh, number):
+    return [c for c in gh.repos[REPO].comments.values() if c["issue"] == number]
+
+
+def _open(gh):
+    return {p["head"]["ref"]: p for p in gh.pulls(REPO, state="open")}
+
+
+def test_the_first_run_opens_one_pr_per_outdated_dependency(gh, bot, repo):
+    outcomes = _by_unit(bot())
+    assert {u: o.action for u, o in outcomes.items()} == {
+        "binderhub": Action.OPEN, "traefik": Action.OPEN, "monitoring": Action.OPEN,
+        "repo2docker": Action.UP_TO_DATE}
+    pulls = _open(gh)
+    assert set(pulls) == {"bump/binderhub", "bump/traefik", "bump/monitoring"}
+    chart = gh.file_at(REPO, "bump/binderhub", "mybinder/Chart.yaml")
+    before = (repo / "mybinder/Chart.yaml").read_text()
+    assert chart == before.replace(DEV_OLD, DEV_NEW)   # only the version, byte for byte
+    assert gh.file_at(REPO, "bump/traefik", "config/common.yaml") == \
+        (repo / "config/common.yaml").read_text()
+    pr = pulls["bump/binderhub"]
+    assert pr["title"] == f"Bump binderhub from {DEV_OLD} to {DEV_NEW}"
+    assert pr["base"]["ref"] == "main" and not pr["draft"]
+    body = pr["body"]
+    assert f"`{DEV_OLD}` → `{DEV_NEW}`" in body
+    # the upstream PRs between the two commits encoded in the dev versions, oldest first
+    assert body.index("#1905") < body.index("#1907") < body.index("#1910")
+    assert "[#1901]" not in body and "`bug`" in body and "&lt;launch&gt;" in body
+    assert "compare/383374de...9a1b2c3d" in body
+    labels = {label["name"] for label in pulls["bump/traefik"]["labels"]}
+    assert labels == {"dependencies", "helm-chart"}
+    assert pulls["bump/monitoring"]["title"] == "Bump monitoring: grafana 10.5.15 -> 10.6.0"
+    # the repository itself is untouched: PRs are made from commits, not the checkout
+    assert (repo / "mybinder/Chart.yaml").read_text() == before
+
+
+def test_a_run_with_nothing_new_costs_at_most_two_requests(gh, bot):
+    bot()
+    heads = {ref: p["head"]["sha"] for ref, p in _open(gh).items()}
+    gh.requests.clear()
+    outcomes = _by_unit(bot())
+    assert {o.action for o in outcomes.values()} <= {Action.CURRENT, Action.UP_TO_DATE}
+    assert len(gh.counted()) <= 2, gh.counted()
+    assert {ref: p["head"]["sha"] for ref, p in _open(gh).items()} == heads
+
+
+def test_a_newer_release_updates_the_same_pr(gh, bot):
+    bot()
+    first = _open(gh)["bump/binderhub"]
+    newer = "1.0.0-0.dev.git.3995.hfeedbeef"
+    bot.registry.charts[("https://jupyterhub.github.io/helm-chart", "binderhub")].insert(
+        0, ChartVersion(newer, "1.0.0"))
+    outcomes = _by_unit(bot())
+    assert outcomes["binderhub"].action is Action.UPDATE
+    pulls = [p for p in gh.pulls(REPO) if p["head"]["ref"] == "bump/binderhub"]
+    assert len(pulls) == 1                                   # never a second PR
+    updated = pulls[0]
+    assert updated["number"] == first["number"] and updated["title"].endswith(newer)
+    assert updated["head"]["sha"] != first["head"]["sha"]
+    assert newer in gh.file_at(REPO, "bump/binderhub", "mybinder/Chart.yaml")
+
+
+def test_a_pr_a_person_closed_is_not_reopened(gh, bot):
+    bot()
+    gh.close_pull(REPO, _open(gh)["bump/traefik"]["number"])
+    outcomes = _by_unit(bot())
+    assert outcomes["traefik"].action is Action.CLOSED_BEFORE
+    assert "bump/traefik" not in _open(gh)
+    # a newer version is a new proposal
+    bot.registry.charts[("https://traefik.github.io/charts", "traefik")].insert(
+        0, ChartVersion("41.3.0", "v3.6.5"))
+    assert _by_unit(bot())["traefik"].action is Action.OPEN
+    assert _open(gh)["bump/traefik"]["title"].endswith("to 41.3.0")
+
+
+def test_a_branch_a_person_pushed_to_is_commented_not_overwritten(gh, bot):
+    bot()
+    pr = _open(gh)["bump/binderhub"]
+    human = gh.push(REPO, "bump/binderhub", {"config/common.yaml": "# fixed by hand\n"},
+                    "Fix values for the new binderhub")
+    bot.registry.charts[("https://jupyterhub.github.io/helm-chart", "binderhub")].insert(
+        0, ChartVersion("1.0.0-0.dev.git.3995.hfeedbeef", "1.0.0"))
+    assert _by_unit(bot())["binderhub"].action is Action.HUMAN_BRANCH
+    assert gh.branch_sha(REPO, "bump/binderhub") == human
+    comments = _comments(gh, pr["number"])
+    assert len(comments) == 1 and "3995" in comments[0]["body"]
+    bot()                                                    # says it once
+    assert len(_comments(gh, pr["number"])) == 1
+    assert gh.branch_sha(REPO, "bump/binderhub") == human
+
+
+def test_a_secondary_rate_limit_is_waited_out(gh, bot):
+    gh.fail(r"/pulls$", 403, times=1, methods=("POST",), retry_after=1)
+    outcomes = _by_unit(bot(only=["traefik"]))
+    assert outcomes["traefik"].action is Action.OPEN
+    assert [r for r in gh.requests if r[0] == "POST" and r[1].startswith(
+        f"/repos/{REPO}/pulls ")] == [("POST", f"/repos/{REPO}/pulls 403"),
+                                     ("POST", f"/repos/{REPO}/pulls 201")]
+    assert len(_open(gh)) == 1
+
+
+def test_a_pr_whose_version_landed_otherwise_is_closed(gh, bot, repo):
+    bot(only=["traefik"])
+    chart = repo / "mybinder/Chart.yaml"
+    chart.write_text(chart.read_text().replace("version: 41.1.1", "version: 41.2.0"))
+    outcomes = _by_unit(bot(only=["traefik"]))
+    assert outcomes["traefik"].action is Action.CLOSE_STALE
+    assert "bump/traefik" not in _open(gh)
+
+
+def test_dry_run_writes_nothing_but_says_everything(gh, bot):
+    gh.requests.clear()
+    outcomes = _by_unit(bot(dry_run=True))
+    assert outcomes["binderhub"].action is Action.OPEN
+    assert [p.number for p in outcomes["binderhub"].bumps[0].changelog.pulls] == \
+        [1905, 1907, 1910]
+    assert not [r for r in gh.requests if r[0] != "GET"]
+    assert _open(gh) == {}
+
+
+def test_a_group_is_one_pr_and_a_failing_source_fails_only_its_unit(gh, bot):
+    key = ("https://prometheus-community.github.io/helm-charts", "prometheus")
+    bot.registry.charts[key].insert(0, ChartVersion("29.21.0", "v3.7.4"))
+    bot.registry.down.add("https://traefik.github.io/charts")
+    outcomes = _by_unit(bot())
+    assert outcomes["traefik"].action is Action.FAILED and "503" in outcomes["traefik"].detail
+    assert outcomes["monitoring"].action is Action.OPEN
+    pr = _open(gh)["bump/monitoring"]
+    assert pr["title"] == ("Bump monitoring: prometheus 29.20.0 -> 29.21.0, grafana "
+                           "10.5.15 -> 10.6.0")
+    chart = gh.file_at(REPO, "bump/monitoring", "mybinder/Chart.yaml")
+    assert "29.21.0" in chart and "10.6.0" in chart and "bump/traefik" not in _open(gh)
+
+
+def test_a_major_bump_warns(gh, bot):
+    bot.registry.charts[("https://traefik.github.io/charts", "traefik")].insert(
+        0, ChartVersion("42.0.0", "v4.0.0"))
+    bot(only=["traefik"])
+    body = _open(gh)["bump/traefik"]["body"]
+    assert "a new major version" in body and "`41.1.1` → `42.0.0`" in body
+    assert "v3.6.2 → v4.0.0" in body
+
+
+def test_the_marker_round_trips():
+    unit = model.Unit("x", [])
+    text = "hello\n" + model.marker(unit, "abc") + "\n"
+    assert model.read_marker(text) == {"unit": "x", "versions": {}, "commit": "abc"}
+    again = model.with_marker(text, {"unit": "x", "noticed": {"x": "2"}})
+    assert model.read_marker(again)["noticed"] == {"x": "2"} and again.startswith("hello\n")
+    assert model.read_marker("no marker") is None
+    assert model.read_marker("<!-- deployer-bump {not json} -->") is None
+
+
+def test_an_oci_chart_version_with_build_metadata(gh, bot, repo):
+    deps = repo / "config" / "dependencies.yaml"
+    deps.write_text(deps.read_text().replace(
+        "    source: https://grafana.github.io/helm-charts\n",
+        "    source: oci://ghcr.io/grafana/helm-charts/grafana\n").replace(
+        "  grafana:\n    kind: helm-chart", "  grafana:\n    kind: oci-chart"))
+    # OCI tags cannot hold "+": helm pushes 10.6.0+build.2 as the tag 10.6.0_build.2
+    bot.registry.tags_by_image["oci://ghcr.io/grafana/helm-charts/grafana"] = [
+        "10.5.15", "10.6.0_build.2", "sha256-abc.sig"]
+    outcomes = _by_unit(bot(only=["grafana"], dry_run=True))
+    (b,) = outcomes["monitoring"].bumps
+    assert (b.before, b.after) == ("10.5.15", "10.6.0+build.2")
