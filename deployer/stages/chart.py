@@ -45,6 +45,12 @@ class PreparedChart:
         """Default values of the chart and of every (sub)chart under the key Helm gives it."""
         return _defaults(str(self.path))
 
+    def kube_versions(self) -> tuple[tuple[str, str], ...]:
+        """("name version", kubeVersion constraint) of the chart and every (sub)chart that
+        states one. helm checks only the top chart's; a dependency that needs a newer
+        Kubernetes than a member runs would otherwise pass validation."""
+        return _kube_versions(str(self.path))
+
 
 def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
     """The dependencies declared in the chart's Chart.yaml."""
@@ -192,6 +198,34 @@ def _defaults(chart_dir: str) -> dict:
                 node = node.setdefault(key, {})
             node[path[-1]] = merge(_values_of(data), node.get(path[-1]) or {})
     return tree
+
+
+@lru_cache(maxsize=8)
+def _kube_versions(chart_dir: str) -> tuple[tuple[str, str], ...]:
+    import io
+
+    found: list[tuple[str, str]] = []
+
+    def note(meta) -> None:
+        if isinstance(meta, dict) and meta.get("kubeVersion"):
+            found.append((f"{meta.get('name')} {meta.get('version')}", str(meta["kubeVersion"])))
+
+    def walk_tgz(data: bytes) -> None:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            for m in tf.getmembers():
+                if not m.isfile():
+                    continue
+                parts = m.name.split("/")
+                if parts[-1] == "Chart.yaml" and (len(parts) == 2 or parts[-3] == "charts"):
+                    note(_values_of(tf.extractfile(m).read()))
+                elif m.name.endswith(".tgz") and len(parts) >= 3 and parts[-2] == "charts":
+                    walk_tgz(tf.extractfile(m).read())
+
+    root = Path(chart_dir)
+    note(_values_of((root / "Chart.yaml").read_bytes()))
+    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
+        walk_tgz(tgz.read_bytes())
+    return tuple(found)
 
 
 def _values_of(data: bytes) -> dict:

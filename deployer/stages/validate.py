@@ -81,6 +81,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     try:
         mv = mv or member_values(ws, member)
         report.errors.extend(str(v) for v in policy.check_member(mv))
+        _kube_version_problems(prepared, member, report)
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:
             linting = side.submit(helm.lint, str(prepared.path), member.namespace,
@@ -104,6 +105,23 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         report.errors.append(str(exc))
     report.seconds = time.perf_counter() - start
     return report, rendered
+
+
+def _kube_version_problems(prepared: chart_mod.PreparedChart, member: Member,
+                           report: Report) -> None:
+    """Charts (dependencies included) whose kubeVersion the member's Kubernetes does not
+    meet are errors; a constraint this cannot read is a warning."""
+    from deployer.model.versions import satisfies
+
+    for chart, constraint in prepared.kube_versions():
+        verdict = satisfies(member.kubernetes_version, constraint)
+        if verdict is False:
+            report.errors.append(f"chart {chart} needs Kubernetes {constraint}; the member "
+                                 f"runs {member.kubernetes_version} (kubernetes_version in "
+                                 "config/federation.yaml)")
+        elif verdict is None:
+            report.warnings.append(f"chart {chart}: kubeVersion {constraint!r} not checked "
+                                   "(not a constraint this can read)")
 
 
 class RenderError(DeployerError):

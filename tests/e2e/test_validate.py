@@ -188,3 +188,17 @@ def test_one_failing_member_does_not_stop_the_others(run, repo):
     rows = _table(result.stdout)
     assert rows["uni-lab"]["result"] == "FAILED"
     assert [r["result"] for n, r in rows.items() if n != "uni-lab"] == ["ok"] * 4
+
+
+def test_a_dependency_needing_a_newer_kubernetes_fails_that_member(run, repo):
+    # helm checks only the top chart's kubeVersion; the bundled jupyterhub wants >=1.32
+    fed = repo / "config" / "federation.yaml"
+    text = fed.read_text()
+    assert 'kubernetes_version: "1.33"' in text
+    fed.write_text(text.replace('kubernetes_version: "1.33"', 'kubernetes_version: "1.31"', 1))
+    result = run("validate", "gke", "staging")
+    assert result.returncode == 1
+    assert "gke: chart jupyterhub" in result.stderr and "needs Kubernetes >=1.32.0-0" in \
+        result.stderr and "the member runs 1.31" in result.stderr
+    rows = _table(result.stdout)
+    assert rows["gke"]["result"] == "FAILED" and rows["staging"]["result"] == "ok"
