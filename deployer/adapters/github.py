@@ -2,7 +2,8 @@
 their statuses) and the one PR comment the plan keeps up to date. The bump bot uses it too.
 
 Requests go one at a time; PyGithub's retry honours 403/429 secondary rate limits
-(Retry-After) and backs off on 5xx. Failures are GitHubError, never PyGithub's types."""
+(Retry-After) and backs off on 5xx, for writes too (PATCH, PUT and DELETE as well as POST).
+Failures are GitHubError, never PyGithub's types."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,6 +13,10 @@ from deployer.errors import DeployError
 from deployer.model.bump import UpstreamPull
 
 DEFAULT_API = "https://api.github.com"
+# PyGithub retries only GET and POST (and urllib3's idempotent methods) unless told: a ref
+# move or a PR edit (PATCH) must wait out a secondary rate limit too
+RETRIED_METHODS = frozenset({"HEAD", "GET", "OPTIONS", "TRACE", "POST", "PATCH", "PUT",
+                             "DELETE"})
 
 
 class GitHubError(DeployError):
@@ -43,6 +48,9 @@ class Pull:
     head_sha: str
     html_url: str
     labels: tuple[str, ...] = ()
+    head_repo: str | None = None   # owner/name the head branch lives in (None: fork deleted)
+    author: str = ""               # login of who opened it (`<app>[bot]` for a GitHub App)
+    author_type: str = ""          # "Bot" for an app, "User" for a person
     obj: object = field(default=None, repr=False, compare=False)   # the PyGithub object
 
 
@@ -70,7 +78,8 @@ class GitHub:
         self.console = console
         # lazy: objects are fetched when an attribute is read, not when they are named
         self.client = Github(base_url=api_url.rstrip("/"), auth=Auth.Token(token),
-                             retry=GithubRetry(total=retries, backoff_factor=backoff),
+                             retry=GithubRetry(total=retries, backoff_factor=backoff,
+                                               allowed_methods=RETRIED_METHODS),
                              timeout=timeout, per_page=100, lazy=True,
                              seconds_between_requests=request_interval,
                              seconds_between_writes=write_interval)
@@ -141,6 +150,12 @@ class GitHub:
             return sha, repo.get_git_commit(sha).message
 
         return self.call(head, f"branch {branch}")
+
+    def commit_message(self, full_name: str, sha: str) -> str:
+        """The message of commit `sha` (one request)."""
+        repo = self.repo(full_name)
+        return self.call(lambda: repo.get_git_commit(sha).message or "",
+                         f"commit {sha[:10]}")
 
     def set_branch(self, full_name: str, branch: str, sha: str, *, create: bool) -> None:
         """Point `branch` at `sha`: create it, or move it (a force push)."""
@@ -272,15 +287,18 @@ class GitHub:
 
     # -- the plan comment -----------------------------------------------------------------
     def upsert_comment(self, full_name: str, number: int, marker: str, body: str) -> Comment:
-        """The one comment on issue/PR `number` that starts with `marker`: updated when it
-        exists, created when not (never a second one)."""
+        """The one comment on issue/PR `number` that a bot (this token's app) wrote and that
+        starts with `marker`: updated when it exists, created when not (never a second
+        one). Comments by people are never edited, whatever they start with."""
         repo = self.repo(full_name)
         text = f"{marker}\n{body}"
 
         def upsert():
             issue = repo.get_issue(number)
             for comment in issue.get_comments():
-                if (comment.body or "").startswith(marker):
+                # only a bot's comment is ours: a person's comment that starts with the
+                # marker must not be able to take the plan's place
+                if _by_bot(comment) and (comment.body or "").startswith(marker):
                     if comment.body != text:
                         comment.edit(text)
                     return Comment(comment.id, comment.html_url, False)
@@ -303,10 +321,79 @@ class GitHub:
         except (RequestException, OSError) as exc:
             raise GitHubError(f"GitHub: {what}: {type(exc).__name__}: {str(exc)[:200]}") from None
 
+    # -- what `plan` and `comment` read (--labels-from-github, --since-deployed, PRs) -----
+    def merged_pulls_of(self, full_name: str, sha: str) -> list[tuple[int, tuple[str, ...]]]:
+        """(number, labels) of the merged pull requests commit `sha` belongs to (one
+        request: GET /repos/{r}/commits/{sha}/pulls)."""
+        repo = self.repo(full_name)
+
+        def pulls():
+            return [(pr.number, tuple(label.name for label in pr.labels))
+                    for pr in repo.get_commit(sha).get_pulls() if pr.merged_at is not None]
+
+        return self.call(pulls, f"pull requests of {sha[:10]}")
+
+    def last_successful_deployment(self, full_name: str, environment: str,
+                                   scan: int = 10) -> str | None:
+        """The sha of the newest Deployment to `environment` that succeeded (a `success`
+        status, even if later marked inactive by a newer one), among the `scan` newest;
+        None when there is none. One list request, then one statuses request per
+        deployment looked at (usually one)."""
+        repo = self.repo(full_name)
+
+        def newest():
+            for seen, deployment in enumerate(repo.get_deployments(environment=environment)):
+                if seen >= scan:
+                    return None
+                if any(status.state == "success" for status in deployment.get_statuses()):
+                    return deployment.sha
+            return None
+
+        return self.call(newest, f"deployments to {environment}")
+
+    def open_pulls_with_head(self, full_name: str, head_sha: str,
+                             head_repo: str) -> list[OpenPull]:
+        """The open pull requests whose head is commit `head_sha` of repository `head_repo`
+        (a fork or this one), most recently updated first; usually one request."""
+        repo = self.repo(full_name)
+
+        def find():
+            found = []
+            for pr in repo.get_pulls(state="open", sort="updated", direction="desc"):
+                head = pr.head
+                source = head.repo.full_name if head.repo is not None else None
+                if head.sha == head_sha and source is not None and \
+                        source.lower() == head_repo.lower():
+                    found.append(OpenPull(pr.number, pr.base.ref, pr.base.sha, head.sha,
+                                          tuple(label.name for label in pr.labels)))
+            return found
+
+        return self.call(find, f"open pull requests of {full_name}")
+
 
 def _pull(pr) -> Pull:
-    head = pr.head
+    """A Pull from the JSON GitHub sent (a list item or the pull): no further request."""
+    head, user = pr.head, pr.user
     return Pull(number=pr.number, title=pr.title or "", body=pr.body or "", state=pr.state,
                 merged=pr.merged_at is not None,
                 draft=bool(pr.draft), head_ref=head.ref, head_sha=head.sha,
-                html_url=pr.html_url, labels=tuple(label.name for label in pr.labels), obj=pr)
+                html_url=pr.html_url, labels=tuple(label.name for label in pr.labels),
+                head_repo=head.repo.full_name if head.repo is not None else None,
+                author=user.login if user is not None else "",
+                author_type=user.type if user is not None else "", obj=pr)
+
+
+def _by_bot(comment) -> bool:
+    user = comment.user
+    return user is not None and user.type == "Bot"
+
+
+@dataclass(frozen=True)
+class OpenPull:
+    """An open pull request as the plan commenter needs it."""
+
+    number: int
+    base_ref: str
+    base_sha: str
+    head_sha: str
+    labels: tuple[str, ...] = ()

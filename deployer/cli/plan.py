@@ -13,7 +13,9 @@ from deployer.cli.common import handles_errors, usage, workspace
 @handles_errors
 def plan(base: Optional[str] = typer.Option(None, "--base",
                                             help="Commit the change starts from (a PR's "
-                                                 "base, the push's `before`)."),
+                                                 "base, the push's `before`). All zeros, or "
+                                                 "a commit this checkout lacks (a force "
+                                                 "push), plans every member."),
          head: str = typer.Option("HEAD", "--head", help="Commit the change ends at."),
          changed_files: Optional[Path] = typer.Option(
              None, "--changed-files", exists=True, dir_okay=False,
@@ -21,9 +23,20 @@ def plan(base: Optional[str] = typer.Option(None, "--base",
          labels: str = typer.Option("", "--labels",
                                     help="PR labels, comma-separated (deploy:skip, "
                                          "deploy:all)."),
+         labels_from_github: bool = typer.Option(
+             False, "--labels-from-github",
+             help="Also apply the labels of the merged pull request(s) of --head, read from "
+                  "GitHub ($GITHUB_TOKEN, $GITHUB_REPOSITORY): a push honours deploy:skip "
+                  "and deploy:all as its PR's plan did."),
+         since_deployed: bool = typer.Option(
+             False, "--since-deployed",
+             help="Instead of --base: plan each member from its last successful GitHub "
+                  "Deployment (deploy --record), so a failed, cancelled or skipped deploy "
+                  "is retried by the next run ($GITHUB_TOKEN, $GITHUB_REPOSITORY)."),
          members: Optional[List[str]] = typer.Option(
              None, "--member", help="Deploy this member (or role) whatever changed "
-                                    "(a manual dispatch; repeatable)."),
+                                    "(a manual dispatch; repeatable). Without --base, "
+                                    "only these."),
          json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON "
                                                              "(with GitHub Actions matrices)."),
          summary: Optional[Path] = typer.Option(None, "--summary",
@@ -37,10 +50,17 @@ def plan(base: Optional[str] = typer.Option(None, "--base",
     from deployer.stages import plan as plan_stage
 
     ws = workspace()
-    if base is None and changed_files is None and not members:
-        raise usage("give --base REF (or --changed-files FILE, or --member NAME)")
+    base = (base or "").strip() or None
+    if since_deployed and (base is not None or changed_files is not None):
+        raise usage("--since-deployed finds each member's base itself: drop --base and "
+                    "--changed-files")
+    if base is None and changed_files is None and not members and not since_deployed:
+        raise usage("give --base REF (or --since-deployed, --changed-files FILE, or "
+                    "--member NAME)")
     result = plan_stage.make_plan(ws, base=base, head=head, changed_files=changed_files,
-                                  labels=[x for x in labels.split(",") if x.strip()])
+                                  labels=[x for x in labels.split(",") if x.strip()],
+                                  labels_from_github=labels_from_github,
+                                  since_deployed=since_deployed)
     for member in ws.federation.select(members) if members else []:
         result.plan.member(member.name, "requested by hand (--member)")
     data = result.to_json(ws)

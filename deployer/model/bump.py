@@ -1,11 +1,17 @@
 """What the bump bot proposes, as data and text: the bumps of one PR (a dependency or a
 group), its title, commit message and body (version table, upstream changelog, warnings),
-and the hidden marker by which a later run recognises its own PR and branch."""
+and the hidden marker by which a later run recognises its own PR and branch.
+
+Upstream text (PR titles, labels, release notes) is pasted only after it is made inert: no
+HTML comments (so it cannot carry a marker), no @mentions (so a bump PR pings nobody
+upstream), and bare `#N` qualified as `owner/repo#N` (so it does not link this repository's
+issue N). The bot writes its marker last, and reads the last one."""
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from deployer.model.dependencies import Current, Dependency
 from deployer.model.versions import Version, is_major_bump
@@ -14,6 +20,8 @@ BRANCH_PREFIX = "bump/"
 TRAILER = "Bumped-by: binderhub-deployer"
 MARKER = "<!-- deployer-bump "
 _MARKER = re.compile(r"<!-- deployer-bump (\{.*?\}) -->")
+_MENTION = re.compile(r"(?<![\w@/])@(?=[A-Za-z0-9])")        # @name, @org/team; not a@b.c
+_BARE_REF = re.compile(r"(?<![\w/#&])(?:#|GH-)(\d+)\b")      # #5, GH-5; not o/r#5, &#60;
 LABELS = ("dependencies",)
 MAX_PULLS_SHOWN = 30
 MAX_NOTES = 6000
@@ -116,6 +124,11 @@ def commit_message(unit: Unit) -> str:
     return "\n".join(lines + ["", TRAILER])
 
 
+def is_bot_commit(message: str | None) -> bool:
+    """Whether a commit message carries the bot's trailer (on a line of its own)."""
+    return TRAILER in (message or "").splitlines()
+
+
 def marker(unit: Unit, commit: str | None) -> str:
     """The hidden line a later run reads: which unit, which versions, which commit the bot
     last pushed (anything else on the branch was pushed by a person)."""
@@ -124,16 +137,19 @@ def marker(unit: Unit, commit: str | None) -> str:
 
 
 def with_marker(body: str, data: dict) -> str:
-    """`body` with its marker replaced by one holding `data` (appended when it has none)."""
+    """`body` with its (last) marker replaced by one holding `data` (appended when it has
+    none)."""
     line = f"{MARKER}{json.dumps(data, sort_keys=True)} -->"
-    if _MARKER.search(body or ""):
-        return _MARKER.sub(lambda _m: line, body, count=1)
+    found = _last_marker(body)
+    if found:
+        return body[:found.start()] + line + body[found.end():]
     return (body or "").rstrip("\n") + "\n" + line + "\n"
 
 
 def read_marker(body: str | None) -> dict | None:
-    """The marker of a PR body written by `marker`; None when there is none."""
-    found = _MARKER.search(body or "")
+    """The marker of a PR body written by `marker` (the last one: the bot writes it last,
+    after any upstream text); None when there is none."""
+    found = _last_marker(body)
     if not found:
         return None
     try:
@@ -141,6 +157,24 @@ def read_marker(body: str | None) -> dict | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) and "unit" in data else None
+
+
+def _last_marker(body: str | None) -> re.Match | None:
+    """The last marker-shaped comment of `body`."""
+    found = None
+    for found in _MARKER.finditer(body or ""):
+        pass
+    return found
+
+
+def inert(text: str, upstream: str | None) -> str:
+    """Upstream text made safe to paste into a PR body: HTML comments opened or closed
+    nowhere, @mentions that ping nobody, bare `#N` (and `GH-N`) as `upstream#N`."""
+    while "<!--" in text or "-->" in text:
+        text = text.replace("<!--", "").replace("-->", "")
+    text = _MENTION.sub("@\u200b", text)
+    return _BARE_REF.sub(lambda m: f"{upstream}#{m.group(1)}" if upstream
+                         else f"#\u200b{m.group(1)}", text)
 
 
 def body(unit: Unit, commit: str | None) -> str:
@@ -175,12 +209,14 @@ def body(unit: Unit, commit: str | None) -> str:
 
 def _changelog_lines(b: Bump) -> list[str]:
     log = b.changelog
+    upstream = b.dependency.upstream
     out = []
     if log.pulls:
         for pr in log.pulls[:MAX_PULLS_SHOWN]:
-            labels = "".join(f" `{label}`" for label in pr.labels)
-            by = f" by @{pr.author}" if pr.author else ""
-            out.append(f"- {_md(pr.title)} [#{pr.number}]({pr.html_url}){by}{labels}")
+            labels = "".join(f" `{_label(label, upstream)}`" for label in pr.labels)
+            by = f" by {_profile(pr)}" if pr.author else ""
+            out.append(f"- {_md(inert(pr.title, upstream))} [#{pr.number}]({pr.html_url})"
+                       f"{by}{labels}")
         if len(log.pulls) > MAX_PULLS_SHOWN:
             out.append(f"- … and {len(log.pulls) - MAX_PULLS_SHOWN} more")
     if log.commits and log.commits_read < log.commits:
@@ -189,7 +225,7 @@ def _changelog_lines(b: Bump) -> list[str]:
     if log.compare_url:
         out.append(f"- All changes: [{b.before}...{b.after}]({log.compare_url})")
     if log.release_notes is not None:
-        notes = log.release_notes.strip()
+        notes = inert(log.release_notes, upstream).strip()
         if len(notes) > MAX_NOTES:
             notes = notes[:MAX_NOTES] + "\n\n… (cut; see the release)"
         out += [f"Release notes ([{b.after}]({log.release_url})):", "",
@@ -197,8 +233,23 @@ def _changelog_lines(b: Bump) -> list[str]:
     elif log.release_url:
         out.append(f"- Release: {log.release_url}")
     if log.note:
-        out.append(f"- {log.note}")
+        out.append(f"- {inert(log.note, upstream)}")
     return out or ["- (no upstream repository configured: see the project's changelog)"]
+
+
+def _label(name: str, upstream: str | None) -> str:
+    """An upstream label's name, fit for a code span."""
+    return inert(name.replace("`", "'"), upstream)
+
+
+def _profile(pr: UpstreamPull) -> str:
+    """A link to the author's profile, without the @ that would ping them."""
+    login = re.sub(r"[^A-Za-z0-9\[\]-]", "", pr.author)
+    where = urlsplit(pr.html_url)
+    site = f"{where.scheme}://{where.netloc}" if where.netloc else "https://github.com"
+    if login.endswith("[bot]"):
+        return f"[{login}]({site}/apps/{login[:-len('[bot]')]})"
+    return f"[{login}]({site}/{login})"
 
 
 def _md(text: str) -> str:
@@ -210,5 +261,6 @@ def _fence_safe(text: str) -> str:
     return text.replace("```", "'''")
 
 
-__all__ = ["Bump", "Unit", "Changelog", "UpstreamPull", "title", "commit_message", "marker",
-           "read_marker", "with_marker", "body", "BRANCH_PREFIX", "TRAILER"]
+__all__ = ["Bump", "Unit", "Changelog", "UpstreamPull", "title", "commit_message",
+           "is_bot_commit", "marker", "read_marker", "with_marker", "inert", "body",
+           "BRANCH_PREFIX", "TRAILER"]

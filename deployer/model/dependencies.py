@@ -70,19 +70,20 @@ class Dependencies:
     items: dict[str, Dependency] = field(default_factory=dict)
 
     def select(self, only: list[str] | None) -> list[Dependency]:
-        """The dependencies (or groups) named in `only`; all when empty. Unknown names are a
-        ConfigError listing the known ones."""
+        """The dependencies (or groups) named in `only`, each with its whole group (a group
+        is one PR, bumped whole); all when empty. Unknown names are a ConfigError listing the
+        known ones."""
         if not only:
             return list(self.items.values())
-        chosen = []
+        units = set()
         for name in only:
             found = [d for d in self.items.values() if name in (d.name, d.group)]
             if not found:
                 known = ", ".join(sorted(self.items))
                 raise ConfigError(f"--only {name}: no such dependency or group",
                                   file=DEPENDENCIES_FILE, hint=f"known: {known}")
-            chosen += [d for d in found if d not in chosen]
-        return chosen
+            units.update(d.unit for d in found)
+        return [d for d in self.items.values() if d.unit in units]
 
 
 def load(root: Path) -> Dependencies:
@@ -133,6 +134,11 @@ def current(root: Path, dep: Dependency) -> Current:
                           hint=f"{DEPENDENCIES_FILE}: {where}")
     raw = str(value)
     version = raw
+    if "@" in raw:
+        raise ConfigError(f"pinned by digest ({raw.rpartition('@')[2][:19]}...): digest pins "
+                          "cannot be bumped by tag", file=dep.file, line=doc.line_of(path),
+                          key=format_path(path), hint=f"pin the tag alone, or remove "
+                                                      f"{where} from {DEPENDENCIES_FILE}")
     if dep.value == "image":
         name, sep, tag = raw.rpartition(":")
         if not sep or "/" in tag:

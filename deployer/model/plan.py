@@ -86,29 +86,35 @@ class Plan:
 
 def decide(federation: Federation, changes: Iterable[Change], *, labels: Iterable[str] = (),
            base_federation: dict | None = None, stacks: dict[str, str] | None = None,
-           base_known: bool = True) -> Plan:
+           unknown_base: str | None = None) -> Plan:
     """The plan for `changes`. `base_federation` is config/federation.yaml as it was (None
     when it did not exist or is unknown); `stacks` maps each Terraform stack to the text of
-    its .tf files (to see which modules it uses)."""
+    its .tf files (to see which modules it uses). `unknown_base`, when given, says why the
+    base commit is unknown: then every member and stack is planned, for that reason."""
     plan = Plan()
-    labels = {label.strip() for label in labels if label.strip()}
     stacks = stacks or {}
     everyone = list(federation.members)
-    if not base_known:
+    if unknown_base:
         for name in everyone:
-            plan.member(name, "the base commit is unknown (a new branch or a force push)")
+            plan.member(name, unknown_base)
         for stack in stacks:
-            plan.stack(stack, "the base commit is unknown")
+            plan.stack(stack, unknown_base)
     for change in changes:
         _apply(plan, federation, change, base_federation, stacks)
+    apply_labels(plan, federation, labels)
+    return plan
+
+
+def apply_labels(plan: Plan, federation: Federation, labels: Iterable[str]) -> None:
+    """`deploy:all` plans every member; `deploy:skip` deploys nothing (still validated)."""
+    labels = {label.strip() for label in labels if label.strip()}
     if ALL_LABEL in labels:
-        for name in everyone:
+        for name in federation.members:
             plan.member(name, f"label {ALL_LABEL}")
-    if SKIP_LABEL in labels:
+    if SKIP_LABEL in labels and not plan.skipped:
         plan.skipped = True
         plan.notes.append(f"label {SKIP_LABEL}: nothing is deployed (members are still "
                           "validated)")
-    return plan
 
 
 def stages(federation: Federation, plan: Plan) -> dict[str, list[Member]]:
@@ -298,4 +304,5 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-__all__ = ["Change", "Plan", "decide", "stages", "matrices", "to_json", "markdown"]
+__all__ = ["Change", "Plan", "decide", "apply_labels", "stages", "matrices", "to_json",
+           "markdown"]

@@ -25,6 +25,7 @@ class Version:
     text: str
     prefix: str
     key: object          # semver.Version
+    parts: int = 3       # numeric core parts as written: 2025.08.0 has 3, 20240101 has 1
 
     @property
     def prerelease(self) -> bool:
@@ -62,26 +63,29 @@ def parse(text: object) -> Version | None:
     found = _LENIENT.match(text)
     if not found:
         return None
-    parts = [int(found.group(k) or 0) for k in ("major", "minor", "patch")]
+    core = ("major", "minor", "patch")
+    parts = [int(found.group(k) or 0) for k in core]
     try:
         key = semver.Version(*parts, prerelease=found.group("pre"), build=found.group("build"))
     except (ValueError, TypeError):
         return None
-    return Version(text, found.group("prefix"), key)
+    return Version(text, found.group("prefix"), key,
+                   sum(1 for k in core if found.group(k) is not None))
 
 
 def newest(candidates: Iterable[str], current: str, *, prereleases: bool = False,
            hold_major: bool = False) -> Version | None:
     """The newest candidate that is newer than `current` and that the policy allows: no
     pre-releases unless `prereleases`, the same major version when `hold_major`, and the
-    same `v` prefix style as the current version. None when `current` is the newest."""
+    same shape as the current version (its `v` prefix and number of core parts, so that a
+    tag such as `20240101` never beats `2025.10.0`). None when `current` is the newest."""
     now = parse(current)
     if now is None:
         return None
     best = None
     for text in candidates:
         candidate = parse(text)
-        if candidate is None or candidate.prefix != now.prefix:
+        if candidate is None or not same_shape(candidate, now):
             continue
         if candidate.prerelease and not prereleases:
             continue
@@ -92,6 +96,11 @@ def newest(candidates: Iterable[str], current: str, *, prereleases: bool = False
         if best is None or best < candidate:
             best = candidate
     return best
+
+
+def same_shape(a: Version, b: Version) -> bool:
+    """Whether two versions are written alike: the same `v` prefix, as many core parts."""
+    return a.prefix == b.prefix and a.parts == b.parts
 
 
 def is_major_bump(old: str, new: str) -> bool:
@@ -197,4 +206,4 @@ def _in_range(have, low, given: int) -> bool:
     return low <= have < high
 
 
-__all__ = ["Version", "parse", "newest", "is_major_bump", "satisfies"]
+__all__ = ["Version", "parse", "newest", "same_shape", "is_major_bump", "satisfies"]

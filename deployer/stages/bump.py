@@ -3,8 +3,11 @@ edited tree, and keep one PR per dependency (or group) on GitHub up to date.
 
 GitHub is asked as little as possible: the open PRs are listed once (one request), and a
 dependency that is up to date, or whose open PR already proposes the newest version, costs
-no request at all. Releases come from chart repositories and registries, not from GitHub
-(except for `kind: github-release`).
+no request at all. A PR is the bot's only when it comes from a branch of the repository
+itself and was opened by a bot account (the GitHub App the bot runs as), with a marker; a
+person's PR or a fork's, whatever its body says, is never updated, closed or trusted. An
+error of one unit (a dependency or group) fails that unit only. Releases come from chart
+repositories and registries, not from GitHub (except for `kind: github-release`).
 """
 from __future__ import annotations
 
@@ -104,20 +107,34 @@ def run(ws: Workspace, settings: BumpSettings, *, registry, github=None,
                                 else [], detail="; ".join(problems)))
     for unit in units.values():
         if unit.name not in failed_units:
-            edit(ws, unit)
+            failed = _guarded(ws, unit, lambda u=unit: edit(ws, u))
+            if failed is not None:
+                outcomes.append(failed)
+                failed_units.add(unit.name)
     pulls = None
     if github is not None and settings.repository and not settings.local:
         pulls = _bot_pulls(github, settings.repository)
     for unit in units.values():
         if unit.name in failed_units:
             continue
-        outcomes.append(_one_unit(ws, settings, unit, github, pulls, parent))
+        outcomes.append(_guarded(ws, unit, lambda u=unit: _one_unit(ws, settings, u, github,
+                                                                     pulls, parent)))
     if pulls is not None:
         outcomes += _close_stale(ws, settings, github, pulls, set(units), chosen, failed_units)
     up_to_date = {d.unit for d in chosen} - set(units) - failed_units
     outcomes += [Outcome(name, Action.UP_TO_DATE) for name in sorted(up_to_date)
                  if not any(o.unit == name for o in outcomes)]
     return outcomes
+
+
+def _guarded(ws: Workspace, unit: model.Unit, step) -> Outcome | None:
+    """`step()` for one unit; its DeployerError becomes that unit's FAILED outcome, so the
+    other units still run."""
+    try:
+        return step()
+    except DeployerError as exc:
+        ws.console.error(f"{unit.name}: {exc}")
+        return Outcome(unit.name, Action.FAILED, unit.bumps, detail=str(exc))
 
 
 def find_bump(ws: Workspace, dep: deps_mod.Dependency, registry, github) -> model.Bump | None:
@@ -137,7 +154,7 @@ def edit(ws: Workspace, unit: model.Unit) -> None:
         dep = bump.dependency
         text = unit.files.get(dep.file)
         if text is None:
-            text = (ws.root / dep.file).read_text(encoding="utf-8")
+            text = _read_text(ws.root / dep.file)
         unit.files[dep.file] = deps_mod.replace_scalar(
             text, bump.current.path, deps_mod.with_version(bump.current, bump.after), dep.file)
 
@@ -157,7 +174,7 @@ def validate(ws: Workspace, unit: model.Unit, mirror: str | None) -> None:
                 shutil.copy2(src, tmp / part)
         for rel, text in unit.files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_text(text, encoding="utf-8")
+            _write_text(tmp / rel, text)
         env = dict(ws.env)
         env.setdefault("DEPLOYER_CACHE_DIR", str(ws.root / ".deployer" / "charts"))
         edited = Workspace(root=tmp, env=env, console=ws.console)
@@ -213,7 +230,8 @@ def _one_unit(ws: Workspace, settings: BumpSettings, unit: model.Unit, github, p
     if existing is not None and mark.get("versions") == unit.versions:
         return Outcome(unit.name, Action.CURRENT, unit.bumps, existing.html_url,
                        existing.draft, f"#{existing.number} already proposes this")
-    if existing is not None and mark.get("commit") != existing.head_sha:
+    if existing is not None and mark.get("commit") != existing.head_sha and \
+            not _bot_head(github, settings.repository, existing):
         return _human_branch(settings, github, existing, mark, unit)
     if existing is None and github is not None and settings.repository:
         closed = _closed_before(github, settings.repository, unit)
@@ -242,10 +260,18 @@ def _push(ws, settings, github, unit: model.Unit, existing, parent: str | None, 
         raise DeployerError("the commit to base the bump on is unknown (not a git checkout?)")
     repo = settings.repository
     branch_head = github.branch_commit(repo, unit.branch) if existing is None else None
-    if branch_head is not None and model.TRAILER not in branch_head[1]:
+    if branch_head is not None and not model.is_bot_commit(branch_head[1]):
         return Outcome(unit.name, Action.HUMAN_BRANCH, unit.bumps,
                        detail=f"branch {unit.branch} exists with commits the bot did not "
                               "make; not overwritten")
+    if branch_head is not None:      # an open PR for it the listing did not show as the bot's
+        open_pull = _open_pull_on(github, repo, unit.branch)
+        if open_pull is not None and not _is_bot_pull(open_pull, repo):
+            who = open_pull.author or "a person"
+            return Outcome(unit.name, Action.HUMAN_BRANCH, unit.bumps, open_pull.html_url,
+                           detail=f"#{open_pull.number}, opened by {who}, is open for "
+                                  f"{unit.branch}; not touched")
+        existing = open_pull         # the bot's, its marker edited away: adopted
     sha = github.commit_files(repo, parent=parent, files=unit.files,
                               message=model.commit_message(unit))
     create_branch = existing is None and branch_head is None
@@ -294,21 +320,36 @@ def _close_stale(ws, settings, github, pulls, outdated: set[str], chosen, failed
         name = mark["unit"]
         if name not in by_unit or name in outdated or name in failed:
             continue
-        if not _base_has(ws, by_unit[name], mark.get("versions") or {}):
-            continue
-        found.append(Outcome(name, Action.CLOSE_STALE, pull=pull.html_url,
-                             detail=f"#{pull.number}: {settings.base} already has these "
-                                    "versions or newer"))
-        if not settings.dry_run:
-            github.close_pull(pull, f"`{settings.base}` already has "
-                              + ", ".join(f"{k} {v}" for k, v in sorted(
-                                  (mark.get("versions") or {}).items()))
-                              + " or newer; closing this PR.")
+        try:
+            closed = _close_if_landed(ws, settings, github, pull, mark, by_unit[name])
+        except DeployerError as exc:
+            ws.console.error(f"{name}: {exc}")
+            closed = Outcome(name, Action.FAILED, pull=pull.html_url, detail=str(exc))
+        if closed is not None:
+            found.append(closed)
     return found
 
 
+def _close_if_landed(ws, settings, github, pull, mark: dict, deps: list) -> Outcome | None:
+    """Close one bot PR whose versions the base branch has; its outcome, or None."""
+    name = mark["unit"]
+    if not _base_has(ws, deps, mark.get("versions") or {}):
+        return None
+    if not settings.dry_run:
+        github.close_pull(pull, f"`{settings.base}` already has "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(
+                              (mark.get("versions") or {}).items()))
+                          + " or newer; closing this PR.")
+    return Outcome(name, Action.CLOSE_STALE, pull=pull.html_url,
+                   detail=f"#{pull.number}: {settings.base} already has these versions or "
+                          "newer")
+
+
 def _base_has(ws: Workspace, deps: list, proposed: dict) -> bool:
-    """Whether every version a PR proposes is already written here (or a newer one)."""
+    """Whether every version a PR proposes is already written here (or a newer one); False
+    when it proposes a dependency not among `deps` (one that was not checked)."""
+    if set(proposed) - {dep.name for dep in deps}:
+        return False
     for dep in deps:
         want = versions.parse(proposed.get(dep.name))
         have = versions.parse(deps_mod.current(ws.root, dep).version)
@@ -351,7 +392,28 @@ def _pulls_between(github, upstream: str, old: str, new: str, log: model.Changel
 def _bot_pulls(github, repository: str) -> list:
     """The bot's open PRs (one request for up to 100 open PRs)."""
     return [p for p in github.pulls(repository, state="open")
-            if p.head_ref.startswith(model.BRANCH_PREFIX) and model.read_marker(p.body)]
+            if _is_bot_pull(p, repository) and p.head_ref.startswith(model.BRANCH_PREFIX)
+            and model.read_marker(p.body)]
+
+
+def _is_bot_pull(pull, repository: str) -> bool:
+    """Whether a PR can be the bot's: from a branch of the repository itself (not a fork),
+    opened by a bot account (the bot runs as a GitHub App: `<app>[bot]`, type Bot)."""
+    return (pull.head_repo or "").lower() == repository.lower() and pull.author_type == "Bot"
+
+
+def _bot_head(github, repository: str | None, pull) -> bool:
+    """Whether the head commit of a bot PR whose marker names another commit is the bot's
+    own (its body update failed after the branch moved): one request."""
+    if github is None or not repository:
+        return False
+    return model.is_bot_commit(github.commit_message(repository, pull.head_sha))
+
+
+def _open_pull_on(github, repository: str, branch: str):
+    """The open PR whose head is `branch` of the repository itself, if any (one request)."""
+    found = github.pulls(repository, state="open", head=branch, limit=1)
+    return found[0] if found else None
 
 
 def _open_pull_for(pulls, unit: model.Unit):
@@ -366,14 +428,23 @@ def _closed_before(github, repository: str, unit: model.Unit):
     """A PR for exactly these versions that a person closed without merging."""
     for pull in github.pulls(repository, state="closed", head=unit.branch, limit=30):
         mark = model.read_marker(pull.body)
-        if not pull.merged and mark and mark.get("versions") == unit.versions:
+        if not pull.merged and mark and mark.get("versions") == unit.versions and \
+                _is_bot_pull(pull, repository):
             return pull
     return None
 
 
+def _read_text(path: Path) -> str:
+    """A file's text with its line endings as they are (CRLF stays CRLF)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
 def _write_text(path: Path, text: str) -> None:
+    """Replace a file with `text`, line endings written as given."""
     tmp = path.with_name(f".{path.name}.bump")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
     tmp.replace(path)
 
 

@@ -45,9 +45,10 @@ class PreparedChart:
         """Default values of the chart and of every (sub)chart under the key Helm gives it."""
         return _defaults(str(self.path))
 
-    def kube_versions(self) -> tuple[tuple[str, str], ...]:
-        """("name version", kubeVersion constraint) of the chart and every (sub)chart that
-        states one. helm checks only the top chart's; a dependency that needs a newer
+    def kube_versions(self) -> tuple[tuple[str | None, str, str], ...]:
+        """(dependency, "name version", kubeVersion constraint) of the chart (dependency
+        None) and of every (sub)chart that states one (dependency: the top-level dependency
+        it comes with). helm checks only the top chart's; a dependency that needs a newer
         Kubernetes than a member runs would otherwise pass validation."""
         return _kube_versions(str(self.path))
 
@@ -201,30 +202,34 @@ def _defaults(chart_dir: str) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _kube_versions(chart_dir: str) -> tuple[tuple[str, str], ...]:
+def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
     import io
 
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str | None, str, str]] = []
 
-    def note(meta) -> None:
+    def note(meta, top: str | None) -> None:
         if isinstance(meta, dict) and meta.get("kubeVersion"):
-            found.append((f"{meta.get('name')} {meta.get('version')}", str(meta["kubeVersion"])))
+            found.append((top, f"{meta.get('name')} {meta.get('version')}",
+                          str(meta["kubeVersion"])))
 
-    def walk_tgz(data: bytes) -> None:
+    def walk_tgz(data: bytes, top: str | None) -> None:
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
             for m in tf.getmembers():
                 if not m.isfile():
                     continue
                 parts = m.name.split("/")
                 if parts[-1] == "Chart.yaml" and (len(parts) == 2 or parts[-3] == "charts"):
-                    note(_values_of(tf.extractfile(m).read()))
+                    meta = _values_of(tf.extractfile(m).read())
+                    note(meta, top or (meta.get("name") if len(parts) == 2 else None))
+                    if len(parts) == 2 and top is None:
+                        top = meta.get("name")
                 elif m.name.endswith(".tgz") and len(parts) >= 3 and parts[-2] == "charts":
-                    walk_tgz(tf.extractfile(m).read())
+                    walk_tgz(tf.extractfile(m).read(), top)
 
     root = Path(chart_dir)
-    note(_values_of((root / "Chart.yaml").read_bytes()))
+    note(_values_of((root / "Chart.yaml").read_bytes()), None)
     for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
-        walk_tgz(tgz.read_bytes())
+        walk_tgz(tgz.read_bytes(), None)
     return tuple(found)
 
 

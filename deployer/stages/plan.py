@@ -1,8 +1,18 @@
 """`deploy.py plan`: the changed files (real git, or a list), the federation as it was at the
-base commit, and the Terraform stacks on disk, handed to the pure rules in model/plan.py."""
+base commit, and the Terraform stacks on disk, handed to the pure rules in model/plan.py.
+
+Two more sources, read from GitHub through the adapter when asked (token and repository
+from the workspace's env, $GITHUB_TOKEN and $GITHUB_REPOSITORY):
+- `labels_from_github`: the labels of the merged pull request(s) of the head commit, so a
+  push to main honours `deploy:skip` / `deploy:all` as the PR's plan did;
+- `since_deployed`: each member's base is the commit of its last successful GitHub
+  Deployment (`deploy --record` writes them), so a member whose deploy failed, was
+  cancelled or skipped is planned again by the next run, until it has caught up."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployer.adapters.git import Git, GitError
@@ -13,6 +23,8 @@ from deployer.model.workspace import Workspace
 from deployer.model.yamlio import load_text
 
 ZERO_SHA = "0" * 40
+UNKNOWN_BASE = "the base commit is unknown (a new branch or a force push)"
+REPOSITORY = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 @dataclass
@@ -23,39 +35,177 @@ class PlanResult:
     base: str | None
     head: str
     changes: list[plan_mod.Change]
+    labels: list[str] = field(default_factory=list)
+    deployed: dict[str, str | None] | None = None    # --since-deployed: member -> sha
 
     def to_json(self, ws: Workspace) -> dict:
+        extra = {"deployed": self.deployed} if self.deployed is not None else {}
         return plan_mod.to_json(ws.federation, self.plan, base=self.base, head=self.head,
-                                changed=[c.path for c in self.changes])
+                                changed=[c.path for c in self.changes], labels=self.labels,
+                                **extra)
 
     def markdown(self, ws: Workspace) -> str:
         span = f"`{self.base[:10]}...{self.head[:10]}`" if self.base else f"`{self.head[:10]}`"
+        if self.deployed is not None:
+            span += " (each member since its last deploy)"
         return plan_mod.markdown(ws.federation, self.plan, title=f"Deploy plan for {span}")
 
 
 def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
-              changed_files: Path | None = None, labels: list[str] = ()) -> PlanResult:
-    """Decide what a merge of base...head must do."""
+              changed_files: Path | None = None, labels: list[str] = (),
+              labels_from_github: bool = False, since_deployed: bool = False) -> PlanResult:
+    """Decide what a merge of base...head must do.
+
+    No `base` (and no `changed_files`): no change at all (a manual `--member` plan). An
+    all-zero `base` (GitHub's `before` of a new branch) or one that is not a commit here
+    (the `before` of a force push) plans every member, and says why. `since_deployed`
+    replaces `base` with each member's last deployed commit."""
     git = Git(ws.env, cwd=ws.root, timeout=60)
     head_sha = _resolve(git, head, "--head")
-    base_known = bool(base) and base.strip("0") != ""
-    base_sha = _resolve(git, base, "--base") if base_known else None
+    labels = [label.strip() for label in labels if label.strip()]
+    base = (base or "").strip() or None
+    if since_deployed and (base is not None or changed_files is not None):
+        raise ConfigError("--since-deployed finds each member's base itself: give no --base "
+                          "or --changed-files with it")
+    if since_deployed and not ws.federation.records.get("github_deployments"):
+        raise ConfigError("--since-deployed reads the GitHub Deployments that deploy --record "
+                          "writes: set records.github_deployments: true",
+                          file=FEDERATION_FILE)
+    deployed: dict[str, str | None] | None = None
+    if labels_from_github or since_deployed:
+        with _github(ws) as (client, repository):
+            if labels_from_github:
+                for _, names in client.merged_pulls_of(repository, head_sha):
+                    labels += [n for n in names if n not in labels]
+            if since_deployed:
+                deployed = {name: client.last_successful_deployment(repository, name)
+                            for name in ws.federation.members}
+    if deployed is not None:
+        plan = _since_deployed(ws, git, head_sha, deployed, labels)
+        return PlanResult(plan, None, head_sha, [], labels, deployed)
+
+    unknown, base_sha = None, None
+    if base is not None and base.strip("0") == "":
+        unknown = UNKNOWN_BASE
+    elif base is not None:
+        base_sha = _try_resolve(git, base)
+        if base_sha is None:
+            unknown = (f"the base commit {base[:12]} is not in this checkout (a force push, "
+                       "or history not fetched)")
+        elif not git.run("merge-base", base_sha, head_sha, check=False).ok:
+            unknown = f"the base commit {base[:12]} shares no history with the head"
+            base_sha = None
     if changed_files is not None:
-        changes = _read_changes(changed_files)
+        changes, unknown = _read_changes(changed_files), None
     elif base_sha is not None:
         changes = diff(git, base_sha, head_sha)
     else:
         changes = []
     base_fed = _federation_at(git, base_sha) if base_sha else None
     plan = plan_mod.decide(ws.federation, changes, labels=labels, base_federation=base_fed,
-                           stacks=_stacks(ws.root), base_known=base_known or
-                           changed_files is not None)
-    return PlanResult(plan, base_sha, head_sha, changes)
+                           stacks=_stacks(ws.root), unknown_base=unknown)
+    if unknown and unknown != UNKNOWN_BASE:
+        plan.notes.insert(0, f"{unknown}: every member is planned")
+    return PlanResult(plan, base_sha, head_sha, changes, labels)
+
+
+def _since_deployed(ws: Workspace, git: Git, head_sha: str, deployed: dict[str, str | None],
+                    labels: list[str]) -> plan_mod.Plan:
+    """Each member planned when what changed since its last successful deploy touches it
+    (the same rules as a diff), or when that deploy is unknown or not in head's history."""
+    fed = ws.federation
+    stacks = _stacks(ws.root)
+    plan = plan_mod.Plan()
+    since: dict[str, plan_mod.Plan] = {}      # one diff per distinct deployed commit
+    for name in fed.members:
+        sha = deployed.get(name)
+        if not sha:
+            plan.member(name, "no successful deploy of it is recorded (GitHub Deployments)")
+            continue
+        found = _try_resolve(git, sha)
+        if found is None or not git.run("merge-base", "--is-ancestor", found, head_sha,
+                                        check=False).ok:
+            plan.member(name, f"its last deployed commit {sha[:10]} is not in the history of "
+                              f"{head_sha[:10]}")
+            continue
+        if found == head_sha:
+            continue
+        if found not in since:
+            since[found] = plan_mod.decide(fed, diff(git, found, head_sha),
+                                           base_federation=_federation_at(git, found),
+                                           stacks=stacks)
+        behind = since[found]
+        if name in behind.members:
+            for reason in behind.members[name].reasons:
+                plan.member(name, f"{reason} (since its last deploy, {found[:10]})")
+    for behind in since.values():
+        plan.notes += [note for note in behind.notes if note not in plan.notes]
+        plan.ignored += [path for path in behind.ignored if path not in plan.ignored]
+    plan_mod.apply_labels(plan, fed, labels)
+    return plan
+
+
+def comment_pull_plans(ws: Workspace, *, head_sha: str, head_repo: str, marker: str,
+                       repository: str | None = None,
+                       remote: str = "origin") -> list[tuple[int, object]]:
+    """The plan comment of the open pull request(s) whose head is `head_sha` of `head_repo`
+    (what GitHub's workflow_run event says, not anything the PR's run wrote), recomputed
+    here: the PR's head and base are fetched with git (objects only: nothing of the PR is
+    checked out or run) and planned with this checkout's code, labels from the API.
+    Returns (PR number, Comment) for each comment made or updated."""
+    if not re.fullmatch(r"[0-9a-f]{40}", head_sha):
+        raise ConfigError(f"--head-sha must be a full commit sha, not {head_sha[:50]!r}")
+    if not REPOSITORY.fullmatch(head_repo):
+        raise ConfigError(f"--head-repo must be owner/name, not {head_repo[:80]!r}")
+    if not re.fullmatch(r"[\w][\w.-]*", remote):
+        raise ConfigError(f"--remote must be a git remote's name, not {remote[:80]!r}")
+    done = []
+    with _github(ws, "comment", repository) as (client, repository):
+        pulls = client.open_pulls_with_head(repository, head_sha, head_repo)
+        if not pulls:
+            ws.console.info(f"no open pull request of {repository} has head {head_sha[:10]} "
+                            f"from {head_repo}: nothing to comment")
+        for pull in pulls:
+            fetch_pull(ws, pull.number, pull.base_ref, remote)
+            result = make_plan(ws, base=pull.base_sha, head=pull.head_sha,
+                               labels=list(pull.labels))
+            done.append((pull.number, client.upsert_comment(repository, pull.number, marker,
+                                                            result.markdown(ws)[:60000])))
+    return done
+
+
+def fetch_pull(ws: Workspace, number: int, base_ref: str, remote: str = "origin") -> None:
+    """`git fetch` a pull request's head (refs/pull/N/head, a fork's too) and its base
+    branch: read-only git, nothing is checked out."""
+    if not re.fullmatch(r"[\w.][\w./-]*", base_ref) or ".." in base_ref:
+        raise ConfigError(f"pull request #{number}: unexpected base branch {base_ref[:80]!r}")
+    git = Git(ws.env, cwd=ws.root, console=ws.console)
+    git.run("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", remote,
+            f"+refs/pull/{int(number)}/head:refs/remotes/{remote}/pull/{int(number)}/head",
+            f"+refs/heads/{base_ref}:refs/remotes/{remote}/{base_ref}")
+
+
+@contextmanager
+def _github(ws: Workspace, what: str = "--labels-from-github and --since-deployed",
+            repository: str | None = None):
+    """(client, repository) from the workspace's $GITHUB_TOKEN and $GITHUB_REPOSITORY
+    (or `repository`)."""
+    from deployer.adapters.github import DEFAULT_API, GitHub
+
+    token = ws.env.get("GITHUB_TOKEN")
+    repository = repository or ws.env.get("GITHUB_REPOSITORY") or ""
+    if not token or not REPOSITORY.fullmatch(repository):
+        raise ConfigError(f"{what} reads GitHub: $GITHUB_TOKEN and $GITHUB_REPOSITORY "
+                          "(owner/name) are needed")
+    with GitHub(token, api_url=ws.env.get("GITHUB_API_URL") or DEFAULT_API,
+                console=ws.console) as client:
+        yield client, repository
 
 
 def diff(git: Git, base: str, head: str) -> list[plan_mod.Change]:
     """`git diff --name-status -M base...head` (what head changed since it left base)."""
-    out = git.output("diff", "--name-status", "-M", "--no-color", "-z", f"{base}...{head}")
+    out = git.output("diff", "--name-status", "-M", "--no-color", "--no-ext-diff",
+                     "--no-textconv", "-z", f"{base}...{head}")
     fields = out.split("\0") if out else []
     changes, i = [], 0
     while i < len(fields) and fields[i]:
@@ -76,6 +226,14 @@ def _resolve(git: Git, ref: str, option: str) -> str:
         raise ConfigError(f"{option} {ref}: not a commit in this repository",
                           hint="fetch enough history (actions/checkout with fetch-depth: 0)"
                           ) from None
+
+
+def _try_resolve(git: Git, ref: str) -> str | None:
+    """The commit `ref` names here, or None."""
+    if ref.startswith("-"):
+        return None
+    result = git.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    return result.stdout.strip() if result.ok and result.stdout.strip() else None
 
 
 def _federation_at(git: Git, sha: str) -> dict | None:

@@ -82,11 +82,14 @@ def _github(ws, reports: list[DeployReport], run_url: str | None,
                           f" -> {report.revision_after or '-'}"
             if report.error:
                 description += f" ({report.error})"
+            member = ws.federation.members.get(report.member)
             try:
+                # a staging member's environment is not production (GitHub shows it so)
                 client.record_deployment(repository, sha=report.git_sha,
                                          environment=report.member, state=state,
                                          description=ws.console.redact(description),
-                                         log_url=run_url)
+                                         log_url=run_url,
+                                         production=member is None or member.role != "staging")
                 done.append(f"github deployment {report.member}: {state}")
             except GitHubError as exc:
                 ws.console.warn(f"records: GitHub deployment for {report.member} not recorded "

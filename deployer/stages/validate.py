@@ -81,7 +81,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     try:
         mv = mv or member_values(ws, member)
         report.errors.extend(str(v) for v in policy.check_member(mv))
-        _kube_version_problems(prepared, member, report)
+        _kube_version_problems(prepared, member, mv, report)
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:
             linting = side.submit(helm.lint, str(prepared.path), member.namespace,
@@ -108,20 +108,41 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
 
 
 def _kube_version_problems(prepared: chart_mod.PreparedChart, member: Member,
-                           report: Report) -> None:
-    """Charts (dependencies included) whose kubeVersion the member's Kubernetes does not
-    meet are errors; a constraint this cannot read is a warning."""
+                           mv: values_mod.MemberValues, report: Report) -> None:
+    """Charts (enabled dependencies and their subcharts too) whose kubeVersion no release
+    of the member's Kubernetes minor version meets are errors; one this cannot read is a
+    warning."""
     from deployer.model.versions import satisfies
 
-    for chart, constraint in prepared.kube_versions():
-        verdict = satisfies(member.kubernetes_version, constraint)
-        if verdict is False:
-            report.errors.append(f"chart {chart} needs Kubernetes {constraint}; the member "
-                                 f"runs {member.kubernetes_version} (kubernetes_version in "
-                                 "config/federation.yaml)")
-        elif verdict is None:
+    conditions = {d.name: d.condition for d in prepared.dependencies}
+    for top, chart, constraint in prepared.kube_versions():
+        if top is not None and not _enabled(mv.final, conditions.get(top)):
+            continue                       # helm renders nothing of a disabled dependency
+        version = member.kubernetes_version
+        # "1.34" is a minor version: any 1.34.x release may run it
+        verdicts = [satisfies(v, constraint) for v in (version, f"{version}.999")] \
+            if version.count(".") == 1 else [satisfies(version, constraint)]
+        if None in verdicts:
             report.warnings.append(f"chart {chart}: kubeVersion {constraint!r} not checked "
                                    "(not a constraint this can read)")
+        elif not any(verdicts):
+            report.errors.append(f"chart {chart} needs Kubernetes {constraint}; the member "
+                                 f"runs {version} (kubernetes_version in "
+                                 "config/federation.yaml)")
+
+
+def _enabled(values: dict, condition: str | None) -> bool:
+    """Whether a dependency's `condition` (a dotted values path; the first that is set
+    wins, as in Helm) leaves it enabled."""
+    if not condition:
+        return True
+    for path in condition.split(","):
+        node = values
+        for key in path.strip().split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, bool):
+            return node
+    return True
 
 
 class RenderError(DeployerError):

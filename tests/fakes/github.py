@@ -9,8 +9,9 @@ Served, under /repos/{owner}/{repo}: the repository; issues' comments and labels
 and their statuses; git data (blobs, trees, commits, refs, matching-refs); branches, commits
 (with their pulls), contents (read, create or update, delete); pull requests (create, list,
 get, edit, merge, commits, files); compare; releases and tags. Also /users/{login} and
-/rate_limit. Test controls (`seed`, `push`, `add_upstream_history`, ...) set state up without
-requests; `requests` logs every answer and `counted()` those that cost rate limit.
+/rate_limit. Test controls (`seed`, `push`, `add_upstream_history`, `add_fork`, `open_pull`,
+...) set state up without requests; `requests` logs every answer and `counted()` those that
+cost rate limit.
 
 Faithful where the deployer and the bump bot depend on it:
 - every object carries `url`/`html_url` fields pointing at the double (html at
@@ -41,9 +42,16 @@ Faithful where the deployer and the bump bot depend on it:
   against the rate limit); `fail()` injects a 403 secondary rate limit with Retry-After, or
   5xx answers, on chosen paths.
 Simplified:
-- one token with every permission, acting as the app user `deploy-bot`; no webhooks, forks
-  (a pull's head is a branch of the same repository), reviews, checks or branch protection;
-- each repository has its own object store; commits made through test controls are dated now;
+- one token with every permission, acting as a GitHub App: pulls it opens are by
+  `deploy-bot[bot]` (type Bot), its comments by `github-actions[bot]` (type Bot;
+  `add_comment` writes one as a person), its other writes by `deploy-bot`; `open_pull`
+  opens one as a person (type User), from the repository or from a fork; no webhooks,
+  reviews, checks or branch protection;
+- a fork (`add_fork`) shares its parent's object store (GitHub keeps a fork network's objects
+  together) and starts with a copy of its branches; a pull from a fork names it in `head.repo`
+  and `head.label` (`OWNER:BRANCH`), and the API opens one for `head: OWNER:BRANCH`;
+- each repository (with its forks) has its own object store; commits made through test
+  controls are dated now;
   an upstream commit given a sha prefix by `add_upstream_history` gets a sha that starts with
   that prefix and goes on with its real git sha;
 - merging: "merge" always writes a merge commit (parents base and head) and "squash" one
@@ -86,7 +94,9 @@ from tests.fakes.http import LocalServer
 DOCS = "https://docs.github.com/rest"
 HTML = "https://github.example"
 BOT = "deploy-bot"
+APP_USER = f"{BOT}[bot]"          # who opens pulls through the API with the token
 BOT_SIGNATURE = (BOT, f"{BOT}@users.noreply.github.com")
+ACTIONS_BOT = "github-actions[bot]"   # who comments made with the token are by (type Bot)
 MODES = ("100644", "100755", "040000", "160000", "120000")
 
 
@@ -128,6 +138,7 @@ class Repo:
     refs: dict[str, str] = field(default_factory=dict)         # "refs/heads/main" -> sha
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)
     releases: dict[int, dict] = field(default_factory=dict)
+    fork_of: str | None = None                                  # the parent's full name
 
     @property
     def full_name(self) -> str:
@@ -178,6 +189,17 @@ class GitHubDouble:
             self.repos[full_name] = repo
             return repo
 
+    def add_fork(self, full_name: str, owner: str) -> Repo:
+        """`owner`'s fork of a repository: the same object store, a copy of its branches."""
+        with self.lock:
+            parent = self.repos[full_name]
+            fork = Repo(owner, parent.name, parent.default_branch, id=next(self._ids),
+                        objects=parent.objects, fork_of=parent.full_name,
+                        refs={n: s for n, s in parent.refs.items()
+                              if n.startswith("refs/heads/")})
+            self.repos[fork.full_name] = fork
+            return fork
+
     def add_issue(self, full_name: str, title: str = "an issue", **extra) -> dict:
         """An open issue; `extra` fields go into its JSON."""
         with self.lock:
@@ -187,6 +209,19 @@ class GitHubDouble:
                      "labels": [], "comments": 0, **extra}
             repo.issues[number] = issue
             return issue
+
+    def add_comment(self, full_name: str, number: int, body: str,
+                    user: str = "a-person") -> dict:
+        """A comment on issue/pull `number` by `user` (a person unless the login ends in
+        `[bot]`), as if written on the web."""
+        with self.lock:
+            r = self.repos[full_name]
+            issue = self._issue_or_404(r, number)
+            comment = {"id": next(self._ids), "issue": int(number), "body": body,
+                       "user": user, "created_at": _now(), "updated_at": _now()}
+            r.comments[comment["id"]] = comment
+            issue["comments"] = issue.get("comments", 0) + 1
+            return comment
 
     # -- test controls: git ---------------------------------------------------------------
     def seed(self, full_name: str, files: dict[str, str], branch: str = "main",
@@ -253,6 +288,18 @@ class GitHubDouble:
             r = self.repos[full_name]
             return [self._pull_json(r, i) for _, i in sorted(r.issues.items())
                     if "pull" in i and state in (None, i["state"])]
+
+    def open_pull(self, full_name: str, head: str, *, base: str | None = None,
+                  title: str = "a change", body: str = "", user: str = "a-person",
+                  head_repo: str | None = None, draft: bool = False) -> dict:
+        """A pull opened by `user` (a person unless the login ends in `[bot]`) from `head`, a
+        branch of the repository or of the fork `head_repo`; its full JSON."""
+        with self.lock:
+            r = self.repos[full_name]
+            source = self.repos[head_repo] if head_repo else r
+            issue = self._new_pull(r, source, head, base or r.default_branch, title, body,
+                                   draft, user, maintainer_can_modify=False)
+            return self._pull_json(r, issue)
 
     def merge_pull(self, full_name: str, number: int, method: str = "merge") -> str:
         """Merge a pull as its merge button would; the new head sha of its base."""
@@ -445,7 +492,7 @@ class GitHubDouble:
         issue = self._issue_or_404(r, number)
         text = _required(body, "body")
         comment = {"id": next(self._ids), "issue": int(number), "body": text,
-                   "created_at": _now(), "updated_at": _now()}
+                   "user": ACTIONS_BOT, "created_at": _now(), "updated_at": _now()}
         r.comments[comment["id"]] = comment
         issue["comments"] = issue.get("comments", 0) + 1
         return 201, self._comment_json(r, comment), {}
@@ -740,26 +787,39 @@ class GitHubDouble:
         r = self.repo(owner, repo)
         title, base = _required(body, "title"), _required(body, "base")
         head_owner, _, head = _required(body, "head").rpartition(":")
-        if head_owner not in ("", r.owner) or f"refs/heads/{head}" not in r.refs:
+        source = r if head_owner in ("", r.owner) else self.repos.get(
+            f"{head_owner}/{r.name}")
+        if source is None or (source is not r and source.fork_of != r.full_name):
+            raise _invalid("PullRequest", "head")
+        issue = self._new_pull(r, source, head, base, title, body.get("body"),
+                               bool(body.get("draft", False)), APP_USER,
+                               bool(body.get("maintainer_can_modify")))
+        return 201, self._pull_json(r, issue), {}
+
+    def _new_pull(self, r: Repo, source: Repo, head: str, base: str, title: str, text,
+                  draft: bool, user: str, maintainer_can_modify: bool) -> dict:
+        """An open pull from `source`'s branch `head` into `r`'s `base`, as GitHub checks it."""
+        if f"refs/heads/{head}" not in source.refs:
             raise _invalid("PullRequest", "head")
         if f"refs/heads/{base}" not in r.refs:
             raise _invalid("PullRequest", "base")
-        if self._open_pull(r, head, base):
-            raise _custom(f"A pull request already exists for {r.owner}:{head}.")
-        head_sha, base_sha = r.refs[f"refs/heads/{head}"], r.refs[f"refs/heads/{base}"]
+        if self._open_pull(r, head, base, source.full_name):
+            raise _custom(f"A pull request already exists for {source.owner}:{head}.")
+        head_sha, base_sha = source.refs[f"refs/heads/{head}"], r.refs[f"refs/heads/{base}"]
         if head_sha in self._ancestors(r, base_sha):
             raise _custom(f"No commits between {base} and {head}")
         number, now = self._next_number(r), _now()
-        issue = {"number": number, "title": title, "body": body.get("body"), "state": "open",
-                 "labels": [], "comments": 0, "user": BOT, "created_at": now,
+        issue = {"number": number, "title": title, "body": text, "state": "open",
+                 "labels": [], "comments": 0, "user": user, "created_at": now,
                  "updated_at": now, "closed_at": None,
                  "pull": {"id": next(self._ids), "head": head, "base": base,
+                          "head_repo": source.full_name,
                           "head_sha": head_sha, "base_sha": base_sha,
-                          "draft": bool(body.get("draft", False)), "merged": False,
+                          "draft": draft, "merged": False,
                           "merged_at": None, "merged_by": None, "merge_commit_sha": None,
-                          "maintainer_can_modify": bool(body.get("maintainer_can_modify"))}}
+                          "maintainer_can_modify": maintainer_can_modify}}
         r.issues[number] = issue
-        return 201, self._pull_json(r, issue), {}
+        return issue
 
     def _list_pulls(self, owner, repo, query, **_):
         r = self.repo(owner, repo)
@@ -769,7 +829,8 @@ class GitHubDouble:
         found = [i for i in r.issues.values() if "pull" in i and state in ("all", i["state"])]
         if query.get("head"):
             user, _, ref = query["head"].partition(":")
-            found = [i for i in found if user == r.owner and ref in ("", i["pull"]["head"])]
+            found = [i for i in found if user == self._head_repo(r, i).owner
+                     and ref in ("", i["pull"]["head"])]
         if query.get("base"):
             found = [i for i in found if i["pull"]["base"] == query["base"]]
         sort = query.get("sort", "created")
@@ -897,7 +958,7 @@ class GitHubDouble:
     def repo_json(self, r: Repo) -> dict:
         base = self.api(f"/repos/{r.full_name}")
         return {"id": r.id, "node_id": f"R_{r.id}", "name": r.name, "full_name": r.full_name,
-                "private": False, "fork": False,
+                "private": False, "fork": r.fork_of is not None,
                 "owner": {**self._user(r.owner), "type": "Organization"},
                 "url": base, "html_url": f"{HTML}/{r.full_name}",
                 "default_branch": r.default_branch,
@@ -908,8 +969,9 @@ class GitHubDouble:
 
     def _user(self, login: str) -> dict:
         return {"login": login, "id": int(hashlib.sha1(login.encode()).hexdigest()[:6], 16),
-                "node_id": f"U_{login}", "type": "Bot" if login == BOT else "User",
-                "url": self.api(f"/users/{login}"), "html_url": f"{HTML}/{login}",
+                "node_id": f"U_{login}",
+                "type": "Bot" if login == BOT or login.endswith("[bot]") else "User",
+                "url": self.api(f"/users/{quote(login)}"), "html_url": f"{HTML}/{login}",
                 "site_admin": False}
 
     def _issue_json(self, r: Repo, issue: dict) -> dict:
@@ -1052,7 +1114,7 @@ class GitHubDouble:
                "created_at": issue.get("created_at"), "updated_at": issue.get("updated_at"),
                "closed_at": issue.get("closed_at"), "merged_at": p["merged_at"],
                "merge_commit_sha": p["merge_commit_sha"],
-               "head": self._pull_part(r, p["head"], head_sha),
+               "head": self._pull_part(self._head_repo(r, issue), p["head"], head_sha),
                "base": self._pull_part(r, p["base"], base_sha),
                "author_association": "NONE", "auto_merge": None, "active_lock_reason": None,
                "_links": {"self": {"href": url}, "html": {"href": html},
@@ -1112,15 +1174,21 @@ class GitHubDouble:
             if name not in [x["name"] for x in issue["labels"]]:
                 issue["labels"].append(label)
 
-    def _open_pull(self, r: Repo, head: str, base: str) -> dict | None:
+    def _open_pull(self, r: Repo, head: str, base: str, head_repo: str) -> dict | None:
         return next((i for i in r.issues.values() if "pull" in i and i["state"] == "open"
-                     and (i["pull"]["head"], i["pull"]["base"]) == (head, base)), None)
+                     and (i["pull"]["head"], i["pull"]["base"]) == (head, base)
+                     and self._head_repo(r, i).full_name == head_repo), None)
+
+    def _head_repo(self, r: Repo, issue: dict) -> Repo:
+        """The repository a pull's head branch lives in (`r` itself, or a fork of it)."""
+        return self.repos.get(issue["pull"].get("head_repo") or r.full_name, r)
 
     def _pull_shas(self, r: Repo, issue: dict) -> tuple[str, str]:
         """(head sha, base sha): following the branches while open, frozen once closed."""
         p = issue["pull"]
         if issue["state"] == "open":
-            p["head_sha"] = r.refs.get(f"refs/heads/{p['head']}", p["head_sha"])
+            p["head_sha"] = self._head_repo(r, issue).refs.get(f"refs/heads/{p['head']}",
+                                                               p["head_sha"])
             p["base_sha"] = r.refs.get(f"refs/heads/{p['base']}", p["base_sha"])
         return p["head_sha"], p["base_sha"]
 
@@ -1134,11 +1202,13 @@ class GitHubDouble:
             if p["merged"]:
                 raise _custom("state cannot be changed. The pull request cannot be reopened "
                               "because it has been merged.", field="state")
-            if f"refs/heads/{p['head']}" not in r.refs:
+            source = self._head_repo(r, issue)
+            if f"refs/heads/{p['head']}" not in source.refs:
                 raise _custom(f"state cannot be changed. The {p['head']} branch has been "
                               "deleted.", field="state")
-            if self._open_pull(r, p["head"], p["base"]):
-                raise _custom(f"A pull request already exists for {r.owner}:{p['head']}.")
+            if self._open_pull(r, p["head"], p["base"], source.full_name):
+                raise _custom(f"A pull request already exists for {source.owner}:"
+                              f"{p['head']}.")
         else:
             self._pull_shas(r, issue)
         issue.update(state=state, closed_at=_now() if state == "closed" else None,

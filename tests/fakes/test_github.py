@@ -8,7 +8,7 @@ import pytest
 from github import (Auth, BadCredentialsException, Github, GithubException, GithubRetry,
                     InputGitAuthor, InputGitTreeElement, UnknownObjectException)
 
-from tests.fakes.github import GitHubDouble
+from tests.fakes.github import ApiError, GitHubDouble
 
 
 @pytest.fixture
@@ -365,3 +365,41 @@ def test_a_real_local_commit_is_imported_with_its_sha(gh, tmp_path):
     # a commit made through the API on top of it is a real git commit of that tree too
     assert {e.path for e in repo.get_git_tree(commit.tree.sha, recursive=True).tree} == \
         {"README.md", "mybinder", "mybinder/Chart.yaml"}
+
+
+def test_pulls_by_the_app_by_a_person_and_from_a_fork(gh):
+    fed = "example/federation"
+    gh.seed(fed, {"a.txt": "0\n"})
+    gh.push(fed, "bump/x", {"a.txt": "1\n"})
+    gh.add_fork(fed, "someone")
+    gh.push("someone/federation", "bump/x", {"a.txt": "2\n"}, message="from the fork")
+    repo = client(gh).get_repo(fed)
+    by_app = repo.create_pull(base="main", head="bump/x", title="by the app")
+    assert (by_app.user.login, by_app.user.type) == ("deploy-bot[bot]", "Bot")
+    assert by_app.head.repo.full_name == fed and by_app.head.label == "example:bump/x"
+    # a fork's branch of the same name is another head: GitHub allows a pull for each
+    from_fork = gh.open_pull(fed, "bump/x", head_repo="someone/federation", user="someone",
+                             body="copied")
+    assert (from_fork["user"]["login"], from_fork["user"]["type"]) == ("someone", "User")
+    pr = repo.get_pull(from_fork["number"])
+    assert pr.head.repo.full_name == "someone/federation" and pr.head.repo.fork
+    assert pr.head.label == "someone:bump/x"
+    assert pr.head.sha == gh.branch_sha("someone/federation", "bump/x")
+    assert [p.title for p in repo.get_pulls(head="example:bump/x")] == ["by the app"]
+    assert [p.number for p in repo.get_pulls(head="someone:bump/x")] == [from_fork["number"]]
+    listed = {p.number: (p.user.type, p.head.repo.full_name) for p in repo.get_pulls()}
+    assert listed == {by_app.number: ("Bot", fed),
+                      from_fork["number"]: ("User", "someone/federation")}
+    # the API opens one from a fork too, by the app
+    gh.push("someone/federation", "feature", {"a.txt": "3\n"})
+    api_fork = repo.create_pull(base="main", head="someone:feature", title="fork via api")
+    assert api_fork.head.repo.full_name == "someone/federation"
+    # a person's pull from a branch of the repository itself
+    gh.push(fed, "by-hand", {"a.txt": "4\n"})
+    mine = gh.open_pull(fed, "by-hand", title="by hand")
+    assert repo.get_pull(mine["number"]).user.type == "User"
+    with pytest.raises(ApiError, match="Validation Failed"):
+        gh.open_pull(fed, "by-hand")
+    with pytest.raises(GithubException) as info:
+        repo.create_pull(base="main", head="by-hand", title="again")
+    assert "already exists for example:by-hand" in info.value.data["errors"][0]["message"]

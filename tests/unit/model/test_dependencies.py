@@ -99,3 +99,24 @@ def test_quoting_is_kept_and_types_stay_strings(line, new, expected):
 def test_a_block_scalar_is_refused():
     with pytest.raises(ConfigError, match="not a one-line scalar"):
         deps.replace_scalar("v: |\n  1.2.3\n", ("v",), "1.3.0", "f.yaml")
+
+
+def test_a_digest_pinned_image_is_an_error_not_a_silent_skip(tree):
+    common = tree / "config" / "common.yaml"
+    common.write_text(common.read_text().replace(
+        "repo2docker:2025.08.0", "repo2docker:2025.08.0@sha256:" + "ab" * 32))
+    dep = deps.load(tree).items["repo2docker"]
+    with pytest.raises(ConfigError) as err:
+        deps.current(tree, dep)
+    text = str(err.value)
+    assert text.startswith("config/common.yaml:")
+    assert "binderhub.config.KubernetesBuildExecutor.build_image" in text
+    assert "digest" in text and "cannot be bumped by tag" in text
+
+
+def test_selecting_one_dependency_of_a_group_selects_the_group(tree):
+    found = deps.load(tree)
+    assert [d.name for d in found.select(["grafana"])] == ["prometheus", "grafana"]
+    assert [d.name for d in found.select(["traefik", "prometheus"])] == [
+        "traefik", "prometheus", "grafana"]
+    assert [d.name for d in found.select(["binderhub"])] == ["binderhub"]

@@ -73,3 +73,14 @@ def test_kube_version_constraints_as_helm_reads_them(constraint, ok, not_ok):
 def test_an_unreadable_constraint_is_no_verdict():
     assert versions.satisfies("1.34", ">= banana") is None
     assert versions.satisfies("not-a-version", ">=1.0") is None
+
+
+def test_number_only_tags_do_not_beat_releases_of_another_shape():
+    assert versions.newest(["2025.10.0", "20240101", "1234567"], "2025.08.0").text == \
+        "2025.10.0"
+    assert versions.newest(["20240101", "1234567"], "2025.08.0") is None
+    # the shape is the number of core parts as written, and the `v`
+    assert versions.newest(["3.13", "3.13.1", "4"], "3.12").text == "3.13"
+    assert versions.newest(["v3.7", "v3.6.3", "3.6.4"], "v3.6.2").text == "v3.6.3"
+    assert versions.newest(["20240101", "20250101"], "20231201").text == "20250101"
+    assert versions.parse("2025.08.0").parts == 3 and versions.parse("v41").parts == 1

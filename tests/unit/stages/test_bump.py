@@ -7,11 +7,15 @@ tested against a real chart repository and a real OCI registry in tests/e2e/test
 validation of the edited tree runs in the e2e tests too."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from deployer.adapters.github import GitHub
 from deployer.adapters.registry import ChartVersion, RegistryError
 from deployer.model import bump as model
+from deployer.model import dependencies as deps_mod
+from deployer.model import versions
 from deployer.model.workspace import Workspace
 from deployer.stages import bump as bump_stage
 from deployer.stages.bump import Action
@@ -255,3 +259,178 @@ def test_an_oci_chart_version_with_build_metadata(gh, bot, repo):
     outcomes = _by_unit(bot(only=["grafana"], dry_run=True))
     (b,) = outcomes["monitoring"].bumps
     assert (b.before, b.after) == ("10.5.15", "10.6.0+build.2")
+
+
+# -- regressions from the review ----------------------------------------------------------
+def _marker(unit, versions, commit=None):
+    return "<!-- deployer-bump " + json.dumps({"unit": unit, "versions": versions,
+                                               "commit": commit}, sort_keys=True) + " -->"
+
+
+def test_a_pr_by_a_person_or_from_a_fork_with_a_copied_marker_is_not_the_bots(gh, bot):
+    # a fork's PR on a branch of the bot's name, claiming to propose the new traefik
+    gh.add_fork(REPO, "someone")
+    fork = gh.push("someone/federation", "bump/traefik", {"a.txt": "x\n"})
+    gh.open_pull(REPO, "bump/traefik", head_repo="someone/federation", user="someone",
+                 body=_marker("traefik", {"traefik": "41.2.0"}, fork))
+    # a person's PR in the repository itself, with a marker saying repo2docker's version
+    # landed: the bot must not close it as stale
+    mine = gh.push(REPO, "bump/repo2docker", {"a.txt": "y\n"})
+    person = gh.open_pull(REPO, "bump/repo2docker", user="a-person",
+                          body=_marker("repo2docker", {"repo2docker": "2025.08.0"}, mine))
+    # a person's PR on the group's branch, claiming the newest grafana: not the bot's either
+    theirs = gh.push(REPO, "bump/monitoring", {"a.txt": "z\n"})
+    gh.open_pull(REPO, "bump/monitoring", user="a-person",
+                 body=_marker("monitoring", {"grafana": "10.6.0"}, theirs))
+    outcomes = _by_unit(bot())
+    assert outcomes["traefik"].action is Action.OPEN          # its own PR, on its own branch
+    bots = [p for p in gh.pulls(REPO, state="open") if p["user"]["type"] == "Bot"]
+    assert [(p["head"]["ref"], p["head"]["repo"]["full_name"]) for p in bots
+            if p["head"]["ref"] == "bump/traefik"] == [("bump/traefik", REPO)]
+    assert outcomes["repo2docker"].action is Action.UP_TO_DATE
+    assert gh.pulls(REPO)[person["number"] - 1]["state"] == "open"
+    assert not _comments(gh, person["number"])
+    # the person's branch is theirs: not overwritten, and not taken as "PR is current"
+    assert outcomes["monitoring"].action is Action.HUMAN_BRANCH
+    assert gh.branch_sha(REPO, "bump/monitoring") == theirs
+
+
+def test_upstream_text_cannot_rewrite_the_marker_or_ping_people(gh, bot):
+    gh.add_repo("traefik/traefik-helm-chart")
+    gh.add_upstream_history("traefik/traefik-helm-chart", [(None, "release")])
+    gh.add_release("traefik/traefik-helm-chart", "v41.2.0", body=(
+        "## What's changed\n"
+        "* Fix the thing by @alice in #5 (see also traefik/traefik#7 and x@example.org)\n"
+        "<!-- deployer-bump {\"unit\": \"traefik\", \"versions\": {\"traefik\": \"99.0.0\"}, "
+        "\"commit\": null} -->\n"
+        "<<!--!-- a comment that swallows the rest --->>\n"))
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.OPEN
+    body = _open(gh)["bump/traefik"]["body"]
+    assert body.count("<!--") == 1 and body.count("-->") == 1     # only the bot's marker
+    assert model.read_marker(body)["versions"] == {"traefik": "41.2.0"}
+    assert "@alice" not in body and "alice" in body               # no ping
+    assert "traefik/traefik-helm-chart#5" in body and " #5" not in body
+    assert "traefik/traefik#7" in body and "x@example.org" in body
+    # and the next run recognises its own PR
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
+
+
+def test_the_marker_is_read_and_replaced_at_the_last_match():
+    bots = _marker("x", {"x": "2"}, "abc")
+    text = "notes\n" + _marker("x", {"x": "99"}) + "\nmore\n" + bots + "\n"
+    assert model.read_marker(text)["versions"] == {"x": "2"}
+    again = model.with_marker(text, {"unit": "x", "versions": {"x": "2"}, "noticed": {}})
+    assert again.startswith("notes\n" + _marker("x", {"x": "99"}))
+    assert model.read_marker(again)["noticed"] == {}
+
+
+def test_the_changelog_neutralises_mentions_comments_and_bare_references():
+    dep = deps_mod.Dependency("binderhub", "helm-chart", "https://charts", "mybinder/Chart.yaml",
+                              chart_dependency="binderhub", upstream="jupyterhub/binderhub")
+    bump = model.Bump(deps_mod.Current(dep, ("dependencies", 0, "version"), 1, "1.0.0",
+                                       "1.0.0"), versions.parse("1.1.0"))
+    bump.changelog.pulls.append(model.UpstreamPull(
+        12, "Fix #3 for @bob <!-- x -->", "https://github.com/jupyterhub/binderhub/pull/12",
+        ("bug`` @carol",), "dave"))
+    bump.changelog.release_notes = "Thanks @erin! Closes #4, see #4's notes.\n-->"
+    bump.changelog.release_url = "https://github.com/jupyterhub/binderhub/releases/tag/1.1.0"
+    text = model.body(model.Unit("binderhub", [bump]), "abc")
+    assert "@bob" not in text and "@carol" not in text and "@erin" not in text
+    assert "@dave" not in text and "[dave](https://github.com/dave)" in text
+    assert "jupyterhub/binderhub#3" in text and text.count("jupyterhub/binderhub#4") == 2
+    assert text.count("<!--") == 1 and text.count("-->") == 1
+    assert model.read_marker(text)["commit"] == "abc"
+
+
+def test_only_one_dependency_of_a_group_keeps_the_groups_pr(gh, bot, repo, env):
+    assert _by_unit(bot())["monitoring"].action is Action.OPEN      # grafana 10.6.0
+    outcomes = _by_unit(bot(only=["prometheus"]))
+    assert outcomes["monitoring"].action is Action.CURRENT
+    assert "bump/monitoring" in _open(gh)
+    assert _by_unit(bot())["monitoring"].action is Action.CURRENT
+    deps = deps_mod.load(repo)
+    ws = Workspace(root=repo, env=env)
+    # a PR proposing a dependency the check did not look at is not "already in main"
+    assert not bump_stage._base_has(ws, [deps.items["prometheus"]], {"grafana": "10.6.0"})
+
+
+def test_one_units_github_error_fails_only_that_unit(gh, bot):
+    gh.fail(r"/pulls$", 422, times=1, methods=("POST",), message="Validation Failed")
+    outcomes = _by_unit(bot())
+    assert outcomes["binderhub"].action is Action.FAILED
+    assert "422" in outcomes["binderhub"].detail
+    assert outcomes["traefik"].action is Action.OPEN
+    assert outcomes["monitoring"].action is Action.OPEN
+
+
+def test_an_open_pr_whose_marker_a_person_removed_is_adopted(gh, bot):
+    bot(only=["traefik"])
+    pr = _open(gh)["bump/traefik"]
+    gh.repos[REPO].issues[pr["number"]]["body"] = "I rewrote the description"
+    bot.registry.charts[("https://traefik.github.io/charts", "traefik")].insert(
+        0, ChartVersion("41.3.0", "v3.6.5"))
+    outcomes = _by_unit(bot(only=["traefik"]))
+    assert outcomes["traefik"].action is Action.UPDATE
+    assert [p["number"] for p in gh.pulls(REPO)] == [pr["number"]]
+    updated = _open(gh)["bump/traefik"]
+    assert updated["title"].endswith("to 41.3.0")
+    assert model.read_marker(updated["body"])["commit"] == updated["head"]["sha"]
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
+
+
+def test_a_persons_pr_on_the_bots_branch_is_left_alone(gh, bot):
+    bot(only=["traefik"])
+    number = _open(gh)["bump/traefik"]["number"]
+    gh.close_pull(REPO, number)
+    head = gh.branch_sha(REPO, "bump/traefik")
+    person = gh.open_pull(REPO, "bump/traefik", title="my take", body="by hand")
+    bot.registry.charts[("https://traefik.github.io/charts", "traefik")].insert(
+        0, ChartVersion("41.3.0", "v3.6.5"))
+    outcomes = _by_unit(bot(only=["traefik"]))
+    assert outcomes["traefik"].action is Action.HUMAN_BRANCH
+    assert gh.branch_sha(REPO, "bump/traefik") == head
+    after = gh.pulls(REPO)[person["number"] - 1]
+    assert (after["title"], after["body"]) == ("my take", "by hand")
+
+
+def test_a_rate_limited_branch_move_is_waited_out(gh, bot):
+    bot(only=["traefik"])
+    bot.registry.charts[("https://traefik.github.io/charts", "traefik")].insert(
+        0, ChartVersion("41.3.0", "v3.6.5"))
+    gh.fail(r"/git/refs/heads/bump/traefik$", 403, times=1, methods=("PATCH",),
+            retry_after=1)
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.UPDATE
+    assert [r for r in gh.requests if r[0] == "PATCH" and "/git/refs/" in r[1]] == [
+        ("PATCH", f"/repos/{REPO}/git/refs/heads/bump/traefik 403"),
+        ("PATCH", f"/repos/{REPO}/git/refs/heads/bump/traefik 200")]
+    assert "41.3.0" in gh.file_at(REPO, "bump/traefik", "mybinder/Chart.yaml")
+
+
+def test_a_failed_body_update_after_the_branch_moved_is_repaired(gh, bot):
+    bot(only=["traefik"])
+    number = _open(gh)["bump/traefik"]["number"]
+    bot.registry.charts[("https://traefik.github.io/charts", "traefik")].insert(
+        0, ChartVersion("41.3.0", "v3.6.5"))
+    gh.fail(rf"/pulls/{number}$", 422, times=1, methods=("PATCH",),
+            message="Validation Failed")
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.FAILED
+    moved = gh.branch_sha(REPO, "bump/traefik")
+    assert model.read_marker(_open(gh)["bump/traefik"]["body"])["commit"] != moved
+    outcomes = _by_unit(bot(only=["traefik"]))
+    assert outcomes["traefik"].action is Action.UPDATE      # the head is the bot's commit
+    pr = _open(gh)["bump/traefik"]
+    assert pr["title"].endswith("to 41.3.0") and not _comments(gh, number)
+    assert model.read_marker(pr["body"])["commit"] == pr["head"]["sha"]
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
+
+
+def test_a_crlf_file_changes_only_in_the_versions_bytes(gh, bot, repo):
+    chart = repo / "mybinder" / "Chart.yaml"
+    crlf = chart.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    chart.write_bytes(crlf)
+    expected = crlf.replace(b"version: 41.1.1", b"version: 41.2.0")
+    assert expected != crlf
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.OPEN
+    assert gh.file_at(REPO, "bump/traefik", "mybinder/Chart.yaml").encode() == expected
+    assert _by_unit(bot(only=["traefik"], local=True))["traefik"].action is Action.WRITTEN
+    assert chart.read_bytes() == expected

@@ -12,6 +12,7 @@ import yaml
 
 from deployer.model.workspace import Workspace
 from deployer.stages.plan import make_plan
+from tests.fakes.github import GitHubDouble
 from tests.support import REPO_PARTS, ROOT
 
 PRODUCTION = ["gke", "aws", "hetzner-fsn", "uni-lab"]
@@ -28,10 +29,12 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def history(tmp_path) -> Path:
-    """A git repository with the example federation (and a Terraform stack) committed."""
+    """A git repository with the example federation (and two small Terraform stacks of its
+    own, not the repository's) committed."""
     repo = tmp_path / "federation"
     repo.mkdir()
-    for part in (*REPO_PARTS, "deployer", "README.md", "requirements.txt", "deploy.py"):
+    parts = [part for part in REPO_PARTS if part != "terraform"]
+    for part in (*parts, "deployer", "README.md", "requirements.txt", "deploy.py"):
         src = ROOT / part
         if src.is_dir():
             shutil.copytree(src, repo / part, ignore=shutil.ignore_patterns(
@@ -218,14 +221,236 @@ def test_the_cli_writes_matrices_summary_and_outputs(history, tmp_path):
         summary.read_text()
 
 
-def test_bad_refs_are_one_clear_line(history):
-    result = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "deploy.py"), "--root",
-                             str(history), "plan", "--base", "no-such-ref"],
-                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+def test_a_bad_head_is_one_clear_line(history):
+    result = run_cli(history, "plan", "--base", "HEAD", "--head", "no-such-ref")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: --base no-such-ref: not a commit in this repository (hint: fetch enough "
+        "error: --head no-such-ref: not a commit in this repository (hint: fetch enough "
         "history (actions/checkout with fetch-depth: 0))"]
+
+
+def test_a_base_this_checkout_lacks_plans_every_member_and_says_why(history):
+    """After a force push, the push's `before` is a commit the checkout does not have: the
+    plan deploys every member (and says why) instead of failing and deploying nothing."""
+    gone = "1234567890abcdef" * 2 + "12345678"
+    plan = planned(history, gone)
+    assert list(plan["members"]) == EVERYONE
+    assert "1234567890ab is not in this checkout" in plan["members"]["aws"][0]
+    assert "every member is planned" in plan["notes"][0]
+    result = run_cli(history, "plan", "--base", "no-such-ref", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data["members"]) == EVERYONE and "no-such-ref" in data["notes"][0]
+
+
+def test_a_base_with_no_common_history_plans_every_member(history):
+    git(history, "checkout", "-q", "--orphan", "elsewhere")
+    git(history, "commit", "-q", "-m", "unrelated")
+    other = git(history, "rev-parse", "HEAD")
+    git(history, "checkout", "-q", "main")
+    plan = planned(history, other)
+    assert list(plan["members"]) == EVERYONE
+    assert "shares no history" in plan["members"]["gke"][0]
+
+
+def test_a_member_without_a_base_plans_that_member_only(history):
+    """A manual dispatch (`plan --member X`, no --base) deploys X, not every member."""
+    change(history, {"config/common.yaml": (history / "config/common.yaml").read_text()
+                     + "\n# touched\n"})
+    assert planned(history, None)["members"] == {}
+    result = run_cli(history, "plan", "--member", "aws", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["members"] == {"aws": ["requested by hand (--member)"]}
+    assert [r["member"] for r in data["matrices"]["production"]["include"]] == ["aws"]
+    assert data["matrices"]["staging"] == {"include": []}
+    by_role = json.loads(run_cli(history, "plan", "--member", "staging", "--json").stdout)
+    assert list(by_role["members"]) == ["staging"]
+    # an empty --base (an event without `before`) is no base either
+    assert run_cli(history, "plan", "--base", "").returncode == 2
+
+
+def run_cli(repo: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "deploy.py"), "--root",
+                           str(repo), *map(str, args)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **(env or {})}, timeout=120)
+
+
+# -- GitHub as a source: the merged PR's labels, each member's last deploy -----------------
+FED = "example/federation"
+
+
+@pytest.fixture
+def gh():
+    with GitHubDouble() as double:
+        double.add_repo(FED)
+        yield double
+
+
+def github_env(gh) -> dict:
+    return {"GITHUB_TOKEN": gh.token, "GITHUB_API_URL": gh.url, "GITHUB_REPOSITORY": FED}
+
+
+def planned_from_github(repo: Path, gh, **kwargs) -> dict:
+    ws = Workspace(root=repo, env={"PATH": "/usr/bin:/bin", **github_env(gh)})
+    return make_plan(ws, **kwargs).to_json(ws)
+
+
+def merged_pull(gh, sha: str, number: int, labels: list[str]) -> None:
+    """A merged pull request labelled `labels` that commit `sha` belongs to."""
+    gh.add_upstream_history(FED, [(None, f"PR {number}", number, f"PR {number}", labels)],
+                            branch=f"merged-{number}")
+    gh.associate_pull(FED, sha, number)
+
+
+def test_a_push_honours_the_labels_of_its_merged_pull_request(history, gh):
+    """Merging a `deploy:skip` PR deploys nothing: the push's plan reads the merged PR's
+    labels from GitHub (GET /repos/{r}/commits/{sha}/pulls), not only the PR's plan."""
+    base, head = change(history, {"config/aws.yaml": (history / "config/aws.yaml").read_text()
+                                  + "\n"})
+    gh.import_git(FED, history, head)           # pushed: GitHub knows the commits
+    merged_pull(gh, head, 41, ["deploy:skip", "documentation"])
+    before = len(gh.counted())
+    plan = planned_from_github(history, gh, base=base, head=head, labels_from_github=True)
+    assert plan["skipped"] and plan["matrices"]["production"] == {"include": []}
+    assert plan["labels"] == ["deploy:skip", "documentation"]
+    assert any("deploy:skip" in note for note in plan["notes"])
+    assert len(gh.counted()) - before == 1, gh.counted()[before:]
+    merged_pull(gh, base, 42, ["deploy:all"])
+    everything = planned_from_github(history, gh, base=base, head=base,
+                                     labels_from_github=True)
+    assert list(everything["members"]) == EVERYONE
+    # through the CLI, as deploy.yaml runs it; without a token it is a clear error
+    result = run_cli(history, "plan", "--base", base, "--head", head, "--labels-from-github",
+                     "--json", env=github_env(gh))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["skipped"] is True
+    result = run_cli(history, "plan", "--base", base, "--labels-from-github")
+    assert result.returncode == 2 and "$GITHUB_TOKEN" in result.stderr
+
+
+def record(gh, member: str, sha: str, *states: str) -> None:
+    """A GitHub Deployment of `sha` to `member` with these statuses, as deploy --record."""
+    from deployer.adapters.github import GitHub
+
+    with GitHub(gh.token, api_url=gh.url, write_interval=0, request_interval=0) as client:
+        repo = client.client.get_repo(FED)
+        deployment = repo.create_deployment(sha, environment=member, required_contexts=[],
+                                            auto_merge=False)
+        for state in states:
+            deployment.create_status(state)
+
+
+def test_since_deployed_plans_each_member_from_its_last_successful_deploy(history, gh):
+    """A member whose deploy failed, was rolled back or never happened stays planned until
+    a run brings it up to date; one up to date is not planned."""
+    c0 = git(history, "rev-parse", "HEAD")
+    _, c1 = change(history, {"config/aws.yaml": (history / "config/aws.yaml").read_text()
+                             + "\n"})
+    _, c2 = change(history, {"config/gke.yaml": (history / "config/gke.yaml").read_text()
+                             + "\n"})
+    _, c3 = change(history, {"README.md": "# docs\n"})
+    record(gh, "staging", c2, "success")
+    record(gh, "staging", c3, "inactive")      # rolled back: staging runs c2's deploy
+    record(gh, "aws", c0, "success")
+    record(gh, "aws", c1, "success")           # marks c0's inactive, as GitHub does
+    record(gh, "gke", c1, "success")
+    record(gh, "gke", c3, "failure")           # failed: gke still runs c1
+    record(gh, "uni-lab", "f" * 40, "success")  # not in this history (a force push)
+    before = len(gh.counted())
+    plan = planned_from_github(history, gh, base=None, since_deployed=True)
+    assert plan["members"] == {
+        "gke": [f"config/gke.yaml changed (since its last deploy, {c1[:10]})"],
+        "hetzner-fsn": ["no successful deploy of it is recorded (GitHub Deployments)"],
+        "uni-lab": [f"its last deployed commit ffffffffff is not in the history of "
+                    f"{c3[:10]}"]}
+    assert plan["deployed"] == {"staging": c2, "gke": c1, "aws": c1, "hetzner-fsn": None,
+                                "uni-lab": "f" * 40}
+    assert [r["member"] for r in plan["matrices"]["production"]["include"]] == \
+        ["gke", "hetzner-fsn", "uni-lab"]
+    assert plan["ignored"] == ["README.md"]
+    requests = gh.counted()[before:]
+    lists = [path for _, path in requests if "/deployments?" in path or
+             path.endswith("/deployments 200")]
+    assert len(lists) == 5, requests          # one list per member
+    assert len(requests) == 11, requests      # + the statuses of the deployments looked at
+    # deploy:all still deploys everyone; deploy:skip nothing
+    assert list(planned_from_github(history, gh, base=None, since_deployed=True,
+                                    labels=["deploy:all"])["members"]) == EVERYONE
+    # through the CLI, as deploy.yaml runs it
+    result = run_cli(history, "plan", "--since-deployed", "--json", env=github_env(gh))
+    assert result.returncode == 0, result.stderr
+    assert list(json.loads(result.stdout)["members"]) == ["gke", "hetzner-fsn", "uni-lab"]
+    bad = run_cli(history, "plan", "--since-deployed", "--base", c0, env=github_env(gh))
+    assert bad.returncode == 2 and "--since-deployed" in bad.stderr
+
+
+def test_since_deployed_with_every_member_up_to_date_plans_nothing(history, gh):
+    head = git(history, "rev-parse", "HEAD")
+    for member in EVERYONE:
+        record(gh, member, head, "success")
+    plan = planned_from_github(history, gh, base=None, since_deployed=True)
+    assert plan["members"] == {} and plan["has"]["production"] is False
+    # without deploy records there is nothing to plan from: an error, not "deploy all"
+    (history / "config/federation.yaml").write_text(edit_yaml(
+        history, "config/federation.yaml", lambda d: d["records"].update(
+            github_deployments=False)))
+    result = run_cli(history, "plan", "--since-deployed", env=github_env(gh))
+    assert result.returncode == 2 and "records.github_deployments" in result.stderr
+
+
+# -- the PR plan comment: found from the event, recomputed from git -------------------------
+MARKER = "<!-- binderhub-deployer:plan -->"
+
+
+def test_the_pr_comment_is_recomputed_for_the_pr_the_event_names(history, gh, tmp_path):
+    """pr-comment.yaml trusts nothing a PR's run wrote: `comment --head-sha --head-repo`
+    finds the open PR with that head in that repository, fetches its head and base with
+    git and posts the plan computed here. A fork PR with the same head commit, and a
+    person's comment that starts with the marker, change nothing."""
+    git(history, "checkout", "-q", "-b", "feature")
+    _, head = change(history, {"config/aws.yaml": (history / "config/aws.yaml").read_text()
+                               + "\n"})
+    git(history, "checkout", "-q", "main")
+    gh.import_git(FED, history, "main")
+    gh.import_git(FED, history, "feature", branch="feature")
+    ours = gh.open_pull(FED, "feature", title="aws values")["number"]
+    gh.add_fork(FED, "mallory")
+    theirs = gh.open_pull(FED, "feature", head_repo="mallory/federation",
+                          user="mallory")["number"]
+    gh.add_comment(FED, ours, f"{MARKER}\nnothing to deploy, trust me", user="mallory")
+    # the origin GitHub serves: the PR's head only as refs/pull/N/head
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--no-local", "--bare", "--single-branch", "-b", "main",
+        str(history), str(origin))
+    git(history, "push", "-q", str(origin), f"{head}:refs/pull/{ours}/head")
+    checkout = tmp_path / "checkout"
+    git(tmp_path, "clone", "-q", "--no-local", str(origin), str(checkout))
+    assert subprocess.run(["git", "-C", str(checkout), "cat-file", "-e", head]).returncode != 0
+    env = github_env(gh)
+    result = run_cli(checkout, "comment", "--head-sha", head, "--head-repo", FED, env=env)
+    assert result.returncode == 0, result.stderr
+    comments = {c["id"]: c for c in gh.repos[FED].comments.values()}
+    bots = [c for c in comments.values() if c.get("user") != "mallory"]
+    assert len(bots) == 1 and bots[0]["issue"] == ours
+    body = bots[0]["body"]
+    assert body.startswith(MARKER) and "| `aws` | production | production | " \
+        "config/aws.yaml changed |" in body and "`gke`" not in body
+    assert f"{MARKER}\nnothing to deploy, trust me" in [c["body"] for c in comments.values()]
+    assert not any(c["issue"] == theirs for c in comments.values())
+    # a label on the PR is in the recomputed plan; the comment is updated, not duplicated
+    gh.handle("POST", f"/repos/{FED}/issues/{ours}/labels", {}, {"labels": ["deploy:skip"]})
+    assert run_cli(checkout, "comment", "--head-sha", head, "--head-repo", FED,
+                   env=env).returncode == 0
+    bots = [c for c in gh.repos[FED].comments.values() if c.get("user") != "mallory"]
+    assert len(bots) == 1 and "validate only" in bots[0]["body"]
+    # the event of another repository's (a fork's) run never reaches this PR's comment
+    result = run_cli(checkout, "comment", "--head-sha", head, "--head-repo", "eve/federation",
+                     env=env)
+    assert result.returncode == 0 and "nothing to comment" in result.stderr
+    assert len(gh.repos[FED].comments) == 2
+    bad = run_cli(checkout, "comment", "--head-sha", "HEAD", "--head-repo", FED, env=env)
+    assert bad.returncode == 2 and "full commit sha" in bad.stderr
 
 
 def test_plan_on_the_projects_own_history():

@@ -87,6 +87,19 @@ def test_deploys_are_recorded_in_github_and_grafana(repo, gh, grafana):
     assert len(done) == 6 and err.getvalue() == ""
 
 
+def test_only_production_members_are_production_environments(repo, gh, grafana):
+    """Each member's deploy is recorded once, by `deploy --record` (the workflow's jobs set
+    `deployment: false`), and a staging member's environment is not production."""
+    url, _ = grafana
+    ws, err = _workspace(repo, gh, url)
+    records.publish(ws, backoff=0.01, write_interval=0,
+                    reports=[_report("staging", Outcome.DEPLOYED),
+                             _report("gke", Outcome.DEPLOYED)])
+    found = {d["environment"]: d["production_environment"]
+             for d in gh.repos["example/federation"].deployments.values()}
+    assert found == {"staging": False, "gke": True}
+
+
 def test_records_apis_down_are_warnings_not_failures(repo, gh, grafana):
     url, handler = grafana
     ws, err = _workspace(repo, gh, url)
@@ -126,6 +139,22 @@ def test_the_plan_comment_is_updated_not_duplicated(gh):
             if c["body"].startswith("<!-- plan -->")]
     assert first.created and not second.created and first.id == second.id
     assert [c["body"] for c in ours] == ["<!-- plan -->\nv2"]
+
+
+def test_a_persons_comment_is_never_taken_for_the_plan(gh):
+    """Only the bot's own comment is the plan comment: a person's comment that starts with
+    the marker (written first, to pre-empt it) is neither edited nor counted."""
+    number = gh.add_issue("example/federation", "a PR")["number"]
+    fake = gh.add_comment("example/federation", number, "<!-- plan -->\nall clear",
+                          user="someone")
+    with GitHub(gh.token, api_url=gh.url, backoff=0.01, write_interval=0) as client:
+        first = client.upsert_comment("example/federation", number, "<!-- plan -->", "v1")
+        second = client.upsert_comment("example/federation", number, "<!-- plan -->", "v2")
+    comments = gh.repos["example/federation"].comments
+    assert first.created and first.id != fake["id"] and second.id == first.id
+    assert comments[fake["id"]]["body"] == "<!-- plan -->\nall clear"
+    assert comments[first.id]["body"] == "<!-- plan -->\nv2"
+    assert comments[first.id]["user"] == "github-actions[bot]"
 
 
 def test_github_errors_are_one_line(gh):
