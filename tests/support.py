@@ -12,7 +12,7 @@ KEYS = ROOT / "tests" / "keys"
 OPERATOR_KEY = KEYS / "test-only-operator.agekey"
 PARTNER_KEY = KEYS / "test-only-partner.agekey"
 OTHER_KEY = KEYS / "test-only-other.agekey"
-REPO_PARTS = ("config", "secrets", ".sops.yaml", "mybinder")
+REPO_PARTS = ("config", "secrets", ".sops.yaml", "mybinder", "terraform")
 
 
 def public_key(keyfile: Path) -> str:

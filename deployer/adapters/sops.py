@@ -134,6 +134,39 @@ def encrypt_text(root: Path, rel: str, plaintext: str, env: Mapping[str, str]) -
     tmp.replace(target)
 
 
+def encrypt_blob(root: Path, rule_path: str, plaintext: str, dest: Path,
+                 env: Mapping[str, str]) -> None:
+    """Write `plaintext` (any text: a Terraform plan in base64, a state) encrypted as one
+    sops binary blob to `dest` (mode 0600), to the recipients .sops.yaml gives `rule_path`.
+    The plaintext goes through stdin only."""
+    result = _sops(root, ["encrypt", "--filename-override", rule_path, "--input-type",
+                          "binary", "--output-type", "json", "/dev/stdin"], env,
+                   stdin=plaintext)
+    _check(root, rule_path, result, env, "encrypt")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(result.stdout)
+    tmp.replace(dest)
+
+
+def decrypt_blob(root: Path, path: Path, env: Mapping[str, str]) -> str:
+    """The plaintext of a blob written by encrypt_blob, in memory only."""
+    path = Path(path)
+    label = str(path)
+    if not path.is_file():
+        raise SecretsError("file not found", file=label)
+    result = _sops(root, ["decrypt", "--input-type", "json", "--output-type", "binary",
+                          str(path.resolve())], env)
+    if result.returncode != 0:
+        if "sops metadata not found" in result.stderr:
+            raise SecretsError("not a sops-encrypted file", file=label)
+        raise _decrypt_error(root, label, result.stderr, env)
+    return result.stdout
+
+
 def edit(root: Path, rel: str, env: Mapping[str, str]) -> None:
     """Open the file in $EDITOR through `sops edit` (sops re-encrypts on save)."""
     if not (root / rel).is_file():

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from deployer.cli import bump, comment, common, deploys, members, plan, secrets, smoke, tools
+from deployer.cli import (bump, comment, common, deploys, members, plan, secrets, smoke,
+                          terraform, tools)
 
 app = typer.Typer(
     help="Operate a BinderHub federation from this repository: render, validate, deploy.",
@@ -26,3 +27,4 @@ for command in (members.members, members.render, members.validate, deploys.deplo
     app.command()(command)
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(tools.app, name="tools")
+app.add_typer(terraform.app, name="terraform")

@@ -90,8 +90,22 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     custom = sorted({c for r in reports for c in r.custom})
     if custom:
         out.info(f"not schema-checked (custom resources): {', '.join(custom)}")
-    if not all(r.ok for r in reports):
+    stacks = _stack_problems(ws, chosen)
+    for problem in stacks:
+        out.error(f"terraform: {problem}")
+    if not all(r.ok for r in reports) or stacks:
         raise typer.Exit(1)
+
+
+def _stack_problems(ws, chosen) -> list[str]:
+    """Where the chosen members' Terraform stacks disagree with config/federation.yaml
+    (read with python-hcl2; `terraform validate` runs the rest)."""
+    from deployer.model import terraform as tf_model
+
+    if not (ws.root / tf_model.MEMBERS_DIR).is_dir():
+        return []
+    return tf_model.check_stacks(ws.federation, tf_model.load_stacks(ws.root), ws.root,
+                                 only={m.name for m in chosen})
 
 
 @handles_errors

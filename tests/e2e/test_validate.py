@@ -202,3 +202,25 @@ def test_a_dependency_needing_a_newer_kubernetes_fails_that_member(run, repo):
         result.stderr and "the member runs 1.31" in result.stderr
     rows = _table(result.stdout)
     assert rows["gke"]["result"] == "FAILED" and rows["staging"]["result"] == "ok"
+
+
+def test_a_disabled_dependency_is_not_held_to_its_kube_version(run, repo):
+    # uni-lab runs 1.33; with binderhub (and its jupyterhub, >=1.32) switched off and the
+    # member on 1.31, only charts that are rendered count
+    fed = repo / "config" / "federation.yaml"
+    fed.write_text(fed.read_text().replace('kubernetes_version: "1.33"',
+                                           'kubernetes_version: "1.31"', 1))
+    values = repo / "config" / "gke.yaml"
+    values.write_text(values.read_text() + "\nbinderhubEnabled: false\n")
+    result = run("validate", "gke")
+    assert "chart jupyterhub" not in result.stderr, result.stderr
+
+
+def test_a_stack_that_contradicts_the_federation_fails_validate(run, repo):
+    tfvars = repo / "terraform" / "members" / "hetzner-fsn" / "terraform.tfvars"
+    tfvars.write_text(tfvars.read_text().replace('"v1.34.1+k3s1"', '"v1.33.5+k3s1"'))
+    result = run("validate", "hetzner-fsn", "gke")
+    assert result.returncode == 1
+    assert "terraform: terraform/members/hetzner-fsn/terraform.tfvars: k3s_version " \
+           "v1.33.5+k3s1 is not Kubernetes 1.34" in result.stderr
+    assert run("validate", "gke").returncode == 0          # only the members named

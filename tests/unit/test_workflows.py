@@ -48,7 +48,8 @@ def _schema(paths: list[Path]) -> subprocess.CompletedProcess:
 
 def test_there_are_workflows():
     names = {p.name for p in WORKFLOWS}
-    assert {"pr.yaml", "pr-comment.yaml", "deploy.yaml", "watch-dependencies.yaml"} <= names
+    assert {"pr.yaml", "pr-comment.yaml", "deploy.yaml", "watch-dependencies.yaml",
+            "terraform.yaml"} <= names
 
 
 def test_actionlint_and_shellcheck_pass():
@@ -113,17 +114,69 @@ def test_deploy_stages_run_in_order_with_a_concurrency_group_per_member():
     assert jobs["staging"]["needs"] == "plan"
     assert jobs["production"]["needs"] == ["plan", "staging"]
     gate = jobs["production"]["if"]
-    assert "needs.staging.result == 'success'" in gate and "always()" in gate
+    # runs after a failed or skipped staging job is evaluated, but never in a cancelled run
+    assert "needs.staging.result == 'success'" in gate and "!cancelled()" in gate
+    assert "always()" not in gate
     for stage in ("staging", "production"):
         job = jobs[stage]
         assert job["strategy"]["fail-fast"] is False
         assert job["strategy"]["matrix"] == f"${{{{ fromJSON(needs.plan.outputs.{stage}) }}}}"
-        assert job["environment"] == "${{ matrix.environment }}"
+        # the environment gives secrets and approvals; `deploy --record` records the one
+        # GitHub Deployment
+        assert job["environment"] == {"name": "${{ matrix.environment }}",
+                                      "deployment": False}
         assert job["concurrency"] == {"group": "deploy-${{ matrix.member }}",
                                       "cancel-in-progress": False}
         assert job["permissions"]["deployments"] == "write"
         run = " ".join(step.get("run", "") for step in job["steps"])
         assert './deploy.py deploy "$MEMBER" --record --report' in run
+
+
+def test_deploy_runs_one_at_a_time_and_plans_from_the_last_deploys():
+    """One run per branch at a time (an older run never deploys over a newer one); the
+    push's plan starts from each member's last successful deploy, so a cancelled pending
+    run, a failed or a skipped deploy is caught up by the next run; the merged PR's labels
+    apply; a manual dispatch of one member plans that member only."""
+    data = _load(ROOT / ".github/workflows/deploy.yaml")
+    assert data["concurrency"] == {"group": "deploy-${{ github.ref }}",
+                                   "cancel-in-progress": False}
+    plan = data["jobs"]["plan"]
+    assert plan["permissions"] == {"contents": "read", "deployments": "read",
+                                   "pull-requests": "read"}
+    step = next(s for s in plan["steps"] if s.get("id") == "plan")
+    assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    commands = [line.strip() for line in step["run"].replace("\\\n", " ").splitlines()
+                if "./deploy.py plan" in line]
+    push = [c for c in commands if "--labels-from-github" in c]
+    assert len(push) == 1 and "--since-deployed" in push[0]
+    assert not any("--base" in c for c in commands), commands
+    member = [c for c in commands if "--member" in c]
+    assert member and "--since-deployed" not in member[0]
+    assert data["on"]["workflow_dispatch"]["inputs"]["member"]["required"] is False
+
+
+def test_pr_checks_follow_labels_and_hand_the_commenter_nothing():
+    data = _load(ROOT / ".github/workflows/pr.yaml")
+    assert data["on"]["pull_request"]["types"] == ["opened", "synchronize", "reopened",
+                                                   "labeled", "unlabeled"]
+    text = (ROOT / ".github/workflows/pr.yaml").read_text()
+    assert "upload-artifact" not in text
+
+
+def test_the_commenter_trusts_only_the_event_and_recomputes_the_plan():
+    """A fork's run could upload any PR number and text: the commenter reads no artifact,
+    finds the PR from the workflow_run event's head commit and repository and computes the
+    plan itself."""
+    path = ROOT / ".github/workflows/pr-comment.yaml"
+    job = _load(path)["jobs"]["comment"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "artifact" not in path.read_text()
+    step = next(s for s in job["steps"] if "./deploy.py comment" in s.get("run", ""))
+    assert step["run"].strip() == \
+        './deploy.py comment --head-sha "$HEAD_SHA" --head-repo "$HEAD_REPO"'
+    assert step["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert step["env"]["HEAD_REPO"] == \
+        "${{ github.event.workflow_run.head_repository.full_name }}"
 
 
 def test_every_matrix_comes_from_the_plan():
@@ -170,6 +223,24 @@ def test_the_bump_bot_runs_alone_with_an_app_token():
     assert bump["env"]["GITHUB_TOKEN"] == "${{ steps.app-token.outputs.token }}"
     assert "github.token" not in (ROOT / ".github/workflows/watch-dependencies.yaml").read_text()
     assert "permissions" not in data["jobs"]["bump"], "the bot writes with the App token only"
+
+
+def test_terraform_applies_only_reviewed_plans_behind_an_environment():
+    data = _load(ROOT / ".github/workflows/terraform.yaml")
+    jobs = data["jobs"]
+    assert set(data["on"]) >= {"pull_request", "push", "schedule"}
+    assert jobs["terraform-plan"]["needs"] == "plan"
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in \
+        jobs["terraform-plan"]["if"]                       # no secrets for fork PRs
+    apply = jobs["apply"]
+    assert apply["needs"] == ["plan", "terraform-plan"]
+    assert apply["environment"] == "terraform-${{ matrix.stack }}"
+    assert apply["concurrency"] == {"group": "terraform-${{ matrix.stack }}",
+                                    "cancel-in-progress": False}
+    assert apply["concurrency"] == jobs["terraform-plan"]["concurrency"]
+    runs = " ".join(s.get("run", "") for s in apply["steps"])
+    assert './deploy.py terraform apply "$STACK"' in runs and "--allow-destroy" not in runs
+    assert "--fail-on-changes" in " ".join(s.get("run", "") for s in jobs["drift"]["steps"])
 
 
 def _code_only(text: str) -> str:

@@ -1,0 +1,238 @@
+"""Terraform stacks as data: one root per member (terraform/members/<member>/), what the
+deployer passes it from config/federation.yaml, what a saved plan would change, which of
+those changes need a person's explicit consent, and whether the roots agree with the
+federation. Pure: files are read (python-hcl2), nothing is run."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deployer.errors import ConfigError
+from deployer.model.federation import Federation, Member
+
+MEMBERS_DIR = "terraform/members"
+MODULES_DIR = "terraform/modules"
+# what the deployer passes every root as -var, from config/federation.yaml
+FEDERATION_VARS = ("member_name", "domain", "kubernetes_version", "provider_kind")
+# destroying or replacing these takes a member down: only with --allow-destroy NAME
+PROTECTED_TYPES = ("google_container_cluster", "google_container_node_pool", "hcloud_server")
+# providers whose clusters are made by a stack (a member with one of these must have a root)
+STACK_REQUIRED = {"gke": "gke-cluster"}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One member's root module."""
+
+    member: str
+    root: Path                      # absolute
+    backend: str                    # gcs, s3, local, ...
+    modules: dict[str, str]         # module call name -> source
+    variables: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def module_of_kind(self, kind: str) -> str | None:
+        """The name of the module call whose source is modules/<kind>."""
+        for name, source in self.modules.items():
+            if source.rstrip("/").endswith(f"modules/{kind}"):
+                return name
+        return None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource change of a plan."""
+
+    address: str
+    type: str
+    actions: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        """create, update, delete, replace, read or no-op."""
+        acts = set(self.actions)
+        if {"delete", "create"} <= acts:
+            return "replace"
+        if acts == {"no-op"}:
+            return "no-op"
+        return self.actions[0] if self.actions else "no-op"
+
+
+@dataclass
+class PlanSummary:
+    """What a saved plan would do; `digest` identifies its content for review."""
+
+    member: str
+    changes: list[Change] = field(default_factory=list)
+    outputs_changed: list[str] = field(default_factory=list)
+    digest: str = ""
+
+    def counts(self) -> dict[str, int]:
+        out = {"create": 0, "update": 0, "delete": 0, "replace": 0}
+        for change in self.changes:
+            if change.kind in out:
+                out[change.kind] += 1
+        return out
+
+    def protected(self, allowed: tuple[str, ...] = ()) -> list[Change]:
+        """Deletes or replaces of clusters, node pools and servers not named in `allowed`
+        (by address, or by resource name)."""
+        found = []
+        for change in self.changes:
+            if change.type in PROTECTED_TYPES and change.kind in ("delete", "replace"):
+                name = change.address.rsplit(".", 1)[-1]
+                if change.address not in allowed and name not in allowed:
+                    found.append(change)
+        return found
+
+    def to_json(self) -> dict:
+        return {"member": self.member, "digest": self.digest, "counts": self.counts(),
+                "changes": [{"address": c.address, "type": c.type, "action": c.kind}
+                            for c in self.changes if c.kind != "no-op"],
+                "outputs_changed": self.outputs_changed}
+
+
+def summarize(member: str, show: dict) -> PlanSummary:
+    """A PlanSummary from `terraform show -json PLAN`."""
+    summary = PlanSummary(member)
+    for rc in show.get("resource_changes") or []:
+        if rc.get("mode") == "data":
+            continue
+        summary.changes.append(Change(rc.get("address", "?"), rc.get("type", "?"),
+                                      tuple((rc.get("change") or {}).get("actions") or ())))
+    summary.outputs_changed = sorted(
+        name for name, oc in (show.get("output_changes") or {}).items()
+        if set((oc or {}).get("actions") or ()) - {"no-op"})
+    summary.digest = digest(show)
+    return summary
+
+
+def digest(show: dict) -> str:
+    """A hash of what a plan changes (resources, their planned values, outputs, variables):
+    equal for the same plan, different when anything it would do differs."""
+    content = {
+        "resource_changes": [{"address": rc.get("address"),
+                              "actions": (rc.get("change") or {}).get("actions"),
+                              "after": (rc.get("change") or {}).get("after"),
+                              "after_unknown": (rc.get("change") or {}).get("after_unknown")}
+                             for rc in show.get("resource_changes") or []],
+        "output_changes": show.get("output_changes"),
+        "variables": show.get("variables"),
+    }
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def federation_vars(member: Member) -> dict[str, str]:
+    """What every root gets from config/federation.yaml (never typed twice)."""
+    return {"member_name": member.name, "domain": member.domains.binder,
+            "kubernetes_version": member.kubernetes_version,
+            "provider_kind": member.cluster.provider}
+
+
+def load_stacks(root: Path) -> dict[str, Stack]:
+    """Every root under terraform/members/, read with python-hcl2."""
+    base = Path(root) / MEMBERS_DIR
+    if not base.is_dir():
+        return {}
+    return {d.name: load_stack(d.name, d) for d in sorted(base.iterdir()) if d.is_dir()}
+
+
+def load_stack(member: str, directory: Path) -> Stack:
+    """One root's backend, module calls, variables and outputs (override files included)."""
+    backend = "local"
+    modules: dict[str, str] = {}
+    variables: list[str] = []
+    outputs: list[str] = []
+    files = sorted(directory.glob("*.tf"))
+    files.sort(key=lambda p: p.stem.endswith("override"))   # overrides last, as Terraform
+    for path in files:
+        data = _hcl(path)
+        for block in data.get("terraform") or []:
+            for backend_block in block.get("backend") or []:
+                backend = next(iter(backend_block), backend)
+        for block in data.get("module") or []:
+            for name, body in block.items():
+                if isinstance(body, dict) and body.get("source"):
+                    modules[name] = str(body["source"])
+        for block in data.get("variable") or []:
+            variables += [n for n in block if n not in variables]
+        for block in data.get("output") or []:
+            outputs += [n for n in block if n not in outputs]
+    return Stack(member, directory.resolve(), backend, modules, tuple(variables),
+                 tuple(outputs))
+
+
+def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
+                 only: set[str] | None = None) -> list[str]:
+    """Where the roots and config/federation.yaml disagree, one line each (for the members
+    and stacks named in `only`, or all)."""
+    problems = []
+    for name, stack in stacks.items():
+        if only is not None and name not in only:
+            continue
+        where = f"{MEMBERS_DIR}/{name}"
+        member = federation.members.get(name)
+        if member is None:
+            problems.append(f"{where}: no member {name!r} in config/federation.yaml (a stack "
+                            "is named after the member whose cluster it makes)")
+            continue
+        missing = [v for v in FEDERATION_VARS if v not in stack.variables]
+        if missing:
+            problems.append(f"{where}: declares no variable {', '.join(missing)} (the "
+                            "deployer passes it from config/federation.yaml)")
+        for module, source in stack.modules.items():
+            if source.startswith((".", "/")) and not (stack.root / source).resolve().is_dir():
+                problems.append(f"{where}: module {module}: source {source} does not exist")
+        problems += _tfvars_problems(member, stack, where)
+    for name, member in federation.members.items():
+        if only is not None and name not in only:
+            continue
+        kind = STACK_REQUIRED.get(member.cluster.provider)
+        if kind and name not in stacks:
+            problems.append(f"config/federation.yaml: member {name} runs on "
+                            f"{member.cluster.provider}, but there is no stack "
+                            f"{MEMBERS_DIR}/{name} (module {kind}) to make its cluster")
+        elif kind and not stacks[name].module_of_kind(kind):
+            problems.append(f"{MEMBERS_DIR}/{name}: a {member.cluster.provider} member's stack "
+                            f"must use modules/{kind}")
+    return problems
+
+
+def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
+    """A tfvars file must not restate (and so contradict) what federation.yaml says."""
+    problems = []
+    for path in sorted(stack.root.glob("*.tfvars")):
+        data = _hcl(path)
+        for key in FEDERATION_VARS:
+            if key in data:
+                problems.append(f"{where}/{path.name}: sets {key}, which comes from "
+                                "config/federation.yaml; remove it there")
+        k3s = data.get("k3s_version")
+        if isinstance(k3s, str) and not k3s.lstrip("v").startswith(
+                member.kubernetes_version + "."):
+            problems.append(f"{where}/{path.name}: k3s_version {k3s} is not Kubernetes "
+                            f"{member.kubernetes_version} (kubernetes_version of {member.name} "
+                            "in config/federation.yaml)")
+    return problems
+
+
+def _hcl(path: Path) -> dict:
+    import hcl2
+    from hcl2 import SerializationOptions
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return hcl2.load(handle, serialization_options=SerializationOptions(
+                strip_string_quotes=True, explicit_blocks=False)) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
+    except Exception as exc:  # the parser raises its own (lark) exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"not valid HCL: {first[:200]}", file=str(path)) from None
+
+
+__all__ = ["Stack", "Change", "PlanSummary", "summarize", "digest", "federation_vars",
+           "load_stacks", "load_stack", "check_stacks", "PROTECTED_TYPES", "MEMBERS_DIR"]

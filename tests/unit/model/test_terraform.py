@@ -1,0 +1,93 @@
+"""Terraform stacks as data: plan summaries, the destroy guard, digests, and whether the
+roots agree with config/federation.yaml (python-hcl2, no Terraform run)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from deployer.model import federation, terraform as model
+from tests.support import ROOT
+
+
+def _show(*changes, outputs=None, variables=None):
+    return {"resource_changes": [
+        {"address": a, "type": a.split(".")[-2], "mode": "managed",
+         "change": {"actions": list(acts), "after": {"name": a}, "after_unknown": {}}}
+        for a, acts in changes], "output_changes": outputs or {},
+        "variables": variables or {}}
+
+
+def test_a_summary_counts_each_kind_of_change():
+    show = _show(("module.k3s.hcloud_server.this", ["delete", "create"]),
+                 ("module.k3s.hcloud_firewall.this", ["update"]),
+                 ("module.k3s.hcloud_network.this", ["no-op"]),
+                 ("module.k3s.ssh_resource.kubeconfig", ["create"]),
+                 outputs={"kubeconfig": {"actions": ["update"]}, "x": {"actions": ["no-op"]}})
+    summary = model.summarize("m", show)
+    assert summary.counts() == {"create": 1, "update": 1, "delete": 0, "replace": 1}
+    assert summary.outputs_changed == ["kubeconfig"]
+    assert [c["address"] for c in summary.to_json()["changes"]] == [
+        "module.k3s.hcloud_server.this", "module.k3s.hcloud_firewall.this",
+        "module.k3s.ssh_resource.kubeconfig"]
+
+
+def test_destroying_a_cluster_pool_or_server_needs_consent_by_name():
+    show = _show(("module.k3s.hcloud_server.this", ["delete", "create"]),
+                 ("module.gke.google_container_node_pool.user", ["delete"]),
+                 ("module.gke.google_container_cluster.this", ["update"]),
+                 ("module.k3s.hcloud_firewall.this", ["delete"]))
+    summary = model.summarize("m", show)
+    assert [c.address for c in summary.protected()] == [
+        "module.k3s.hcloud_server.this", "module.gke.google_container_node_pool.user"]
+    assert [c.address for c in summary.protected(("user",))] == [
+        "module.k3s.hcloud_server.this"]
+    assert summary.protected(("module.k3s.hcloud_server.this", "user")) == []
+
+
+def test_the_digest_follows_what_the_plan_would_do():
+    one = _show(("a.hcloud_server.this", ["create"]))
+    same = _show(("a.hcloud_server.this", ["create"]))
+    other = _show(("a.hcloud_server.this", ["create"]), variables={"location": {"value": "x"}})
+    assert model.digest(one) == model.digest(same) != model.digest(other)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for part in ("config", "terraform"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    return tmp_path
+
+
+def test_the_example_stacks_agree_with_the_federation(tree):
+    stacks = model.load_stacks(tree)
+    assert set(stacks) == {"staging", "gke", "hetzner-fsn"}
+    assert stacks["hetzner-fsn"].module_of_kind("hetzner-k3s") == "k3s"
+    assert stacks["gke"].backend == "gcs" and stacks["hetzner-fsn"].backend == "s3"
+    assert model.check_stacks(federation.load(tree), stacks, tree) == []
+
+
+def test_disagreements_are_named(tree):
+    shutil.rmtree(tree / "terraform/members/gke")
+    shutil.copytree(tree / "terraform/members/staging", tree / "terraform/members/gone")
+    tfvars = tree / "terraform/members/hetzner-fsn/terraform.tfvars"
+    tfvars.write_text(tfvars.read_text() + 'kubernetes_version = "1.30"\n')
+    problems = model.check_stacks(federation.load(tree), model.load_stacks(tree), tree)
+    text = "\n".join(problems)
+    assert "member gke runs on gke, but there is no stack terraform/members/gke" in text
+    assert "terraform/members/gone: no member 'gone'" in text
+    assert "hetzner-fsn/terraform.tfvars: sets kubernetes_version" in text
+
+
+def test_an_override_file_switches_the_backend(tree):
+    root = tree / "terraform/members/gke"
+    (root / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+    assert model.load_stack("gke", root).backend == "local"
+
+
+def test_bad_hcl_is_one_line(tree):
+    (tree / "terraform/members/gke/broken.tf").write_text('resource "x" {\n  a = \n')
+    from deployer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="broken.tf: not valid HCL"):
+        model.load_stacks(tree)
