@@ -170,6 +170,30 @@ class Kube:
                 for item in self._call(lister, namespace,
                                        _request_timeout=self.request_timeout).items]
 
+    # -- discovery --------------------------------------------------------------------------
+    def served_kinds(self, group_version: str) -> set[str] | None:
+        """The kinds the API serves under `group_version` (`v1`, `apps/v1`,
+        `cert-manager.io/v1`); None when it does not serve that group version at all."""
+        import json
+
+        path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        request = self.api_client.param_serialize(
+            "GET", path, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        try:
+            response = self._call(self.api_client.call_api, *request,
+                                  _request_timeout=self.request_timeout)
+            response.read()
+            data = json.loads(response.data or b"{}")
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        except ValueError:
+            raise KubeError(f"discovery of {group_version}: the answer is not JSON") from None
+        return {r.get("kind") for r in (data or {}).get("resources") or []
+                if isinstance(r, dict) and "/" not in r.get("name", "")}
+
     # -- leases -----------------------------------------------------------------------------
     def read_lease(self, namespace: str, name: str, *,
                    timeout: float | None = None) -> Lease | None:

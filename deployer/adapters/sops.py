@@ -40,7 +40,7 @@ def decrypt(root: Path, rel: str, env: Mapping[str, str]) -> str:
         raise SecretsError(f"{key}: value is not encrypted (a secrets file must encrypt every "
                            "value)", file=rel, line=line,
                            hint="re-encrypt it without --unencrypted-regex/-suffix: "
-                                f"./deploy.py secrets encrypt --stdin {rel} < plaintext")
+                                f"./deploy.py secrets encrypt --stdin --force {rel} < plaintext")
     result = _sops(root, ["decrypt", rel], env)
     if result.returncode != 0:
         raise _decrypt_error(root, rel, result.stderr, env)

@@ -7,7 +7,7 @@ from typing import List
 
 import typer
 
-from deployer.cli.common import SHOW_SECRETS, handles_errors, workspace
+from deployer.cli.common import SHOW_SECRETS, handles_errors, usage, workspace
 
 app = typer.Typer(help="View, edit, encrypt and re-key the sops-encrypted secrets.",
                   no_args_is_help=True)
@@ -47,12 +47,17 @@ def encrypt(target: str = typer.Argument(..., help="Path of a plaintext file und
                                                    "secrets/, or a member name."),
             from_stdin: bool = typer.Option(False, "--stdin",
                                             help="Read the plaintext from stdin and "
-                                                 "write the encrypted file.")):
+                                                 "write the encrypted file."),
+            force: bool = typer.Option(False, "--force",
+                                       help="With --stdin: replace an existing file.")):
     """Encrypt a new secrets file to the recipients .sops.yaml gives its path."""
     from deployer.adapters import sops
 
     ws = workspace()
     rel = secret_path(ws, target, must_exist=not from_stdin)
+    if from_stdin and (ws.root / rel).exists() and not force:
+        raise usage(f"{rel} exists: --stdin would replace every secret in it",
+                    hint=f"./deploy.py secrets edit {rel} changes it; --force replaces it")
     if from_stdin:
         sops.encrypt_text(ws.root, rel, sys.stdin.read(), ws.env)
     else:

@@ -193,9 +193,11 @@ class MemberDeploy:
                                                break_lock=self.opts.break_lock))
 
     def preflight(self) -> None:
-        """Recover a release a cancelled run left pending-*, then read the history."""
+        """The cluster serves every kind the release needs; recover a release a cancelled run
+        left pending-*; read the history."""
         helm = self.conn.helm
         with self.report.stage("preflight"):
+            self.check_served_kinds()
             if not self.opts.dry_run:
                 recovered = release.recover_stranded(helm, self.member, self.opts.timeout,
                                                      self.ws.console)
@@ -205,6 +207,27 @@ class MemberDeploy:
             self.revisions = release.history(helm, self.member)
             self.before = last_deployed(self.revisions)
             self.report.revision_before = self.before.number if self.before else None
+
+    def check_served_kinds(self) -> None:
+        """Every kind the rendered release holds is served by the cluster (a custom resource
+        needs its CRD: a ClusterIssuer needs cert-manager): otherwise stop before helm, so
+        nothing is half-installed and there is nothing to roll back."""
+        needed: dict[str, set[str]] = {}
+        for obj in self.rendered.objects:
+            needed.setdefault(obj.api_version, set()).add(obj.kind)
+        missing = []
+        for group_version, kinds in sorted(needed.items()):
+            served = self.conn.kube.served_kinds(group_version)
+            missing += [(kind, group_version) for kind in sorted(kinds)
+                        if served is None or kind not in served]
+        if missing:
+            what = ", ".join(f"{kind} ({gv})" for kind, gv in missing)
+            groups = {gv.split("/")[0] for _, gv in missing}
+            hint = ("install cert-manager (with its CRDs) on the cluster first"
+                    if groups == {"cert-manager.io"} else
+                    "install the operators or CRDs that define them on the cluster first")
+            raise DeployError(f"the cluster does not serve {what}, which the release needs; "
+                              "nothing was changed", hint=hint)
 
     def diff(self) -> diff_mod.Diff:
         """Rendered objects against the revision that serves, secrets masked."""

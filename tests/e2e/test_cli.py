@@ -214,3 +214,19 @@ def test_a_policy_value_set_in_a_secrets_file_is_reported_there(cli, repo, env):
     assert result.returncode == 1
     line = next(x for x in result.stderr.splitlines() if "guarantee" in x)
     assert "secrets/staging.yaml:5" in line, line
+
+
+def test_secrets_encrypt_never_replaces_a_file_by_accident(cli, repo, env):
+    from deployer.adapters import sops
+
+    before = (repo / "secrets" / "gke.yaml").read_bytes()
+    refused = cli("secrets", "encrypt", "--stdin", "secrets/gke.yaml", input="a: 1\n")
+    assert refused.returncode == 2
+    assert "secrets/gke.yaml exists" in refused.stderr and "--force" in refused.stderr
+    assert (repo / "secrets" / "gke.yaml").read_bytes() == before
+    forced = cli("secrets", "encrypt", "--stdin", "--force", "secrets/gke.yaml",
+                 input="a: 1\n")
+    assert forced.returncode == 0, forced.stderr
+    assert sops.decrypt(repo, "secrets/gke.yaml", env) == "a: 1\n"
+    new = cli("secrets", "encrypt", "--stdin", "secrets/new-member.yaml", input="b: 2\n")
+    assert new.returncode == 0, new.stderr

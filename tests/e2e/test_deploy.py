@@ -364,3 +364,18 @@ def test_rotated_secret_is_masked_in_diff_and_report(cli, fleet, repo, env, tmp_
         for text in (result.stdout, result.stderr, report.read_text() if report.exists() else ""):
             assert old not in text and new not in text
     assert _report(report)["staging"]["outcome"] == "deployed"
+
+
+def test_a_cluster_without_the_cert_manager_crds_fails_before_helm(cli, fleet, repo, tmp_path):
+    # a second member's cluster where cert-manager was never installed
+    with KubeAPI("1.34.2", rollout_delay=0.2) as bare:
+        config = bare.kubeconfig(tmp_path / "bare.kubeconfig")
+        result = cli("deploy", "staging", "--kubeconfig", config, "--timeout", "60",
+                     "--skip-smoke")
+        assert result.returncode == 1
+        assert "does not serve ClusterIssuer (cert-manager.io/v1)" in result.stderr
+        assert "install cert-manager" in result.stderr and "nothing was changed" in \
+            result.stderr
+        assert "helm upgrade" not in result.stderr and "rollback" not in result.stderr.lower()
+        assert bare.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
+        assert _history(bare, "staging", "staging") == []

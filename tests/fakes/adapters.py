@@ -62,6 +62,7 @@ class FakeCluster:
         self.faults: list[Fault] = []
         self.calls: list[str] = []
         self.hooks: dict[str, Callable[[], None]] = {}   # method -> run before it
+        self.unserved: set[str] = set()     # kinds the API does not serve (no CRD)
         self._version = 0
         self._lock = threading.RLock()
         self.helm = FakeHelm(self)
@@ -204,6 +205,18 @@ class FakeKube:
     def list_workloads(self, namespace: str) -> list[WorkloadState]:
         self.cluster.call("list_workloads")
         return [w for w in self._workloads() if w.namespace == namespace]
+
+    # -- discovery ----------------------------------------------------------------------
+    def served_kinds(self, group_version: str):
+        """Every kind, except the ones the test took away (`cluster.unserved`)."""
+        self.cluster.call("served_kinds")
+        unserved = self.cluster.unserved
+
+        class _AllBut:
+            def __contains__(self, kind) -> bool:
+                return kind not in unserved
+
+        return _AllBut()
 
     def _workloads(self) -> list[WorkloadState]:
         live = self.cluster.live()

@@ -187,6 +187,18 @@ def test_first_install_rejected_before_anything_exists_says_nothing_was_deployed
     assert "uninstall" not in cluster.calls and cluster.revisions == []
 
 
+def test_a_kind_the_cluster_does_not_serve_stops_the_deploy_before_helm(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.unserved = {"ConfigMap"}        # as a ClusterIssuer without cert-manager's CRDs
+    report = h.deploy()
+    assert report.outcome is Outcome.FAILED and report.failed_stage == "preflight"
+    assert "does not serve ConfigMap (v1)" in report.error and "nothing was changed" in \
+        report.error
+    assert "upgrade" not in cluster.calls and "rollback" not in cluster.calls
+    assert cluster.statuses() == ["deployed"] and cluster.leases == {}
+
+
 def test_rollout_timeout_rolls_back(h):
     cluster = h.cluster()
     cluster.installed(manifest=OLD_MANIFEST)
