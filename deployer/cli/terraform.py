@@ -47,7 +47,7 @@ def plan(members: List[str] = typer.Argument(None, metavar="MEMBER..."),
             blocked = s.protected()
             rows.append([s.member, counts["create"], counts["update"], counts["replace"],
                          counts["delete"], ", ".join(c.address for c in blocked) or "-",
-                         s.digest[:19]])
+                         s.digest])
         ws.console.table(["member", "create", "update", "replace", "delete",
                           "needs --allow-destroy", "digest"], rows)
         for s in summaries:
@@ -76,7 +76,12 @@ def apply(member: str = typer.Argument(...),
     """Apply the saved plan of MEMBER, if it is the reviewed one."""
     from deployer.stages import terraform as tf
 
+    import re
+
     ws = workspace()
+    if expect_digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", expect_digest):
+        raise usage(f"--expect-digest must be a whole digest (sha256: and 64 hex digits), "
+                    f"not {expect_digest[:24]!r}")
     target = ws.federation.member(member)
     outputs = tf.apply(ws, target, _under(ws, plan_dir), allow_destroy=tuple(allow_destroy or ()),
                        expect_digest=expect_digest)

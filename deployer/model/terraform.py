@@ -16,8 +16,10 @@ MEMBERS_DIR = "terraform/members"
 MODULES_DIR = "terraform/modules"
 # what the deployer passes every root as -var, from config/federation.yaml
 FEDERATION_VARS = ("member_name", "domain", "kubernetes_version", "provider_kind")
-# destroying or replacing these takes a member down: only with --allow-destroy NAME
-PROTECTED_TYPES = ("google_container_cluster", "google_container_node_pool", "hcloud_server")
+# Destroying or replacing a resource needs --allow-destroy NAME, except for these, which
+# hold nothing and are made again as they were (a fetch, a role binding, a key, rules)
+DISPOSABLE_TYPES = ("ssh_resource", "google_project_iam_member", "hcloud_ssh_key",
+                    "hcloud_firewall", "hcloud_server_network")
 # providers whose clusters are made by a stack (a member with one of these must have a root)
 STACK_REQUIRED = {"gke": "gke-cluster"}
 
@@ -28,7 +30,7 @@ class Stack:
 
     member: str
     root: Path                      # absolute
-    backend: str                    # gcs, s3, local, ...
+    backend: str | None             # gcs, s3, local, ...; None: no backend block
     modules: dict[str, str]         # module call name -> source
     variables: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -77,11 +79,12 @@ class PlanSummary:
         return out
 
     def protected(self, allowed: tuple[str, ...] = ()) -> list[Change]:
-        """Deletes or replaces of clusters, node pools and servers not named in `allowed`
-        (by address, or by resource name)."""
+        """Deletes or replaces (of clusters, node pools, servers, networks, registries,
+        service accounts: anything but DISPOSABLE_TYPES) not named in `allowed` (by
+        address, or by resource name)."""
         found = []
         for change in self.changes:
-            if change.type in PROTECTED_TYPES and change.kind in ("delete", "replace"):
+            if change.type not in DISPOSABLE_TYPES and change.kind in ("delete", "replace"):
                 name = change.address.rsplit(".", 1)[-1]
                 if change.address not in allowed and name not in allowed:
                     found.append(change)
@@ -142,7 +145,7 @@ def load_stacks(root: Path) -> dict[str, Stack]:
 
 def load_stack(member: str, directory: Path) -> Stack:
     """One root's backend, module calls, variables and outputs (override files included)."""
-    backend = "local"
+    backend = None
     modules: dict[str, str] = {}
     variables: list[str] = []
     outputs: list[str] = []
@@ -179,6 +182,9 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
             problems.append(f"{where}: no member {name!r} in config/federation.yaml (a stack "
                             "is named after the member whose cluster it makes)")
             continue
+        if stack.backend is None:
+            problems.append(f"{where}: no backend block (the state, secrets included, would "
+                            "be written in clear next to the stack)")
         missing = [v for v in FEDERATION_VARS if v not in stack.variables]
         if missing:
             problems.append(f"{where}: declares no variable {', '.join(missing)} (the "
@@ -210,6 +216,12 @@ def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
             if key in data:
                 problems.append(f"{where}/{path.name}: sets {key}, which comes from "
                                 "config/federation.yaml; remove it there")
+        for key, value in (("project", member.cluster.project), ("zone", member.cluster.zone),
+                           ("cluster_name", member.cluster.name)):
+            if key in data and value is not None and data[key] != value:
+                problems.append(f"{where}/{path.name}: {key} {data[key]!r} is not the "
+                                f"cluster.{'name' if key == 'cluster_name' else key} "
+                                f"{value!r} of {member.name} in config/federation.yaml")
         k3s = data.get("k3s_version")
         if isinstance(k3s, str) and not k3s.lstrip("v").startswith(
                 member.kubernetes_version + "."):
@@ -235,4 +247,4 @@ def _hcl(path: Path) -> dict:
 
 
 __all__ = ["Stack", "Change", "PlanSummary", "summarize", "digest", "federation_vars",
-           "load_stacks", "load_stack", "check_stacks", "PROTECTED_TYPES", "MEMBERS_DIR"]
+           "load_stacks", "load_stack", "check_stacks", "DISPOSABLE_TYPES", "MEMBERS_DIR"]

@@ -2,9 +2,12 @@
 apply (only the reviewed plan, never an unconsented destroy), outputs, and the k3s
 kubeconfig straight into sops.
 
-Every command runs in a private 0700 directory that is removed afterwards: Terraform's data
-dir, the plan file and, for a stack whose backend is `local`, the state, which is kept
-sops-encrypted in secrets/terraform/<member>.tfstate and decrypted only for the command.
+Every command runs in the member's private 0700 directory (.deployer/terraform/<member>/,
+one command at a time) whose files are removed afterwards: Terraform's data dir, the plan
+file and, for a stack whose backend is `local`, the state, which is kept sops-encrypted in
+secrets/terraform/<member>.tfstate and decrypted only for the command. A run killed
+outright (SIGKILL) leaves them there; the next command saves a newer state it finds and
+removes the rest.
 Plans hold every secret a stack has: they are kept only sops-encrypted (<dir>/<member>.tfplan),
 next to a summary with the digest a reviewer approved (<dir>/<member>.plan.json).
 """
@@ -14,7 +17,6 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Iterator
 
 from deployer.adapters import sops
 from deployer.adapters.terraform import Terraform, TerraformError, cli_config
-from deployer.errors import ConfigError, DeployError
+from deployer.errors import ConfigError, DeployError, DeployerError
 from deployer.model import terraform as model
 from deployer.model.federation import Member
 from deployer.model.workspace import Workspace
@@ -33,7 +35,7 @@ STATE_DIR = "secrets/terraform"
 
 @dataclass
 class Run:
-    """One stack's private run: its Terraform, root, work dir and member."""
+    """One stack's private run: its Terraform, root, private directory and member."""
 
     ws: Workspace
     member: Member
@@ -48,13 +50,14 @@ class Run:
     @property
     def state_file(self) -> Path:
         """Where a local-backend stack's state is decrypted to. A saved plan records its
-        backend's settings, this path included, so plan and apply must agree on it: one
-        private directory per member, which also keeps two runs of one stack apart."""
-        return state_dir(self.member) / "terraform.tfstate"
+        backend's settings, this path included, so plan and apply (in CI: two jobs, one
+        checkout path) must agree on it: it depends on the repository, not on $TMPDIR."""
+        return self.work / "terraform.tfstate"
 
 
-def state_dir(member: Member) -> Path:
-    return Path(tempfile.gettempdir()) / f"deployer-tf-state-{member.name}"
+def private_dir(ws: Workspace, member: Member) -> Path:
+    """The member's private 0700 run directory (under .deployer/, never committed)."""
+    return ws.root / ".deployer" / "terraform" / member.name
 
 
 def stack_for(ws: Workspace, member: Member) -> model.Stack:
@@ -64,35 +67,104 @@ def stack_for(ws: Workspace, member: Member) -> model.Stack:
         known = ", ".join(sorted(model.load_stacks(ws.root))) or "none"
         raise ConfigError(f"member {member.name} has no Terraform stack "
                           f"({model.MEMBERS_DIR}/{member.name})", hint=f"stacks: {known}")
-    return model.load_stack(member.name, directory)
+    stack = model.load_stack(member.name, directory)
+    if stack.backend is None:
+        raise ConfigError("the stack declares no backend: Terraform would write its state, "
+                          "secrets included, in clear next to it",
+                          file=f"{model.MEMBERS_DIR}/{member.name}",
+                          hint='declare one: backend "gcs"/"s3", or backend "local" (the '
+                               "deployer then keeps the state sops-encrypted)")
+    return stack
 
 
 @contextmanager
 def session(ws: Workspace, member: Member) -> Iterator[Run]:
-    """An initialised private run of the member's stack; state (local backend) decrypted in,
-    and everything removed afterwards."""
+    """An initialised private run of the member's stack: one at a time per member (a lock),
+    state (local backend) decrypted in, a state a killed run left behind rescued first, and
+    everything removed afterwards - except a state that could not be saved."""
     stack = stack_for(ws, member)
-    private = state_dir(member)
+    work = private_dir(ws, member)
+    with _locked(work, member):
+        run = None
+        keep = False
+        try:
+            env = {**_env(ws, work), **_secret_vars(ws, member, stack)}
+            run = Run(ws, member, stack, Terraform(env, console=ws.console), work)
+            init = ["init", "-input=false", "-no-color"]
+            if stack.backend == "local":
+                _rescue_or_decrypt(run)
+                init.append(f"-backend-config=path={run.state_file}")
+            run.terraform.run(stack.root, *init)
+            yield run
+        except StateNotSaved:
+            keep = True
+            raise
+        finally:
+            _clean(work, keep)
+
+
+class StateNotSaved(DeployError):
+    """The state after an apply could not be encrypted back; its plaintext copy is kept."""
+
+
+@contextmanager
+def _locked(work: Path, member: Member) -> Iterator[None]:
+    import fcntl
+
+    work.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(work.parent, 0o700)
+    work.mkdir(mode=0o700, exist_ok=True)
+    handle = open(work / ".lock", "a+")
     try:
-        os.mkdir(private, 0o700)
-    except FileExistsError:
-        raise DeployError(f"another terraform command for {member.name} is running (or a "
-                          f"killed one left {private} behind: remove it)") from None
-    work = Path(tempfile.mkdtemp(prefix=f"deployer-tf-{member.name}-"))
-    try:
-        env = {**_env(ws, work), **_secret_vars(ws, member, stack)}
-        run = Run(ws, member, stack, Terraform(env, console=ws.console), work)
-        init = ["init", "-input=false", "-no-color"]
-        if stack.backend == "local":
-            state = ws.root / STATE_DIR / f"{member.name}.tfstate"
-            if state.is_file():
-                _write_private(run.state_file, sops.decrypt_blob(ws.root, state, ws.env))
-            init.append(f"-backend-config=path={run.state_file}")
-        run.terraform.run(stack.root, *init)
-        yield run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeployError(f"another terraform command for {member.name} is running "
+                              f"(its lock: {work / '.lock'})") from None
+        yield
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(private, ignore_errors=True)
+        handle.close()
+
+
+def _rescue_or_decrypt(run: Run) -> None:
+    """Put the member's state in the private dir: a newer plaintext state a killed run left
+    there is encrypted back first (it is the only record of what it created)."""
+    ws, member = run.ws, run.member
+    encrypted = ws.root / STATE_DIR / f"{member.name}.tfstate"
+    saved = sops.decrypt_blob(ws.root, encrypted, ws.env) if encrypted.is_file() else None
+    if run.state_file.is_file():
+        left = run.state_file.read_text(encoding="utf-8")
+        if _serial(left) > _serial(saved):
+            ws.console.warn(f"{member.name}: an interrupted terraform run left a newer state "
+                            f"(serial {_serial(left)}); saving it to {encrypted.name} first")
+            _keep_state(run)
+            return
+    if saved is not None:
+        _write_private(run.state_file, saved)
+    else:
+        run.state_file.unlink(missing_ok=True)
+
+
+def _serial(state: str | None) -> int:
+    if not state:
+        return -1
+    try:
+        return int(json.loads(state).get("serial", -1))
+    except (ValueError, TypeError, AttributeError):
+        return -1
+
+
+def _clean(work: Path, keep: bool) -> None:
+    """Remove the private run files (the lock file stays: it is empty)."""
+    if not work.is_dir():
+        return
+    for entry in work.iterdir():
+        if entry.name == ".lock" or (keep and entry.name.startswith("terraform.tfstate")):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def plan(ws: Workspace, member: Member, out_dir: Path, *, extra: tuple[str, ...] = ()
@@ -164,7 +236,8 @@ def save_plan(run: Run, summary: model.PlanSummary, out_dir: Path) -> None:
 
 # -- steps --------------------------------------------------------------------------------
 def _plan(run: Run, extra: tuple[str, ...]) -> model.PlanSummary:
-    args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={run.plan_file}"]
+    args = ["plan", "-input=false", "-no-color", "-json", "-detailed-exitcode",
+            f"-out={run.plan_file}"]
     for key, value in model.federation_vars(run.member).items():
         if key in run.stack.variables:
             args.append(f"-var={key}={value}")
@@ -175,11 +248,20 @@ def _plan(run: Run, extra: tuple[str, ...]) -> model.PlanSummary:
 
 def _apply_plan(run: Run) -> dict:
     ws, member = run.ws, run.member
+    before = _serial(run.state_file.read_text(encoding="utf-8")) \
+        if run.state_file.is_file() else -1
     try:
-        run.terraform.run(run.stack.root, "apply", "-input=false", "-no-color",
+        run.terraform.run(run.stack.root, "apply", "-input=false", "-no-color", "-json",
                           str(run.plan_file))
     finally:
         _keep_state(run)        # whatever was created is in the state: never lose it
+    if run.stack.backend == "local":
+        after = _serial(run.state_file.read_text(encoding="utf-8")) \
+            if run.state_file.is_file() else -1
+        if after <= before:
+            raise DeployError(f"{member.name}: terraform apply wrote no new state where the "
+                              f"deployer keeps it ({run.state_file}); nothing was saved",
+                              hint="was the plan made in another checkout? plan again here")
     outputs = _outputs(run)
     kubeconfig = (outputs.get("kubeconfig") or {}).get("value")
     if kubeconfig:
@@ -208,11 +290,18 @@ def _store_kubeconfig(ws: Workspace, member: Member, kubeconfig: str) -> None:
 
 
 def _keep_state(run: Run) -> None:
+    """Encrypt the local-backend state back into secrets/terraform/; if that fails, the
+    plaintext copy stays in the private dir (StateNotSaved) rather than being lost."""
     if run.stack.backend != "local" or not run.state_file.is_file():
         return
     target = run.ws.root / STATE_DIR / f"{run.member.name}.tfstate"
-    sops.encrypt_blob(run.ws.root, f"{STATE_DIR}/{run.member.name}.tfstate",
-                      run.state_file.read_text(encoding="utf-8"), target, run.ws.env)
+    try:
+        sops.encrypt_blob(run.ws.root, f"{STATE_DIR}/{run.member.name}.tfstate",
+                          run.state_file.read_text(encoding="utf-8"), target, run.ws.env)
+    except DeployerError as exc:
+        raise StateNotSaved(f"{run.member.name}: the new state could not be encrypted "
+                            f"({exc}); it is kept in clear in {run.state_file} (0600): the "
+                            "next terraform command saves it") from None
 
 
 def _refuse_destroy(summary: model.PlanSummary, allowed: tuple[str, ...]) -> None:

@@ -91,3 +91,29 @@ def test_bad_hcl_is_one_line(tree):
 
     with pytest.raises(ConfigError, match="broken.tf: not valid HCL"):
         model.load_stacks(tree)
+
+
+def test_everything_but_disposable_resources_is_guarded():
+    show = _show(("module.cluster.google_artifact_registry_repository.images",
+                  ["delete", "create"]),
+                 ("module.cluster.google_service_account.deploy", ["delete"]),
+                 ("module.cluster.google_project_iam_member.deploy", ["delete", "create"]),
+                 ("module.k3s.ssh_resource.kubeconfig", ["delete", "create"]))
+    assert [c.address for c in model.summarize("m", show).protected()] == [
+        "module.cluster.google_artifact_registry_repository.images",
+        "module.cluster.google_service_account.deploy"]
+
+
+def test_a_stack_without_a_backend_and_tfvars_naming_another_cluster(tree):
+    main = tree / "terraform/members/gke/main.tf"
+    text = main.read_text()
+    start = text.index('  backend "gcs"')
+    end = text.index("}\n", start) + 2
+    main.write_text(text[:start] + text[end:])
+    tfvars = tree / "terraform/members/staging/terraform.tfvars"
+    tfvars.write_text(tfvars.read_text().replace('cluster_name = "staging"',
+                                                 'cluster_name = "staging2"'))
+    problems = "\n".join(model.check_stacks(federation.load(tree), model.load_stacks(tree),
+                                            tree))
+    assert "terraform/members/gke: no backend block" in problems
+    assert "cluster_name 'staging2' is not the cluster.name 'staging' of staging" in problems
