@@ -12,9 +12,14 @@ their files, the chart directory, the stacks under terraform/ - never from a lis
                                                       weights, domains, activity or the
                                                       redirector's prime, also every member
                                                       that runs the redirector; the top-level
-                                                      `federation:` block -> every member
+                                                      `federation:` block -> every member;
+                                                      a member's kubernetes_version,
+                                                      domains.binder or cluster.provider (the
+                                                      -vars of its stack) -> also its stack
     terraform/members/<stack>/**                   -> that stack; terraform/modules/<mod>/**
                                                       -> the stacks that use the module
+    secrets/terraform/<stack>.yaml|.tfstate        -> that stack only (no member deploys);
+                                                      another file there -> every stack
     docs, tests, benchmarks, workflows, dev pins   -> nothing to deploy
     anything else                                  -> every member (the safe default), said so
 
@@ -38,6 +43,13 @@ NOTHING = ("*.md", "docs/**", "LICENSE*", "tests/**", "benchmarks/**", ".github/
            "scripts/example")
 # keys of a member's federation entry whose change reaches every redirector's config
 REDIRECTOR_KEYS = ("federation", "domains", "prime", "role", "runs")
+# the keys of a member's federation entry that its Terraform stack gets as -var (see
+# model/terraform.federation_vars): -var name -> key path in the entry. member_name is the
+# entry's own name: an added member plans its stack.
+TERRAFORM_KEYS = {"domain": ("domains", "binder"),
+                  "kubernetes_version": ("kubernetes_version",),
+                  "provider_kind": ("cluster", "provider")}
+TERRAFORM_SECRETS = "secrets/terraform/"
 
 
 @dataclass(frozen=True)
@@ -203,7 +215,7 @@ def _apply_path(plan: Plan, fed: Federation, path: str, change: Change, base_fed
     verb = {"A": "added", "D": "deleted", "R": "renamed"}.get(change.status[:1], "changed")
     chart = fed.chart.rstrip("/")
     if path == FEDERATION_FILE:
-        _federation_change(plan, fed, base_fed)
+        _federation_change(plan, fed, base_fed, stacks)
         return
     if _matches(path, EVERY_MEMBER) or path.startswith(chart + "/"):
         for name in fed.members:
@@ -215,6 +227,9 @@ def _apply_path(plan: Plan, fed: Federation, path: str, change: Change, base_fed
         return
     if path.startswith("terraform/"):
         _terraform_change(plan, path, verb, stacks)
+        return
+    if path.startswith(TERRAFORM_SECRETS):
+        _terraform_secret_change(plan, path, verb, stacks)
         return
     if _matches(path, NOTHING):
         plan.ignored.append(path)
@@ -239,11 +254,14 @@ def _member_file(fed: Federation, path: str) -> str | None:
     return None
 
 
-def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None) -> None:
+def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
+                       stacks: dict[str, str]) -> None:
     head = fed.document.data or {}
     if not isinstance(base_fed, dict):
         for name in fed.members:
             plan.member(name, f"{FEDERATION_FILE} changed (no earlier version to compare)")
+        for stack in stacks:
+            plan.stack(stack, f"{FEDERATION_FILE} changed (no earlier version to compare)")
         return
     if head.get("federation") != base_fed.get("federation"):
         for name in fed.members:
@@ -255,9 +273,18 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None) -> No
         before = old_members.get(name)
         if before is None:
             plan.member(name, f"{FEDERATION_FILE}: member {name} added")
+            if name in stacks:
+                plan.stack(name, f"{FEDERATION_FILE}: member {name} added (-var member_name)")
             continue
         if before == entry:
             continue
+        if name in stacks:
+            fed_vars = [var for var, keys in TERRAFORM_KEYS.items()
+                        if _at(before, keys) != _at(entry, keys)]
+            for var in fed_vars:
+                where = ".".join(TERRAFORM_KEYS[var])
+                plan.stack(name, f"{FEDERATION_FILE}: members.{name}.{where} changed "
+                                 f"(-var {var})")
         keys = sorted(k for k in set(before) | set(entry) if before.get(k) != entry.get(k))
         plan.member(name, f"{FEDERATION_FILE}: members.{name} ({', '.join(keys)}) changed")
         routed = [k for k in keys if k in REDIRECTOR_KEYS]
@@ -272,6 +299,31 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None) -> No
             for other in redirectors:
                 plan.member(other, f"{FEDERATION_FILE}: member {name} removed; {other} runs "
                                    "the federation redirector")
+
+
+def _at(entry, keys: tuple[str, ...]):
+    """The value at a key path of a federation entry (None where it is missing)."""
+    for key in keys:
+        entry = entry.get(key) if isinstance(entry, dict) else None
+    return entry
+
+
+def _terraform_secret_change(plan: Plan, path: str, verb: str,
+                             stacks: dict[str, str]) -> None:
+    """secrets/terraform/<stack>.yaml (its secret variables) or .tfstate (its state on a
+    local backend): that stack, and no member's deploy."""
+    name, dot, kind = path[len(TERRAFORM_SECRETS):].rpartition(".")
+    if dot and "/" not in name and kind in ("yaml", "yml", "tfstate"):
+        if name in stacks:
+            plan.stack(name, f"{path} {verb}")
+        else:
+            plan.notes.append(f"{path}: there is no stack terraform/members/{name}/ to plan")
+        return
+    for stack in stacks:
+        plan.stack(stack, f"{path} {verb} (not a stack's secrets or state: every stack is "
+                          "planned to be safe)")
+    plan.notes.append(f"{path} is not secrets/terraform/<stack>.yaml or .tfstate; every "
+                      "stack is planned")
 
 
 def _terraform_change(plan: Plan, path: str, verb: str, stacks: dict[str, str]) -> None:

@@ -225,22 +225,122 @@ def test_the_bump_bot_runs_alone_with_an_app_token():
     assert "permissions" not in data["jobs"]["bump"], "the bot writes with the App token only"
 
 
+TERRAFORM = ROOT / ".github/workflows/terraform.yaml"
+APPLY_SECRETS = {"SOPS_AGE_KEY", "HCLOUD_TOKEN", "TERRAFORM_STATE_ACCESS_KEY_ID",
+                 "TERRAFORM_STATE_SECRET_ACCESS_KEY"}
+READ_SECRETS = {"TERRAFORM_PLAN_AGE_KEY", "HCLOUD_READ_TOKEN",
+                "TERRAFORM_STATE_READ_ACCESS_KEY_ID", "TERRAFORM_STATE_READ_SECRET_ACCESS_KEY"}
+
+
+def _secrets_of(job: dict) -> set[str]:
+    return set(re.findall(r"secrets\.([A-Z0-9_]+)", yaml.safe_dump(job)))
+
+
+def _service_accounts(job: dict) -> set[str]:
+    return {s["with"]["service_account"] for s in job["steps"]
+            if s.get("uses", "").startswith("google-github-actions/auth@")}
+
+
 def test_terraform_applies_only_reviewed_plans_behind_an_environment():
-    data = _load(ROOT / ".github/workflows/terraform.yaml")
+    data = _load(TERRAFORM)
     jobs = data["jobs"]
     assert set(data["on"]) >= {"pull_request", "push", "schedule"}
-    assert jobs["terraform-plan"]["needs"] == "plan"
-    assert "github.event.pull_request.head.repo.full_name == github.repository" in \
-        jobs["terraform-plan"]["if"]                       # no secrets for fork PRs
-    apply = jobs["apply"]
-    assert apply["needs"] == ["plan", "terraform-plan"]
-    assert apply["environment"] == "terraform-${{ matrix.stack }}"
-    assert apply["concurrency"] == {"group": "terraform-${{ matrix.stack }}",
-                                    "cancel-in-progress": False}
-    assert apply["concurrency"] == jobs["terraform-plan"]["concurrency"]
+    assert set(jobs) == {"plan", "pr-plan", "merge-plan", "apply", "drift"}
+    # the merge's plan and apply: one fixed, pre-created environment (a name made from the
+    # matrix would be created by GitHub, without reviewers, for a stack a PR adds)
+    merge, apply = jobs["merge-plan"], jobs["apply"]
+    assert merge["needs"] == "plan" and "github.event_name == 'push'" in merge["if"]
+    assert apply["needs"] == ["plan", "merge-plan"]
+    assert "needs.merge-plan.result == 'success'" in apply["if"]
+    for job in (merge, apply):
+        assert job["environment"] == "terraform"
+        assert job["concurrency"] == {"group": "terraform-${{ matrix.stack }}",
+                                      "cancel-in-progress": False}
+        assert _secrets_of(job) == APPLY_SECRETS
+        assert _service_accounts(job) == {"${{ vars.GCP_TERRAFORM_SERVICE_ACCOUNT }}"}
     runs = " ".join(s.get("run", "") for s in apply["steps"])
     assert './deploy.py terraform apply "$STACK"' in runs and "--allow-destroy" not in runs
-    assert "--fail-on-changes" in " ".join(s.get("run", "") for s in jobs["drift"]["steps"])
+    # an approval can wait 30 days: the plan (and the kubeconfig) outlive it
+    uploads = [s for j in (merge, apply) for s in j["steps"]
+               if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert len(uploads) == 2 and all(s["with"]["retention-days"] == 30 for s in uploads)
+
+
+def test_terraform_pull_requests_and_drift_never_get_the_apply_credentials():
+    """A PR plan runs the PR's own deploy.py and workflow: it gets the read-only identity
+    in the environment terraform-plan, and never shares a concurrency group with the
+    merge's plan and apply (a PR push would cancel a pending apply)."""
+    jobs = _load(TERRAFORM)["jobs"]
+    pr, drift = jobs["pr-plan"], jobs["drift"]
+    assert pr["needs"] == "plan"
+    assert "github.event_name == 'pull_request'" in pr["if"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in \
+        pr["if"]                                           # no secrets for fork PRs
+    assert pr["concurrency"] == {
+        "group": "terraform-plan-${{ github.event.pull_request.number }}-${{ matrix.stack }}",
+        "cancel-in-progress": True}
+    for job in (pr, drift):
+        assert job["environment"] == "terraform-plan"
+        assert _secrets_of(job) == READ_SECRETS
+        assert not _secrets_of(job) & APPLY_SECRETS
+        assert _service_accounts(job) == {"${{ vars.GCP_TERRAFORM_READER_SERVICE_ACCOUNT }}"}
+        step = next(s for s in job["steps"] if "./deploy.py terraform plan" in s.get("run", ""))
+        assert step["env"]["SOPS_AGE_KEY"] == "${{ secrets.TERRAFORM_PLAN_AGE_KEY }}"
+        assert step["env"]["HCLOUD_TOKEN"] == "${{ secrets.HCLOUD_READ_TOKEN }}"
+        assert step["env"]["TF_CLI_ARGS_plan"] == "-lock=false"   # state is only read
+        assert not any(s.get("uses", "").startswith("actions/upload-artifact@")
+                       for s in job["steps"])
+    assert "--fail-on-changes" in " ".join(s.get("run", "") for s in drift["steps"])
+    # no job in this workflow reads a repository-wide secret: only environments hold them
+    for name, job in jobs.items():
+        if _secrets_of(job):
+            assert job.get("environment") in ("terraform", "terraform-plan"), name
+
+
+def _shell(data: dict, job: dict, step: dict) -> str | None:
+    return (step.get("shell") or ((job.get("defaults") or {}).get("run") or {}).get("shell")
+            or ((data.get("defaults") or {}).get("run") or {}).get("shell"))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_a_step_that_pipes_fails_when_its_command_fails(path):
+    """GitHub's default shell is `bash -e` (no pipefail): `cmd | tee` would be green when
+    cmd failed. A step that pipes says `shell: bash` (bash -eo pipefail), by itself or
+    through `defaults`."""
+    data = _load(path)
+    for name, job in (data.get("jobs") or {}).items():
+        for step in job.get("steps") or []:
+            code = _code_only(step.get("run", "")).replace("||", "")
+            if "|" in code:
+                assert _shell(data, job, step) == "bash", \
+                    f"{path.name}:{name}: a step pipes without pipefail"
+
+
+def test_terraform_plans_show_every_resource_change_in_the_job_summary(tmp_path):
+    """stdout and the per-resource lines on stderr go to the summary; a failed plan still
+    writes its summary, then fails the step. Run with bash -eo pipefail, as GitHub does."""
+    jobs = _load(TERRAFORM)["jobs"]
+    for name in ("pr-plan", "merge-plan", "drift"):
+        step = next(s for s in jobs[name]["steps"] if "./deploy.py terraform plan" in
+                    s.get("run", ""))
+        script = step["run"]
+        assert "2>&1 | tee plan.txt" in script and "GITHUB_STEP_SUMMARY" in script, name
+        for fails in (False, True):
+            fake = tmp_path / "deploy.py"
+            fake.write_text("#!/bin/sh\necho 'member create update'\n"
+                            "echo 'stack: create module.cluster.hcloud_server.this' >&2\n"
+                            + ("exit 3\n" if fails else ""))
+            fake.chmod(0o755)
+            summary = tmp_path / f"summary-{name}-{fails}.md"
+            result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                                     script], cwd=tmp_path, capture_output=True, text=True,
+                                    env={"PATH": "/usr/bin:/bin", "STACK": "s",
+                                         "GITHUB_STEP_SUMMARY": str(summary)})
+            assert result.returncode == (3 if fails else 0), (name, result.stderr)
+            text = summary.read_text()
+            assert "member create update" in text, name
+            assert "stack: create module.cluster.hcloud_server.this" in text, name
+            assert ("exit 3" in text) is fails, name
 
 
 def _code_only(text: str) -> str:
@@ -250,3 +350,56 @@ def _code_only(text: str) -> str:
 def test_shellcheck_is_the_real_binary():
     out = subprocess.run([_tool("shellcheck"), "--version"], capture_output=True, text=True)
     assert "ShellCheck" in out.stdout and shutil.which("actionlint", path=str(BIN))
+
+
+# -- scripts/bootstrap, the first step of every workflow job ---------------------------------
+@pytest.mark.parametrize("installed,stopped", [
+    ({"openssh-server", "openssh-client"}, ["docker-registry"]),
+    (set(), ["docker-registry", "ssh"]),
+    ({"docker-registry", "openssh-server"}, []),
+])
+def test_bootstrap_stops_only_services_it_installed(tmp_path, installed, stopped):
+    """`scripts/bootstrap --dev` as root installs the registry and OpenSSH for the tests and
+    stops the system services a fresh install starts - but never a service of a package
+    the machine already had (a host's own sshd is how people reach it). Run for real on a
+    PATH of stand-ins for apt-get, dpkg-query, systemctl and id that log what they are
+    asked."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts/bootstrap", repo / "scripts/bootstrap")
+    (repo / "requirements.txt").write_text("")
+    (repo / "requirements-dev.txt").write_text("")
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for tool in ("bash", "cat", "sha256sum", "cut", "basename", "dirname", "touch", "mkdir"):
+        found = shutil.which(tool, path="/usr/bin:/bin")
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+
+    def stub(path: Path, body: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/bin/bash\necho \"$(basename \"$0\") $*\" >> {log}\n{body}\n")
+        path.chmod(0o755)
+
+    stub(repo / ".venv/bin/python", "exit 0")
+    stub(repo / ".tools/node/node_modules/.bin/configurable-http-proxy", "exit 0")
+    stub(repo / ".tools/checkov/bin/checkov", "exit 0")
+    stub(bin_dir / "id", "echo 0")
+    stub(bin_dir / "apt-cache", "exit 0")
+    stub(bin_dir / "apt-get", "exit 0")
+    stub(bin_dir / "systemctl", "exit 0")              # every unit reports active
+    cases = " ".join(f'"{pkg}"' for pkg in sorted(installed)) or '"-none-"'
+    stub(bin_dir / "dpkg-query",
+         f'pkg="${{!#}}"; case "$pkg" in {cases.replace(" ", "|")}) '
+         'echo -n "install ok installed";; *) exit 1;; esac')
+    result = subprocess.run([str(bin_dir / "bash"), str(repo / "scripts/bootstrap"), "--dev"],
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    wanted = [p for p in ("docker-registry", "skopeo", "openssh-server", "openssh-client")
+              if p not in installed]
+    install = [c for c in calls if c.startswith("apt-get install")]
+    assert len(install) == 1 and install[0].split()[-len(wanted):] == wanted, calls
+    disabled = [c.split()[-1] for c in calls if c.startswith("systemctl disable")]
+    assert disabled == stopped, calls

@@ -163,6 +163,99 @@ def test_terraform_paths_plan_their_stacks(history):
                                                                              "hetzner-fsn"]
 
 
+@pytest.mark.parametrize("edit,where,var", [
+    (lambda m: m.update(kubernetes_version="1.35"), "kubernetes_version", "kubernetes_version"),
+    (lambda m: m["domains"].update(binder="fsn2.example-binder.org"), "domains.binder",
+     "domain"),
+    (lambda m: m.update(cluster={"provider": "gke", "project": "example-moved",
+                                 "zone": "europe-west3-a",
+                                 "name": m["release"]["name"]}),
+     "cluster.provider", "provider_kind"),
+], ids=["kubernetes_version", "domains.binder", "cluster.provider"])
+def test_a_federation_value_a_stack_gets_as_a_var_plans_that_stack(history, edit, where, var):
+    """kubernetes_version, domains.binder and cluster.provider reach the member's stack as
+    -var: changing one in config/federation.yaml plans that stack (and deploys the
+    member), with the reason; a member without a stack plans none."""
+    def change_both(d):
+        edit(d["members"]["hetzner-fsn"])
+        edit(d["members"]["aws"])                  # no terraform/members/aws/
+    base, head = change(history, {"config/federation.yaml":
+                                  edit_yaml(history, "config/federation.yaml", change_both)})
+    plan = planned(history, base, head)
+    assert plan["stacks"] == {"hetzner-fsn": [
+        f"config/federation.yaml: members.hetzner-fsn.{where} changed (-var {var})"]}
+    assert [r["stack"] for r in plan["matrices"]["terraform"]["include"]] == ["hetzner-fsn"]
+    assert {"hetzner-fsn", "aws"} <= set(plan["members"])
+
+
+def test_other_federation_changes_plan_no_stack(history):
+    """Weights, smoke tests, hub and static domains are not -vars of any stack."""
+    def edit(d):
+        d["members"]["hetzner-fsn"]["federation"]["weight"] = 5
+        d["members"]["hetzner-fsn"]["domains"]["hub"] = "hub2.fsn.example-binder.org"
+        d["members"]["gke"]["smoke"]["timeout_seconds"] = 900
+    base, head = change(history, {"config/federation.yaml":
+                                  edit_yaml(history, "config/federation.yaml", edit)})
+    plan = planned(history, base, head)
+    assert plan["stacks"] == {} and plan["has"]["terraform"] is False
+    assert {"hetzner-fsn", "gke"} <= set(plan["members"])
+
+
+def test_the_stack_vars_agree_with_what_terraform_passes(history):
+    """The plan's key paths are the ones model/terraform.federation_vars reads."""
+    from deployer.model.plan import TERRAFORM_KEYS, _at
+    from deployer.model.terraform import federation_vars
+
+    ws = Workspace(root=history, env={"PATH": "/usr/bin:/bin"})
+    raw = yaml.safe_load((history / "config/federation.yaml").read_text())["members"]
+    for name, member in ws.federation.members.items():
+        passed = federation_vars(member)
+        assert set(passed) == {"member_name", *TERRAFORM_KEYS}
+        assert passed["member_name"] == name
+        for var, keys in TERRAFORM_KEYS.items():
+            assert passed[var] == _at(raw[name], keys), (name, var)
+
+
+def test_a_member_added_with_its_stack_plans_the_stack(history):
+    def edit(d):
+        entry = yaml.safe_load(yaml.safe_dump(d["members"]["hetzner-fsn"]))
+        entry["cluster"]["kubeconfig"] = "secrets/kubeconfigs/hetzner-hel.yaml"
+        entry["release"] = {"name": "hetzner-hel", "namespace": "hetzner-hel"}
+        entry["domains"] = {k: v.replace("fsn", "hel") for k, v in entry["domains"].items()}
+        d["members"]["hetzner-hel"] = entry
+    base, head = change(history, {
+        "config/federation.yaml": edit_yaml(history, "config/federation.yaml", edit),
+        "terraform/members/hetzner-hel/main.tf":
+            'module "cluster" {\n  source = "../../modules/hetzner-k3s"\n}\n'})
+    plan = planned(history, base, head)
+    assert plan["stacks"] == {"hetzner-hel": [
+        "config/federation.yaml: member hetzner-hel added (-var member_name)",
+        "terraform/members/hetzner-hel/main.tf added"]}
+
+
+@pytest.mark.parametrize("path", ["secrets/terraform/hetzner-fsn.yaml",
+                                  "secrets/terraform/hetzner-fsn.tfstate"])
+def test_a_stacks_secrets_and_state_plan_that_stack_only(history, path):
+    """secrets/terraform/<m>.yaml (the stack's secret variables) and .tfstate (its state on
+    a local backend) plan stack m: no other stack, and no member's deploy."""
+    old = history / path
+    verb = "changed" if old.exists() else "added"
+    base, head = change(history, {path: (old.read_text() if old.exists() else "") + "\n"})
+    plan = planned(history, base, head)
+    assert plan["stacks"] == {"hetzner-fsn": [f"{path} {verb}"]}
+    assert plan["members"] == {}, "nothing is deployed (it was: 'not a known path')"
+    assert plan["notes"] == []
+    # a stack's secrets file for a member without a stack plans nothing, and says so
+    base, head = change(history, {"secrets/terraform/aws.yaml": "x: 1\n"})
+    plan = planned(history, base, head)
+    assert plan["stacks"] == {} and plan["members"] == {}
+    assert any("no stack terraform/members/aws/" in note for note in plan["notes"])
+    # another file there is no stack's: every stack is planned (still no member deploys)
+    base, head = change(history, {"secrets/terraform/shared.json": "{}\n"})
+    plan = planned(history, base, head)
+    assert sorted(plan["stacks"]) == ["gke", "hetzner-fsn"] and plan["members"] == {}
+
+
 def test_docs_and_tests_deploy_nothing_and_unknown_paths_deploy_everything(history):
     base, head = change(history, {"README.md": "# docs\n", "docs/runbook.md": "# x\n"})
     plan = planned(history, base, head)
