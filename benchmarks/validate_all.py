@@ -57,14 +57,20 @@ def main() -> None:
 
             bare_s, bare_cpu = _median(bare, rounds)
             full_s, full_cpu = _median(full, rounds)
+            breakdown = subprocess.run(
+                [sys.executable, str(ROOT / "deploy.py"), "validate", "--all", "--timings"],
+                env=env, check=True, capture_output=True, text=True).stdout
     print(f"members                                 : {len(members)} on {os.cpu_count()} cores")
     print(f"bare sequential helm template           : {bare_s:.2f} s wall, {bare_cpu:.2f} s CPU"
           f" (median of {rounds})")
     print(f"deploy.py validate --all                : {full_s:.2f} s wall, {full_cpu:.2f} s CPU"
           f" (median of {rounds})")
     print(f"ratio validate / bare (goal <= 1.5)     : {full_s / bare_s:.2f}")
-    print("  (validate runs helm twice per member - lint and template - plus sops, Kubernetes"
-          " schema checks and policy; the CPU figures show how much of the machine each used)")
+    print("  (validate renders each member with helm, lints the chart once, decrypts each "
+          "member's secrets with sops, checks Kubernetes schemas and policy; the CPU figures "
+          "show how much of the machine each used)")
+    print("\nper-stage breakdown of one run (deploy.py validate --all --timings):")
+    print(breakdown[breakdown.index("stage "):] if "stage " in breakdown else breakdown)
 
 
 def _median(func, rounds: int) -> tuple[float, float]:

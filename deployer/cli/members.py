@@ -69,16 +69,27 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
              all_members: bool = typer.Option(False, "--all", help="Every member."),
              mirror: Optional[str] = MIRROR,
              jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
-                                                help="Members validated at once.")):
+                                                help="Members validated at once."),
+             timings: bool = typer.Option(False, "--timings",
+                                          help="Also print the seconds each stage took.")):
     """Render members with helm and check chart schema, lint, Kubernetes schemas, policy."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
     from deployer.stages import validate as validate_mod
 
+    started = time.perf_counter()
     ws = workspace()
     out = ws.console
     if jobs is not None and jobs < 1:
         raise usage(f"--jobs must be 1 or more, not {jobs}")
     chosen = ws.federation.select(member_names or (), all_members=all_members)
-    reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs)
+    run = validate_mod.Report("(run)")
+    # the stacks' check (python-hcl2) overlaps the members, who mostly wait on helm and sops
+    with ThreadPoolExecutor(max_workers=1) as side:
+        stacks_future = side.submit(_timed_stack_problems, ws, chosen, run)
+        reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs, run=run)
+        stacks = stacks_future.result()
     for report in reports:
         for line in report.errors:
             out.error(f"{report.member}: {line}")
@@ -90,11 +101,30 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     custom = sorted({c for r in reports for c in r.custom})
     if custom:
         out.info(f"not schema-checked (custom resources): {', '.join(custom)}")
-    stacks = _stack_problems(ws, chosen)
     for problem in stacks:
         out.error(f"terraform: {problem}")
+    if timings:
+        _print_timings(out, run, reports, time.perf_counter() - started)
     if not all(r.ok for r in reports) or stacks:
         raise typer.Exit(1)
+
+
+def _print_timings(out, run, reports, wall: float) -> None:
+    """Seconds per stage: run-wide ones, then each member's (members overlap in time)."""
+    stages = list(run.timings) + [s for s in ("values", "policy", "helm template",
+                                              "helm lint", "kubernetes schemas")]
+    rows = [[stage, f"{run.timings[stage]:.2f}", "-"] for stage in run.timings]
+    for stage in stages[len(run.timings):]:
+        per = [r.timings.get(stage, 0.0) for r in reports]
+        rows.append([stage, f"{sum(per):.2f}", f"{max(per):.2f}"])
+    rows.append(["wall (whole command)", f"{wall:.2f}", "-"])
+    out.say("")
+    out.table(["stage", "seconds (sum)", "slowest member"], rows)
+
+
+def _timed_stack_problems(ws, chosen, run) -> list[str]:
+    with run.timed("terraform stacks"):
+        return _stack_problems(ws, chosen)
 
 
 def _stack_problems(ws, chosen) -> list[str]:

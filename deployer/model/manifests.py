@@ -98,6 +98,9 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
             result.problems.append(Problem(obj.ref, obj.source, "metadata.name", "missing"))
         if result.problems and result.problems[-1].obj == obj.ref:
             continue
+        bad_name = _name_problem(obj.kind, str(obj.body["metadata"]["name"]))
+        if bad_name:
+            result.problems.append(Problem(obj.ref, obj.source, "metadata.name", bad_name))
         validator = _validator(version, obj.kind, obj.api_version)
         if validator is None:
             if _is_custom(obj.api_version):
@@ -111,6 +114,28 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
             result.problems.append(Problem(obj.ref, obj.source, _dotted(err.absolute_path),
                                            _message(err, redactor)))
     return result
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAMED = {"Namespace", "Service"}                       # DNS-1123 labels
+_PATH_NAMED = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}   # any path segment
+
+
+def _name_problem(kind: str, name: str) -> str | None:
+    """What the API server would say of an object name (as helm lint checks it)."""
+    if kind in _PATH_NAMED:
+        return None if name not in (".", "..") and "/" not in name and "%" not in name \
+            else f"{name!r} is not a valid {kind} name"
+    if kind in _LABEL_NAMED:
+        if len(name) > 63 or not _DNS_LABEL.match(name):
+            return (f"{name!r} is not a valid {kind} name: at most 63 lower-case letters, "
+                    "digits and '-', starting and ending with a letter or digit")
+        return None
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        return (f"{name!r} is not a valid name: at most 253 lower-case letters, digits, "
+                "'-' and '.', starting and ending with a letter or digit")
+    return None
 
 
 def redacted_text(objects: Iterable[K8sObject], redactor: Redactor) -> str:

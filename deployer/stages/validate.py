@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from deployer.stages import chart as chart_mod
 from deployer.adapters import helm as helm_mod
@@ -38,6 +40,16 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     custom: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)   # seconds per stage
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the block's wall time to `stage`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
     @property
     def ok(self) -> bool:
@@ -45,16 +57,23 @@ class Report:
 
 
 def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None = None,
-                     jobs: int | None = None) -> list[Report]:
-    """Validate every member; the chart's dependencies are prepared once for all of them."""
+                     jobs: int | None = None, run: Report | None = None) -> list[Report]:
+    """Validate every member; the chart's dependencies are prepared once for all of them,
+    and the chart is linted once (its per-member checks - values schema, rendering - are
+    those `helm template` makes for each member). `run` collects the run-wide timings."""
+    run = run if run is not None else Report("(run)")
     helm = helm_mod.Helm(ws.env, console=ws.console)
-    prepared = chart_mod.prepare(ws, helm, mirror)
-    federation_problems = policy.check_federation(ws.federation)
+    with run.timed("prepare chart"):
+        prepared = chart_mod.prepare(ws, helm, mirror)
+    with run.timed("federation policy"):
+        federation_problems = policy.check_federation(ws.federation)
+        prepared.kube_versions()          # read the charts' kubeVersions once, not per member
     # most of a member's time is spent waiting on helm and sops: overlap members generously
     jobs = jobs or min(len(members), 2 * (os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(check_member, ws, helm, prepared, m,
-                               federation_problems.get(m.name, [])) for m in members]
+                               federation_problems.get(m.name, []), lint=(i == 0))
+                   for i, m in enumerate(members)]
         return [f.result()[0] for f in futures]
 
 
@@ -72,30 +91,37 @@ def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepar
 
 def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
                  member: Member, federation_problems: list,
-                 mv: values_mod.MemberValues | None = None) -> tuple[Report, Rendered | None]:
-    """Validate one member; also return what was rendered (None if rendering failed)."""
+                 mv: values_mod.MemberValues | None = None,
+                 lint: bool = True) -> tuple[Report, Rendered | None]:
+    """Validate one member; also return what was rendered (None if rendering failed).
+    `lint`: also run `helm lint` with this member's values (the chart-wide checks)."""
     start = time.perf_counter()
     report = Report(member.name)
     rendered = None
     report.errors.extend(str(v) for v in federation_problems)
     try:
-        mv = mv or member_values(ws, member)
-        report.errors.extend(str(v) for v in policy.check_member(mv))
-        _kube_version_problems(prepared, member, mv, report)
+        with report.timed("values"):
+            mv = mv or member_values(ws, member)
+        with report.timed("policy"):
+            report.errors.extend(str(v) for v in policy.check_member(mv))
+            _kube_version_problems(prepared, member, mv, report)
+        values_yaml = dump(mv.for_helm(prepared.defaults()))
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:
-            linting = side.submit(helm.lint, str(prepared.path), member.namespace,
-                                  dump(mv.for_helm(prepared.defaults())),
-                                  member.kubernetes_version)
+            linting = side.submit(_timed_lint, report, helm, prepared, member, values_yaml) \
+                if lint else None
             try:
-                rendered = render_member(ws, helm, prepared, member, mv)
+                with report.timed("helm template"):
+                    rendered = render_member(ws, helm, prepared, member, mv)
             finally:
-                lint = linting.result()
+                findings = linting.result() if linting is not None else []
         report.objects = len(rendered.objects)
-        for finding in helm_mod.lint_findings(lint.stdout):
+        for finding in findings:
             (report.errors if finding.startswith("[ERROR]") else report.warnings).append(
                 f"helm lint: {finding}")
-        checked = manifests.validate(rendered.objects, member.kubernetes_version, mv.redactor)
+        with report.timed("kubernetes schemas"):
+            checked = manifests.validate(rendered.objects, member.kubernetes_version,
+                                         mv.redactor)
         report.errors.extend(f"{p} (Kubernetes {member.kubernetes_version})"
                              for p in checked.problems)
         report.custom = checked.custom
@@ -105,6 +131,14 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         report.errors.append(str(exc))
     report.seconds = time.perf_counter() - start
     return report, rendered
+
+
+def _timed_lint(report: Report, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
+                member: Member, values_yaml: str) -> list[str]:
+    with report.timed("helm lint"):
+        result = helm.lint(str(prepared.path), member.namespace, values_yaml,
+                           member.kubernetes_version)
+    return helm_mod.lint_findings(result.stdout)
 
 
 def _kube_version_problems(prepared: chart_mod.PreparedChart, member: Member,

@@ -224,3 +224,15 @@ def test_a_stack_that_contradicts_the_federation_fails_validate(run, repo):
     assert "terraform: terraform/members/hetzner-fsn/terraform.tfvars: k3s_version " \
            "v1.33.5+k3s1 is not Kubernetes 1.34" in result.stderr
     assert run("validate", "gke").returncode == 0          # only the members named
+
+
+def test_timings_break_validation_down_by_stage(run):
+    result = run("validate", "--all", "--timings")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    for stage in ("prepare chart", "values", "helm template", "helm lint",
+                  "kubernetes schemas", "policy", "terraform stacks", "wall (whole command)"):
+        assert stage in lines, result.stdout
+    # the chart is linted once per run, each member is rendered once
+    assert result.stderr.count("$ helm lint") == 1
+    assert result.stderr.count("$ helm template") == 5

@@ -121,3 +121,17 @@ data:
     assert docs[0]["stringData"] == {"token": "***"} and docs[0]["data"] == {"key": "***"}
     assert "***" in docs[1]["data"]["values.yaml"]
     assert "w\\xF6rd" not in shown and "wörd" not in shown and "not-registered" not in shown
+
+
+@pytest.mark.parametrize("kind,name,ok", [
+    ("Deployment", "hub", True), ("ConfigMap", "a.b-c", True), ("Deployment", "Hub", False),
+    ("Deployment", "hub_1", False), ("Service", "proxy.public", False),
+    ("Service", "x" * 64, False), ("ConfigMap", "x" * 254, False),
+    ("ClusterRole", "system:binderhub", True), ("Namespace", "-x", False),
+])
+def test_object_names_are_checked_as_the_api_server_does(kind, name, ok):
+    obj = manifests.K8sObject({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}},
+                              "mybinder/templates/x.yaml")
+    problems = [p for p in manifests.validate([obj], "1.34").problems
+                if p.path == "metadata.name"]
+    assert (not problems) == ok, problems
