@@ -261,6 +261,31 @@ def test_an_oci_chart_version_with_build_metadata(gh, bot, repo):
     assert (b.before, b.after) == ("10.5.15", "10.6.0+build.2")
 
 
+def test_a_github_release_dependency_with_its_release_notes(gh, bot, repo):
+    deps = repo / "config" / "dependencies.yaml"
+    # releases from GitHub; the values hold the bare version
+    deps.write_text(deps.read_text().replace(
+        "    kind: image\n    source: quay.io/jupyterhub/repo2docker\n",
+        "    kind: github-release\n    source: jupyterhub/repo2docker\n").replace(
+        "    value: image\n", ""))
+    common = repo / "config" / "common.yaml"
+    common.write_text(common.read_text().replace(
+        "build_image: quay.io/jupyterhub/repo2docker:2025.08.0",
+        "build_image: \"2025.08.0\""))
+    gh.add_repo("jupyterhub/repo2docker")
+    for tag, pre in (("2025.08.0", False), ("2025.10.0", False), ("2025.11.0b1", True)):
+        gh.add_release("jupyterhub/repo2docker", tag, body=f"Notes of {tag}: see @someone",
+                       prerelease=pre)
+    outcomes = _by_unit(bot(only=["repo2docker"]))
+    assert outcomes["repo2docker"].action is Action.OPEN
+    (b,) = outcomes["repo2docker"].bumps
+    assert (b.before, b.after) == ("2025.08.0", "2025.10.0")
+    body = _open(gh)["bump/repo2docker"]["body"]
+    assert "Notes of 2025.10.0" in body and "@someone" not in body
+    assert gh.file_at(REPO, "bump/repo2docker", "config/common.yaml").count(
+        'build_image: "2025.10.0"') == 1
+
+
 # -- regressions from the review ----------------------------------------------------------
 def _marker(unit, versions, commit=None):
     return "<!-- deployer-bump " + json.dumps({"unit": unit, "versions": versions,
