@@ -180,15 +180,18 @@ class Kube:
         request = self.api_client.param_serialize(
             "GET", path, header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"])
+        response = self._call(self.api_client.call_api, *request,
+                              _request_timeout=self.request_timeout)
+        self._call(response.read)
+        status = response.status
+        if status == 404:
+            return None
+        if status != 200:      # this client returns (does not raise) other statuses here
+            raise KubeError(f"discovery of {group_version}: HTTP {status}"
+                            + (" (the credentials may not list the API)"
+                               if status in (401, 403) else ""), status=status)
         try:
-            response = self._call(self.api_client.call_api, *request,
-                                  _request_timeout=self.request_timeout)
-            response.read()
             data = json.loads(response.data or b"{}")
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
         except ValueError:
             raise KubeError(f"discovery of {group_version}: the answer is not JSON") from None
         return {r.get("kind") for r in (data or {}).get("resources") or []

@@ -68,8 +68,9 @@ class ProcessError(DeployerError):
 def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT,
         console: Console | None = None, stdin: str | None = None, cwd: str | Path | None = None,
         echo: bool = True, check: bool = True, tool: str | None = None,
-        hint: str | None = None) -> Result:
-    """Run `argv` with `env`, capturing output; see the module docstring."""
+        hint: str | None = None, pass_fds: tuple[int, ...] = ()) -> Result:
+    """Run `argv` with `env`, capturing output; see the module docstring. `pass_fds`: open
+    files the child shares (a lock it must hold too)."""
     argv = tuple(str(a) for a in argv)
     name = tool or Path(argv[0]).name
     if echo and console is not None:
@@ -82,7 +83,7 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = 
                                 text=True,
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=pass_fds)
     except OSError as exc:
         raise ToolError(f"cannot run {name}: {exc.strerror or exc}", hint=hint) from None
     with _children_lock:

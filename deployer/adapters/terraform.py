@@ -43,10 +43,13 @@ class Terraform:
     """Terraform commands in one root module with an explicit environment."""
 
     def __init__(self, env: Mapping[str, str], *, console: Console | None = None,
-                 timeout: float = TIMEOUT):
+                 timeout: float = TIMEOUT, lock_fd: int | None = None):
+        """`lock_fd`: the run's lock (flock), shared with every Terraform child, so that a
+        child that outlives a killed deployer still holds it."""
         self.env = {**env, **AUTOMATION_ENV}
         self.console = console
         self.timeout = timeout
+        self.lock_fd = lock_fd
 
     def run(self, root: Path, *args: str, check: bool = True, echo: bool = True,
             ok: tuple[int, ...] = (0,)) -> Result:
@@ -55,7 +58,8 @@ class Terraform:
         if echo and self.console is not None:
             self.console.command(["terraform", f"-chdir={root}", *args])
         result = process.run(argv, env=self.env, timeout=self.timeout, console=self.console,
-                             echo=False, check=False, tool="terraform", cwd=_PACKAGE_ROOT)
+                             echo=False, check=False, tool="terraform", cwd=_PACKAGE_ROOT,
+                             pass_fds=(self.lock_fd,) if self.lock_fd is not None else ())
         out = Result(result.returncode, result.stdout, result.stderr)
         if "-json" in args:
             out.diagnostics = _diagnostics(result.stdout)

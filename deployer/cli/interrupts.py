@@ -18,14 +18,19 @@ from typing import Iterator
 from deployer.adapters import process
 from deployer.console import Console
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 class Interrupts:
     """Signals turned into events the pipeline watches."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, *, stop_programs: bool = True,
+                 signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
+        """`stop_programs`: a second signal stops running programs (not for Terraform,
+        which would lose state); `signals`: the ones handled."""
         self.console = console
+        self.stop_programs = stop_programs
+        self.signals = signals
         self.cancel = threading.Event()
         self.abort = threading.Event()
         self.received: int | None = None
@@ -41,7 +46,7 @@ class Interrupts:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
+        previous = {sig: signal.signal(sig, self._handle) for sig in self.signals}
         try:
             yield self
         finally:
@@ -50,6 +55,12 @@ class Interrupts:
 
     def _handle(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
+        if not self.stop_programs:
+            self.received = self.received or signum
+            self.cancel.set()
+            self.console.warn(f"{name}: the running terraform command is let finish (killing "
+                              "it would lose what it created from the state); then stopping")
+            return
         if not self.cancel.is_set():
             self.received = signum
             self.cancel.set()

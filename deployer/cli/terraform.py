@@ -12,6 +12,22 @@ from deployer.cli.common import SHOW_SECRETS, handles_errors, usage, workspace
 app = typer.Typer(help="Plan and apply the Terraform stacks that make members' clusters.",
                   no_args_is_help=True)
 
+def _finishing(ws):
+    """SIGINT, SIGTERM and SIGHUP let the running Terraform command finish (its state is
+    saved), then the command stops with 130/143/129."""
+    import signal
+
+    from deployer.cli.interrupts import Interrupts
+
+    return Interrupts(ws.console, stop_programs=False,
+                      signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)).handled()
+
+
+def _stop_if_interrupted(intr) -> None:
+    if intr.received is not None:
+        raise typer.Exit(intr.exit_code)
+
+
 PLAN_DIR_OPTION = typer.Option(Path("build/terraform"), "--plan-dir",
                                help="Where saved plans (sops-encrypted) and their summaries "
                                     "are kept.")
@@ -32,12 +48,16 @@ def plan(members: List[str] = typer.Argument(None, metavar="MEMBER..."),
     ws = workspace()
     chosen = _members(ws, members, all_stacks)
     summaries, failed = [], []
-    for member in chosen:
-        try:
-            summaries.append(tf.plan(ws, member, _under(ws, plan_dir)))
-        except tf.TerraformError as exc:
-            ws.console.error(f"{member.name}: {exc}")
-            failed.append(member.name)
+    with _finishing(ws) as intr:
+        for member in chosen:
+            try:
+                summaries.append(tf.plan(ws, member, _under(ws, plan_dir)))
+            except tf.TerraformError as exc:
+                ws.console.error(f"{member.name}: {exc}")
+                failed.append(member.name)
+            if intr.received is not None:
+                break
+    _stop_if_interrupted(intr)
     if json_out:
         ws.console.say(json.dumps([s.to_json() for s in summaries], indent=2))
     else:
@@ -83,9 +103,11 @@ def apply(member: str = typer.Argument(...),
         raise usage(f"--expect-digest must be a whole digest (sha256: and 64 hex digits), "
                     f"not {expect_digest[:24]!r}")
     target = ws.federation.member(member)
-    outputs = tf.apply(ws, target, _under(ws, plan_dir), allow_destroy=tuple(allow_destroy or ()),
-                       expect_digest=expect_digest)
+    with _finishing(ws) as intr:
+        outputs = tf.apply(ws, target, _under(ws, plan_dir),
+                           allow_destroy=tuple(allow_destroy or ()), expect_digest=expect_digest)
     _print_outputs(ws, outputs, False)
+    _stop_if_interrupted(intr)
 
 
 @app.command("output")
@@ -95,7 +117,10 @@ def output(member: str = typer.Argument(...), show_secrets: bool = SHOW_SECRETS)
     from deployer.stages import terraform as tf
 
     ws = workspace(show_secrets)
-    _print_outputs(ws, tf.output(ws, ws.federation.member(member)), show_secrets)
+    with _finishing(ws) as intr:
+        outputs = tf.output(ws, ws.federation.member(member))
+    _print_outputs(ws, outputs, show_secrets)
+    _stop_if_interrupted(intr)
 
 
 @app.command("kubeconfig")
@@ -106,8 +131,10 @@ def kubeconfig(member: str = typer.Argument(...)):
     from deployer.stages import terraform as tf
 
     ws = workspace()
-    rel = tf.refresh_kubeconfig(ws, ws.federation.member(member))
+    with _finishing(ws) as intr:
+        rel = tf.refresh_kubeconfig(ws, ws.federation.member(member))
     ws.console.say(f"{member}: kubeconfig refreshed into {rel}")
+    _stop_if_interrupted(intr)
 
 
 @app.command("validate")

@@ -117,13 +117,21 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")      # Service names start with a letter
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAMED = {"Namespace", "Service"}                       # DNS-1123 labels
+_LABEL_NAMED = {"Namespace"}                                  # DNS-1123 labels
 _PATH_NAMED = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}   # any path segment
 
 
 def _name_problem(kind: str, name: str) -> str | None:
     """What the API server would say of an object name (as helm lint checks it)."""
+    if kind == "CertificateSigningRequest":
+        return None
+    if kind == "Service":
+        if len(name) > 63 or not _DNS_1035.match(name):
+            return (f"{name!r} is not a valid Service name: at most 63 lower-case letters, "
+                    "digits and '-', starting with a letter and ending with a letter or digit")
+        return None
     if kind in _PATH_NAMED:
         return None if name not in (".", "..") and "/" not in name and "%" not in name \
             else f"{name!r} is not a valid {kind} name"

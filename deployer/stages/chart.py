@@ -45,6 +45,11 @@ class PreparedChart:
         """Default values of the chart and of every (sub)chart under the key Helm gives it."""
         return _defaults(str(self.path))
 
+    def crd_kinds(self) -> tuple[tuple[str, str], ...]:
+        """(group/version, kind) of every CRD the chart and its subcharts ship in crds/
+        (helm installs them before the templates)."""
+        return _crd_kinds(str(self.path))
+
     def kube_versions(self) -> tuple[tuple[str | None, str, str], ...]:
         """(dependency, "name version", kubeVersion constraint) of the chart (dependency
         None) and of every (sub)chart that states one (dependency: the top-level dependency
@@ -231,6 +236,46 @@ def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
     for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
         walk_tgz(tgz.read_bytes(), None)
     return tuple(found)
+
+
+@lru_cache(maxsize=8)
+def _crd_kinds(chart_dir: str) -> tuple[tuple[str, str], ...]:
+    import io
+
+    import yaml
+
+    found: set[tuple[str, str]] = set()
+
+    def note(data: bytes) -> None:
+        try:
+            docs = list(yaml.safe_load_all(data.decode("utf-8", errors="replace")))
+        except yaml.YAMLError:
+            return
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind")
+            for version in spec.get("versions") or []:
+                if kind and isinstance(version, dict) and version.get("name"):
+                    found.add((f"{spec.get('group')}/{version['name']}", kind))
+
+    def walk_tgz(data: bytes) -> None:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            for m in tf.getmembers():
+                parts = m.name.split("/")
+                if m.isfile() and len(parts) >= 3 and parts[-2] == "crds" and \
+                        parts[-1].endswith((".yaml", ".yml")):
+                    note(tf.extractfile(m).read())
+                elif m.isfile() and m.name.endswith(".tgz") and parts[-2:-1] == ["charts"]:
+                    walk_tgz(tf.extractfile(m).read())
+
+    root = Path(chart_dir)
+    for path in sorted((root / "crds").glob("*.y*ml")) if (root / "crds").is_dir() else []:
+        note(path.read_bytes())
+    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
+        walk_tgz(tgz.read_bytes())
+    return tuple(sorted(found))
 
 
 def _values_of(data: bytes) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
+from deployer.adapters.kube import KubeError
 from deployer.console import Log
 from deployer.errors import DeployError, DeployerError, Interrupted
 from deployer.model import manifests, policy
@@ -215,9 +216,13 @@ class MemberDeploy:
         needed: dict[str, set[str]] = {}
         for obj in self.rendered.objects:
             needed.setdefault(obj.api_version, set()).add(obj.kind)
+        provided = _crd_kinds(self.rendered.objects) | set(self.prepared.crd_kinds())
         missing = []
         for group_version, kinds in sorted(needed.items()):
-            served = self.conn.kube.served_kinds(group_version)
+            kinds = {k for k in kinds if (group_version, k) not in provided}
+            if not kinds:
+                continue
+            served = self._discover(group_version)
             missing += [(kind, group_version) for kind in sorted(kinds)
                         if served is None or kind not in served]
         if missing:
@@ -228,6 +233,18 @@ class MemberDeploy:
                     "install the operators or CRDs that define them on the cluster first")
             raise DeployError(f"the cluster does not serve {what}, which the release needs; "
                               "nothing was changed", hint=hint)
+
+    def _discover(self, group_version: str):
+        """The kinds the cluster serves under a group version; a transient API error (429,
+        5xx, no answer) is retried a few times before it fails the deploy."""
+        for attempt in range(4):
+            try:
+                return self.conn.kube.served_kinds(group_version)
+            except KubeError as exc:
+                if not exc.transient or attempt == 3:
+                    raise
+                time.sleep(self.adapters.retry_pause * (attempt + 1))
+        return None
 
     def diff(self) -> diff_mod.Diff:
         """Rendered objects against the revision that serves, secrets masked."""
@@ -611,6 +628,21 @@ def _render(ws: Workspace, member: Member, prepared) -> Rendered:
 
     mv = member_values(ws, member)
     return Rendered(mv, dump(mv.for_helm(prepared.defaults())))
+
+
+def _crd_kinds(objects) -> set[tuple[str, str]]:
+    """(group/version, kind) of the custom resources the release's own CRD objects define
+    (helm creates those first, as it does the charts' crds/ files)."""
+    found = set()
+    for obj in objects:
+        if obj.kind != "CustomResourceDefinition":
+            continue
+        spec = obj.body.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            if kind and isinstance(version, dict) and version.get("name"):
+                found.add((f"{spec.get('group')}/{version['name']}", kind))
+    return found
 
 
 def _validate(ws: Workspace, member: Member, prepared, rendered: Rendered, *,

@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class Run:
     stack: model.Stack
     terraform: Terraform
     work: Path
+    applying: bool = False          # an apply started and its state is not saved yet
 
     @property
     def plan_file(self) -> Path:
@@ -84,12 +86,13 @@ def session(ws: Workspace, member: Member) -> Iterator[Run]:
     everything removed afterwards - except a state that could not be saved."""
     stack = stack_for(ws, member)
     work = private_dir(ws, member)
-    with _locked(work, member):
+    with _locked(work, member) as lock:
         run = None
         keep = False
         try:
             env = {**_env(ws, work), **_secret_vars(ws, member, stack)}
-            run = Run(ws, member, stack, Terraform(env, console=ws.console), work)
+            run = Run(ws, member, stack, Terraform(env, console=ws.console,
+                                                   lock_fd=lock.fileno()), work)
             init = ["init", "-input=false", "-no-color"]
             if stack.backend == "local":
                 _rescue_or_decrypt(run)
@@ -98,6 +101,10 @@ def session(ws: Workspace, member: Member) -> Iterator[Run]:
             yield run
         except StateNotSaved:
             keep = True
+            raise
+        except BaseException:
+            # after an apply started, whatever went wrong, a state not yet saved stays
+            keep = run is not None and run.applying
             raise
         finally:
             _clean(work, keep)
@@ -108,7 +115,7 @@ class StateNotSaved(DeployError):
 
 
 @contextmanager
-def _locked(work: Path, member: Member) -> Iterator[None]:
+def _locked(work: Path, member: Member) -> Iterator:
     import fcntl
 
     work.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +128,7 @@ def _locked(work: Path, member: Member) -> Iterator[None]:
         except BlockingIOError:
             raise DeployError(f"another terraform command for {member.name} is running "
                               f"(its lock: {work / '.lock'})") from None
-        yield
+        yield handle
     finally:
         handle.close()
 
@@ -134,15 +141,33 @@ def _rescue_or_decrypt(run: Run) -> None:
     saved = sops.decrypt_blob(ws.root, encrypted, ws.env) if encrypted.is_file() else None
     if run.state_file.is_file():
         left = run.state_file.read_text(encoding="utf-8")
+        if saved is not None and _lineage(left) != _lineage(saved):
+            kept = run.state_file.with_name(f"terraform.tfstate.leftover-{int(time.time())}")
+            run.state_file.rename(kept)
+            raise StateNotSaved(f"{member.name}: {kept} (left by an interrupted run) and "
+                                f"{encrypted.relative_to(ws.root)} are states of different "
+                                "stacks (lineage); both are kept, nothing is run",
+                                hint="decide which is right with a person who knows; remove "
+                                     "the other")
         if _serial(left) > _serial(saved):
             ws.console.warn(f"{member.name}: an interrupted terraform run left a newer state "
                             f"(serial {_serial(left)}); saving it to {encrypted.name} first")
             _keep_state(run)
             return
+        if _serial(left) >= 0 and _serial(left) < _serial(saved):
+            ws.console.warn(f"{member.name}: discarding an older state an interrupted run left "
+                            f"(serial {_serial(left)} < {_serial(saved)} in {encrypted.name})")
     if saved is not None:
         _write_private(run.state_file, saved)
     else:
         run.state_file.unlink(missing_ok=True)
+
+
+def _lineage(state: str | None) -> str | None:
+    try:
+        return json.loads(state).get("lineage") if state else None
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _serial(state: str | None) -> int:
@@ -181,6 +206,12 @@ def apply(ws: Workspace, member: Member, plan_dir: Path, *, allow_destroy: tuple
     """Apply the saved, reviewed plan of `member`; returns the outputs (values masked)."""
     reviewed = _reviewed(plan_dir, member, expect_digest)
     with session(ws, member) as run:
+        planned_at = json.loads((Path(plan_dir) / f"{member.name}.plan.json").read_text(
+            encoding="utf-8")).get("state_path")
+        if run.stack.backend == "local" and planned_at and planned_at != str(run.state_file):
+            raise DeployError(f"{member.name}: the plan was made in another checkout (its "
+                              f"state at {planned_at}); applying it here would write the "
+                              "state there", hint="plan again in this checkout")
         encrypted = Path(plan_dir) / f"{member.name}.tfplan"
         _write_private(run.plan_file, b"", binary=True)
         run.plan_file.write_bytes(base64.b64decode(sops.decrypt_blob(ws.root, encrypted,
@@ -230,7 +261,9 @@ def save_plan(run: Run, summary: model.PlanSummary, out_dir: Path) -> None:
     sops.encrypt_blob(run.ws.root, f"{STATE_DIR}/{run.member.name}.tfplan", raw,
                       out_dir / f"{run.member.name}.tfplan", run.ws.env)
     text = json.dumps({**summary.to_json(), "blocked": [
-        c.address for c in summary.protected()]}, indent=2) + "\n"
+        c.address for c in summary.protected()],
+        "state_path": str(run.state_file) if run.stack.backend == "local" else None},
+        indent=2) + "\n"
     _write_private(out_dir / f"{run.member.name}.plan.json", text)
 
 
@@ -250,18 +283,20 @@ def _apply_plan(run: Run) -> dict:
     ws, member = run.ws, run.member
     before = _serial(run.state_file.read_text(encoding="utf-8")) \
         if run.state_file.is_file() else -1
+    run.applying = True
     try:
         run.terraform.run(run.stack.root, "apply", "-input=false", "-no-color", "-json",
                           str(run.plan_file))
     finally:
         _keep_state(run)        # whatever was created is in the state: never lose it
+    run.applying = False
     if run.stack.backend == "local":
         after = _serial(run.state_file.read_text(encoding="utf-8")) \
             if run.state_file.is_file() else -1
         if after <= before:
             raise DeployError(f"{member.name}: terraform apply wrote no new state where the "
-                              f"deployer keeps it ({run.state_file}); nothing was saved",
-                              hint="was the plan made in another checkout? plan again here")
+                              f"deployer keeps it ({run.state_file})",
+                              hint="check the stack's backend; plan again in this checkout")
     outputs = _outputs(run)
     kubeconfig = (outputs.get("kubeconfig") or {}).get("value")
     if kubeconfig:
@@ -296,9 +331,12 @@ def _keep_state(run: Run) -> None:
         return
     target = run.ws.root / STATE_DIR / f"{run.member.name}.tfstate"
     try:
-        sops.encrypt_blob(run.ws.root, f"{STATE_DIR}/{run.member.name}.tfstate",
-                          run.state_file.read_text(encoding="utf-8"), target, run.ws.env)
-    except DeployerError as exc:
+        text = run.state_file.read_text(encoding="utf-8")
+        if _serial(text) < 0:           # cut short (a killed write): never over a good copy
+            raise DeployError("it is not a complete Terraform state")
+        sops.encrypt_blob(run.ws.root, f"{STATE_DIR}/{run.member.name}.tfstate", text, target,
+                          run.ws.env)
+    except (DeployerError, OSError) as exc:
         raise StateNotSaved(f"{run.member.name}: the new state could not be encrypted "
                             f"({exc}); it is kept in clear in {run.state_file} (0600): the "
                             "next terraform command saves it") from None

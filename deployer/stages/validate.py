@@ -59,8 +59,9 @@ class Report:
 def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None = None,
                      jobs: int | None = None, run: Report | None = None) -> list[Report]:
     """Validate every member; the chart's dependencies are prepared once for all of them,
-    and the chart is linted once (its per-member checks - values schema, rendering - are
-    those `helm template` makes for each member). `run` collects the run-wide timings."""
+    and the chart is linted once per Kubernetes version and set of enabled dependencies
+    (lint's per-member checks - values schema, rendering, names - are made for each member
+    by `helm template` and the Kubernetes checks). `run` collects the run-wide timings."""
     run = run if run is not None else Report("(run)")
     helm = helm_mod.Helm(ws.env, console=ws.console)
     with run.timed("prepare chart"):
@@ -70,11 +71,31 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         prepared.kube_versions()          # read the charts' kubeVersions once, not per member
     # most of a member's time is spent waiting on helm and sops: overlap members generously
     jobs = jobs or min(len(members), 2 * (os.cpu_count() or 2))
+    linters = _linters(ws, prepared, members)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(check_member, ws, helm, prepared, m,
-                               federation_problems.get(m.name, []), lint=(i == 0))
-                   for i, m in enumerate(members)]
+                               federation_problems.get(m.name, []), lint=m.name in linters)
+                   for m in members]
         return [f.result()[0] for f in futures]
+
+
+def _linters(ws: Workspace, prepared: chart_mod.PreparedChart,
+             members: list[Member]) -> set[str]:
+    """The members whose values `helm lint` runs with: one per distinct Kubernetes version
+    and set of enabled dependencies (what lint's checks depend on besides the values)."""
+    from deployer.model.yamlio import load_text
+
+    chosen: dict[tuple, str] = {}
+    for member in members:
+        try:   # the conditions live in the values files, not in secrets: no decryption
+            values = values_mod.build(ws, member, load_text("{}", "(no secrets)")).final
+        except DeployerError:
+            values = None     # the member's own check reports it
+        enabled = tuple(sorted(
+            d.name for d in prepared.dependencies
+            if values is None or _enabled(values, d.condition)))
+        chosen.setdefault((member.kubernetes_version, enabled), member.name)
+    return set(chosen.values())
 
 
 def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,

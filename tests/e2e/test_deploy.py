@@ -379,3 +379,34 @@ def test_a_cluster_without_the_cert_manager_crds_fails_before_helm(cli, fleet, r
         assert "helm upgrade" not in result.stderr and "rollback" not in result.stderr.lower()
         assert bare.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
         assert _history(bare, "staging", "staging") == []
+
+
+def test_kinds_a_chart_ships_crds_for_pass_the_preflight(cli, fleet, repo):
+    # a chart that ships a CRD in crds/ (as the real traefik chart does) and uses it
+    (repo / "mybinder" / "crds").mkdir()
+    (repo / "mybinder" / "crds" / "middlewares.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "middlewares.traefik.io"},
+        "spec": {"group": "traefik.io", "scope": "Namespaced",
+                 "names": {"kind": "Middleware", "plural": "middlewares",
+                           "singular": "middleware", "listKind": "MiddlewareList"},
+                 "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True}}}]}}))
+    (repo / "mybinder" / "templates" / "middleware.yaml").write_text(
+        "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata:\n  name: headers\n"
+        "  namespace: {{ .Release.Namespace }}\nspec:\n  headers: {}\n")
+    result = cli("deploy", "staging", "--timeout", "60", "--skip-smoke")
+    assert "does not serve" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert fleet.object("middlewares", "staging", "headers", "traefik.io") is not None
+
+
+def test_a_discovery_outage_is_retried_then_named_not_taken_for_a_missing_kind(
+        cli, fleet, repo):
+    fleet.api.faults.fail(r"^/apis/cert-manager\.io/v1$", 503)
+    result = cli("deploy", "staging", "--timeout", "60", "--skip-smoke")
+    assert result.returncode == 1
+    assert "discovery of cert-manager.io/v1: HTTP 503" in result.stderr
+    assert "does not serve" not in result.stderr

@@ -275,3 +275,37 @@ def test_the_modules_own_terraform_tests_pass(tf_repo, provider_mirror, tmp_path
     result = terraform.run(directory, "test", "-no-color", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failed" in result.stdout and "passed" in result.stdout
+
+
+def test_sigterm_during_an_apply_lets_terraform_finish_and_keeps_the_state(
+        tf, tf_repo, k3s, cli_command, provider_mirror, env):
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from deployer.adapters import sops
+
+    assert tf("terraform", "plan", MEMBER).returncode == 0
+    # the server's k3s is slow to write its kubeconfig: the apply waits for it over SSH
+    kubeconfig = k3s.dir / "root" / "etc" / "rancher" / "k3s" / "k3s.yaml"
+    text = kubeconfig.read_text()
+    kubeconfig.unlink()
+    threading.Timer(4.0, kubeconfig.write_text, args=(text,)).start()
+    prefix, base = cli_command
+    extra = {"DEPLOYER_TERRAFORM_MIRROR": str(provider_mirror), "STANDIN_HCLOUD_IPV4":
+             "127.0.0.1", "TMPDIR": str(tf.tmp)}
+    proc = subprocess.Popen([*prefix, "terraform", "apply", MEMBER], env={**base, **extra},
+                            cwd=tf_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "let finish" in err
+    state = json.loads(sops.decrypt_blob(
+        tf_repo, tf_repo / "secrets" / "terraform" / f"{MEMBER}.tfstate", env))
+    types = {r["type"] for r in state["resources"]}
+    assert {"hcloud_server", "ssh_resource"} <= types         # the apply completed, recorded
+    assert sorted(p.name for p in (tf_repo / ".deployer" / "terraform" / MEMBER).iterdir()) \
+        == [".lock"]

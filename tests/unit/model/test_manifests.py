@@ -128,6 +128,7 @@ data:
     ("Deployment", "hub_1", False), ("Service", "proxy.public", False),
     ("Service", "x" * 64, False), ("ConfigMap", "x" * 254, False),
     ("ClusterRole", "system:binderhub", True), ("Namespace", "-x", False),
+    ("Service", "2i2c-static", False), ("Namespace", "2i2c", True),
 ])
 def test_object_names_are_checked_as_the_api_server_does(kind, name, ok):
     obj = manifests.K8sObject({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}},

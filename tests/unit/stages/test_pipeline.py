@@ -56,7 +56,8 @@ class Harness:
         self.validation_error: str | None = None
         self.connected: list[str] = []
         self.adapters = pipeline.Adapters(
-            prepare=lambda ws, mirror: SimpleNamespace(path=Path("mybinder")),
+            prepare=lambda ws, mirror: SimpleNamespace(path=Path("mybinder"),
+                                                       crd_kinds=lambda: ()),
             render=self._render, validate=self._validate, connect=self._connect,
             smoke=self.smoke, poll=0.001, retry_pause=0.001)
 
