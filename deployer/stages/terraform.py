@@ -204,10 +204,8 @@ def plan(ws: Workspace, member: Member, out_dir: Path, *, extra: tuple[str, ...]
 def apply(ws: Workspace, member: Member, plan_dir: Path, *, allow_destroy: tuple[str, ...] = (),
           expect_digest: str | None = None) -> dict:
     """Apply the saved, reviewed plan of `member`; returns the outputs (values masked)."""
-    reviewed = _reviewed(plan_dir, member, expect_digest)
+    reviewed, planned_at = _reviewed(plan_dir, member, expect_digest)
     with session(ws, member) as run:
-        planned_at = json.loads((Path(plan_dir) / f"{member.name}.plan.json").read_text(
-            encoding="utf-8")).get("state_path")
         if run.stack.backend == "local" and planned_at and planned_at != str(run.state_file):
             raise DeployError(f"{member.name}: the plan was made in another checkout (its "
                               f"state at {planned_at}); applying it here would write the "
@@ -221,7 +219,7 @@ def apply(ws: Workspace, member: Member, plan_dir: Path, *, allow_destroy: tuple
         summary = model.summarize(member.name, show)
         if summary.digest != reviewed:
             raise DeployError(f"{member.name}: the saved plan is not the reviewed one "
-                              f"(digest {summary.digest[:19]}, reviewed {reviewed[:19]})",
+                              f"(digest {summary.digest}, reviewed {reviewed})",
                               hint="plan again and have the new plan reviewed")
         _refuse_destroy(summary, allow_destroy)
         return _apply_plan(run)
@@ -350,7 +348,9 @@ def _refuse_destroy(summary: model.PlanSummary, allowed: tuple[str, ...]) -> Non
                           hint="if that is intended, name each with --allow-destroy NAME")
 
 
-def _reviewed(plan_dir: Path, member: Member, expect: str | None) -> str:
+def _reviewed(plan_dir: Path, member: Member, expect: str | None) -> tuple[str, str | None]:
+    """The saved plan's digest (checked against `expect`) and the state path it was made
+    with (None for a remote backend)."""
     path = Path(plan_dir) / f"{member.name}.plan.json"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -362,9 +362,9 @@ def _reviewed(plan_dir: Path, member: Member, expect: str | None) -> str:
         raise ConfigError("not a plan summary written by terraform plan",
                           file=str(path)) from None
     if expect and expect != digest:
-        raise DeployError(f"{member.name}: the saved plan ({digest[:19]}) is not the one "
-                          f"reviewed ({expect[:19]})", hint="plan again and review it")
-    return digest
+        raise DeployError(f"{member.name}: the saved plan ({digest}) is not the one "
+                          f"reviewed ({expect})", hint="plan again and review it")
+    return digest, saved.get("state_path")
 
 
 def _secret_vars(ws: Workspace, member: Member, stack: model.Stack) -> dict[str, str]:
@@ -395,11 +395,13 @@ def _env(ws: Workspace, work: Path) -> dict:
     """The explicit environment of Terraform: the project's CLI config (a plugin cache
     shared between runs; providers from $DEPLOYER_TERRAFORM_MIRROR when set), a private
     data dir, and whatever credentials the workspace env carries."""
-    cache = Path(ws.env.get("DEPLOYER_CACHE_DIR") or ws.root / ".deployer") / "terraform"
-    (cache / "plugins").mkdir(parents=True, exist_ok=True)
+    # (not under .deployer/terraform/, where each member has its private run directory)
+    plugins = Path(ws.env.get("DEPLOYER_CACHE_DIR") or ws.root / ".deployer") / \
+        "terraform-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
     mirror = ws.env.get("DEPLOYER_TERRAFORM_MIRROR")
     config = work / "terraformrc"
-    config.write_text(cli_config(cache / "plugins", Path(mirror) if mirror else None))
+    config.write_text(cli_config(plugins, Path(mirror) if mirror else None))
     return {**ws.env, "TF_CLI_CONFIG_FILE": str(config), "TF_DATA_DIR": str(work / "data"),
             "HOME": ws.env.get("HOME") or str(work)}
 
