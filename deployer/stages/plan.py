@@ -89,6 +89,10 @@ def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
         unknown = UNKNOWN_BASE
     elif base is not None:
         base_sha = _try_resolve(git, base)
+        if base_sha is None and not re.fullmatch(r"[0-9a-f]{40}", base.strip()):
+            # only a commit hash can be missing after a force push; a name is a typo
+            raise ConfigError(f"--base {base[:60]}: not a commit in this repository",
+                              hint="give a branch, tag or commit this checkout has")
         if base_sha is None:
             unknown = (f"the base commit {base[:12]} is not in this checkout (a force push, "
                        "or history not fetched)")

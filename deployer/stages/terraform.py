@@ -287,7 +287,7 @@ def _apply_plan(run: Run) -> dict:
                           str(run.plan_file))
     finally:
         _keep_state(run)        # whatever was created is in the state: never lose it
-    run.applying = False
+        run.applying = False    # saved (a StateNotSaved above keeps it True: kept in clear)
     if run.stack.backend == "local":
         after = _serial(run.state_file.read_text(encoding="utf-8")) \
             if run.state_file.is_file() else -1

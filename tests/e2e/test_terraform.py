@@ -309,3 +309,21 @@ def test_sigterm_during_an_apply_lets_terraform_finish_and_keeps_the_state(
     assert {"hcloud_server", "ssh_resource"} <= types         # the apply completed, recorded
     assert sorted(p.name for p in (tf_repo / ".deployer" / "terraform" / MEMBER).iterdir()) \
         == [".lock"]
+
+
+def test_a_failed_apply_saves_what_it_made_and_leaves_no_plaintext(tf, tf_repo, k3s, env):
+    from deployer.adapters import sops
+
+    assert tf("terraform", "plan", MEMBER).returncode == 0
+    # the server is made, then fetching its kubeconfig fails (a broken command on the host)
+    (k3s.dir / "bin" / "timeout").write_text("#!/bin/sh\necho 'k3s is broken' >&2\nexit 1\n")
+    (k3s.dir / "bin" / "timeout").chmod(0o755)
+    failed = tf("terraform", "apply", MEMBER)
+    assert failed.returncode == 1, failed.stderr
+    assert "terraform apply" in failed.stderr and "Traceback" not in failed.stderr
+    state = json.loads(sops.decrypt_blob(
+        tf_repo, tf_repo / "secrets" / "terraform" / f"{MEMBER}.tfstate", env))
+    assert "hcloud_server" in {r["type"] for r in state["resources"]}   # recorded, not lost
+    assert sorted(p.name for p in (tf_repo / ".deployer" / "terraform" / MEMBER).iterdir()) \
+        == [".lock"]
+    _no_plaintext(tf, tf_repo, [k3s.private_key.splitlines()[1]])
