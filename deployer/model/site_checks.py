@@ -62,7 +62,7 @@ def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
                 continue
             key = sub.prefix + unknown
             found.setdefault(key, Violation(
-                layer.where(path), ".".join(key),
+                layer.where(key), ".".join(key),
                 f"the {sub.name} chart has no such value (not among its defaults, so no "
                 "template reads it)"))
     return list(found.values())
