@@ -332,7 +332,7 @@ def test_a_pdb_with_both_bounds_fails_naming_both_files(run, repo):
     assert result.returncode == 1
     assert ("error: staging: config/staging.yaml:4: binderhub.pdb.minAvailable: "
             "PodDisruptionBudget/binderhub gets both minAvailable and maxUnavailable "
-            "(maxUnavailable set at defaults of the binderhub chart)") in result.stderr
+            "(maxUnavailable set at config/common.yaml:10)") in result.stderr
 
 
 def test_an_invalid_label_value_fails(run, repo):
