@@ -77,15 +77,20 @@ class Helm:
         self.run(["dependency", "update", chart_dir, "--skip-refresh"])
 
     def template(self, release: str, chart: str, namespace: str, values_yaml: str,
-                 kube_version: str, check: bool = True) -> process.Result:
-        """`helm template` with the merged values on stdin; returns the completed process."""
+                 kube_version: str, check: bool = True,
+                 api_versions: Sequence[str] = ()) -> process.Result:
+        """`helm template` with the merged values on stdin; returns the completed process.
+        `api_versions`: what the cluster serves, for the charts' capability checks."""
         return self.run(["template", release, chart, "--namespace", namespace,
-                         "--kube-version", _full_version(kube_version), "--values", "-"],
+                         "--kube-version", _full_version(kube_version),
+                         *_api_version_args(api_versions), "--values", "-"],
                         stdin=values_yaml, check=check)
 
     def lint(self, chart: str, namespace: str, values_yaml: str,
              kube_version: str) -> process.Result:
-        """`helm lint` with the merged values on stdin; never raises (findings are parsed)."""
+        """`helm lint` with the merged values on stdin; never raises (findings are parsed).
+        (lint has no --api-versions: it renders capability-gated templates with helm's
+        built-in set; see lint_findings' `rendered`.)"""
         return self.run(["lint", chart, "--namespace", namespace,
                          "--kube-version", _full_version(kube_version), "--values", "-"],
                         stdin=values_yaml, check=False)
@@ -193,6 +198,11 @@ def lint_findings(stdout: str) -> list[str]:
                 and "- at '" not in line:
             findings.append(line.strip())
     return findings
+
+
+def _api_version_args(api_versions: Sequence[str]) -> list[str]:
+    """One --api-versions flag per version (helm 3 and 4 add them to their built-in set)."""
+    return [arg for version in api_versions for arg in ("--api-versions", version)]
 
 
 def _full_version(version: str) -> str:

@@ -112,7 +112,8 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
 def _print_timings(out, run, reports, wall: float) -> None:
     """Seconds per stage: run-wide ones, then each member's (members overlap in time)."""
     stages = list(run.timings) + [s for s in ("values", "policy", "helm template",
-                                              "helm lint", "kubernetes schemas")]
+                                              "helm lint", "kubernetes schemas",
+                                              "site checks")]
     rows = [[stage, f"{run.timings[stage]:.2f}", "-"] for stage in run.timings]
     for stage in stages[len(run.timings):]:
         per = [r.timings.get(stage, 0.0) for r in reports]

@@ -59,6 +59,9 @@ class Member:
     smoke_expect: str = "42 3"
     smoke_build: dict | None = None
     description: str = ""
+    # `preinstalled:` what the cluster runs besides the chart (IngressClasses, CRD API versions)
+    preinstalled_ingress_classes: tuple[str, ...] = ()
+    preinstalled_api_versions: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -169,6 +172,10 @@ def _member(name: str, entry: dict) -> Member:
         smoke_expect=smoke.get("expect", Member.smoke_expect),
         smoke_build=smoke.get("build"),
         description=entry.get("description", ""),
+        preinstalled_ingress_classes=tuple(
+            (entry.get("preinstalled") or {}).get("ingress_classes", ())),
+        preinstalled_api_versions=tuple(
+            (entry.get("preinstalled") or {}).get("api_versions", ())),
     )
 
 

@@ -188,6 +188,40 @@ def supported_versions() -> list[str]:
     return utils.all_versions()
 
 
+def served_api_versions(kube_version: str) -> tuple[str, ...]:
+    """The built-in API versions a cluster of `kube_version` serves with default settings, as
+    helm's --api-versions takes them: every group/version and group/version/Kind. Read from
+    kubernetes-validate's schemas for that version (once per version). Alpha and beta versions
+    are left out: since Kubernetes 1.24 new beta APIs are off by default, and the older ones
+    that were on are gone from the versions it has schemas for."""
+    return _served(_schema_version(kube_version))
+
+
+@lru_cache(maxsize=None)
+def _served(version: str) -> tuple[str, ...]:
+    found: set[str] = set()
+    definitions = _definitions_doc(version)
+    for schema in definitions.values():
+        props = (schema or {}).get("properties") or {}
+        if not {"apiVersion", "kind", "metadata"} <= set(props):
+            continue
+        for gvk in schema.get("x-kubernetes-group-version-kind") or []:
+            group, ver, kind = gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", "")
+            if not re.fullmatch(r"v\d+", ver) or not kind or kind.endswith("List"):
+                continue
+            group_version = f"{group}/{ver}" if group else ver
+            found.update((group_version, f"{group_version}/{kind}"))
+    return tuple(sorted(found))
+
+
+def _definitions_doc(version: str) -> dict:
+    from kubernetes_validate import utils
+
+    doc = utils.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/"
+                                "_definitions.json", version)
+    return doc.get("$defs") or doc.get("definitions") or {}
+
+
 def _schema_version(kube_version: str) -> str:
     """The newest schema set not newer than the member's version; error if none fits."""
     wanted = tuple(int(x) for x in kube_version.split(".")[:2])

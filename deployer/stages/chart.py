@@ -11,7 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,12 +50,30 @@ class PreparedChart:
         (helm installs them before the templates)."""
         return _crd_kinds(str(self.path))
 
+    def subcharts(self) -> tuple["Subchart", ...]:
+        """Every (sub)chart under charts/, with the values path Helm gives it and its values
+        schema (None when it ships none), outermost first."""
+        return _subcharts(str(self.path))
+
     def kube_versions(self) -> tuple[tuple[str | None, str, str], ...]:
         """(dependency, "name version", kubeVersion constraint) of the chart (dependency
         None) and of every (sub)chart that states one (dependency: the top-level dependency
         it comes with). helm checks only the top chart's; a dependency that needs a newer
         Kubernetes than a member runs would otherwise pass validation."""
         return _kube_versions(str(self.path))
+
+
+@dataclass(frozen=True)
+class Subchart:
+    """A chart bundled under charts/ (or under a subchart's charts/)."""
+
+    name: str
+    prefix: tuple[str, ...]          # its values path, e.g. ("binderhub", "jupyterhub")
+    schema: dict | None = field(default=None, compare=False, hash=False)
+    # values paths (absolute) of the `condition`s of its own dependencies: helm reads them
+    conditions: tuple[tuple[str, ...], ...] = ()
+    # key paths (relative) its values.yaml documents in comments ("# adminPassword: ...")
+    commented: frozenset = frozenset()
 
 
 def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
@@ -204,6 +222,65 @@ def _defaults(chart_dir: str) -> dict:
                 node = node.setdefault(key, {})
             node[path[-1]] = merge(_values_of(data), node.get(path[-1]) or {})
     return tree
+
+
+@lru_cache(maxsize=8)
+def _subcharts(chart_dir: str) -> tuple[Subchart, ...]:
+    import json
+
+    root = Path(chart_dir)
+    found: dict[tuple[str, ...], Subchart] = {}
+    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
+        with tarfile.open(tgz) as tf:
+            files = {m.name: m for m in tf.getmembers() if m.isfile()}
+            for name, member in sorted(files.items()):
+                parts = name.split("/")
+                if parts[-1] != "Chart.yaml" or not (len(parts) == 2 or parts[-3] == "charts"):
+                    continue
+                # <chart>/Chart.yaml, <chart>/charts/<sub>/Chart.yaml, ... -> value path
+                dirs = parts[:-1]
+                prefix = tuple(p for i, p in enumerate(dirs) if not (i % 2 == 1 and p == "charts"))
+                schema_file = files.get("/".join(dirs + ["values.schema.json"]))
+                schema = None
+                if schema_file is not None:
+                    try:
+                        schema = json.loads(tf.extractfile(schema_file).read().decode())
+                    except ValueError:
+                        schema = {}
+                meta = _values_of(tf.extractfile(member).read())
+                conditions = tuple(
+                    prefix + tuple(path.strip().split("."))
+                    for dep in meta.get("dependencies") or [] if isinstance(dep, dict)
+                    for path in str(dep.get("condition") or "").split(",") if path.strip())
+                values_file = files.get("/".join(dirs + ["values.yaml"]))
+                text = tf.extractfile(values_file).read().decode("utf-8", "replace") \
+                    if values_file is not None else ""
+                found[prefix] = Subchart(str(meta.get("name") or prefix[-1]), prefix, schema,
+                                         conditions, _commented_keys(text))
+    return tuple(sorted(found.values(), key=lambda s: (len(s.prefix), s.prefix)))
+
+
+def _commented_keys(text: str) -> frozenset:
+    """Key paths a values.yaml documents as comments (charts list optional keys that way)."""
+    import re
+
+    key_line = re.compile(r"^(\s*)([A-Za-z_][\w.\-/]*)\s*:(\s|$)")
+    comment_line = re.compile(r"^(\s*)#\s?(\s*)([A-Za-z_][\w.\-/]*):(\s|$)")
+    stack: list[tuple[int, str]] = []
+    found = set()
+    for line in text.splitlines():
+        real = key_line.match(line)
+        comment = None if real else comment_line.match(line)
+        if not real and not comment:
+            continue
+        indent = len(real.group(1)) if real else len(comment.group(1)) + len(comment.group(2))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if real:
+            stack.append((indent, real.group(2)))
+        else:
+            found.add(tuple(k for _, k in stack) + (comment.group(3),))
+    return frozenset(found)
 
 
 @lru_cache(maxsize=8)

@@ -237,3 +237,147 @@ def test_timings_break_validation_down_by_stage(run):
     # dependencies, not once per member; each member is rendered once
     assert 2 <= result.stderr.count("$ helm lint") < 5
     assert result.stderr.count("$ helm template") == 5
+
+
+# -- site checks: settings that render valid objects but break the site -----------------------
+def _errors(result, member):
+    return [line for line in result.stderr.splitlines() if line.startswith(f"error: {member}: ")]
+
+
+def test_placeholder_and_empty_image_tags_fail_naming_the_file(run, repo):
+    path = repo / "config/aws.yaml"
+    path.write_text(path.read_text() + "static:\n  image:\n    tag: set-by-chartpress\n")
+    result = run("validate", "aws", "gke")
+    assert result.returncode == 1
+    line = _line_of(path, "tag: set-by-chartpress")
+    errors = _errors(result, "aws")
+    assert [e for e in errors if f"config/aws.yaml:{line}: static.image.tag:" in e
+            and "'set-by-chartpress'" in e], result.stderr
+    assert _table(result.stdout)["gke"]["result"] == "ok"
+
+
+def test_an_empty_rendered_image_tag_fails(run, repo):
+    path = repo / "config/gke.yaml"
+    path.write_text(path.read_text().replace(
+        "  jupyterhub:\n", "  jupyterhub:\n    proxy:\n      chp:\n        image:\n"
+        "          tag: ''\n", 1))
+    result = run("validate", "gke")
+    assert result.returncode == 1
+    line = _line_of(path, "tag: ''")
+    assert (f"error: gke: config/gke.yaml:{line}: binderhub.jupyterhub.proxy.chp.image.tag: "
+            "Deployment/proxy container chp image") in result.stderr
+    assert "has an empty tag" in result.stderr
+
+
+def test_a_domain_no_ingress_routes_fails_naming_the_federation_line(run, repo):
+    path = repo / "config/hetzner-fsn.yaml"
+    path.write_text(path.read_text() + "static:\n  enabled: false\n")
+    result = run("validate", "hetzner-fsn")
+    assert result.returncode == 1
+    line = _line_of(repo / "config/federation.yaml", "static: static.fsn.example-binder.org")
+    assert (f"error: hetzner-fsn: config/federation.yaml:{line}: "
+            "members.hetzner-fsn.domains.static: no Ingress rule routes "
+            "static.fsn.example-binder.org") in result.stderr
+
+
+def test_no_load_balancer_fails(run, repo):
+    # hetzner-fsn without traefik and without declaring the cluster's own ingress controller
+    path = repo / "config/hetzner-fsn.yaml"
+    path.write_text("traefikEnabled: false\n" + path.read_text())
+    result = run("validate", "hetzner-fsn", "uni-lab")
+    assert result.returncode == 1
+    errors = _errors(result, "hetzner-fsn")
+    assert any("members.hetzner-fsn: nothing receives the member's traffic: no Service of "
+               "type LoadBalancer" in e for e in errors), result.stderr
+    assert any("uses ingress class 'traefik', but no IngressClass 'traefik' is rendered"
+               in e and "config/common.yaml:" in e for e in errors), errors
+    # uni-lab runs no traefik either, but declares k3s's in config/federation.yaml
+    assert _table(result.stdout)["uni-lab"]["result"] == "ok"
+
+
+def test_a_load_balancer_turned_off_by_a_file_is_named(run, repo):
+    path = repo / "config/aws.yaml"
+    path.write_text(path.read_text() + "traefik:\n  service:\n    type: ClusterIP\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1
+    line = _line_of(path, "type: ClusterIP")
+    assert "no Service of type LoadBalancer" in result.stderr
+    assert f"traefik.service.type is set to 'ClusterIP' at config/aws.yaml:{line}" in \
+        result.stderr
+
+
+def test_an_ingress_class_that_does_not_exist_fails(run, repo):
+    path = repo / "config/gke.yaml"
+    path.write_text(path.read_text().replace(
+        "binderhub:\n", "binderhub:\n  ingress:\n    ingressClassName: nginx\n", 1)
+        + "clusterIssuer:\n  ingressClassName: nginx\n")
+    result = run("validate", "gke")
+    assert result.returncode == 1
+    errors = _errors(result, "gke")
+    binder = _line_of(path, "ingressClassName: nginx")
+    issuer = len(path.read_text().splitlines())
+    assert any(f"config/gke.yaml:{binder}: binderhub.ingress.ingressClassName: "
+               "Ingress/binderhub uses ingress class 'nginx', but no IngressClass 'nginx' is "
+               "rendered (rendered: traefik)" in e for e in errors), errors
+    assert any(f"config/gke.yaml:{issuer}: clusterIssuer.ingressClassName: "
+               "ClusterIssuer/letsencrypt-prod solves HTTP-01 challenges with ingress class "
+               "'nginx'" in e for e in errors), errors
+
+
+def test_a_pdb_with_both_bounds_fails_naming_both_files(run, repo):
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text().replace(
+        "binderhub:\n", "binderhub:\n  pdb:\n    minAvailable: 1\n", 1))
+    result = run("validate", "staging")
+    assert result.returncode == 1
+    assert ("error: staging: config/staging.yaml:4: binderhub.pdb.minAvailable: "
+            "PodDisruptionBudget/binderhub gets both minAvailable and maxUnavailable "
+            "(maxUnavailable set at config/common.yaml:10)") in result.stderr
+
+
+def test_an_invalid_label_value_fails(run, repo):
+    path = repo / "config/aws.yaml"
+    path.write_text(path.read_text() + "traefik:\n  deployment:\n    podLabels:\n"
+                    "      tier: front end\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1, result.stderr
+    assert ("Deployment/traefik spec.template.metadata.labels.tier: label value 'front end' "
+            "is not valid") in result.stderr
+
+
+def test_keys_no_subchart_template_reads_warn(run, repo):
+    path = repo / "config/aws.yaml"
+    path.write_text(path.read_text() + "traefik:\n  servic:\n    spec:\n      type: NodePort\n"
+                    "  deployment:\n    podAnnotations:\n      free: form\n"
+                    "grafana:\n  adminPassword: documented-in-a-comment\n")
+    result = run("validate", "aws")
+    assert result.returncode == 0, result.stderr          # warnings only
+    line = _line_of(path, "servic:")
+    assert (f"warning: aws: config/aws.yaml:{line}: traefik.servic: the traefik chart has no "
+            "such value") in result.stderr
+    assert "podAnnotations" not in result.stderr and "adminPassword" not in result.stderr
+
+
+def test_capability_checks_see_the_members_api_versions(run, repo):
+    # the chart asks helm whether the cluster serves an API, as real charts do
+    (repo / "mybinder/templates/capabilities.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: capabilities\ndata:\n"
+        '  pdb: {{ .Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget" | quote }}\n'
+        '  certs: {{ .Capabilities.APIVersions.Has "cert-manager.io/v1" | quote }}\n')
+    fed = repo / "config/federation.yaml"
+    fed.write_text(fed.read_text().replace(
+        "    preinstalled:\n      ingress_classes: [traefik]\n",
+        "    preinstalled:\n      ingress_classes: [traefik]\n"
+        "      api_versions: [cert-manager.io/v1]\n"))
+    result = run("validate", "uni-lab", "aws")
+    assert result.returncode == 0, result.stderr
+    assert "--api-versions policy/v1/PodDisruptionBudget" in result.stderr
+    out = {}
+    for member in ("uni-lab", "aws"):
+        dest = repo / "out"
+        assert run("render", member, "--output", dest).returncode == 0
+        cm = next(o for o in _objects(dest / member / "manifests.yaml")
+                  if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "capabilities")
+        out[member] = cm["data"]
+    assert out["uni-lab"] == {"pdb": "true", "certs": "true"}
+    assert out["aws"] == {"pdb": "true", "certs": "false"}

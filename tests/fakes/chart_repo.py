@@ -2278,6 +2278,9 @@ def write_chart(c: StandIn, dest: Path) -> Path:
     if chart_dir.exists():
         shutil.rmtree(chart_dir)
     for rel, text in chart_files(c).items():
+        if rel == "values.yaml":   # as chartpress publishes a chart: images tagged with its version
+            text = text.replace('"set-by-chartpress"', f'"{c.version}"').replace(
+                "set-by-chartpress", f'"{c.version}"')
         path = chart_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

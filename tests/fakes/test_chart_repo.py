@@ -225,7 +225,9 @@ def test_helm_pull_binderhub_bundles_jupyterhub(chart_mirror, tmp_path, helm_env
         jh_chart = yaml.safe_load(tar.extractfile("binderhub/charts/jupyterhub/Chart.yaml"))
         jh_schema = json.load(tar.extractfile("binderhub/charts/jupyterhub/values.schema.json"))
     assert schema == chart_repo.schema_json(chart_repo.BINDERHUB_SCHEMA)
-    assert values == yaml.safe_load(chart_repo.BINDERHUB_DEFAULTS.read_text())
+    # the real defaults, with chartpress's placeholder tags set to the version as published
+    assert values == yaml.safe_load(chart_repo.BINDERHUB_DEFAULTS.read_text().replace(
+        "set-by-chartpress", BINDERHUB.version))
     assert (jh_chart["name"], jh_chart["version"]) == ("jupyterhub", JUPYTERHUB.version)
     assert jh_schema == chart_repo.schema_json(chart_repo.JUPYTERHUB_SCHEMA)
     show = yaml.safe_load(helm(helm_env, "show", "chart", tgz).stdout)
@@ -357,7 +359,8 @@ def test_binderhub_valid_values_render_valid_k8s(binderhub_tgz, tmp_path, helm_e
     assert binder["metadata"]["labels"]["release"] == "staging"
     pod = binder["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == "binderhub-core"
-    assert pod["containers"][0]["image"] == "quay.io/jupyterhub/k8s-binderhub:set-by-chartpress"
+    # published as chartpress publishes: images tagged with the chart's version
+    assert pod["containers"][0]["image"] == "quay.io/jupyterhub/k8s-binderhub:" + BINDERHUB.version
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["EVENT_LOG_NAME"]["value"] == "binderhub-events-text"
     assert env["GOOGLE_APPLICATION_CREDENTIALS"]["valueFrom"]["secretKeyRef"]["name"] == \

@@ -136,3 +136,17 @@ def test_object_names_are_checked_as_the_api_server_does(kind, name, ok):
     problems = [p for p in manifests.validate([obj], "1.34").problems
                 if p.path == "metadata.name"]
     assert (not problems) == ok, problems
+
+
+def test_served_api_versions_are_the_ga_ones_of_the_version():
+    from deployer.model.manifests import served_api_versions
+
+    served = served_api_versions("1.33")
+    assert {"policy/v1", "policy/v1/PodDisruptionBudget", "v1", "v1/Service", "apps/v1/Deployment",
+            "networking.k8s.io/v1/IngressClass"} <= set(served)
+    assert not any("beta" in v or "alpha" in v for v in served)
+    assert not any(v.endswith("List") for v in served)
+    assert "policy/v1beta1" not in served
+    # resource.k8s.io went GA in 1.34
+    assert "resource.k8s.io/v1" in served_api_versions("1.34")
+    assert "resource.k8s.io/v1" not in served

@@ -1,0 +1,150 @@
+"""The site checks on hand-made objects: what the API server rejects, ingress routes and
+classes, image tags, and subchart keys no template reads."""
+from types import SimpleNamespace
+
+import pytest
+
+from deployer.model import site_checks
+from deployer.model.manifests import K8sObject
+from deployer.stages.chart import _commented_keys
+from deployer.stages.render import member_values
+
+
+def _deployment(name="web", image="example.org/web:1.0", selector=None, labels=None, **pod):
+    labels = {"app": name} if labels is None else labels
+    return K8sObject({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name} if selector is None else selector},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": name, "image": image}], **pod}}}},
+        f"mybinder/templates/{name}.yaml")
+
+
+def _ingress(host, cls="traefik", name="web"):
+    return K8sObject({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                      "metadata": {"name": name},
+                      "spec": {"ingressClassName": cls, "rules": [
+                          {"host": host, "http": {"paths": []}}]}}, "mybinder/templates/ing.yaml")
+
+
+def _rejects(objects):
+    return [str(v) for v in site_checks._api_rejects(objects, None)]
+
+
+def test_a_pdb_with_both_bounds_is_rejected():
+    pdb = K8sObject({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                     "metadata": {"name": "x"}, "spec": {"minAvailable": 1, "maxUnavailable": 1}},
+                    "mybinder/templates/pdb.yaml")
+    blame = SimpleNamespace(pdb_key=lambda obj: None)
+    found = [str(v) for v in site_checks._api_rejects([pdb], blame)]
+    assert found == ["mybinder/templates/pdb.yaml: PodDisruptionBudget/x spec: both "
+                     "minAvailable and maxUnavailable are set; the API server accepts only one"]
+    pdb.body["spec"]["maxUnavailable"] = None
+    assert [str(v) for v in site_checks._api_rejects([pdb], blame)] == []
+
+
+@pytest.mark.parametrize("selector,labels,ok", [
+    ({"app": "web"}, {"app": "web", "tier": "x"}, True),
+    ({"app": "web"}, {"app": "other"}, False),
+    ({"app": "web", "tier": "x"}, {"app": "web"}, False),
+])
+def test_a_selector_must_match_the_pod_template(selector, labels, ok):
+    found = _rejects([_deployment(selector=selector, labels=labels)])
+    assert (found == []) is ok, found
+    if not ok:
+        assert "does not match the pod template's labels" in found[0]
+
+
+def test_match_expressions_are_evaluated():
+    obj = _deployment()
+    obj.body["spec"]["selector"] = {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["web", "api"]},
+        {"key": "debug", "operator": "DoesNotExist"}]}
+    assert _rejects([obj]) == []
+    obj.body["spec"]["selector"]["matchExpressions"][0]["values"] = ["api"]
+    assert len(_rejects([obj])) == 1
+
+
+def test_pods_mounting_unknown_volumes_and_duplicate_containers():
+    obj = _deployment()
+    spec = obj.body["spec"]["template"]["spec"]
+    spec["containers"].append({"name": "web", "image": "x:1",
+                               "volumeMounts": [{"name": "data", "mountPath": "/d"}]})
+    found = _rejects([obj])
+    assert any("container name 'web' is used twice" in f for f in found)
+    assert any("mounts volume 'data', which the pod does not define" in f for f in found)
+    spec["volumes"] = [{"name": "data", "emptyDir": {}}]
+    spec["containers"][1]["name"] = "sidecar"
+    assert _rejects([obj]) == []
+
+
+def test_label_values_and_unnamed_service_ports():
+    svc = K8sObject({"apiVersion": "v1", "kind": "Service",
+                     "metadata": {"name": "s", "labels": {"ok": "a.b-c_d", "bad": "-x", "long": "x" * 64}},
+                     "spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443}]}})
+    found = _rejects([svc])
+    assert len([f for f in found if "label value" in f]) == 2
+    assert any("needs a name on each" in f for f in found)
+
+
+def test_host_patterns():
+    assert site_checks._host_matches("*.example.org", "a.example.org")
+    assert not site_checks._host_matches("*.example.org", "a.b.example.org")
+    assert site_checks._host_matches("*", "anything.org")
+    assert not site_checks._host_matches("example.org", "www.example.org")
+
+
+def test_image_tags(workspace):
+    member = workspace.federation.member("aws")
+    mv = member_values(workspace, member)
+    objects = [_deployment("a", "example.org/a:set-by-chartpress"),
+               _deployment("b", "example.org/b:"), _deployment("c", "example.org/c"),
+               _deployment("d", "example.org/d@sha256:" + "0" * 64),
+               _deployment("e", "registry:5000/e:1.2.3")]
+    found = [str(v) for v in site_checks._image_tags(mv, objects, site_checks._Blame(mv, ()))]
+    assert len(found) == 3, found
+    assert "placeholder tag 'set-by-chartpress'" in found[0]
+    assert "has an empty tag" in found[1] and "has no tag" in found[2]
+
+
+def test_routes_classes_and_entry_point(workspace):
+    fed = workspace.federation
+    member = fed.member("aws")
+    mv = member_values(workspace, member)
+    blame = site_checks._Blame(mv, ())
+    d = member.domains
+    routed = [_ingress(d.binder, name="b"), _ingress(d.hub, name="h"),
+              _ingress(d.static, name="s", cls="nginx")]
+    found = [str(v) for v in site_checks._ingress(fed, member, mv, routed, blame)]
+    assert any("uses ingress class 'nginx', but no IngressClass 'nginx' is rendered" in f
+               for f in found), found
+    assert any("uses ingress class 'traefik'" in f for f in found)
+    assert any("nothing receives the member's traffic" in f for f in found)
+    assert not any("no Ingress rule routes" in f for f in found)
+    lb = K8sObject({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
+                    "spec": {"type": "LoadBalancer"}})
+    cls = K8sObject({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                     "metadata": {"name": "traefik"}, "spec": {}})
+    found = [str(v) for v in site_checks._ingress(fed, member, mv, routed[:2] + [lb, cls], blame)]
+    assert len(found) == 1 and f"no Ingress rule routes {d.static}" in found[0]
+    assert found[0].startswith("config/federation.yaml:")
+
+
+def test_commented_keys_are_read_with_their_parents():
+    text = ("adminUser: admin\n# adminPassword: x\nservice:\n  type: ClusterIP\n"
+            "  # loadBalancerIP: 1.2.3.4\n#  nested:\n  spec: {}\n")
+    keys = _commented_keys(text)
+    assert ("adminPassword",) in keys and ("service", "loadBalancerIP") in keys
+
+
+def test_first_unknown_key():
+    defaults = {"service": {"type": "LoadBalancer", "annotations": {}}, "image": {"tag": None}}
+    assert site_checks._first_unknown(("service", "typo"), defaults, None) == ("service", "typo")
+    assert site_checks._first_unknown(("service", "annotations", "a"), defaults, None) is None
+    assert site_checks._first_unknown(("image", "tag"), defaults, None) is None
+    assert site_checks._first_unknown(("servic", "x"), defaults, None) == ("servic",)
+    schema = {"additionalProperties": False, "properties": {
+        "service": {"additionalProperties": True}, "image": {}}}
+    assert site_checks._first_unknown(("service", "typo"), defaults, schema) is None
+    assert site_checks._first_unknown(("servic",), defaults, schema,
+                                      frozenset({("servic",)})) is None
