@@ -28,6 +28,10 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
            jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                               help="Members deployed at once."),
            mirror: Optional[str] = MIRROR, proxy_from_env: bool = PROXY_FROM_ENV,
+           component: Optional[str] = typer.Option(
+               None, "--component", metavar="NAME",
+               help="Deploy only this prerequisite release of the members (e.g. cert-manager, "
+                    "from `prerequisites:` in config/federation.yaml), not the chart."),
            record: bool = typer.Option(False, "--record",
                                        help="Also record each deploy where the federation's "
                                             "`records:` says (GitHub Deployments, Grafana "
@@ -42,10 +46,18 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     if kubeconfig and len(chosen) > 1:
         raise usage("--kubeconfig reaches one cluster: deploy one member with it at a time")
+    if component:
+        for member in chosen:
+            names = [p.name for p in ws.federation.prerequisites_of(member)]
+            if component not in names:
+                raise usage(f"--component {component}: member {member.name} has no such "
+                            "prerequisite (config/federation.yaml `prerequisites:` gives it: "
+                            f"{', '.join(names) or 'none'})")
     opts = pipeline.Options(dry_run=dry_run, rollback=not no_rollback, lock_timeout=lock_timeout,
                             break_lock=break_lock, timeout=timeout, kubeconfig=kubeconfig,
                             mirror=mirror, smoke=not skip_smoke,
-                            smoke_proxies=env_proxies(ws.env) if proxy_from_env else None)
+                            smoke_proxies=env_proxies(ws.env) if proxy_from_env else None,
+                            component=component)
     interrupts = Interrupts(out)
     adapters = pipeline.Adapters(cancel=interrupts.cancel, abort=interrupts.abort)
     with interrupts.handled():
