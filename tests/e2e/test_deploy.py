@@ -379,6 +379,7 @@ def test_a_cluster_without_the_cert_manager_crds_fails_before_helm(cli, fleet, r
         assert "does not serve ClusterIssuer (cert-manager.io/v1)" in result.stderr
         assert "install cert-manager" in result.stderr and "nothing was changed" in \
             result.stderr
+        assert "--component cert-manager" in result.stderr   # how, with this deployer
         assert "helm upgrade" not in result.stderr and "rollback" not in result.stderr.lower()
         assert bare.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
         assert _history(bare, "staging", "staging") == []

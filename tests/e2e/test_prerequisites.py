@@ -178,3 +178,15 @@ def test_unknown_component_and_bad_values_change_nothing(cli, bare, repo):
     assert result.returncode == 2
     assert "config/cert-manager/common.yaml" in result.stderr and "installCrds" in result.stderr
     assert not _writes(bare)
+
+
+def test_a_dry_run_on_an_empty_cluster_shows_both_releases_and_writes_nothing(cli, bare):
+    result = cli("deploy", MEMBER, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    # cert-manager's CRDs would be installed first, so the chart's ClusterIssuer passes
+    assert "does not serve" not in result.stderr
+    assert "cert-manager v1.19.5 (release cert-manager in cert-manager):" in result.stdout
+    assert "added    CustomResourceDefinition/clusterissuers.cert-manager.io" in result.stdout
+    assert "added    Deployment/cert-manager-webhook" in result.stdout
+    assert "added    Deployment/hub" in result.stdout
+    assert not _writes(bare)
