@@ -190,3 +190,15 @@ def test_a_dry_run_on_an_empty_cluster_shows_both_releases_and_writes_nothing(cl
     assert "added    Deployment/cert-manager-webhook" in result.stdout
     assert "added    Deployment/hub" in result.stdout
     assert not _writes(bare)
+
+
+def test_validate_renders_the_prerequisites_of_the_members_that_get_them(cli, repo):
+    result = cli("validate", "uni-lab", "staging")
+    assert result.returncode == 0, result.stderr
+    assert "helm template cert-manager" in result.stderr + result.stdout
+    (repo / "config/cert-manager/uni-lab.yaml").write_text("webhook: {}\ninstallCrds: true\n")
+    result = cli("validate", "uni-lab", "staging")
+    assert result.returncode != 0
+    line = next(x for x in result.stderr.splitlines() if "installCrds" in x)
+    assert "uni-lab" in line and "config/cert-manager/uni-lab.yaml:2" in line, line
+    assert "staging" not in line
