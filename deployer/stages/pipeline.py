@@ -174,9 +174,12 @@ class MemberDeploy:
             if changes.empty and self.serving_is_latest():
                 if self.verified_revision() == self.before.number or \
                         self.serving_is_healthy():
-                    self.report.outcome = Outcome.UNCHANGED
+                    upgraded = [a.name for a in applied if a.changed]
+                    # a prerequisite release that was upgraded is a deploy all the same
+                    self.report.outcome = Outcome.DEPLOYED if upgraded else Outcome.UNCHANGED
                     self.report.revision_after = self.before.number
-                    self.say("no changes; upgrade skipped")
+                    self.say("no changes; upgrade skipped" + (
+                        f" (upgraded: {', '.join(upgraded)})" if upgraded else ""))
                     return
                 self.verify_unhealthy_revision()
                 return

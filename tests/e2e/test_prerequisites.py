@@ -105,6 +105,10 @@ def test_a_normal_deploy_installs_then_upgrades_cert_manager_only_when_it_change
     result = cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke", "--report", report)
     assert result.returncode == 0, result.stderr
     assert "ValidatingWebhookConfiguration/cert-manager-webhook" in result.stdout
+    done = _report(report)[MEMBER]
+    assert (done["outcome"], done["revision_before"], done["revision_after"]) == (
+        "deployed", 1, 1)                     # the chart unchanged, cert-manager upgraded
+    assert "cert-manager: revision 1 -> 2 (cert-manager v1.19.5)" in done["notes"]
     assert [r[0] for r in _history(bare, "cert-manager", "cert-manager")] == [1, 2]
     hook = bare.object("validatingwebhookconfigurations", "", "cert-manager-webhook",
                        "admissionregistration.k8s.io")
