@@ -3,9 +3,10 @@
 render -> validate -> credentials -> lock -> prerequisites -> preflight -> diff -> upgrade
 -> wait -> smoke -> record. Prerequisite releases (config/federation.yaml `prerequisites:`,
 e.g. cert-manager) are rendered with the chart and brought up to date first, under the same
-lock (stages/prerequisites.py); one that fails is rolled back and the chart is not deployed. Any failure after the upgrade started rolls back to the revision that was
-deployed before, waits for it, and exits 1 with a report of what failed and what was
-restored. Nothing changes on a cluster before render + validate have passed.
+lock (stages/prerequisites.py); one that fails is rolled back and the chart is not
+deployed. Any failure after the upgrade started rolls back to the revision that was deployed
+before, waits for it, and exits 1 with a report of what failed and what was restored.
+Nothing changes on a cluster before render + validate have passed.
 
 The outside world (helm, the Kubernetes API, the smoke tests, chart preparation) comes in
 through `Adapters`, so every branch of the pipeline can be exercised against fakes.

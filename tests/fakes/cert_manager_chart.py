@@ -34,7 +34,8 @@ VERSIONS = ("v1.19.5", "v1.19.6")   # both published: a test upgrades from one t
 CRDS = [  # (group, kind, plural, scope, short names)
     ("acme.cert-manager.io", "Challenge", "challenges", "Namespaced", ()),
     ("acme.cert-manager.io", "Order", "orders", "Namespaced", ()),
-    ("cert-manager.io", "CertificateRequest", "certificaterequests", "Namespaced", ("cr", "crs")),
+    ("cert-manager.io", "CertificateRequest", "certificaterequests", "Namespaced",
+     ("cr", "crs")),
     ("cert-manager.io", "Certificate", "certificates", "Namespaced", ("cert", "certs")),
     ("cert-manager.io", "ClusterIssuer", "clusterissuers", "Cluster", ("ciss",)),
     ("cert-manager.io", "Issuer", "issuers", "Namespaced", ("iss",)),
@@ -189,9 +190,11 @@ spec:
 
 # component key -> (values key, fullname helper, component label, container args)
 _COMPONENTS = {
-    "controller": ("", "cert-manager.fullname", "controller", "--cluster-resource-namespace=$(POD_NAMESPACE)"),
+    "controller": ("", "cert-manager.fullname", "controller",
+                   "--cluster-resource-namespace=$(POD_NAMESPACE)"),
     "webhook": ("webhook", "webhook.fullname", "webhook", "--secure-port=10250"),
-    "cainjector": ("cainjector", "cainjector.fullname", "cainjector", "--leader-election-namespace=kube-system"),
+    "cainjector": ("cainjector", "cainjector.fullname", "cainjector",
+                   "--leader-election-namespace=kube-system"),
 }
 
 DEPLOYMENT = """\
