@@ -206,3 +206,11 @@ def test_validate_renders_the_prerequisites_of_the_members_that_get_them(cli, re
     line = next(x for x in result.stderr.splitlines() if "installCrds" in x)
     assert "uni-lab" in line and "config/cert-manager/uni-lab.yaml:2" in line, line
     assert "staging" not in line
+
+
+def test_status_shows_the_prerequisite_release(cli, bare):
+    result = cli("status", MEMBER)
+    assert "cert-manager not installed" in result.stdout, result.stdout
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+    result = cli("status", MEMBER)
+    assert "cert-manager 1 deployed (cert-manager-v1.19.5)" in result.stdout, result.stdout
