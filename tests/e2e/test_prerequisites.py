@@ -214,3 +214,16 @@ def test_status_shows_the_prerequisite_release(cli, bare):
     assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
     result = cli("status", MEMBER)
     assert "cert-manager 1 deployed (cert-manager-v1.19.5)" in result.stdout, result.stdout
+
+
+def test_component_with_a_role_keeps_the_members_that_get_it(cli, repo):
+    result = cli("deploy", "production", "--component", "cert-manager", "--dry-run")
+    # only the k3s members get cert-manager in the example (their clusters are unreachable
+    # here: what matters is that gke and aws are not tried)
+    assert "gke" not in result.stdout + result.stderr.replace("gke-gcloud", "")
+    assert "hetzner-fsn" in result.stdout + result.stderr
+    result = cli("deploy", "gke", "--component", "cert-manager")
+    assert result.returncode == 2
+    assert "member gke has no such prerequisite" in result.stderr
+    result = cli("deploy", "--all", "--component", "traefik")
+    assert result.returncode == 2 and "none of the chosen members gets it" in result.stderr
