@@ -60,6 +60,7 @@ def _round(work: Path, env: dict, members: list[str]) -> float:
     try:
         path = work / "config/federation.yaml"
         data = yaml.safe_load(path.read_text())
+        data.pop("prerequisites", None)   # cert-manager's CRD is there already (below)
         for name, server in zip(members, servers):
             server.api.store.create(server.api.registry.by_kind(
                 "apiextensions.k8s.io/v1", "CustomResourceDefinition"), "", CRD)

@@ -24,7 +24,7 @@ from deployer.model.workspace import Workspace  # noqa: E402
 from deployer.stages import chart  # noqa: E402
 from deployer.stages.render import member_values  # noqa: E402
 from deployer.model.yamlio import dump  # noqa: E402
-from tests.fakes import chart_repo  # noqa: E402
+from tests.fakes import cert_manager_chart, chart_repo  # noqa: E402
 
 KEY = ROOT / "tests" / "keys" / "test-only-operator.agekey"
 
@@ -36,6 +36,7 @@ def main() -> None:
         env = {**chart_repo.helm_env(tmp / "home", dict(os.environ)),
                "SOPS_AGE_KEY_FILE": str(KEY), "DEPLOYER_CACHE_DIR": str(tmp / "cache")}
         repo = chart_repo.build_repo(tmp / "build", str(ROOT / ".tools/bin/helm"), env)
+        cert_manager_chart.add_to_repo(repo, str(ROOT / ".tools/bin/helm"), env)
         with chart_repo.serve(repo) as url:
             env["DEPLOYER_CHART_MIRROR"] = url
             ws = Workspace(root=ROOT, env=env)

@@ -76,6 +76,11 @@ class Helm:
         """Resolve Chart.yaml dependencies into chart_dir/charts from the added repositories."""
         self.run(["dependency", "update", chart_dir, "--skip-refresh"])
 
+    def pull(self, chart: str, repository: str, version: str, destination: str) -> None:
+        """`helm pull CHART --repo URL --version V` into `destination` (a .tgz; no repo add)."""
+        self.run(["pull", chart, "--repo", repository, "--version", version,
+                  "--destination", destination])
+
     def template(self, release: str, chart: str, namespace: str, values_yaml: str,
                  kube_version: str, check: bool = True,
                  api_versions: Sequence[str] = ()) -> process.Result:

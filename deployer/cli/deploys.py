@@ -28,6 +28,10 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
            jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                               help="Members deployed at once."),
            mirror: Optional[str] = MIRROR, proxy_from_env: bool = PROXY_FROM_ENV,
+           component: Optional[str] = typer.Option(
+               None, "--component", metavar="NAME",
+               help="Deploy only this prerequisite release of the members (e.g. cert-manager, "
+                    "from `prerequisites:` in config/federation.yaml), not the chart."),
            record: bool = typer.Option(False, "--record",
                                        help="Also record each deploy where the federation's "
                                             "`records:` says (GitHub Deployments, Grafana "
@@ -42,10 +46,13 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     if kubeconfig and len(chosen) > 1:
         raise usage("--kubeconfig reaches one cluster: deploy one member with it at a time")
+    if component:
+        chosen = _with_component(ws.federation, chosen, component, member_names or ())
     opts = pipeline.Options(dry_run=dry_run, rollback=not no_rollback, lock_timeout=lock_timeout,
                             break_lock=break_lock, timeout=timeout, kubeconfig=kubeconfig,
                             mirror=mirror, smoke=not skip_smoke,
-                            smoke_proxies=env_proxies(ws.env) if proxy_from_env else None)
+                            smoke_proxies=env_proxies(ws.env) if proxy_from_env else None,
+                            component=component)
     interrupts = Interrupts(out)
     adapters = pipeline.Adapters(cancel=interrupts.cancel, abort=interrupts.abort)
     with interrupts.handled():
@@ -130,6 +137,25 @@ def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
             ws.console.warn(f"{row.member}: cannot read {column}")
     if any(r.error or r.unread for r in rows):
         raise typer.Exit(1)
+
+
+def _with_component(fed, chosen: list, component: str, names) -> list:
+    """The chosen members that get prerequisite `component`: a member named explicitly
+    that does not get it is bad input; --all and roles keep only those that get it."""
+    named = {part.strip() for name in names for part in name.split(",")} & set(fed.members)
+    keep = []
+    for member in chosen:
+        has = [p.name for p in fed.prerequisites_of(member)]
+        if component in has:
+            keep.append(member)
+        elif member.name in named:
+            raise usage(f"--component {component}: member {member.name} has no such "
+                        "prerequisite (config/federation.yaml `prerequisites:` gives it: "
+                        f"{', '.join(has) or 'none'})")
+    if not keep:
+        raise usage(f"--component {component}: none of the chosen members gets it "
+                    f"(prerequisites: {', '.join(fed.prerequisites) or 'none'})")
+    return keep
 
 
 def check_durations(*, timeout: float, lock_timeout: float, jobs: int | None = None) -> None:

@@ -70,6 +70,26 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Prerequisite:
+    """A cluster-level release some members need before the chart (e.g. cert-manager, whose
+    CRDs the chart's ClusterIssuer needs): a pinned chart from its own repository, installed
+    as its own helm release. Its values: config/<name>/common.yaml, then
+    config/<name>/<member>.yaml (both optional)."""
+
+    name: str
+    chart: str
+    repository: str
+    version: str
+    namespace: str
+    release: str
+    members: tuple[str, ...] | None = None    # None: every member
+
+    def values_files(self, member: "Member") -> tuple[str, str]:
+        """The values files layered for `member`, first to last (relative to the root)."""
+        return (f"config/{self.name}/common.yaml", f"config/{self.name}/{member.name}.yaml")
+
+
+@dataclass(frozen=True)
 class Federation:
     """All members, plus the parsed file for line lookups."""
 
@@ -78,6 +98,12 @@ class Federation:
     members: dict[str, Member]
     document: Document = field(repr=False, compare=False)
     records: dict = field(default_factory=dict, compare=False)   # `records:` (schema-checked)
+    prerequisites: dict[str, Prerequisite] = field(default_factory=dict, compare=False)
+
+    def prerequisites_of(self, member: Member) -> list[Prerequisite]:
+        """The prerequisite releases `member` gets, in the order they are declared."""
+        return [p for p in self.prerequisites.values()
+                if p.members is None or member.name in p.members]
 
     def member(self, name: str) -> Member:
         """The member called `name`; an unknown name is a ConfigError."""
@@ -125,7 +151,8 @@ def load(root: Path) -> Federation:
     members = {name: _member(name, entry) for name, entry in data["members"].items()}
     fed = data["federation"]
     return Federation(name=fed["name"], chart=fed.get("chart", "mybinder"), members=members,
-                      document=doc, records=dict(data.get("records") or {}))
+                      document=doc, records=dict(data.get("records") or {}),
+                      prerequisites=_prerequisites(doc, members))
 
 
 def check_schema(doc: Document, schema: dict) -> None:
@@ -148,6 +175,24 @@ def check_schema(doc: Document, schema: dict) -> None:
 @lru_cache(maxsize=None)
 def _schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
+
+
+def _prerequisites(doc: Document, members: dict[str, Member]) -> dict[str, Prerequisite]:
+    """`prerequisites:`, each naming only members that exist."""
+    found = {}
+    for name, entry in (doc.data.get("prerequisites") or {}).items():
+        chosen = entry.get("members")
+        for i, member in enumerate(chosen or ()):
+            if member not in members:
+                raise ConfigError(f"unknown member {member!r} (members: {', '.join(members)})",
+                                  file=doc.label,
+                                  line=doc.line_of(("prerequisites", name, "members", i)),
+                                  key=format_path(("prerequisites", name, "members", i)))
+        found[name] = Prerequisite(name, entry["chart"], entry["repository"].rstrip("/"),
+                                   str(entry["version"]), entry["namespace"],
+                                   entry.get("release", name),
+                                   tuple(chosen) if chosen is not None else None)
+    return found
 
 
 def _member(name: str, entry: dict) -> Member:

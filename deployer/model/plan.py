@@ -8,11 +8,15 @@ their files, the chart directory, the stacks under terraform/ - never from a lis
     runtime and tool pins                          -> every member
     config/<m>.yaml, secrets/<m>.yaml, a file a member's cluster or smoke build names
                                                    -> member m
+    config/<prerequisite>/common.yaml (or <m>.yaml) -> the members that get that prerequisite
+                                                      release (or member m)
     config/federation.yaml                         -> the members whose entries changed; for
                                                       weights, domains, activity or the
                                                       redirector's prime, also every member
                                                       that runs the redirector; the top-level
                                                       `federation:` block -> every member;
+                                                      a prerequisite -> the members that
+                                                      get it (before or after the change);
                                                       a member's kubernetes_version,
                                                       domains.binder or cluster.provider (the
                                                       -vars of its stack) -> also its stack
@@ -221,6 +225,11 @@ def _apply_path(plan: Plan, fed: Federation, path: str, change: Change, base_fed
         for name in fed.members:
             plan.member(name, f"{path} {verb}")
         return
+    prerequisite = _prerequisite_file(fed, path)
+    if prerequisite is not None:
+        for name in prerequisite:
+            plan.member(name, f"{path} {verb}")
+        return
     owner = _member_file(fed, path)
     if owner is not None:
         plan.member(owner, f"{path} {verb}")
@@ -237,6 +246,19 @@ def _apply_path(plan: Plan, fed: Federation, path: str, change: Change, base_fed
     for name in fed.members:
         plan.member(name, f"{path} {verb} (not a known path: deployed everywhere to be safe)")
     plan.notes.append(f"{path} is not a path the plan knows; every member is deployed")
+
+
+def _prerequisite_file(fed: Federation, path: str) -> list[str] | None:
+    """The members whose prerequisite release a values file under config/<name>/ feeds
+    (None when the path is no prerequisite's)."""
+    for prereq in fed.prerequisites.values():
+        folder = f"config/{prereq.name}/"
+        if not path.startswith(folder):
+            continue
+        users = [m.name for m in fed.members.values() if prereq in fed.prerequisites_of(m)]
+        own = path[len(folder):].removesuffix(".yaml")
+        return [own] if own in users else users
+    return None
 
 
 def _member_file(fed: Federation, path: str) -> str | None:
@@ -268,6 +290,18 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             plan.member(name, f"{FEDERATION_FILE}: the federation block changed")
     old_members = base_fed.get("members") or {}
     new_members = head.get("members") or {}
+    old_pre, new_pre = base_fed.get("prerequisites") or {}, head.get("prerequisites") or {}
+    for pname in sorted(set(old_pre) | set(new_pre)):
+        before, after = old_pre.get(pname), new_pre.get(pname)
+        if before == after:
+            continue
+        users = set()
+        for entry in (before, after):
+            if isinstance(entry, dict):
+                chosen = entry.get("members")
+                users |= set(fed.members) if chosen is None else set(chosen) & set(fed.members)
+        for name in sorted(users, key=list(fed.members).index):
+            plan.member(name, f"{FEDERATION_FILE}: prerequisites.{pname} changed")
     redirectors = [n for n, m in fed.members.items() if m.domains.federation]
     for name, entry in new_members.items():
         before = old_members.get(name)

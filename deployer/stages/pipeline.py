@@ -1,9 +1,12 @@
 """The deploy pipeline of one member, and of several in parallel.
 
-render -> validate -> credentials -> lock -> preflight -> diff -> upgrade -> wait -> smoke
--> record. Any failure after the upgrade started rolls back to the revision that was
-deployed before, waits for it, and exits 1 with a report of what failed and what was
-restored. Nothing changes on a cluster before render + validate have passed.
+render -> validate -> credentials -> lock -> prerequisites -> preflight -> diff -> upgrade
+-> wait -> smoke -> record. Prerequisite releases (config/federation.yaml `prerequisites:`,
+e.g. cert-manager) are rendered with the chart and brought up to date first, under the same
+lock (stages/prerequisites.py); one that fails is rolled back and the chart is not
+deployed. Any failure after the upgrade started rolls back to the revision that was deployed
+before, waits for it, and exits 1 with a report of what failed and what was restored.
+Nothing changes on a cluster before render + validate have passed.
 
 The outside world (helm, the Kubernetes API, the smoke tests, chart preparation) comes in
 through `Adapters`, so every branch of the pipeline can be exercised against fakes.
@@ -22,7 +25,7 @@ from typing import Callable, ContextManager, Iterator
 
 from deployer.adapters.kube import KubeError
 from deployer.console import Log
-from deployer.errors import DeployError, DeployerError, Interrupted
+from deployer.errors import ConfigError, DeployError, DeployerError, Interrupted
 from deployer.model import manifests, policy
 from deployer.model import values as values_mod
 from deployer.model.federation import Member
@@ -54,6 +57,7 @@ class Options:
     smoke: bool = True
     rollback_window: float = ROLLBACK_WINDOW
     smoke_proxies: dict | None = None   # smoke tests through these proxies (else directly)
+    component: str | None = None  # deploy only this prerequisite release, not the chart
 
 
 @dataclass
@@ -86,6 +90,8 @@ class Adapters:
     validate: Callable[[Workspace, Member, object, Rendered], Rendered] = None
     connect: Callable[[Workspace, Member, Path | None], ContextManager[Connection]] = None
     smoke: Callable[..., None] = None   # (ws, member, timeout, log, cancel=Event)
+    # (ws, member, [Prerequisite], mirror) -> [prerequisites.RenderedPrerequisite]
+    prerequisites: Callable[..., list] = None
     cancel: threading.Event = field(default_factory=threading.Event)
     abort: threading.Event = field(default_factory=threading.Event)
     poll: float = 0.5             # rollout polling interval
@@ -97,6 +103,7 @@ class Adapters:
         self.validate = self.validate or _validate
         self.connect = self.connect or _connect
         self.smoke = self.smoke or _smoke
+        self.prerequisites = self.prerequisites or _prerequisites
 
 
 def deploy_members(ws: Workspace, members: list[Member], opts: Options,
@@ -143,10 +150,12 @@ class MemberDeploy:
         self.lock: DeployLock | None = None
         self.before: Revision | None = None
         self.revisions: list[Revision] = []
+        self.prerequisites: list = []   # prerequisites.RenderedPrerequisite, in order
 
     # -- the steps, in order ------------------------------------------------------------
     def run(self) -> None:
-        """render -> validate -> connect -> lock -> preflight -> diff -> upgrade and verify."""
+        """render -> validate -> connect -> lock -> prerequisites -> preflight -> diff ->
+        upgrade and verify."""
         self.render_and_validate()
         self.checkpoint("before reaching the cluster; nothing was changed")
         with ExitStack() as stack:
@@ -154,6 +163,10 @@ class MemberDeploy:
             if not self.opts.dry_run:  # a dry run only reads: no lock, nothing written
                 self.take_lock(stack)
             self.checkpoint("before the preflight; nothing was changed")
+            applied = self.deploy_prerequisites()
+            if self.opts.component:
+                self.component_outcome(applied)
+                return
             self.preflight()
             changes = self.diff()
             if self.opts.dry_run:
@@ -162,9 +175,12 @@ class MemberDeploy:
             if changes.empty and self.serving_is_latest():
                 if self.verified_revision() == self.before.number or \
                         self.serving_is_healthy():
-                    self.report.outcome = Outcome.UNCHANGED
+                    upgraded = [a.name for a in applied if a.changed]
+                    # a prerequisite release that was upgraded is a deploy all the same
+                    self.report.outcome = Outcome.DEPLOYED if upgraded else Outcome.UNCHANGED
                     self.report.revision_after = self.before.number
-                    self.say("no changes; upgrade skipped")
+                    self.say("no changes; upgrade skipped" + (
+                        f" (upgraded: {', '.join(upgraded)})" if upgraded else ""))
                     return
                 self.verify_unhealthy_revision()
                 return
@@ -172,11 +188,46 @@ class MemberDeploy:
 
     def render_and_validate(self) -> None:
         """Merged values, then helm template + lint + schemas + policy: nothing on a cluster
-        changes unless this passes."""
+        changes unless this passes. The member's prerequisite releases render here too."""
+        wanted = [p for p in self.ws.federation.prerequisites_of(self.member)
+                  if self.opts.component in (None, p.name)]
+        if self.opts.component and not wanted:
+            raise ConfigError(f"{self.member.name} has no prerequisite "
+                              f"{self.opts.component!r}", file="config/federation.yaml",
+                              key="prerequisites")
         with self.report.stage("render"):
+            if wanted:
+                self.prerequisites = list(self.adapters.prerequisites(
+                    self.ws, self.member, wanted, self.opts.mirror))
+            if self.opts.component:
+                return   # only the prerequisite: the chart is neither rendered nor deployed
             rendered = self.adapters.render(self.ws, self.member, self.prepared)
         with self.report.stage("validate"):
             self.rendered = self.adapters.validate(self.ws, self.member, self.prepared, rendered)
+
+    def deploy_prerequisites(self) -> list:
+        """Each prerequisite release brought up to date (upgraded only when its diff is not
+        empty), under the member's lock; a failure is rolled back and stops the deploy."""
+        from deployer.stages import prerequisites
+
+        step = prerequisites.Step(
+            self.ws, self.member, self.conn.helm, self.conn.kube, self.report, self.say,
+            self.opts.timeout, dry_run=self.opts.dry_run, rollback=self.opts.rollback,
+            rollback_window=self.opts.rollback_window, poll=self.adapters.poll,
+            retry_pause=self.adapters.retry_pause, cancel=self.adapters.cancel,
+            abort=self.adapters.abort, check_lock=self.check_lock)
+        applied = []
+        for rendered in self.prerequisites:
+            self.checkpoint(f"before the {rendered.prerequisite.name} release")
+            applied.append(prerequisites.apply(step, rendered))
+        return applied
+
+    def component_outcome(self, applied: list) -> None:
+        """The report of a `--component` deploy: that release's revisions."""
+        done = applied[0]
+        self.report.revision_before, self.report.revision_after = done.before, done.after
+        self.report.outcome = Outcome.DRY_RUN if self.opts.dry_run else \
+            Outcome.DEPLOYED if done.changed else Outcome.UNCHANGED
 
     def connect(self, stack: ExitStack) -> None:
         """Credentials for the member's cluster (a private kubeconfig, removed on exit)."""
@@ -217,6 +268,9 @@ class MemberDeploy:
         for obj in self.rendered.objects:
             needed.setdefault(obj.api_version, set()).add(obj.kind)
         provided = _crd_kinds(self.rendered.objects) | set(self.prepared.crd_kinds())
+        if self.opts.dry_run:  # a real deploy installs them before this check
+            for rendered in self.prerequisites:
+                provided |= rendered.crd_kinds()
         missing = []
         for group_version, kinds in sorted(needed.items()):
             kinds = {k for k in kinds if (group_version, k) not in provided}
@@ -228,7 +282,9 @@ class MemberDeploy:
         if missing:
             what = ", ".join(f"{kind} ({gv})" for kind, gv in missing)
             groups = {gv.split("/")[0] for _, gv in missing}
-            hint = ("install cert-manager (with its CRDs) on the cluster first"
+            hint = ("install cert-manager (with its CRDs) on the cluster first: declare it "
+                    "under `prerequisites:` in config/federation.yaml (then ./deploy.py deploy "
+                    f"{self.member.name} --component cert-manager installs it alone)"
                     if groups == {"cert-manager.io"} else
                     "install the operators or CRDs that define them on the cluster first")
             raise DeployError(f"the cluster does not serve {what}, which the release needs; "
@@ -679,6 +735,13 @@ def _connect(ws: Workspace, member: Member, kubeconfig: Path | None) -> Iterator
         helm = Helm(access.env, console=ws.console, context=access.context)
         with access.kube() as kube:
             yield Connection(helm, kube)
+
+
+def _prerequisites(ws: Workspace, member: Member, wanted: list, mirror: str | None) -> list:
+    from deployer.adapters.helm import Helm
+    from deployer.stages import prerequisites
+
+    return prerequisites.render(ws, Helm(ws.env, console=ws.console), member, wanted, mirror)
 
 
 def _smoke(ws: Workspace, member: Member, timeout: float, log: Log,

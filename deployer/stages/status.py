@@ -31,16 +31,17 @@ class MemberStatus:
     workloads: str = "-"
     lock: str = "-"
     certificates: str = "-"
+    prerequisites: str = "-"              # e.g. "cert-manager 3 deployed (cert-manager-v1.19.6)"
     error: str = ""                       # the member could not be read at all
     unread: list[str] = field(default_factory=list)   # columns the credentials may not read
 
     def row(self) -> list[str]:
         return [self.member, self.revision, self.state, self.chart, self.app_version,
-                self.deployed, self.workloads, self.lock, self.certificates]
+                self.deployed, self.workloads, self.lock, self.certificates, self.prerequisites]
 
 
 HEADERS = ["member", "revision", "status", "chart", "app", "deployed", "workloads ready",
-           "lock", "certificates"]
+           "lock", "certificates", "prerequisites"]
 
 
 def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None) -> MemberStatus:
@@ -57,6 +58,7 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
                 out.deployed = last.updated[:19].replace("T", " ")
             else:
                 out.state = "not installed"
+            out.prerequisites = prerequisites(ws, helm, member)
             with access.kube() as kube:
                 fill_columns(out, kube, member)
     except DeployerError as exc:
@@ -66,6 +68,20 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
         out.error = f"{type(exc).__name__}: {exc}"
         out.state = "unreachable"
     return out
+
+
+def prerequisites(ws: Workspace, helm: Helm, member: Member) -> str:
+    """Each prerequisite release of the member: its newest revision, status and chart."""
+    from dataclasses import replace
+
+    shown = []
+    for prereq in ws.federation.prerequisites_of(member):
+        revisions = release.history(helm, replace(member, release=prereq.release,
+                                                  namespace=prereq.namespace))
+        last = revisions[-1] if revisions else None
+        shown.append(f"{prereq.name} {last.number} {last.status} ({last.chart})" if last
+                     else f"{prereq.name} not installed")
+    return "; ".join(shown) or "-"
 
 
 def fill_columns(out: MemberStatus, kube: Kube, member: Member) -> None:

@@ -78,7 +78,32 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         futures = [pool.submit(check_member, ws, helm, prepared, m,
                                federation_problems.get(m.name, []), lint=m.name in linters)
                    for m in members]
-        return [f.result()[0] for f in futures]
+        extra = {m.name: pool.submit(check_prerequisites, ws, helm, m, mirror)
+                 for m in members if ws.federation.prerequisites_of(m)}
+        reports = [f.result()[0] for f in futures]
+    for report in reports:
+        if report.member in extra:
+            report.errors.extend(extra[report.member].result())
+    return reports
+
+
+def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
+                        mirror: str | None = None) -> list[str]:
+    """The member's prerequisite releases (e.g. cert-manager) render with their values and
+    their objects pass the Kubernetes schemas of the member's version: errors, one a line."""
+    from deployer.stages import prerequisites
+
+    try:
+        rendered = prerequisites.render(ws, helm, member, ws.federation.prerequisites_of(member),
+                                        mirror)
+    except DeployerError as exc:
+        return [str(exc)]
+    errors = []
+    for item in rendered:
+        checked = manifests.validate(list(item.objects), member.kubernetes_version)
+        errors += [f"{item.prerequisite.name} release: {p} (Kubernetes "
+                   f"{member.kubernetes_version})" for p in checked.problems]
+    return errors
 
 
 def _linters(ws: Workspace, prepared: chart_mod.PreparedChart,

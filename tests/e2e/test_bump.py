@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import chart_repo
+from tests.fakes import cert_manager_chart, chart_repo
 from tests.fakes.github import GitHubDouble
 from tests.fakes.oci_registry import OciRegistry, registry_available
 
@@ -36,6 +36,8 @@ def releases(tmp_path_factory):
                                 kube_version=">=1.40.0-0")]
     repo = chart_repo.build_repo(base / "build", HELM, chart_repo.helm_env(base / "home"),
                                  extra=extra)
+    # validate --all renders the cert-manager prerequisite of the k3s members
+    cert_manager_chart.add_to_repo(repo, HELM, chart_repo.helm_env(base / "home"))
     with chart_repo.serve(repo) as charts, OciRegistry(base) as oci:
         oci.push_image_tags("jupyterhub/repo2docker", ["2025.08.0", "2025.10.0", "latest"])
         yield charts, oci

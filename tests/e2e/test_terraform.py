@@ -72,12 +72,8 @@ def k3s(tf_repo, kube_api, tmp_path, env):
     if reason:
         # scripts/bootstrap --dev installs it; in CI a skip would hide a missing install
         (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
-    from tests.e2e.test_deploy import CLUSTER_ISSUER_CRD
-
-    # k3s with cert-manager installed (the chart's ClusterIssuer needs its CRD)
-    kube_api.api.store.create(kube_api.api.registry.by_kind(
-        "apiextensions.k8s.io/v1", "CustomResourceDefinition"), "", CLUSTER_ISSUER_CRD)
-    kube_api.api.registry.register_crd(CLUSTER_ISSUER_CRD)
+    # a fresh k3s: the deploy installs the member's cert-manager prerequisite (and with it
+    # the CRD of the chart's ClusterIssuer) before the chart
     with K3sHost(tmp_path / "server", kube_api.url, kube_api.api.token or "test-token") as host:
         root = tf_repo / "terraform" / "members" / MEMBER
         (root / "test.auto.tfvars").write_text(

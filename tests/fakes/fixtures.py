@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import chart_repo
+from tests.fakes import cert_manager_chart, chart_repo
 
 HELM = str(Path(__file__).resolve().parents[2] / ".tools" / "bin" / "helm")
 
@@ -28,5 +28,6 @@ def chart_mirror(tmp_path_factory) -> str:
     base = tmp_path_factory.mktemp("chart-mirror")
     env = chart_repo.helm_env(base / "home")
     repo = chart_repo.build_repo(base / "build", HELM, env)
+    cert_manager_chart.add_to_repo(repo, HELM, env)   # jetstack's chart, for prerequisites
     with chart_repo.serve(repo) as url:
         yield url

@@ -80,6 +80,11 @@ BUILTIN: list[ResourceType] = [
     _t("coordination.k8s.io/v1", "Lease", "leases"),
     _t("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        ["crd", "crds"], ["status"]),
+    # stored, never called: the double admits every write without asking webhooks
+    _t("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+       "validatingwebhookconfigurations", False),
+    _t("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+       "mutatingwebhookconfigurations", False),
 ]
 
 

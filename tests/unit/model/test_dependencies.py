@@ -120,3 +120,19 @@ def test_selecting_one_dependency_of_a_group_selects_the_group(tree):
     assert [d.name for d in found.select(["traefik", "prometheus"])] == [
         "traefik", "prometheus", "grafana"]
     assert [d.name for d in found.select(["binderhub"])] == ["binderhub"]
+
+
+def test_the_cert_manager_prerequisite_is_tracked_where_federation_pins_it(tree):
+    from deployer.model import versions
+
+    found = deps.load(tree)
+    cur = deps.current(tree, found.items["cert-manager"])
+    assert (cur.version, cur.path) == ("v1.19.6", ("prerequisites", "cert-manager", "version"))
+    # jetstack's versions carry a leading v: the newest is chosen by semver all the same
+    assert versions.newest(["v1.19.5", "v1.19.6", "v1.20.3", "v1.21.1", "v1.22.0-alpha.0"],
+                           cur.version).text == "v1.21.1"
+    text = (tree / "config" / "federation.yaml").read_text()
+    edited = deps.replace_scalar(text, cur.path, "v1.21.1", "config/federation.yaml")
+    changed = [line for line in difflib.ndiff(text.splitlines(), edited.splitlines())
+               if line.startswith(("-", "+"))]
+    assert changed == ["-     version: v1.19.6", "+     version: v1.21.1"]

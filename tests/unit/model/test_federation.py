@@ -92,3 +92,23 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found") as info:
         federation.load(tmp_path)
     assert info.value.file == "config/federation.yaml"
+
+
+def test_prerequisites_are_typed_and_name_only_members(repo):
+    fed = federation.load(repo)
+    cert_manager = fed.prerequisites["cert-manager"]
+    assert (cert_manager.chart, cert_manager.release, cert_manager.namespace) == (
+        "cert-manager", "cert-manager", "cert-manager")
+    assert [p.name for p in fed.prerequisites_of(fed.member("uni-lab"))] == ["cert-manager"]
+    assert fed.prerequisites_of(fed.member("staging")) == []
+    path = repo / "config/federation.yaml"
+    path.write_text(path.read_text().replace("members: [hetzner-fsn, uni-lab]",
+                                             "members: [hetzner-fsn, uni-labs]"))
+    with pytest.raises(ConfigError) as err:
+        federation.load(repo)
+    assert str(err.value).startswith("config/federation.yaml:")
+    assert "prerequisites.cert-manager.members[1]: unknown member 'uni-labs'" in str(err.value)
+    path.write_text(path.read_text().replace("    version: v1.19.6\n", "    versoin: v1\n"))
+    with pytest.raises(ConfigError) as err:
+        federation.load(repo)
+    assert "prerequisites.cert-manager.versoin: unknown key" in str(err.value)

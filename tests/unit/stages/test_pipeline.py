@@ -59,7 +59,8 @@ class Harness:
             prepare=lambda ws, mirror: SimpleNamespace(path=Path("mybinder"),
                                                        crd_kinds=lambda: ()),
             render=self._render, validate=self._validate, connect=self._connect,
-            smoke=self.smoke, poll=0.001, retry_pause=0.001)
+            smoke=self.smoke, prerequisites=lambda ws, member, wanted, mirror: [],
+            poll=0.001, retry_pause=0.001)
 
     def cluster(self, name: str = "staging") -> FakeCluster:
         if name not in self.clusters:

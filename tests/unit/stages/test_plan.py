@@ -142,6 +142,7 @@ def test_the_federation_block_reaches_everyone_and_a_removed_member_is_noted(his
     def edit(d):
         d["federation"]["name"] = "renamed-binder"
         del d["members"]["uni-lab"]
+        d["prerequisites"]["cert-manager"]["members"].remove("uni-lab")
     base, head = change(history, {"config/federation.yaml":
                                   edit_yaml(history, "config/federation.yaml", edit),
                                   "config/uni-lab.yaml": None})
@@ -567,3 +568,25 @@ def test_plan_on_the_projects_own_history():
             assert row.get("member") or row.get("stack")
     assert data["has"] == {job: bool(m["include"]) for job, m in data["matrices"].items()}
 
+
+
+def test_prerequisite_values_and_pins_plan_the_members_that_get_them(history):
+    # config/cert-manager/common.yaml feeds every member that gets cert-manager
+    path = "config/cert-manager/common.yaml"
+    base, head = change(history, {path: (history / path).read_text() + "\n# touched\n"})
+    plan = planned(history, base, head)
+    assert plan["members"] == {"hetzner-fsn": [f"{path} changed"],
+                               "uni-lab": [f"{path} changed"]}
+    # a member's own layer feeds that member only
+    base, head = change(history, {"config/cert-manager/uni-lab.yaml": "replicaCount: 2\n"})
+    assert planned(history, base, head)["members"] == {
+        "uni-lab": ["config/cert-manager/uni-lab.yaml added"]}
+    # the pin (a bump) reaches its members; giving it to another member reaches that one too
+    text = edit_yaml(history, "config/federation.yaml",
+                     lambda d: d["prerequisites"]["cert-manager"].update(
+                         version="v1.19.7", members=["hetzner-fsn", "uni-lab", "aws"]))
+    base, head = change(history, {"config/federation.yaml": text})
+    plan = planned(history, base, head)
+    assert list(plan["members"]) == ["aws", "hetzner-fsn", "uni-lab"]
+    assert plan["members"]["aws"] == [
+        "config/federation.yaml: prerequisites.cert-manager changed"]

@@ -1,0 +1,283 @@
+"""Prerequisite releases: cluster-level charts a member needs before the federation's chart
+(cert-manager, whose CRDs the chart's ClusterIssuer needs), each pinned in
+config/federation.yaml `prerequisites:` and installed as its own helm release.
+
+A deploy renders them with the member's chart (nothing changes on a cluster unless both
+render), then, under the member's deploy lock and before the chart's preflight, brings each
+one up to date: recover a release a cancelled run left pending, diff against the deployed
+revision, and only when something changed `helm upgrade --install`, wait for its workloads,
+and on failure roll back to the revision that served before (or uninstall a release that
+never deployed) and stop: the chart's release is not touched.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from deployer.adapters.helm import Helm, HelmError, schema_violations
+from deployer.errors import ConfigError, DeployError, DeployerError, Interrupted
+from deployer.model import manifests
+from deployer.model.federation import FEDERATION_FILE, Member, Prerequisite
+from deployer.model.manifests import K8sObject
+from deployer.model.prerequisites import PrerequisiteValues, member_values
+from deployer.model.redact import Redactor
+from deployer.model.release import Revision, last_deployed
+from deployer.model.report import DeployReport, Outcome, RollbackAction, RollbackResult
+from deployer.model.workspace import Workspace
+from deployer.model.yamlio import format_path, load_file
+from deployer.stages import diff as diff_mod, release, rollout
+
+
+@dataclass(frozen=True)
+class RenderedPrerequisite:
+    """A prerequisite's pulled chart, its merged values and the objects helm renders."""
+
+    prerequisite: Prerequisite
+    chart: Path
+    values: PrerequisiteValues
+    objects: tuple[K8sObject, ...]
+
+    def crd_kinds(self) -> set[tuple[str, str]]:
+        """(group/version, kind) of the custom resources its CRDs define."""
+        return crd_kinds(self.objects)
+
+
+def render(ws: Workspace, helm: Helm, member: Member, prerequisites: list[Prerequisite],
+           mirror: str | None = None) -> list[RenderedPrerequisite]:
+    """Pull each pinned chart (cached) and render it with the member's values."""
+    out = []
+    for prereq in prerequisites:
+        mv = member_values(ws.root, prereq, member)
+        chart = fetch(ws, helm, prereq, mirror)
+        result = helm.template(prereq.release, str(chart), prereq.namespace, mv.values_yaml,
+                               member.kubernetes_version, check=False)
+        if not result.ok:
+            raise _render_error(ws, prereq, member, mv, result.stderr)
+        out.append(RenderedPrerequisite(prereq, chart, mv, tuple(manifests.parse(result.stdout))))
+    return out
+
+
+def fetch(ws: Workspace, helm: Helm, prereq: Prerequisite, mirror: str | None = None) -> Path:
+    """The pinned chart as a .tgz, pulled once per repository, chart and version (from the
+    mirror instead of its repository when one is given, as for the chart's dependencies)."""
+    from deployer.stages.chart import cache_dir
+
+    url = (mirror or prereq.repository).rstrip("/")
+    where = cache_dir(ws) / "prerequisites" / hashlib.sha256(url.encode()).hexdigest()[:12]
+    target = where / f"{prereq.chart}-{prereq.version}.tgz"
+    if target.is_file():
+        return target
+    where.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="pull-", dir=where))
+    try:
+        try:
+            helm.pull(prereq.chart, url, prereq.version, str(work))
+        except HelmError as exc:
+            doc = load_file(ws.root / FEDERATION_FILE, FEDERATION_FILE)
+            path = ("prerequisites", prereq.name, "version")
+            raise DeployError(f"cannot fetch the {prereq.name} chart {prereq.chart} "
+                              f"{prereq.version} from {url}: {exc.result.stderr.strip()[-300:]}",
+                              file=FEDERATION_FILE, line=doc.line_of(path),
+                              key=format_path(path),
+                              hint="check the version exists in that repository (and network "
+                                   "access, or --chart-mirror)") from None
+        pulled = sorted(work.glob("*.tgz"))
+        if len(pulled) != 1:
+            raise DeployError(f"helm pull of {prereq.chart} {prereq.version} left "
+                              f"{len(pulled)} chart files")
+        os.replace(pulled[0], target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def crd_kinds(objects) -> set[tuple[str, str]]:
+    """(group/version, kind) of the custom resources the CRD objects among `objects` define."""
+    found = set()
+    for obj in objects:
+        if obj.kind != "CustomResourceDefinition":
+            continue
+        spec = obj.body.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            if kind and isinstance(version, dict) and version.get("name") and \
+                    version.get("served", True):
+                found.add((f"{spec.get('group')}/{version['name']}", kind))
+    return found
+
+
+@dataclass
+class Step:
+    """What one deploy of a member gives a prerequisite's deploy."""
+
+    ws: Workspace
+    member: Member
+    helm: object
+    kube: object
+    report: DeployReport
+    say: Callable[[str], None]
+    timeout: int
+    dry_run: bool = False
+    rollback: bool = True
+    rollback_window: float = 120.0
+    poll: float = 0.5
+    retry_pause: float = 2.0
+    cancel: threading.Event | None = None
+    abort: threading.Event | None = None
+    check_lock: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What bringing one prerequisite up to date did."""
+
+    name: str
+    changed: bool
+    before: int | None
+    after: int | None
+
+
+def apply(step: Step, rendered: RenderedPrerequisite) -> Applied:
+    """Bring one prerequisite release up to date (see the module docstring)."""
+    p = rendered.prerequisite
+    target = replace(step.member, release=p.release, namespace=p.namespace)
+    helm, name = step.helm, p.name
+    with step.report.stage(f"{name}: preflight"):
+        if not step.dry_run:
+            recovered = release.recover_stranded(helm, target, step.timeout, step.ws.console)
+            if recovered:
+                step.report.notes.append(f"{name}: {recovered}")
+        revisions = release.history(helm, target)
+        before = last_deployed(revisions)
+    with step.report.stage(f"{name}: diff"):
+        live = helm.manifest(p.release, p.namespace, before.number) if before else ""
+        changes = diff_mod.compute(live, list(rendered.objects), p.namespace, Redactor())
+        step.ws.console.say(f"{step.member.name}: {name} {p.version} (release {p.release} in "
+                            f"{p.namespace}): {changes.text()}")
+    number = before.number if before else None
+    if step.dry_run:
+        return Applied(name, not changes.empty, number, number)
+    items = rollout.workloads(list(rendered.objects), p.namespace)
+    if changes.empty and before is not None and revisions[-1].number == before.number:
+        with step.report.stage(f"{name}: wait"):   # ready before the chart relies on it
+            _wait(step, items, step.cancel)
+        step.say(f"{name}: no changes; upgrade skipped (revision {before.number})")
+        return Applied(name, False, number, number)
+    _check_cancel(step.cancel, f"before the {name} upgrade; nothing was changed")
+    step.check_lock()
+    try:
+        with step.report.stage(f"{name}: upgrade"):
+            helm.upgrade(p.release, str(rendered.chart), p.namespace,
+                         rendered.values.values_yaml, step.timeout)
+        with step.report.stage(f"{name}: wait"):
+            _wait(step, items, step.cancel)
+    except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
+        _after_failure(step, target, before, failure)
+    after = last_deployed(release.history(helm, target))
+    step.say(f"{name}: deployed revision {after.number if after else '-'} ({p.chart} "
+             f"{p.version})")
+    step.report.notes.append(f"{name}: revision {number or '-'} -> "
+                             f"{after.number if after else '-'} ({p.chart} {p.version})")
+    return Applied(name, True, number, after.number if after else None)
+
+
+def _after_failure(step: Step, target: Member, before: Revision | None,
+                   failure: Exception) -> None:
+    """Restore the prerequisite's previous revision (or remove a release that never deployed),
+    wait for it, and raise a DeployError saying what failed and what was restored."""
+    exc = failure if isinstance(failure, DeployerError) else DeployError(
+        f"unexpected {type(failure).__name__}: {failure}")
+    name = step.report.failed_stage or f"{target.release}: upgrade"
+    rel = target.release
+    if not step.rollback:
+        step.report.outcome = Outcome.LEFT_AS_IS
+        raise DeployError(f"{name} failed: {exc.message}; release {rel} is left as it is for "
+                          "debugging (--no-rollback); the chart was not deployed") from None
+    step.ws.console.warn(f"{step.member.name}: {name} failed ({exc.message}); rolling back")
+    start, pause = time.monotonic(), step.retry_pause
+    with step.report.stage(f"{rel}: rollback"):
+        while True:
+            try:
+                step.check_lock()
+                result = _restore(step, target, before)
+                break
+            except Interrupted:
+                step.report.outcome = Outcome.INTERRUPTED
+                raise
+            except DeployerError as rollback_exc:
+                left = step.rollback_window - (time.monotonic() - start)
+                if left <= 0 or (step.abort is not None and step.abort.is_set()):
+                    step.report.outcome = Outcome.ROLLBACK_FAILED
+                    raise DeployError(
+                        f"{name} failed: {exc.message}; the rollback of release {rel} failed "
+                        f"too: {rollback_exc.message}",
+                        hint=f"the member needs a person: see helm history {rel} "
+                             f"--namespace {target.namespace}") from None
+                step.say(f"rollback attempt failed ({rollback_exc.message}); retrying")
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 30)
+    result.seconds = round(time.monotonic() - start, 3)
+    step.report.rollback = result
+    step.report.outcome = Outcome.INTERRUPTED if isinstance(failure, Interrupted) else \
+        Outcome.ROLLED_BACK
+    step.report.failed_stage = name
+    restored = (f"restored release {rel} revision {result.to} (now revision {result.revision})"
+                if result.action is RollbackAction.ROLLED_BACK else
+                f"release {rel} never deployed: {result.action}")
+    raise (Interrupted if isinstance(failure, Interrupted) else DeployError)(
+        f"{name} failed: {exc.message}; {restored}; the chart was not deployed") from None
+
+
+def _restore(step: Step, target: Member, before: Revision | None) -> RollbackResult:
+    helm = step.helm
+    revisions = release.history(helm, target)
+    if before is None:
+        if revisions:
+            helm.uninstall(target.release, target.namespace, step.timeout)
+            return RollbackResult(None, None, RollbackAction.UNINSTALLED)
+        return RollbackResult(None, None, RollbackAction.NOTHING)
+    newest = revisions[-1] if revisions else None
+    if newest is None or newest.number != before.number:
+        helm.rollback(target.release, target.namespace, before.number, step.timeout)
+    live = manifests.parse(helm.manifest(target.release, target.namespace))
+    _wait(step, rollout.workloads(live, target.namespace), step.abort)
+    now = release.history(helm, target)
+    return RollbackResult(before.number, now[-1].number if now else None,
+                          RollbackAction.ROLLED_BACK)
+
+
+def _wait(step: Step, items, cancel) -> None:
+    rollout.wait(step.kube, items, step.timeout, log=step.say, prefix="  ", poll=step.poll,
+                 cancel=cancel)
+
+
+def _check_cancel(cancel: threading.Event | None, when: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Interrupted(f"interrupted {when}")
+
+
+def _render_error(ws: Workspace, prereq: Prerequisite, member: Member, mv: PrerequisiteValues,
+                  stderr: str) -> ConfigError:
+    """A prerequisite that does not render: name the values file and key when helm's schema
+    check says which, else helm's last line."""
+    for violation in schema_violations(stderr):
+        for rel in reversed(mv.files):
+            doc = load_file(ws.root / rel, rel)
+            if violation.path and violation.path in doc.lines:
+                return ConfigError(f"{prereq.chart} {prereq.version}: {violation.message}",
+                                   file=rel, line=doc.lines[violation.path],
+                                   key=format_path(violation.path))
+        return ConfigError(f"{prereq.chart} {prereq.version}: {violation.message}",
+                           file=mv.files[-1] if mv.files else FEDERATION_FILE,
+                           key=format_path(violation.path) or None)
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return ConfigError(f"the {prereq.name} chart {prereq.chart} {prereq.version} does not "
+                       f"render for {member.name}: {lines[-1] if lines else 'helm failed'}",
+                       file=mv.files[-1] if mv.files else FEDERATION_FILE)

@@ -1,0 +1,229 @@
+"""Prerequisite releases end to end: the cert-manager chart (a stand-in of jetstack's, served
+by the stand-in chart repository) deployed per member as its own helm release by the real
+CLI and helm against an empty Kubernetes API double, before the federation's chart."""
+import pytest
+import yaml
+
+from tests.e2e.test_deploy import _history, _report
+from tests.fakes.kube_api import KubeAPI
+from tests.support import write_secrets
+
+MEMBER = "staging"
+
+
+@pytest.fixture
+def bare(repo, env, tmp_path):
+    """staging on an empty cluster (no cert-manager, no CRDs), which gets the cert-manager
+    prerequisite at v1.19.5; its public checks are not run (--skip-smoke)."""
+    with KubeAPI("1.34.2", rollout_delay=0.2) as cluster:
+        path = repo / "config/federation.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["prerequisites"]["cert-manager"]["members"] = [MEMBER]
+        data["prerequisites"]["cert-manager"]["version"] = "v1.19.5"
+        member = data["members"][MEMBER]
+        member["cluster"] = {"provider": "kubeconfig",
+                             "kubeconfig": f"secrets/kubeconfigs/{MEMBER}.yaml",
+                             "context": "test"}
+        member["domains"].pop("federation", None)
+        plain = cluster.kubeconfig(tmp_path / "plain.kubeconfig")
+        write_secrets(repo, f"secrets/kubeconfigs/{MEMBER}.yaml", plain.read_text(), env)
+        plain.unlink()
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        yield cluster
+
+
+def _set_version(repo, version):
+    path = repo / "config/federation.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["prerequisites"]["cert-manager"]["version"] = version
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _writes(cluster, start=0):
+    return [(m, p) for m, p in cluster.requests[start:]
+            if m in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+def test_component_installs_cert_manager_then_the_chart_passes_preflight(cli, bare, repo,
+                                                                         tmp_path):
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60",
+                 "--report", report)
+    assert result.returncode == 0, result.stderr
+    done = _report(report)[MEMBER]
+    assert (done["outcome"], done["revision_before"], done["revision_after"]) == (
+        "deployed", None, 1)
+    # its own release, in its own namespace; the chart's release was not touched
+    assert [r[:2] for r in _history(bare, "cert-manager", "cert-manager")] == [(1, "deployed")]
+    assert _history(bare, "staging", "staging") == []
+    # the CRDs are served now, and the workloads rolled out with release-prefixed names
+    assert bare.object("customresourcedefinitions", "", "clusterissuers.cert-manager.io",
+                       "apiextensions.k8s.io") is not None
+    assert "ClusterIssuer" in {t.kind for t in bare.api.registry.in_group_version(
+        "cert-manager.io", "v1")}
+    for name in ("cert-manager", "cert-manager-webhook", "cert-manager-cainjector"):
+        deployment = bare.object("deployments", "cert-manager", name, "apps")
+        assert deployment["status"]["readyReplicas"] == 1, name
+    assert "upgrade --install cert-manager" in result.stderr + result.stdout
+    # the lock was the member's own, and it was released
+    assert bare.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
+
+    result = cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke", "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert "does not serve" not in result.stderr
+    done = _report(report)[MEMBER]
+    assert done["outcome"] == "deployed" and done["revision_after"] == 1
+    assert bare.object("clusterissuers", "", "letsencrypt-prod", "cert-manager.io")
+    # nothing changed in cert-manager: no upgrade, still revision 1
+    assert "cert-manager: no changes; upgrade skipped" in result.stdout + result.stderr
+    assert [r[0] for r in _history(bare, "cert-manager", "cert-manager")] == [1]
+
+
+def test_a_normal_deploy_installs_then_upgrades_cert_manager_only_when_it_changed(
+        cli, bare, repo, tmp_path):
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke", "--report", report)
+    assert result.returncode == 0, result.stderr
+    done = _report(report)[MEMBER]
+    assert (done["outcome"], done["revision_after"]) == ("deployed", 1)
+    stages = list(done["stages"])
+    assert stages.index("lock") < stages.index("cert-manager: upgrade") < \
+        stages.index("preflight") < stages.index("upgrade")
+    assert [r[:2] for r in _history(bare, "cert-manager", "cert-manager")] == [(1, "deployed")]
+
+    # the same again: neither release is upgraded, and nothing is written but the lock
+    start = len(bare.requests)
+    result = cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke", "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert _report(report)[MEMBER]["outcome"] == "unchanged"
+    assert [r[0] for r in _history(bare, "cert-manager", "cert-manager")] == [1]
+    written = {p.split("?")[0] for _, p in _writes(bare, start)}
+    assert written and all("/leases" in p or "/configmaps" in p for p in written), written
+
+    # values changed (config/cert-manager/staging.yaml): upgraded first, then the chart
+    (repo / "config/cert-manager/staging.yaml").write_text("webhook:\n  timeoutSeconds: 10\n")
+    result = cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke", "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert "ValidatingWebhookConfiguration/cert-manager-webhook" in result.stdout
+    done = _report(report)[MEMBER]
+    assert (done["outcome"], done["revision_before"], done["revision_after"]) == (
+        "deployed", 1, 1)                     # the chart unchanged, cert-manager upgraded
+    assert "cert-manager: revision 1 -> 2 (cert-manager v1.19.5)" in done["notes"]
+    assert [r[0] for r in _history(bare, "cert-manager", "cert-manager")] == [1, 2]
+    hook = bare.object("validatingwebhookconfigurations", "", "cert-manager-webhook",
+                       "admissionregistration.k8s.io")
+    assert hook["webhooks"][0]["timeoutSeconds"] == 10
+
+    # the pinned version bumped: upgraded to the new chart
+    _set_version(repo, "v1.19.6")
+    result = cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke", "--report", report)
+    assert result.returncode == 0, result.stderr
+    history = _history(bare, "cert-manager", "cert-manager")
+    assert [r[:2] for r in history][-1] == (3, "deployed")
+    deployment = bare.object("deployments", "cert-manager", "cert-manager", "apps")
+    assert deployment["metadata"]["labels"]["helm.sh/chart"] == "cert-manager-v1.19.6"
+
+
+def test_a_failing_cert_manager_upgrade_is_rolled_back_and_stops_the_deploy(
+        cli, bare, repo, tmp_path):
+    assert cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke").returncode == 0
+    chart_before = _history(bare, "staging", "staging")
+    # the new version's webhook never becomes ready (its pods crash, say)
+    bare.faults.never_ready(
+        "deployments", "cert-manager", "cert-manager-webhook",
+        when=lambda obj: obj["metadata"]["labels"].get("helm.sh/chart") ==
+        "cert-manager-v1.19.6")
+    _set_version(repo, "v1.19.6")
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")   # a chart change too
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--timeout", "3", "--skip-smoke", "--report", report)
+    assert result.returncode == 1
+    done = _report(report)[MEMBER]
+    assert done["outcome"] == "rolled back"
+    assert done["failed_stage"] == "cert-manager: wait"
+    assert done["rollback"]["to"] == 1 and done["rollback"]["revision"] == 3
+    assert "Deployment/cert-manager-webhook" in result.stderr
+    assert "restored release cert-manager revision 1 (now revision 3)" in result.stderr
+    assert "the chart was not deployed" in result.stderr
+    # cert-manager back on v1.19.5 (revision 3 = revision 1); the chart's release untouched
+    history = _history(bare, "cert-manager", "cert-manager")
+    assert [r[:2] for r in history] == [(1, "superseded"), (2, "superseded"), (3, "deployed")]
+    assert "Rollback to 1" in history[2][2]
+    webhook = bare.object("deployments", "cert-manager", "cert-manager-webhook", "apps")
+    assert webhook["metadata"]["labels"]["helm.sh/chart"] == "cert-manager-v1.19.5"
+    assert _history(bare, "staging", "staging") == chart_before
+    assert bare.object("deployments", "staging", "static", "apps")["spec"]["replicas"] != 3
+    assert bare.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
+
+
+def test_the_lock_is_held_while_cert_manager_deploys(cli, bare, repo):
+    holder = {}
+
+    def check(obj):
+        lease = bare.object("leases", "staging", "deployer-lock", "coordination.k8s.io")
+        holder.setdefault("seen", (lease or {}).get("spec", {}).get("holderIdentity"))
+        return False
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager", when=check)
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert holder.get("seen"), "the member's deploy lock was held while cert-manager rolled out"
+
+
+def test_unknown_component_and_bad_values_change_nothing(cli, bare, repo):
+    result = cli("deploy", MEMBER, "--component", "cert-manger")
+    assert result.returncode == 2
+    assert "--component cert-manger: member staging has no such prerequisite" in result.stderr
+    assert "cert-manager" in result.stderr
+    (repo / "config/cert-manager/common.yaml").write_text("crds:\n  enabled: true\n"
+                                                          "installCrds: true\n")
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60")
+    assert result.returncode == 2
+    assert "config/cert-manager/common.yaml" in result.stderr and "installCrds" in result.stderr
+    assert not _writes(bare)
+
+
+def test_a_dry_run_on_an_empty_cluster_shows_both_releases_and_writes_nothing(cli, bare):
+    result = cli("deploy", MEMBER, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    # cert-manager's CRDs would be installed first, so the chart's ClusterIssuer passes
+    assert "does not serve" not in result.stderr
+    assert "cert-manager v1.19.5 (release cert-manager in cert-manager):" in result.stdout
+    assert "added    CustomResourceDefinition/clusterissuers.cert-manager.io" in result.stdout
+    assert "added    Deployment/cert-manager-webhook" in result.stdout
+    assert "added    Deployment/hub" in result.stdout
+    assert not _writes(bare)
+
+
+def test_validate_renders_the_prerequisites_of_the_members_that_get_them(cli, repo):
+    result = cli("validate", "uni-lab", "staging")
+    assert result.returncode == 0, result.stderr
+    assert "helm template cert-manager" in result.stderr + result.stdout
+    (repo / "config/cert-manager/uni-lab.yaml").write_text("webhook: {}\ninstallCrds: true\n")
+    result = cli("validate", "uni-lab", "staging")
+    assert result.returncode != 0
+    line = next(x for x in result.stderr.splitlines() if "installCrds" in x)
+    assert "uni-lab" in line and "config/cert-manager/uni-lab.yaml:2" in line, line
+    assert "staging" not in line
+
+
+def test_status_shows_the_prerequisite_release(cli, bare):
+    result = cli("status", MEMBER)
+    assert "cert-manager not installed" in result.stdout, result.stdout
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+    result = cli("status", MEMBER)
+    assert "cert-manager 1 deployed (cert-manager-v1.19.5)" in result.stdout, result.stdout
+
+
+def test_component_with_a_role_keeps_the_members_that_get_it(cli, repo):
+    result = cli("deploy", "production", "--component", "cert-manager", "--dry-run")
+    # only the k3s members get cert-manager in the example (their clusters are unreachable
+    # here: what matters is that gke and aws are not tried)
+    assert "gke" not in result.stdout + result.stderr.replace("gke-gcloud", "")
+    assert "hetzner-fsn" in result.stdout + result.stderr
+    result = cli("deploy", "gke", "--component", "cert-manager")
+    assert result.returncode == 2
+    assert "member gke has no such prerequisite" in result.stderr
+    result = cli("deploy", "--all", "--component", "traefik")
+    assert result.returncode == 2 and "none of the chosen members gets it" in result.stderr
