@@ -161,9 +161,10 @@ def check_overrides(layers: list[Layer], generated: Layer) -> None:
     where = layer.where(leaf)
     file, _, line = where.rpartition(":")
     more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+    inside = "" if path == leaf else f" ({format_path(path)})"
     raise ConfigError(
-        f"also generated from federation data at {generated.where(path)} "
-        f"({format_path(path)}); a values file may not override it{more}",
+        f"also generated from federation data at {generated.where(path)}{inside}; "
+        f"a values file may not override it{more}",
         file=file if line.isdigit() else where, line=int(line) if line.isdigit() else None,
         key=format_path(leaf),
         hint="change config/federation.yaml (domains, *_aliases, tls, abuse, prime) or "
