@@ -12,7 +12,8 @@ their files, the chart directory, the stacks under terraform/ - never from a lis
                                                       weights, domains, activity or the
                                                       redirector's prime, also every member
                                                       that runs the redirector; the top-level
-                                                      `federation:` block -> every member;
+                                                      `federation:` or `abuse:` block -> every
+                                                      member;
                                                       a member's kubernetes_version,
                                                       domains.binder or cluster.provider (the
                                                       -vars of its stack) -> also its stack
@@ -263,9 +264,12 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
         for stack in stacks:
             plan.stack(stack, f"{FEDERATION_FILE} changed (no earlier version to compare)")
         return
-    if head.get("federation") != base_fed.get("federation"):
-        for name in fed.members:
-            plan.member(name, f"{FEDERATION_FILE}: the federation block changed")
+    # top-level blocks every member's values come from (federation, abuse, ...); `records`
+    # only says where deploys are recorded
+    for block in sorted((set(head) | set(base_fed)) - {"members", "records"}):
+        if head.get(block) != base_fed.get(block):
+            for name in fed.members:
+                plan.member(name, f"{FEDERATION_FILE}: the {block} block changed")
     old_members = base_fed.get("members") or {}
     new_members = head.get("members") or {}
     redirectors = [n for n, m in fed.members.items() if m.domains.federation]
