@@ -284,7 +284,7 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             continue
         if name in stacks:
             fed_vars = [var for var, keys in TERRAFORM_KEYS.items()
-                        if _at(before, keys) != _at(entry, keys)]
+                        if _var(before, keys) != _var(entry, keys)]
             for var in fed_vars:
                 where = ".".join(TERRAFORM_KEYS[var])
                 plan.stack(name, f"{FEDERATION_FILE}: members.{name}.{where} changed "
@@ -303,6 +303,14 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             for other in redirectors:
                 plan.member(other, f"{FEDERATION_FILE}: member {name} removed; {other} runs "
                                    "the federation redirector")
+
+
+def _var(entry, keys: tuple[str, ...]):
+    """A -var's value in a federation entry: the binder domain, or the apex domain of a
+    member that runs only the redirector (as model/terraform.federation_vars)."""
+    value = _at(entry, keys)
+    return _at(entry, ("domains", "federation")) if value is None and \
+        keys == TERRAFORM_KEYS["domain"] else value
 
 
 def _at(entry, keys: tuple[str, ...]):
