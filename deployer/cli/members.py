@@ -67,6 +67,8 @@ def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
             for path in render_mod.write(result, out, show_secrets=show_secrets):
                 ws.console.info(f"wrote {path}")
         except DeployerError as exc:
+            if len(chosen) == 1:
+                raise
             ws.console.error(f"{member.name}: {exc}")
             failed.append(exc)
     if failed:
