@@ -219,3 +219,16 @@ def test_render_all_reports_every_failing_member(run, real, tmp_path):
 def _line(root: Path, text: str) -> int:
     lines = (root / "config" / "federation.yaml").read_text().splitlines()
     return lines.index(text) + 1
+
+
+def test_secrets_view_common_is_masked(run):
+    result = run("secrets", "view", "common")
+    assert result.returncode == 0, result.stderr
+    assert "access_token: '***'" in result.stdout and "shared-github-token" not in result.stdout
+
+
+def test_shared_secrets_are_optional(run, real):
+    (real / "secrets" / "common.yaml").unlink()
+    result = run("render", "fsn")
+    assert result.returncode == 0, result.stderr
+    assert "access_token" not in result.stdout
