@@ -208,8 +208,11 @@ def check_roles(fed: Federation) -> None:
     for m in fed.members.values():
         path = ("members", m.name)
         if not m.runs_binderhub:
-            for key in ("binder", "hub", "static", "binder_aliases", "hub_aliases"):
-                if key != "static" and getattr(m.domains, key):
+            if m.role == "staging":
+                fail(f"staging member {m.name!r} must run BinderHub (staging's redirector "
+                     "routes to staging itself)", *path, "runs")
+            for key in ("binder", "hub", "binder_aliases", "hub_aliases"):
+                if getattr(m.domains, key):
                     fail(f"member {m.name!r} runs no BinderHub (runs: {', '.join(m.runs)}): "
                          f"remove domains.{key}", *path, "domains", key)
             if m.in_federation:

@@ -201,3 +201,10 @@ def test_ban_lists_merge_structurally(workspace):
     assert aws["networkPolicy"]["egress"]["bannedCIDRs"] == ["169.254.169.254/32"]
     assert aws["binderhub"]["config"]["GitHubRepoProvider"]["banned_specs"] == \
         ["^example-abuser/.*"]
+
+
+def test_a_staging_member_must_run_binderhub(repo):
+    _edit(repo, "  staging:\n    role: staging\n", "  staging:\n    role: staging\n    runs: [redirector]\n")
+    _edit(repo, "      binder: staging.example-binder.org\n", "")
+    _edit(repo, "      hub: hub.staging.example-binder.org\n", "")
+    assert "members.staging.runs: staging member 'staging' must run BinderHub" in _error(repo)
