@@ -198,9 +198,10 @@ def generated_layer(fed: Federation, member: Member, defaults: dict | None = Non
             "hosts": hosts if member.runs_redirector else {},
             "tls": {"secretName": member.tls["federation"]},
         },
-        "static": {"enabled": bool(d.static), "host": d.static or "",
-                   "tls": {"secretName": member.tls["static"]}},
+        "static": {"host": d.static or "", "tls": {"secretName": member.tls["static"]}},
     }
+    if not d.static:       # a member may still switch its static site off in its values
+        data["static"]["enabled"] = False
     if member.runs_binderhub:
         binder_hosts = [d.binder, *d.binder_aliases]
         hub_hosts = [d.hub, *d.hub_aliases]

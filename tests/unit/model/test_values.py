@@ -51,7 +51,7 @@ def test_chart_defaults_are_the_bottom_layer_and_null_deletes_them(workspace, re
     mv = build(workspace, workspace.federation.member("gke"))
     assert mv.layers[0].name == "chart defaults"
     assert mv.final["static"] == {"replicas": 2, "host": "static.example-binder.org",
-                                  "enabled": True, "tls": {"secretName": "static-tls"}}
+                                  "tls": {"secretName": "static-tls"}}
     assert mv.user["static"]["extra"] is None, "the null must reach helm to drop the default"
     final, settings = mv.explain(("static", "extra"))
     assert final is DELETED
