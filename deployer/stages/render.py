@@ -3,6 +3,7 @@ the manifests helm produces."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,26 @@ def member_values(ws: Workspace, member: Member) -> values_mod.MemberValues:
     there is one) decrypted in memory."""
     rel = values_mod.secrets_file(member)
     plaintext = sops.decrypt(ws.root, rel, ws.env)
-    common = None
-    if (ws.root / values_mod.COMMON_SECRETS).is_file():
-        check_common_recipients(ws)
-        common = load_text(sops.decrypt(ws.root, values_mod.COMMON_SECRETS, ws.env),
-                           values_mod.COMMON_SECRETS)
-    return values_mod.build(ws, member, load_text(plaintext, rel), common)
+    return values_mod.build(ws, member, load_text(plaintext, rel), _common_secrets(ws))
+
+
+def _common_secrets(ws: Workspace):
+    """secrets/common.yaml decrypted (None when there is none): once per run and version of
+    the file, however many members are rendered, kept in memory only."""
+    path = ws.root / values_mod.COMMON_SECRETS
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    key = ("common secrets", stat.st_mtime_ns, stat.st_size)
+    with _COMMON_LOCK:
+        if key not in ws.memo:
+            check_common_recipients(ws)
+            ws.memo[key] = load_text(sops.decrypt(ws.root, values_mod.COMMON_SECRETS, ws.env),
+                                     values_mod.COMMON_SECRETS)
+        return ws.memo[key]
+
+
+_COMMON_LOCK = threading.Lock()
 
 
 def check_common_recipients(ws: Workspace) -> None:
