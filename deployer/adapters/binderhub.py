@@ -88,12 +88,14 @@ class BinderClient:
 
     # -- plain HTTP -------------------------------------------------------------------------
     def get(self, url: str, *, attempts: int = 1, timeout: float = 15,
-            token: str | None = None) -> Response:
-        """GET with retries and backoff for transient failures (connection errors, 5xx)."""
+            token: str | None = None, follow_redirects: bool = True) -> Response:
+        """GET with retries and backoff for transient failures (connection errors, 5xx).
+        follow_redirects=False returns a redirect itself (its Location header)."""
         last: HttpError | None = None
         for attempt in range(max(1, attempts)):
             try:
-                response = self.request("GET", url, timeout=timeout, token=token)
+                response = self.request("GET", url, timeout=timeout, token=token,
+                                        follow_redirects=follow_redirects)
                 if response.status < 500 or attempt == attempts - 1:
                     return response
             except HttpError as exc:
@@ -104,14 +106,14 @@ class BinderClient:
         raise last or HttpError(f"{url}: no answer")
 
     def request(self, method: str, url: str, *, timeout: float = 30, token: str | None = None,
-                json_body: Any = None) -> Response:
+                json_body: Any = None, follow_redirects: bool = True) -> Response:
         """One request, read completely; HttpError when there is no answer."""
         import requests
 
         headers = {"Authorization": f"token {token}"} if token else {}
         try:
             r = self._session.request(method, url, headers=headers, json=json_body,
-                                      timeout=timeout)
+                                      timeout=timeout, allow_redirects=follow_redirects)
             return Response(url, r.status_code, r.headers, r.text)  # case-insensitive
         except requests.RequestException as exc:
             raise HttpError(f"{url}: {_short(exc)}") from None

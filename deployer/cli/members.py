@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from deployer.errors import DeployerError
 from deployer.cli.common import MIRROR, SHOW_SECRETS, handles_errors, usage, workspace
 
 
@@ -23,9 +24,10 @@ def members(role: Optional[str] = typer.Option(None, help="Only members with thi
                                   indent=2))
         return
     ws.console.table(
-        ["member", "role", "provider", "cluster", "k8s", "release/namespace", "binder", "weight"],
-        [[m.name, m.role, m.cluster.provider, cluster_name(m), m.kubernetes_version,
-          f"{m.release}/{m.namespace}", m.domains.binder,
+        ["member", "role", "runs", "provider", "cluster", "k8s", "release/namespace", "url",
+         "weight"],
+        [[m.name, m.role, ",".join(m.runs), m.cluster.provider, cluster_name(m),
+          m.kubernetes_version, f"{m.release}/{m.namespace}", m.url,
           (str(m.weight) if m.active else f"{m.weight} (inactive)") if m.in_federation else "-"]
          for m in chosen])
 
@@ -52,15 +54,26 @@ def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     if out is not None:
         check_output_dir(out)
     with_manifests = out is not None or show_manifests
-    results = [render_mod.render(ws, member, with_manifests=with_manifests, mirror=mirror)
-               for member in chosen]
     if out is None:
-        text = results[0].manifests_text if show_manifests else results[0].values_text
+        result = render_mod.render(ws, chosen[0], with_manifests=with_manifests, mirror=mirror)
+        text = result.manifests_text if show_manifests else result.values_text
         ws.console.say(text.rstrip())
         return
-    for result in results:
-        for path in render_mod.write(result, out, show_secrets=show_secrets):
-            ws.console.info(f"wrote {path}")
+    # every member is rendered: one member's error does not hide the others'
+    failed: list[DeployerError] = []
+    for member in chosen:
+        try:
+            result = render_mod.render(ws, member, with_manifests=with_manifests, mirror=mirror)
+            for path in render_mod.write(result, out, show_secrets=show_secrets):
+                ws.console.info(f"wrote {path}")
+        except DeployerError as exc:
+            if len(chosen) == 1:
+                raise
+            ws.console.error(f"{member.name}: {exc}")
+            failed.append(exc)
+    if failed:
+        ws.console.error(f"{len(failed)} of {len(chosen)} members failed to render")
+        raise typer.Exit(max(exc.exit_code for exc in failed))
 
 
 @handles_errors

@@ -15,7 +15,7 @@ app = typer.Typer(help="View, edit, encrypt and re-key the sops-encrypted secret
 
 @app.command("view")
 @handles_errors
-def view(target: str = typer.Argument(..., help="Member name or path under secrets/."),
+def view(target: str = typer.Argument(..., help="Member name, common, or path under secrets/."),
          show_secrets: bool = SHOW_SECRETS):
     """Decrypt in memory and print (values masked unless --show-secrets)."""
     from deployer.adapters import sops
@@ -33,7 +33,7 @@ def view(target: str = typer.Argument(..., help="Member name or path under secre
 
 @app.command("edit")
 @handles_errors
-def edit(target: str = typer.Argument(..., help="Member name or path under secrets/.")):
+def edit(target: str = typer.Argument(..., help="Member name, common, or path under secrets/.")):
     """Edit in $EDITOR through sops; it is re-encrypted on save."""
     from deployer.adapters import sops
 
@@ -92,6 +92,11 @@ def secret_path(ws, target: str, must_exist: bool = True) -> str:
     from deployer.errors import SecretsError
 
     if "/" not in target and not target.endswith((".yaml", ".yml")):
+        if target == "common" and "common" not in ws.federation.members:
+            rel = "secrets/common.yaml"          # the secrets every member shares
+            if must_exist and not (ws.root / rel).is_file():
+                raise SecretsError("file not found (create it with `secrets encrypt`)", file=rel)
+            return rel
         ws.federation.member(target)
         return f"secrets/{target}.yaml"
     rel = ws.rel(Path(target) if Path(target).is_absolute() else ws.root / target)

@@ -13,6 +13,11 @@ from deployer.model.yamlio import Document, format_path, load_file
 SCHEMA_PATH = Path(__file__).with_name("federation.schema.json")
 FEDERATION_FILE = "config/federation.yaml"
 ROLES = ("staging", "production")
+RUNS = ("binderhub", "redirector")
+# Secret names of each domain's certificate when config/federation.yaml names none (the names
+# releases have always used: renaming one makes cert-manager issue a new certificate).
+DEFAULT_TLS = {"binder": "binder-tls", "hub": "hub-tls", "static": "static-tls",
+               "federation": "federation-redirect-tls"}
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,22 @@ class Cluster:
 class Domains:
     """A member's public host names."""
 
-    binder: str
-    hub: str
-    static: str
+    binder: str | None = None
+    hub: str | None = None
+    static: str | None = None
     federation: str | None = None
+    binder_aliases: tuple[str, ...] = ()
+    hub_aliases: tuple[str, ...] = ()
+
+    def hosts(self) -> dict[str, str]:
+        """Every host name by what it serves (kind, or kind_alias_N for aliases)."""
+        found = {k: v for k, v in (("binder", self.binder), ("hub", self.hub),
+                                   ("static", self.static), ("federation", self.federation))
+                 if v}
+        for kind in ("binder", "hub"):
+            for i, alias in enumerate(getattr(self, f"{kind}_aliases")):
+                found[f"{kind}_aliases.{i}"] = alias
+        return found
 
 
 @dataclass(frozen=True)
@@ -62,11 +79,23 @@ class Member:
     # `preinstalled:` what the cluster runs besides the chart (IngressClasses, CRD API versions)
     preinstalled_ingress_classes: tuple[str, ...] = ()
     preinstalled_api_versions: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ("binderhub",)
+    tls: dict = field(default_factory=lambda: dict(DEFAULT_TLS))  # domain kind -> Secret name
+    abuse: dict = field(default_factory=dict)       # this member's additions to the ban lists
+
+    @property
+    def runs_binderhub(self) -> bool:
+        return "binderhub" in self.runs
+
+    @property
+    def runs_redirector(self) -> bool:
+        return "redirector" in self.runs
 
     @property
     def url(self) -> str:
-        """The member's public BinderHub URL."""
-        return f"https://{self.domains.binder}"
+        """The member's public URL: its BinderHub, or the redirector of a member that runs
+        only the redirector."""
+        return f"https://{self.domains.binder or self.domains.federation}"
 
 
 @dataclass(frozen=True)
@@ -104,6 +133,8 @@ class Federation:
         """The prerequisite releases `member` gets, in the order they are declared."""
         return [p for p in self.prerequisites.values()
                 if p.members is None or member.name in p.members]
+    prime: str | None = None      # the redirector's prime member (`federation.prime`)
+    abuse: dict = field(default_factory=dict, compare=False)     # the common ban lists
 
     def member(self, name: str) -> Member:
         """The member called `name`; an unknown name is a ConfigError."""
@@ -150,9 +181,111 @@ def load(root: Path) -> Federation:
     data = doc.data
     members = {name: _member(name, entry) for name, entry in data["members"].items()}
     fed = data["federation"]
-    return Federation(name=fed["name"], chart=fed.get("chart", "mybinder"), members=members,
-                      document=doc, records=dict(data.get("records") or {}),
-                      prerequisites=_prerequisites(doc, members))
+    federation = Federation(name=fed["name"], chart=fed.get("chart", "mybinder"),
+                            members=members, document=doc,
+                            records=dict(data.get("records") or {}),
+                            prime=fed.get("prime") if isinstance(fed.get("prime"), str) else None,
+                            abuse=dict(data.get("abuse") or {}),
+                            prerequisites=_prerequisites(doc, members))
+    check_roles(federation)
+    check_abuse(federation)
+    return federation
+
+
+def check_abuse(fed: Federation) -> None:
+    """Ban list entries: IPv4 networks (the user egress policy excepts them from 0.0.0.0/0)
+    and regular expressions Python compiles (BinderHub matches specs with `re`)."""
+    import ipaddress
+    import re
+
+    sections = [(("abuse",), fed.abuse)] + [
+        (("members", m.name, "abuse"), m.abuse) for m in fed.members.values()]
+    for base, abuse in sections:
+        for i, cidr in enumerate(abuse.get("banned_cidrs") or ()):
+            path = base + ("banned_cidrs", i)
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ConfigError(f"{cidr!r} is not a network: {exc}", file=fed.document.label,
+                                  line=fed.line_of(*path), key=format_path(path),
+                                  hint="expected an IPv4 network like 192.0.2.0/24") from None
+            if network.version != 4:
+                raise ConfigError(f"{cidr!r} is an IPv6 network: the egress policy allows "
+                                  "0.0.0.0/0 except these, so only IPv4 networks fit",
+                                  file=fed.document.label, line=fed.line_of(*path),
+                                  key=format_path(path))
+        for provider, specs in (abuse.get("banned_specs") or {}).items():
+            for i, spec in enumerate(specs or ()):
+                path = base + ("banned_specs", provider, i)
+                try:
+                    re.compile(spec)
+                except re.error as exc:
+                    raise ConfigError(f"{spec!r} is not a regular expression: {exc}",
+                                      file=fed.document.label, line=fed.line_of(*path),
+                                      key=format_path(path),
+                                      hint="BinderHub matches it case-insensitively from the "
+                                           "start of the spec: no inline (?i) needed") from None
+
+
+def check_roles(fed: Federation) -> None:
+    """What members run, and the redirector's prime: one ConfigError for the first problem."""
+    doc = fed.document
+
+    def fail(message: str, *path, hint: str | None = None) -> None:
+        raise ConfigError(message, file=doc.label, line=fed.line_of(*path),
+                          key=format_path(path), hint=hint)
+
+    for m in fed.members.values():
+        path = ("members", m.name)
+        if not m.runs_binderhub:
+            if m.role == "staging":
+                fail(f"staging member {m.name!r} must run BinderHub (staging's redirector "
+                     "routes to staging itself)", *path, "runs")
+            for key in ("binder", "hub", "binder_aliases", "hub_aliases"):
+                if getattr(m.domains, key):
+                    fail(f"member {m.name!r} runs no BinderHub (runs: {', '.join(m.runs)}): "
+                         f"remove domains.{key}", *path, "domains", key)
+            if m.in_federation:
+                fail(f"member {m.name!r} runs no BinderHub, so the redirector sends it no "
+                     "users: remove its federation block", *path, "federation")
+            if m.smoke_repos or m.smoke_build:
+                fail(f"member {m.name!r} runs no BinderHub: it cannot launch smoke repos",
+                     *path, "smoke")
+        if m.runs_redirector and not m.domains.federation:
+            fail(f"member {m.name!r} runs the redirector: it needs domains.federation",
+                 *path, "domains")
+        if m.domains.federation and not m.runs_redirector:
+            fail(f"domains.federation is set but member {m.name!r} does not run the "
+                 "redirector (add redirector to runs)", *path, "domains", "federation")
+    prime = doc.data["federation"].get("prime")
+    needs_prime = [m.name for m in fed.members.values()
+                   if m.runs_redirector and m.role != "staging"]
+    if prime is None:
+        if needs_prime:
+            fail(f"no prime member for the federation redirector (run by "
+                 f"{', '.join(needs_prime)})", "federation",
+                 hint="set federation.prime to the active member that runs BinderHub where "
+                      "users go when the chosen member is down")
+        return
+    if isinstance(prime, list):
+        if len(prime) != 1:
+            fail(f"exactly one prime member, got {len(prime)}"
+                 + (f" ({', '.join(map(str, prime))})" if prime else ""), "federation", "prime")
+        prime = prime[0]
+        object.__setattr__(fed, "prime", prime)
+    member = fed.members.get(prime)
+    if member is None:
+        fail(f"prime member {prime!r} is not a member (members: {', '.join(fed.members)})",
+             "federation", "prime")
+    if not member.runs_binderhub:
+        fail(f"prime member {prime!r} runs no BinderHub (runs: {', '.join(member.runs)}): "
+             "the prime must launch the users it is sent", "federation", "prime")
+    if member.role == "staging":
+        fail(f"prime member {prime!r} is a staging member: the prime takes public traffic",
+             "federation", "prime")
+    if not (member.in_federation and member.active):
+        fail(f"prime member {prime!r} is not active in the federation (its federation block "
+             "is missing or says active: false)", "federation", "prime")
 
 
 def check_schema(doc: Document, schema: dict) -> None:
@@ -206,7 +339,8 @@ def _member(name: str, entry: dict) -> Member:
         kubernetes_version=entry["kubernetes_version"],
         release=entry["release"]["name"],
         namespace=entry["release"]["namespace"],
-        domains=Domains(**entry["domains"]),
+        domains=Domains(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in entry["domains"].items()}),
         in_federation=fed is not None,
         active=bool(fed and fed.get("active", True)),
         weight=fed["weight"] if fed else 0,
@@ -221,6 +355,10 @@ def _member(name: str, entry: dict) -> Member:
             (entry.get("preinstalled") or {}).get("ingress_classes", ())),
         preinstalled_api_versions=tuple(
             (entry.get("preinstalled") or {}).get("api_versions", ())),
+        runs=tuple(entry.get("runs") or (
+            ("binderhub", "redirector") if entry["domains"].get("federation") else ("binderhub",))),
+        tls={**DEFAULT_TLS, **(entry.get("tls") or {})},
+        abuse=dict(entry.get("abuse") or {}),
     )
 
 

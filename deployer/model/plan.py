@@ -14,9 +14,9 @@ their files, the chart directory, the stacks under terraform/ - never from a lis
                                                       weights, domains, activity or the
                                                       redirector's prime, also every member
                                                       that runs the redirector; the top-level
-                                                      `federation:` block -> every member;
-                                                      a prerequisite -> the members that
-                                                      get it (before or after the change);
+                                                      `federation:` or `abuse:` block -> every
+                                                      member; a prerequisite -> the members
+                                                      that get it (before or after the change);
                                                       a member's kubernetes_version,
                                                       domains.binder or cluster.provider (the
                                                       -vars of its stack) -> also its stack
@@ -285,9 +285,12 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
         for stack in stacks:
             plan.stack(stack, f"{FEDERATION_FILE} changed (no earlier version to compare)")
         return
-    if head.get("federation") != base_fed.get("federation"):
-        for name in fed.members:
-            plan.member(name, f"{FEDERATION_FILE}: the federation block changed")
+    # top-level blocks every member's values come from (federation, abuse, ...); `records`
+    # only says where deploys are recorded
+    for block in sorted((set(head) | set(base_fed)) - {"members", "records"}):
+        if head.get(block) != base_fed.get(block):
+            for name in fed.members:
+                plan.member(name, f"{FEDERATION_FILE}: the {block} block changed")
     old_members = base_fed.get("members") or {}
     new_members = head.get("members") or {}
     old_pre, new_pre = base_fed.get("prerequisites") or {}, head.get("prerequisites") or {}
@@ -314,7 +317,7 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             continue
         if name in stacks:
             fed_vars = [var for var, keys in TERRAFORM_KEYS.items()
-                        if _at(before, keys) != _at(entry, keys)]
+                        if _var(before, keys) != _var(entry, keys)]
             for var in fed_vars:
                 where = ".".join(TERRAFORM_KEYS[var])
                 plan.stack(name, f"{FEDERATION_FILE}: members.{name}.{where} changed "
@@ -333,6 +336,14 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             for other in redirectors:
                 plan.member(other, f"{FEDERATION_FILE}: member {name} removed; {other} runs "
                                    "the federation redirector")
+
+
+def _var(entry, keys: tuple[str, ...]):
+    """A -var's value in a federation entry: the binder domain, or the apex domain of a
+    member that runs only the redirector (as model/terraform.federation_vars)."""
+    value = _at(entry, keys)
+    return _at(entry, ("domains", "federation")) if value is None and \
+        keys == TERRAFORM_KEYS["domain"] else value
 
 
 def _at(entry, keys: tuple[str, ...]):

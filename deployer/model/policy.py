@@ -66,9 +66,7 @@ def check_federation(fed: Federation) -> dict[str, list[Violation]]:
                 "a staging member takes no federation traffic; remove this block")
     seen: dict[str, tuple[str, str]] = {}
     for m in fed.members.values():
-        for kind, domain in vars(m.domains).items():
-            if not domain:
-                continue
+        for kind, domain in m.domains.hosts().items():   # aliases too
             if domain in seen:
                 other, other_kind = seen[domain]
                 add(m.name, ("members", m.name, "domains", kind),

@@ -130,7 +130,9 @@ def digest(show: dict) -> str:
 
 def federation_vars(member: Member) -> dict[str, str]:
     """What every root gets from config/federation.yaml (never typed twice)."""
-    return {"member_name": member.name, "domain": member.domains.binder,
+    # a member that runs only the redirector has no binder domain: its apex domain then
+    return {"member_name": member.name,
+            "domain": member.domains.binder or member.domains.federation,
             "kubernetes_version": member.kubernetes_version,
             "provider_kind": member.cluster.provider}
 

@@ -1,8 +1,10 @@
 """Layered Helm values with provenance.
 
-chart defaults <- config/common.yaml <- config/<member>.yaml <- secrets/<member>.yaml (sops)
-<- values generated from config/federation.yaml. Helm's merge rules: maps merge, lists and
-scalars replace, null deletes a key.
+chart defaults <- config/common.yaml <- config/<member>.yaml <- secrets/common.yaml (sops,
+optional) <- secrets/<member>.yaml (sops) <- values generated from config/federation.yaml.
+Helm's merge rules: maps merge, lists and scalars replace, null deletes a key. A key the
+generated layer sets may not be set by a common, member or secrets file (an error names both
+places): federation data is changed in config/federation.yaml only.
 """
 from __future__ import annotations
 
@@ -91,14 +93,21 @@ class MemberValues:
         return any(_related(p, path, None) for p in self.secret_paths)
 
 
+COMMON_SECRETS = "secrets/common.yaml"
+# subtrees the generated layer owns whole: a file adding a key inside one is a conflict too
+_OWNED_TREES = (("federationRedirect", "hosts"),)
+
+
 def secrets_file(member: Member) -> str:
     """Where a member's sops-encrypted values live, relative to the repository root."""
     return f"secrets/{member.name}.yaml"
 
 
-def build(ws: Workspace, member: Member, secrets: Document) -> MemberValues:
+def build(ws: Workspace, member: Member, secrets: Document,
+          common_secrets: Document | None = None) -> MemberValues:
     """Load every layer for `member` and merge them as Helm does. `secrets` is the member's
-    decrypted secrets file (parsed in memory by the caller, which ran sops)."""
+    decrypted secrets file, `common_secrets` the decrypted secrets/common.yaml when there
+    is one (parsed in memory by the caller, which ran sops)."""
     fed = ws.federation
     layers: list[Layer] = []
     chart_values = ws.chart_dir / "values.yaml"
@@ -112,64 +121,146 @@ def build(ws: Workspace, member: Member, secrets: Document) -> MemberValues:
                           hint="every member in config/federation.yaml needs config/<name>.yaml "
                                "(it may be empty: {})")
     layers.append(_file_layer("member", load_file(ws.root / member_file, member_file)))
-    secret_doc = Document(secrets.label, {k: v for k, v in (secrets.data or {}).items()
-                                          if k != "sops"}, secrets.lines)
-    layers.append(_file_layer("secrets", secret_doc, secret=True))
-    layers.append(generated_layer(fed, member))
+    if common_secrets is not None:
+        layers.append(_file_layer("common secrets", _without_sops(common_secrets), secret=True))
+    layers.append(_file_layer("secrets", _without_sops(secrets), secret=True))
+    generated = generated_layer(fed, member, layers[0].data
+                                if layers[0].name == "chart defaults" else None)
+    check_overrides([layer for layer in layers if layer.name != "chart defaults"], generated)
+    layers.append(generated)
 
     user: dict = {}
     for layer in layers[1:] if layers[0].name == "chart defaults" else layers:
         user = merge(user, layer.data)
     final = prune_nulls(merge(layers[0].data, user) if layers[0].name == "chart defaults"
                           else user)
-    secret_layer = next(layer for layer in layers if layer.secret)
-    secret_values = [v for _, v in _scalars(secret_layer.data)]
+    secret_layers = [layer for layer in layers if layer.secret]
+    secret_values = [v for layer in secret_layers for _, v in _scalars(layer.data)]
     ws.console.add_secrets(secret_values)  # from here on, every printed line masks them
     return MemberValues(member=member, layers=layers, user=user, final=final,
-                        secret_paths=[path for path, _ in _leaves(secret_layer.data)],
+                        secret_paths=[path for layer in secret_layers
+                                      for path, _ in _leaves(layer.data)],
                         redactor=Redactor(secret_values), redactor_values=secret_values)
 
 
-def generated_layer(fed: Federation, member: Member) -> Layer:
-    """Values derived from config/federation.yaml, each traced to the line it comes from."""
+def check_overrides(layers: list[Layer], generated: Layer) -> None:
+    """A file layer that sets a key the generated layer sets (or one inside a map the
+    generated layer owns whole) is a ConfigError naming both places."""
+    owned = [path for path, _ in _leaves(generated.data)] + list(_OWNED_TREES)
+    clashes = []
+    for layer in layers:
+        for leaf, value in _leaves(layer.data):
+            for path in owned:
+                if leaf[:len(path)] == path or (
+                        path[:len(leaf)] == leaf and not isinstance(value, dict)):
+                    clashes.append((layer, leaf, path))
+                    break
+    if not clashes:
+        return
+    layer, leaf, path = clashes[0]
+    where = layer.where(leaf)
+    file, _, line = where.rpartition(":")
+    more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+    inside = "" if path == leaf else f" ({format_path(path)})"
+    raise ConfigError(
+        f"also generated from federation data at {generated.where(path)}{inside}; "
+        f"a values file may not override it{more}",
+        file=file if line.isdigit() else where, line=int(line) if line.isdigit() else None,
+        key=format_path(leaf),
+        hint="change config/federation.yaml (domains, *_aliases, tls, abuse, prime) or "
+             "remove the key from this file")
+
+
+def generated_layer(fed: Federation, member: Member, defaults: dict | None = None) -> Layer:
+    """Values derived from config/federation.yaml, each traced to the line it comes from.
+    `defaults`: the chart's values.yaml, whose banned CIDRs the federation's ban list adds to."""
     sources: dict[KeyPath, str] = {}
 
     def src(*fed_path) -> str:
-        return f"{FEDERATION_FILE}:{fed.line_of(*fed_path)}"
+        """file:line of the key, or of its nearest parent that is written (a default)."""
+        path = fed_path
+        while path and fed.line_of(*path) is None:
+            path = path[:-1]
+        return f"{FEDERATION_FILE}:{fed.line_of(*path)}"
 
     d = member.domains
     hosts = _redirector_hosts(fed, member, sources, src)
-    data = {
+    data: dict = {
         "federation": {
             "name": fed.name,
             "member": member.name,
             "role": member.role,
         },
+        "binderhubEnabled": member.runs_binderhub,
         "federationRedirect": {
-            "enabled": bool(d.federation),
+            "enabled": member.runs_redirector,
             "host": d.federation or "",
-            "hosts": hosts if d.federation else {},
+            "hosts": hosts if member.runs_redirector else {},
+            "tls": {"secretName": member.tls["federation"]},
         },
-        "static": {"host": d.static},
-        "binderhub": {
-            "config": {"BinderHub": {"hub_url": f"https://{d.hub}"}},
-            "ingress": {"hosts": [d.binder],
-                        "tls": [{"secretName": "binder-tls", "hosts": [d.binder]}]},
-            "jupyterhub": {"ingress": {"hosts": [d.hub],
-                                       "tls": [{"secretName": "hub-tls", "hosts": [d.hub]}]}},
-        },
+        "static": {"host": d.static or "", "tls": {"secretName": member.tls["static"]}},
     }
+    if not d.static:       # a member may still switch its static site off in its values
+        data["static"]["enabled"] = False
+    if member.runs_binderhub:
+        binder_hosts = [d.binder, *d.binder_aliases]
+        hub_hosts = [d.hub, *d.hub_aliases]
+        data["binderhub"] = {
+            "config": {"BinderHub": {"hub_url": f"https://{d.hub}"}},
+            "ingress": {"hosts": binder_hosts,
+                        "tls": [{"secretName": member.tls["binder"], "hosts": binder_hosts}]},
+            "jupyterhub": {"ingress": {"hosts": hub_hosts,
+                                       "tls": [{"secretName": member.tls["hub"],
+                                                "hosts": hub_hosts}]}},
+        }
+    _ban_lists(fed, member, data, defaults, sources, src)
     sources.update(_member_sources(member, src))
     sources[("federation", "name")] = src("federation", "name")
     return Layer("generated", f"generated from {FEDERATION_FILE}", data, sources=sources)
 
 
+def _ban_lists(fed: Federation, member: Member, data: dict, defaults: dict | None,
+               sources: dict, src) -> None:
+    """The federation's ban lists plus the member's additions (each entry once): banned
+    CIDRs add to the chart's own (cloud metadata, private ranges); banned specs go to each
+    BinderHub repo provider's `banned_specs`. Nothing is generated without ban list data."""
+    common, own = fed.abuse, member.abuse
+    if "banned_cidrs" in common or "banned_cidrs" in own:
+        base = lookup(defaults or {}, ("networkPolicy", "egress", "bannedCIDRs"))
+        merged = _unique([*(base if isinstance(base, list) else []),
+                          *(common.get("banned_cidrs") or []), *(own.get("banned_cidrs") or [])])
+        data["networkPolicy"] = {"egress": {"bannedCIDRs": merged}}
+        where = ("members", member.name, "abuse", "banned_cidrs") \
+            if "banned_cidrs" in own else ("abuse", "banned_cidrs")
+        sources[("networkPolicy", "egress", "bannedCIDRs")] = src(*where)
+    if not member.runs_binderhub:
+        return
+    providers = {**(common.get("banned_specs") or {}), **(own.get("banned_specs") or {})}
+    for provider in providers:
+        mine = (own.get("banned_specs") or {}).get(provider) or []
+        specs = _unique([*((common.get("banned_specs") or {}).get(provider) or []), *mine])
+        data["binderhub"].setdefault("config", {})[provider] = {"banned_specs": specs}
+        where = ("members", member.name, "abuse", "banned_specs", provider) if mine \
+            else ("abuse", "banned_specs", provider)
+        sources[("binderhub", "config", provider, "banned_specs")] = src(*where)
+
+
+def _unique(items: list) -> list:
+    return list(dict.fromkeys(items))
+
+
+def _without_sops(doc: Document) -> Document:
+    return Document(doc.label, {k: v for k, v in (doc.data or {}).items() if k != "sops"},
+                    doc.lines)
+
+
 def _redirector_hosts(fed: Federation, member: Member, sources: dict, src) -> dict:
     """The redirector's hosts. Staging's redirector routes to staging alone (so smoke tests
-    exercise it); production redirectors route across every member in the federation, the
-    hosting member as prime."""
+    exercise it), staging its own prime; production redirectors route across every member
+    in the federation, the prime being the one config/federation.yaml names."""
     routed = [member] if member.role == "staging" else [
         m for m in fed.members.values() if m.in_federation]
+    prime = member.name if member.role == "staging" else fed.prime
     hosts = {}
     for other in routed:
         weight = (other.weight if other.active else 0) if other.in_federation else 100
@@ -179,12 +270,14 @@ def _redirector_hosts(fed: Federation, member: Member, sources: dict, src) -> di
             "health": f"{other.url}/health",
             "versions": f"{other.url}/versions",
         }
-        if other.name == member.name:
-            hosts[other.name]["prime"] = True
         base = ("federationRedirect", "hosts", other.name)
+        if other.name == prime:
+            hosts[other.name]["prime"] = True
+            sources[base + ("prime",)] = src("members", member.name) \
+                if member.role == "staging" else src("federation", "prime")
         sources[base] = src("members", other.name, "federation")
         sources[base + ("weight",)] = src("members", other.name, "federation", "weight")
-        for key in ("url", "health", "versions", "prime"):
+        for key in ("url", "health", "versions"):
             sources[base + (key,)] = src("members", other.name, "domains", "binder")
     return hosts
 
@@ -195,7 +288,11 @@ def _member_sources(member: Member, src) -> dict[KeyPath, str]:
     sources: dict[KeyPath, str] = {
         ("federation", "member"): src("members", name),
         ("federation", "role"): src("members", name, "role"),
-        ("federationRedirect", "enabled"): src("members", name, "domains"),
+        ("binderhubEnabled",): src("members", name, "runs"),
+        ("federationRedirect", "enabled"): src("members", name, "runs"),
+        ("federationRedirect", "tls", "secretName"): src("members", name, "tls", "federation"),
+        ("static", "enabled"): src("members", name, "domains", "static"),
+        ("static", "tls", "secretName"): src("members", name, "tls", "static"),
         ("federationRedirect", "host"): src("members", name, "domains", "federation"),
         ("federationRedirect", "hosts"): src("members"),
         ("static", "host"): src("members", name, "domains", "static"),
@@ -203,8 +300,10 @@ def _member_sources(member: Member, src) -> dict[KeyPath, str]:
     }
     for kind, ingress in (("binder", ("binderhub", "ingress")),
                           ("hub", ("binderhub", "jupyterhub", "ingress"))):
-        for key in ("hosts", "tls"):
-            sources[ingress + (key,)] = src("members", name, "domains", kind)
+        sources[ingress + ("hosts",)] = src("members", name, "domains", f"{kind}_aliases") \
+            if getattr(member.domains, f"{kind}_aliases") else \
+            src("members", name, "domains", kind)
+        sources[ingress + ("tls",)] = src("members", name, "tls", kind)
     return sources
 
 

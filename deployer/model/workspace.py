@@ -24,6 +24,8 @@ class Workspace:
     show_secrets: bool = False
     console: Console = field(default_factory=Console)
     _federation: federation_mod.Federation | None = field(default=None, repr=False)
+    # what one run reads once for every member (e.g. decrypted secrets/common.yaml): memory only
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)

@@ -3,6 +3,7 @@ the manifests helm produces."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,83 @@ class RenderOutput:
 
 
 def member_values(ws: Workspace, member: Member) -> values_mod.MemberValues:
-    """Every values layer of `member` merged, its secrets file decrypted in memory."""
+    """Every values layer of `member` merged, its secrets file (and secrets/common.yaml when
+    there is one) decrypted in memory."""
     rel = values_mod.secrets_file(member)
     plaintext = sops.decrypt(ws.root, rel, ws.env)
-    return values_mod.build(ws, member, load_text(plaintext, rel))
+    return values_mod.build(ws, member, load_text(plaintext, rel), _common_secrets(ws))
+
+
+def _common_secrets(ws: Workspace):
+    """secrets/common.yaml decrypted (None when there is none): once per run and version of
+    the file, however many members are rendered, kept in memory only."""
+    path = ws.root / values_mod.COMMON_SECRETS
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    key = ("common secrets", stat.st_mtime_ns, stat.st_size)
+    with _COMMON_LOCK:
+        if key not in ws.memo:
+            check_common_recipients(ws)
+            ws.memo[key] = load_text(sops.decrypt(ws.root, values_mod.COMMON_SECRETS, ws.env),
+                                     values_mod.COMMON_SECRETS)
+        return ws.memo[key]
+
+
+_COMMON_LOCK = threading.Lock()
+
+
+def check_common_recipients(ws: Workspace) -> None:
+    """secrets/common.yaml reaches every member: it must be encrypted (and .sops.yaml must
+    keep encrypting it) to every recipient of every member's secrets file, or some member's
+    operators could not deploy."""
+    rules = _creation_rules(ws)
+    rel = values_mod.COMMON_SECRETS
+    ruled = _rule_recipients(rules, rel)
+    if ruled is None:
+        raise ConfigError(f"{rel} matches no creation rule", file=sops.SOPS_CONFIG,
+                          key="creation_rules",
+                          hint="add a rule for ^secrets/common\\.yaml$ (before the rule for "
+                               "other secrets) listing every member's recipients")
+    actual = set(sops.recipients(ws.root / rel))
+    for member in ws.federation.members.values():
+        wanted = set(_rule_recipients(rules, values_mod.secrets_file(member)) or ())
+        for have, what in ((set(ruled), f"its rule in {sops.SOPS_CONFIG} does"),
+                           (actual, "the file is")):
+            missing = wanted - have
+            if missing:
+                raise ConfigError(
+                    f"{rel} must reach every member, but {what} not encrypt to "
+                    f"{', '.join(sorted(missing))} (a recipient of "
+                    f"{values_mod.secrets_file(member)})",
+                    file=sops.SOPS_CONFIG if have is not actual else rel, key="creation_rules",
+                    hint="list every member's recipients in the rule for secrets/common.yaml, "
+                         "then `./deploy.py secrets rotate common`")
+
+
+def _creation_rules(ws: Workspace) -> list[dict]:
+    from deployer.model.yamlio import load_file
+
+    path = ws.root / sops.SOPS_CONFIG
+    data = load_file(path, sops.SOPS_CONFIG).data if path.is_file() else None
+    rules = (data or {}).get("creation_rules") if isinstance(data, dict) else None
+    return [r for r in rules or [] if isinstance(r, dict)]
+
+
+def _rule_recipients(rules: list[dict], rel: str) -> list[str] | None:
+    """The age recipients of the first rule matching `rel` (as sops picks it)."""
+    import re
+
+    for rule in rules:
+        if re.search(str(rule.get("path_regex", "")), rel):
+            found = []
+            for group in [rule] + list(rule.get("key_groups") or []):
+                age = group.get("age") if isinstance(group, dict) else None
+                if isinstance(age, str):
+                    age = age.split(",")
+                found += [a.strip() for a in age or [] if str(a).strip()]
+            return found
+    return None
 
 
 def render(ws: Workspace, member: Member, *, with_manifests: bool = False,

@@ -125,11 +125,15 @@ def lock(kube: Kube, member: Member) -> str:
 
 
 def certificates(kube: Kube, member: Member) -> str:
-    """Earliest expiry among the namespace's TLS secrets (cert-manager's certificates)."""
+    """Earliest expiry among the namespace's TLS secrets (cert-manager's certificates),
+    and the secrets config/federation.yaml names for what the member serves that are
+    missing (a member running only the redirector needs no binder or hub certificate)."""
     from cryptography import x509
 
     expiries = []
+    present = set()
     for secret in kube.list_tls_secrets(member.namespace):
+        present.add(secret.name)
         if not secret.certificate:
             continue
         try:
@@ -137,12 +141,23 @@ def certificates(kube: Kube, member: Member) -> str:
         except ValueError:
             continue
         expiries.append((cert.not_valid_after_utc, secret.name))
+    missing = [name for name in expected_tls_secrets(member) if name not in present]
+    gap = f"missing {', '.join(missing)}" if missing else ""
     if not expiries:
-        return "-"
+        return gap or "-"
     when, name = min(expiries)
     days = (when - datetime.datetime.now(datetime.timezone.utc)).days
-    return f"{name} expires {when:%Y-%m-%d} ({days}d)" if days >= 0 else \
+    text = f"{name} expires {when:%Y-%m-%d} ({days}d)" if days >= 0 else \
         f"{name} EXPIRED {when:%Y-%m-%d}"
+    return f"{text}; {gap}" if gap else text
+
+
+def expected_tls_secrets(member: Member) -> list[str]:
+    """The certificate Secrets of the domains the member serves, by their configured names."""
+    kinds = (["binder", "hub"] if member.runs_binderhub else []) + \
+        (["static"] if member.domains.static else []) + \
+        (["federation"] if member.runs_redirector else [])
+    return list(dict.fromkeys(member.tls[kind] for kind in kinds))
 
 
 __all__ = ["HEADERS", "MemberStatus", "member_status", "state_of"]

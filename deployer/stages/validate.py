@@ -280,8 +280,13 @@ def _render_error(ws: Workspace, prepared: chart_mod.PreparedChart,
 
 
 def _chart_prefixes(prepared: chart_mod.PreparedChart, mv: values_mod.MemberValues) -> dict:
-    """Values path of each chart that helm may name in a schema report."""
-    prefixes = {prepared.path.name: ()}
+    """Values path of each chart that helm may name in a schema report. helm names the top
+    chart by its Chart.yaml name, which need not be its directory's name."""
+    from deployer.model.yamlio import load_file
+
+    meta = load_file(prepared.path / "Chart.yaml").data
+    top = meta.get("name") if isinstance(meta, dict) else None
+    prefixes = {prepared.path.name: (), **({top: ()} if isinstance(top, str) else {})}
     for dep in prepared.dependencies:
         prefixes[dep.name] = (dep.name,)
         section = mv.final.get(dep.name)

@@ -140,13 +140,15 @@ def test_explain_reports_unset_keys_with_exit_1(cli):
     assert "(not set)" in result.stdout
 
 
-def test_explain_output(cli):
+def test_explain_output(cli, repo):
     key = r"binderhub.ingress.annotations.cert-manager\.io/cluster-issuer"
     result = cli("explain", "uni-lab", key)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"{key} = (not set)"
-    assert any("config/common.yaml:30" in x and "'letsencrypt-prod'" in x and "overridden" in x
+    line = next(i for i, x in enumerate((repo / "config/common.yaml").read_text().splitlines(), 1)
+                if "cert-manager.io/cluster-issuer: letsencrypt-prod" in x)
+    assert any(f"config/common.yaml:{line}" in x and "'letsencrypt-prod'" in x and "overridden" in x
                for x in lines), lines
     assert any("config/uni-lab.yaml:15" in x and "null (deletes the key)" in x for x in lines)
 

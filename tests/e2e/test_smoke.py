@@ -234,3 +234,54 @@ def test_server_token_from_a_real_binderhub_stops_the_server_itself(repo, jupyte
         assert report.ok, report.failures()
         # the hub notices a server that shut itself down on its next poll
         assert _left_running(jupyterhub, real_like, wait=30) == []
+
+
+APEX = """  apex:
+    role: production
+    runs: [redirector]
+    cluster: {provider: gke, project: example-apex, zone: us-central1-a, name: apex}
+    kubernetes_version: "1.34"
+    release: {name: apex, namespace: apex}
+    domains:
+      federation: apex.example-binder.org
+"""
+
+
+def _with_apex(repo):
+    path = repo / "config/federation.yaml"
+    path.write_text(path.read_text().replace("members:\n", "members:\n" + APEX, 1))
+    return federation_mod.load(repo)
+
+
+def test_a_redirector_only_member_gets_redirector_checks(repo, binder, jupyterhub):  # noqa: F811
+    from deployer.model.values import generated_layer
+
+    fed = _with_apex(repo)
+    hosts = generated_layer(fed, fed.member("apex")).data["federationRedirect"]["hosts"]
+    with FederationRedirectDouble(_reachable(hosts, binder.url)) as redirector:
+        others = {name: {"urls": {"binder": binder.url}}
+                  for name in ("gke", "aws", "hetzner-fsn", "uni-lab")}
+        fed = _point(repo, "apex", member={"urls": {"federation": redirector.url}}, **others)
+        report = smoke.run(fed, fed.member("apex"), log=lambda *_: None)
+    assert [c.name for c in report.checks] == ["redirector health", "federation redirector",
+                                               "redirector launch"], report.checks
+    assert all(c.ok for c in report.checks), report.checks
+    assert report.launches == []                      # nothing to launch on the apex itself
+    assert report.checks[2].detail.startswith("sent to ")
+    assert not binder.launches, "the launch redirect must not be followed (nothing is built)"
+
+
+def test_a_redirector_sending_launches_elsewhere_fails(repo, binder, jupyterhub):  # noqa: F811
+    from deployer.model.values import generated_layer
+
+    fed = _with_apex(repo)
+    hosts = _reachable(generated_layer(fed, fed.member("apex")).data["federationRedirect"]
+                       ["hosts"], binder.url)
+    with FederationRedirectDouble(hosts) as redirector:
+        # the other members' smoke URLs lead elsewhere: the redirect target is no member
+        others = {name: {"urls": {"binder": "http://127.0.0.1:9"}}
+                  for name in ("gke", "aws", "hetzner-fsn", "uni-lab")}
+        fed = _point(repo, "apex", member={"urls": {"federation": redirector.url}}, **others)
+        report = smoke.run(fed, fed.member("apex"), log=lambda *_: None)
+    check = next(c for c in report.checks if c.name == "redirector launch")
+    assert not check.ok and "not to a member in rotation" in check.detail

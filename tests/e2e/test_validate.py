@@ -384,3 +384,21 @@ def test_capability_checks_see_the_members_api_versions(run, repo):
         out[member] = cm["data"]
     assert out["uni-lab"] == {"pdb": "true", "certs": "true"}
     assert out["aws"] == {"pdb": "true", "certs": "false"}
+
+
+    assert result.stderr.count("$ helm template") == 5
+
+
+def test_a_schema_error_names_the_file_even_when_the_chart_dir_is_named_otherwise(run, repo):
+    """helm names the top chart by its Chart.yaml name; a chart directory with another name
+    once made a top-level key's error read `mybinder.federation.x (set at chart defaults)`."""
+    (repo / "mybinder").rename(repo / "binder-chart")
+    fed = repo / "config/federation.yaml"
+    fed.write_text(fed.read_text().replace("chart: mybinder", "chart: binder-chart"))
+    common = repo / "config/common.yaml"
+    common.write_text(common.read_text() + "federation:\n  nmae: typo\n")
+    line = len(common.read_text().splitlines())
+    result = run("validate", "gke")
+    assert result.returncode == 1
+    assert f"gke: values rejected by the chart schema: federation.nmae: unknown key 'nmae' " \
+           f"(set at config/common.yaml:{line})" in result.stderr

@@ -63,6 +63,7 @@ class FakeCluster:
         self.calls: list[str] = []
         self.hooks: dict[str, Callable[[], None]] = {}   # method -> run before it
         self.unserved: set[str] = set()     # kinds the API does not serve (no CRD)
+        self.tls_secrets: dict[str, list] = {}   # namespace -> kube.TLSSecret
         self._version = 0
         self._lock = threading.RLock()
         self.helm = FakeHelm(self)
@@ -306,7 +307,7 @@ class FakeKube:
 
     def list_tls_secrets(self, namespace: str):
         self.cluster.call("list_tls_secrets")
-        return []
+        return list(self.cluster.tls_secrets.get(namespace, []))
 
 
 def _details(name: str) -> dict:

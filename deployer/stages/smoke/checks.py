@@ -13,9 +13,9 @@ from deployer.stages.smoke.report import Check
 class Endpoints:
     """Where the smoke run reaches the member."""
 
-    binder: str
-    hub: str
-    static: str
+    binder: str | None
+    hub: str | None
+    static: str | None
     federation: str | None
 
     @classmethod
@@ -35,7 +35,17 @@ class Endpoints:
 def checks(client: BinderClient, federation: Federation, member: Member, ends: Endpoints,
            attempts: int, cross_member: bool = True) -> list[Check]:
     """Front page, health, versions, hub, static badge; the redirector where the member
-    runs one; and (cross_member) the same BinderHub version on every active member."""
+    runs one; and (cross_member) the same BinderHub version on every active member. A
+    member that runs only the redirector gets the redirector's checks (and its static
+    badge, if it serves the static site)."""
+    if not member.runs_binderhub:
+        found = [redirector_health(client, ends, attempts),
+                 redirector(client, federation, member, ends, attempts),
+                 redirector_launch(client, federation, member, ends, attempts)]
+        if ends.static:
+            found.append(http(client, "static badge", f"{ends.static}/badge_logo.svg",
+                              attempts, expect_type="svg"))
+        return found
     found = [
         http(client, "binder front page", f"{ends.binder}/", attempts),
         health(client, ends, attempts),
@@ -123,6 +133,58 @@ def redirector(client: BinderClient, federation: Federation, member: Member, end
     problems += [f"{name} is not a member" for name in served if name not in expected]
     return Check("federation redirector", not problems, time.perf_counter() - start,
                  "; ".join(problems) or f"{len(served)} hosts as configured")
+
+
+def redirector_health(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
+    """The redirector answers /health (it proxies everything but /build/ to the prime):
+    HTTP 200 with a health report that says ok."""
+    start = time.perf_counter()
+    url = f"{ends.federation}/health"
+    try:
+        response = client.get(url, attempts=attempts)
+        data = response.json() if response.status == 200 else None
+    except HttpError as exc:
+        return Check("redirector health", False, time.perf_counter() - start, exc.message)
+    ok = isinstance(data, dict) and data.get("ok") is True
+    return Check("redirector health", ok, time.perf_counter() - start,
+                 "the prime answers through it" if ok else f"{url}: HTTP {response.status}"
+                 + ("" if data is None else f", ok={data.get('ok') if isinstance(data, dict) else '?'}"))
+
+
+def redirector_launch(client: BinderClient, federation: Federation, member: Member,
+                      ends: Endpoints, attempts: int) -> Check:
+    """A launch through the redirector (/build/<spec>) is redirected to a member the
+    federation data puts in rotation (nothing is built: the redirect is not followed)."""
+    from deployer.model.values import generated_layer
+
+    start = time.perf_counter()
+    hosts = generated_layer(federation, member).data["federationRedirect"]["hosts"]
+    targets = {}
+    for name, host in hosts.items():
+        if host["weight"] > 0 or host.get("prime"):
+            targets[host["url"].rstrip("/")] = name
+            other = federation.members.get(name)
+            if other is not None and Endpoints.of(other).binder:   # its smoke.urls.binder
+                targets[Endpoints.of(other).binder] = name
+    prime = federation.members.get(federation.prime) if federation.prime else None
+    spec = next(iter(prime.smoke_repos if prime and prime.smoke_repos else ()),
+                "gh/binder-examples/requirements/HEAD")
+    url = f"{ends.federation}/build/{spec}"
+    try:
+        response = client.get(url, attempts=attempts, follow_redirects=False)
+    except HttpError as exc:
+        return Check("redirector launch", False, time.perf_counter() - start, exc.message)
+    seconds = time.perf_counter() - start
+    location = response.headers.get("Location", "")
+    if response.status not in (301, 302, 303, 307, 308) or not location:
+        return Check("redirector launch", False, seconds,
+                     f"{url}: HTTP {response.status}, expected a redirect to a member")
+    chosen = next((name for base, name in targets.items()
+                   if location.startswith(base + "/build/")), None)
+    if chosen is None:
+        return Check("redirector launch", False, seconds,
+                     f"{url} redirects to {location}, not to a member in rotation")
+    return Check("redirector launch", True, seconds, f"sent to {chosen}")
 
 
 def same_versions(client: BinderClient, federation: Federation, member: Member, own: Check,

