@@ -286,8 +286,9 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             plan.stack(stack, f"{FEDERATION_FILE} changed (no earlier version to compare)")
         return
     # top-level blocks every member's values come from (federation, abuse, ...); `records`
-    # only says where deploys are recorded
-    for block in sorted((set(head) | set(base_fed)) - {"members", "records"}):
+    # only says where deploys are recorded; `prerequisites` reach the members that get them
+    # (below)
+    for block in sorted((set(head) | set(base_fed)) - {"members", "records", "prerequisites"}):
         if head.get(block) != base_fed.get(block):
             for name in fed.members:
                 plan.member(name, f"{FEDERATION_FILE}: the {block} block changed")

@@ -386,9 +386,6 @@ def test_capability_checks_see_the_members_api_versions(run, repo):
     assert out["aws"] == {"pdb": "true", "certs": "false"}
 
 
-    assert result.stderr.count("$ helm template") == 5
-
-
 def test_a_schema_error_names_the_file_even_when_the_chart_dir_is_named_otherwise(run, repo):
     """helm names the top chart by its Chart.yaml name; a chart directory with another name
     once made a top-level key's error read `mybinder.federation.x (set at chart defaults)`."""
