@@ -17,6 +17,15 @@ _ADDITIONAL = re.compile(r"^additional properties '([^']+)' not allowed$")
 _CHART_HEADING = re.compile(r"^(?P<chart>[\w.\-]+):\s*$")
 
 
+# Built-in API versions every supported Kubernetes (>= 1.25) serves, passed to offline renders
+# so capability-gated templates (binderhub's PDB: policy/v1 only when served) render as on a
+# cluster; without them helm 4 offline falls back to policy/v1beta1. A member's own API
+# versions (CRDs included) may be added on top.
+BUILTIN_API_VERSIONS = ("policy/v1", "policy/v1/PodDisruptionBudget",
+                        "networking.k8s.io/v1/Ingress", "networking.k8s.io/v1/IngressClass",
+                        "networking.k8s.io/v1/NetworkPolicy", "autoscaling/v2",
+                        "autoscaling/v2/HorizontalPodAutoscaler", "batch/v1/CronJob")
+
 # helm's own operations get this much longer than the --timeout they are given
 _MARGIN = 60
 RENDER_TIMEOUT = 300  # template, lint, dependency update, repo add
@@ -80,8 +89,8 @@ class Helm:
                  kube_version: str, check: bool = True) -> process.Result:
         """`helm template` with the merged values on stdin; returns the completed process."""
         return self.run(["template", release, chart, "--namespace", namespace,
-                         "--kube-version", _full_version(kube_version), "--values", "-"],
-                        stdin=values_yaml, check=check)
+                         "--kube-version", _full_version(kube_version), *_api_versions(),
+                         "--values", "-"], stdin=values_yaml, check=check)
 
     def lint(self, chart: str, namespace: str, values_yaml: str,
              kube_version: str) -> process.Result:
@@ -91,6 +100,14 @@ class Helm:
                         stdin=values_yaml, check=False)
 
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------
+    def render_live(self, release: str, chart: str, namespace: str,
+                    values_yaml: str) -> str:
+        """`helm template --dry-run=server`: rendered against the cluster, so a chart's
+        `lookup` sees the live objects (generated secrets are kept, as `upgrade` keeps them)
+        and the capabilities are the cluster's. Nothing is written."""
+        return self.run(["template", release, chart, *self._at(namespace), "--dry-run=server",
+                         "--values", "-"], stdin=values_yaml).stdout
+
     def history(self, release: str, namespace: str) -> list[Revision]:
         """`helm history -o json`, oldest first; an unknown release has no history."""
         result = self.run(["history", release, *self._at(namespace), "-o", "json",
@@ -150,6 +167,10 @@ class Helm:
     def _at(self, namespace: str) -> list[str]:
         args = ["--namespace", namespace]
         return args + (["--kube-context", self.context] if self.context else [])
+
+
+def _api_versions() -> list[str]:
+    return ["--api-versions", ",".join(BUILTIN_API_VERSIONS)]
 
 
 def schema_violations(stderr: str) -> list[SchemaViolation]:
