@@ -18,11 +18,34 @@ Faithfulness rules (the stand-ins must not make values easier than reality):
 * Where the upstream reference data is not on the machine (``upstream_dir()`` is None), the
   binderhub and jupyterhub stand-ins ship no schema and binderhub carries this project's own
   minimal defaults (BINDERHUB_FALLBACK_VALUES); the tests that need the real schemas skip.
-* The templates render the objects the real charts render for the values mybinder uses, with
-  fixed (release-independent) names and ``namespace: {{ .Release.Namespace }}`` on every
-  namespaced object. They are checked with kubernetes-validate in strict mode.
-* traefik / prometheus / grafana carry no schema (their real schemas are not stored here), so
-  any values validate for them; only their templates are exercised.
+* The templates render the objects the real charts render for the values mybinder uses, named
+  as the real charts name them: binderhub and jupyterhub use fixed names (``binder``, ``hub``,
+  ``proxy-public``; z2jh's fullnameOverride defaults to ""), binderhub's DaemonSets are
+  ``<release>-dind`` / ``<release>-image-cleaner``, and traefik, prometheus, grafana and
+  cryptnono go through their charts' fullname helpers (``<release>-<chart>``, or the release
+  name when it contains the chart name). Every namespaced object carries
+  ``namespace: {{ .Release.Namespace }}`` (the real charts mostly leave it to helm). They are
+  checked with kubernetes-validate in strict mode.
+* Behaviour kept from the real charts: binderhub's PDB is ``policy/v1`` only when
+  ``.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget"`` (else ``policy/v1beta1``);
+  jupyterhub's hub Secret always holds the proxy token, cookie secret and CryptKeeper keys
+  (and a token per hub.services entry): the chart value, else the live Secret's (helm
+  ``lookup``, which only answers with ``--dry-run=server`` or on install/upgrade), else new
+  random ones on every render, and the hub/proxy pod templates carry checksums of them;
+  grafana's admin password likewise; traefik's IngressClass is ``ingressClass.name`` or
+  ``<release>-traefik``, with the default-class annotation always written; the objects
+  rendered by default include jupyterhub's hub/proxy/singleuser NetworkPolicies (trimmed
+  rules), binderhub's image-cleaner DaemonSet (and the dind/pink one when chosen), and
+  prometheus' kube-state-metrics, node-exporter and pushgateway.
+* Simplifications: prometheus' exporters are rendered by the prometheus stand-in's own
+  template (a workload and a Service each), not bundled as subcharts, and alertmanager renders
+  nothing; RBAC objects, ServiceAccounts and most optional objects of the real charts are
+  left out; cryptnono's bpftrace program is a placeholder line.
+* traefik ships this project's trimmed values.schema.json (TRAEFIK_SCHEMA), closed where the
+  real 41.x schema is closed (top level, image, ingressClass, providers, log, each port) and
+  open where it is open (service, service.spec, deployment). prometheus / grafana / cryptnono
+  carry no schema (the real cryptnono chart has none; the others' are not stored here), so any
+  values validate for them; only their templates are exercised.
 
 API:
     STANDINS                       the charts to publish (StandIn records; binderhub bundles jupyterhub)
