@@ -146,7 +146,7 @@ def test_explain_output(cli):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"{key} = (not set)"
-    assert any("config/common.yaml:30" in x and "'letsencrypt-prod'" in x and "overridden" in x
+    assert any("config/common.yaml:32" in x and "'letsencrypt-prod'" in x and "overridden" in x
                for x in lines), lines
     assert any("config/uni-lab.yaml:15" in x and "null (deletes the key)" in x for x in lines)
 
