@@ -530,9 +530,10 @@ def diff_against(ws: Workspace, helm, member: Member, before: Revision | None,
                                                   values_yaml))
             generated = False
         except DeployerError as exc:
-            ws.console.warn(f"{member.name}: could not render against the cluster "
-                            f"({exc.message.splitlines()[0]}); diffing the offline render, "
-                            "generated values taken from the live release")
+            why = (exc.message.splitlines() or [""])[0]
+            ws.console.warn(f"{member.name}: could not render against the cluster ({why}); "
+                            "diffing the offline render, generated values taken from the "
+                            "live release")
     live_values = helm.values(member.release, member.namespace, before.number)
     old_secrets = [values_mod.lookup(live_values, path) for path in mv.secret_paths]
     old_secrets = [v for v in old_secrets if v is not values_mod.DELETED and

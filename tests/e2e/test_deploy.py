@@ -180,6 +180,19 @@ def test_generated_hub_secrets_do_not_show_as_changes(cli, fleet, repo):
     assert fleet.object("secrets", "staging", "hub")["data"] == secret["data"]
 
 
+def test_without_cluster_lookups_the_diff_carries_generated_values_over(cli, fleet, repo):
+    """When helm cannot render against the cluster (here: reading the hub Secret is
+    forbidden), the diff says so and compares the offline render with the generated values
+    taken from the live release: still no changes."""
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    fleet.faults.fail(r"^/api/v1/namespaces/staging/secrets/hub(\?|$)", 403, methods=("GET",))
+    diff = cli("diff", "staging")
+    assert diff.returncode == 0, diff.stderr
+    assert "could not render against the cluster" in diff.stderr
+    assert "no changes" in diff.stdout, diff.stdout
+    assert "generated value(s)" in diff.stdout and "Secret/hub" not in diff.stdout
+
+
 def test_failed_rollout_rolls_back_automatically(cli, fleet, repo, tmp_path):
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0
     path = repo / "config/staging.yaml"
