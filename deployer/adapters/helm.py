@@ -101,6 +101,14 @@ class Helm:
                         stdin=values_yaml, check=False)
 
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------
+    def render_live(self, release: str, chart: str, namespace: str,
+                    values_yaml: str) -> str:
+        """`helm template --dry-run=server`: rendered against the cluster, so a chart's
+        `lookup` sees the live objects (generated secrets are kept, as `upgrade` keeps them)
+        and the capabilities are the cluster's. Nothing is written."""
+        return self.run(["template", release, chart, *self._at(namespace), "--dry-run=server",
+                         "--values", "-"], stdin=values_yaml).stdout
+
     def history(self, release: str, namespace: str) -> list[Revision]:
         """`helm history -o json`, oldest first; an unknown release has no history."""
         result = self.run(["history", release, *self._at(namespace), "-o", "json",

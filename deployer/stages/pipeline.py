@@ -306,7 +306,9 @@ class MemberDeploy:
         """Rendered objects against the revision that serves, secrets masked."""
         with self.report.stage("diff"):
             changes = diff_against(self.ws, self.conn.helm, self.member, self.before,
-                                   list(self.rendered.objects), self.rendered.values)
+                                   list(self.rendered.objects), self.rendered.values,
+                                   chart=str(self.prepared.path),
+                                   values_yaml=self.rendered.values_yaml)
             self.report.diff = changes.summary()
             self.ws.console.say(f"{self.member.name}: {changes.text()}")
         return changes
@@ -565,11 +567,29 @@ class MemberDeploy:
 
 
 def diff_against(ws: Workspace, helm, member: Member, before: Revision | None,
-                 objects: list[K8sObject], mv: values_mod.MemberValues) -> diff_mod.Diff:
+                 objects: list[K8sObject], mv: values_mod.MemberValues,
+                 chart: str | None = None, values_yaml: str | None = None) -> diff_mod.Diff:
     """Rendered objects against the revision that serves (not a failed one on top), with
-    the secrets of that revision masked too (a rotated secret's old value must not show)."""
+    the secrets of that revision masked too (a rotated secret's old value must not show).
+
+    With `chart` and `values_yaml`, the release is rendered again against the cluster (helm's
+    `lookup` answers), so values the charts generate (hub tokens, cookie secret) are the live
+    ones, as the upgrade will render them; if that render fails, the offline objects are
+    compared with those generated values carried over from the live release."""
     if before is None:
         return diff_mod.compute("", objects, member.namespace, mv.redactor)
+    generated = True
+    render_live = getattr(helm, "render_live", None)
+    if chart is not None and values_yaml is not None and render_live is not None:
+        try:
+            objects = manifests.parse(render_live(member.release, chart, member.namespace,
+                                                  values_yaml))
+            generated = False
+        except DeployerError as exc:
+            why = (exc.message.splitlines() or [""])[0]
+            ws.console.warn(f"{member.name}: could not render against the cluster ({why}); "
+                            "diffing the offline render, generated values taken from the "
+                            "live release")
     live_values = helm.values(member.release, member.namespace, before.number)
     old_secrets = [values_mod.lookup(live_values, path) for path in mv.secret_paths]
     old_secrets = [v for v in old_secrets if v is not values_mod.DELETED and
@@ -577,7 +597,7 @@ def diff_against(ws: Workspace, helm, member: Member, before: Revision | None,
     ws.console.add_secrets(old_secrets)
     redactor = Redactor(list(mv.redactor_values) + old_secrets)
     live = helm.manifest(member.release, member.namespace, before.number)
-    return diff_mod.compute(live, objects, member.namespace, redactor)
+    return diff_mod.compute(live, objects, member.namespace, redactor, generated=generated)
 
 
 def diff_member(ws: Workspace, member: Member, opts: Options,
@@ -590,7 +610,8 @@ def diff_member(ws: Workspace, member: Member, opts: Options,
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
         before = last_deployed(release.history(conn.helm, member))
         return diff_against(ws, conn.helm, member, before, list(rendered.objects),
-                            rendered.values)
+                            rendered.values, chart=str(prepared.path),
+                            values_yaml=rendered.values_yaml)
 
 
 def rollback_member(ws: Workspace, member: Member, opts: Options,

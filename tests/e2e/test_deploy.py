@@ -156,6 +156,47 @@ def test_dry_run_and_diff_change_nothing(cli, fleet, repo):
     assert not [(m, p) for m, p in fleet.requests if m in ("POST", "PUT", "PATCH", "DELETE")]
 
 
+def test_generated_hub_secrets_do_not_show_as_changes(cli, fleet, repo):
+    """jupyterhub generates its hub secrets (proxy token, cookie secret) on every offline
+    render; the diff renders against the cluster (helm `lookup` reads the live Secret through
+    the API double), so a repeated diff is empty and a real change still shows."""
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    secret = fleet.object("secrets", "staging", "hub")
+    assert set(secret["data"]) >= {"hub.config.ConfigurableHTTPProxy.auth_token",
+                                   "hub.config.JupyterHub.cookie_secret"}
+    diff = cli("diff", "staging")
+    assert diff.returncode == 0, diff.stderr
+    assert "no changes" in diff.stdout and "Secret/hub" not in diff.stdout, diff.stdout
+    assert "could not render against the cluster" not in diff.stderr
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    diff = cli("diff", "staging")
+    assert diff.returncode == 0, diff.stderr
+    assert "changed  Deployment/static" in diff.stdout
+    assert "Secret/hub" not in diff.stdout and "Deployment/hub" not in diff.stdout
+    # a change of the hub's own settings shows (in the hub Secret, holding the values)
+    data = yaml.safe_load(path.read_text())
+    data["binderhub"].setdefault("jupyterhub", {}).setdefault("cull", {})["timeout"] = 900
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    diff = cli("diff", "staging")
+    assert diff.returncode == 0, diff.stderr
+    assert "changed  Secret/hub (secret values changed; not shown)" in diff.stdout, diff.stdout
+    assert fleet.object("secrets", "staging", "hub")["data"] == secret["data"]
+
+
+def test_without_cluster_lookups_the_diff_carries_generated_values_over(cli, fleet, repo):
+    """When helm cannot render against the cluster (here: reading the hub Secret is
+    forbidden), the diff says so and compares the offline render with the generated values
+    taken from the live release: still no changes."""
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    fleet.faults.fail(r"^/api/v1/namespaces/staging/secrets/hub(\?|$)", 403, methods=("GET",))
+    diff = cli("diff", "staging")
+    assert diff.returncode == 0, diff.stderr
+    assert "could not render against the cluster" in diff.stderr
+    assert "no changes" in diff.stdout, diff.stdout
+    assert "generated value(s)" in diff.stdout and "Secret/hub" not in diff.stdout
+
+
 def test_failed_rollout_rolls_back_automatically(cli, fleet, repo, tmp_path):
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0
     path = repo / "config/staging.yaml"

@@ -18,11 +18,34 @@ Faithfulness rules (the stand-ins must not make values easier than reality):
 * Where the upstream reference data is not on the machine (``upstream_dir()`` is None), the
   binderhub and jupyterhub stand-ins ship no schema and binderhub carries this project's own
   minimal defaults (BINDERHUB_FALLBACK_VALUES); the tests that need the real schemas skip.
-* The templates render the objects the real charts render for the values mybinder uses, with
-  fixed (release-independent) names and ``namespace: {{ .Release.Namespace }}`` on every
-  namespaced object. They are checked with kubernetes-validate in strict mode.
-* traefik / prometheus / grafana carry no schema (their real schemas are not stored here), so
-  any values validate for them; only their templates are exercised.
+* The templates render the objects the real charts render for the values mybinder uses, named
+  as the real charts name them: binderhub and jupyterhub use fixed names (``binder``, ``hub``,
+  ``proxy-public``; z2jh's fullnameOverride defaults to ""), binderhub's DaemonSets are
+  ``<release>-dind`` / ``<release>-image-cleaner``, and traefik, prometheus, grafana and
+  cryptnono go through their charts' fullname helpers (``<release>-<chart>``, or the release
+  name when it contains the chart name). Every namespaced object carries
+  ``namespace: {{ .Release.Namespace }}`` (the real charts mostly leave it to helm). They are
+  checked with kubernetes-validate in strict mode.
+* Behaviour kept from the real charts: binderhub's PDB is ``policy/v1`` only when
+  ``.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget"`` (else ``policy/v1beta1``);
+  jupyterhub's hub Secret always holds the proxy token, cookie secret and CryptKeeper keys
+  (and a token per hub.services entry): the chart value, else the live Secret's (helm
+  ``lookup``, which only answers with ``--dry-run=server`` or on install/upgrade), else new
+  random ones on every render, and the hub/proxy pod templates carry checksums of them;
+  grafana's admin password likewise; traefik's IngressClass is ``ingressClass.name`` or
+  ``<release>-traefik``, with the default-class annotation always written; the objects
+  rendered by default include jupyterhub's hub/proxy/singleuser NetworkPolicies (trimmed
+  rules), binderhub's image-cleaner DaemonSet (and the dind/pink one when chosen), and
+  prometheus' kube-state-metrics, node-exporter and pushgateway.
+* Simplifications: prometheus' exporters are rendered by the prometheus stand-in's own
+  template (a workload and a Service each), not bundled as subcharts, and alertmanager renders
+  nothing; RBAC objects, ServiceAccounts and most optional objects of the real charts are
+  left out; cryptnono's bpftrace program is a placeholder line.
+* traefik ships this project's trimmed values.schema.json (TRAEFIK_SCHEMA), closed where the
+  real 41.x schema is closed (top level, image, ingressClass, providers, log, each port) and
+  open where it is open (service, service.spec, deployment). prometheus / grafana / cryptnono
+  carry no schema (the real cryptnono chart has none; the others' are not stored here), so any
+  values validate for them; only their templates are exercised.
 
 API:
     STANDINS                       the charts to publish (StandIn records; binderhub bundles jupyterhub)
@@ -123,6 +146,29 @@ extraVolumes: []
 extraVolumeMounts: []
 extraEnv: {}
 podAnnotations: {}
+imageBuilderType: host
+dind:
+  daemonset:
+    image: {name: docker.io/library/docker, tag: 24.0.7-dind, pullPolicy: ""}
+    extraArgs: []
+  storageDriver: overlay2
+  resources: {}
+  hostSocketDir: /var/run/dind
+  hostLibDir: /var/lib/dind
+pink:
+  daemonset:
+    image: {name: quay.io/podman/stable, tag: v4.7.2, pullPolicy: ""}
+  resources: {}
+  hostStorageDir: /var/lib/pink/storage
+  hostSocketDir: /var/run/pink
+imageCleaner:
+  enabled: true
+  image: {name: quay.io/jupyterhub/docker-image-cleaner, tag: 1.0.0-beta.3, pullPolicy: ""}
+  delay: 5
+  imageGCThresholdType: relative
+  imageGCThresholdHigh: 80
+  imageGCThresholdLow: 60
+  host: {dockerSocket: /var/run/docker.sock, dockerLibDir: /var/lib/docker}
 """
 
 JUPYTERHUB_REPO = "https://jupyterhub.github.io/helm-chart"
@@ -149,10 +195,11 @@ BINDERHUB = StandIn("binderhub", "1.0.0-0.dev.git.3983.h383374de",
 TRAEFIK = StandIn("traefik", "41.1.1", app_version="v3.6.2", kube_version=">=1.22.0-0")
 PROMETHEUS = StandIn("prometheus", "29.20.0", app_version="v3.7.3", kube_version=">=1.19.0-0")
 GRAFANA = StandIn("grafana", "10.5.15", app_version="12.3.0", kube_version="^1.8.0-0")
+CRYPTNONO = StandIn("cryptnono", "0.3.1")
 
 # The charts published in the mirror repository (jupyterhub is bundled inside binderhub; it is
 # *also* published on its own, as the real https://jupyterhub.github.io/helm-chart does).
-STANDINS: list[StandIn] = [BINDERHUB, TRAEFIK, PROMETHEUS, GRAFANA]
+STANDINS: list[StandIn] = [BINDERHUB, TRAEFIK, PROMETHEUS, GRAFANA, CRYPTNONO]
 PUBLISHED: list[StandIn] = [JUPYTERHUB, *STANDINS]
 VERSIONS: dict[str, str] = {c.name: c.version for c in PUBLISHED}
 
@@ -515,8 +562,13 @@ data:
 {{- end }}
 '''
 
+# As the real chart: policy/v1 only when the cluster (or --api-versions) says it is served.
 _BINDERHUB_PDB = r'''{{- if .Values.pdb.enabled -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget" }}
 apiVersion: policy/v1
+{{- else }}
+apiVersion: policy/v1beta1
+{{- end }}
 kind: PodDisruptionBudget
 metadata:
   name: binderhub
@@ -533,6 +585,138 @@ spec:
   selector:
     matchLabels:
       {{- include "binderhub.selector" . | nindent 6 }}
+{{- end }}
+'''
+
+# As the real chart (container-builder/daemonset.yaml): with imageBuilderType dind or pink,
+# a privileged DaemonSet <release>-<builder> runs the build daemon on every user node.
+_BINDERHUB_BUILDER_DAEMONSET = r'''{{- if ne .Values.imageBuilderType "host" -}}
+{{- $builderName := .Values.imageBuilderType -}}
+{{- $builder := index .Values $builderName -}}
+{{- $daemonset := $builder.daemonset -}}
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ .Release.Name }}-{{ $builderName }}
+  namespace: {{ .Release.Namespace }}
+spec:
+  updateStrategy:
+    type: RollingUpdate
+  selector:
+    matchLabels:
+      name: {{ .Release.Name }}-{{ $builderName }}
+  template:
+    metadata:
+      labels:
+        name: {{ .Release.Name }}-{{ $builderName }}
+        app: binder
+        component: image-builder
+        release: {{ .Release.Name }}
+        heritage: {{ .Release.Service }}
+    spec:
+      tolerations:
+        - effect: NoSchedule
+          key: hub.jupyter.org/dedicated
+          operator: Equal
+          value: user
+        - effect: NoSchedule
+          key: hub.jupyter.org_dedicated
+          operator: Equal
+          value: user
+        {{- with .Values.tolerations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      nodeSelector: {{ .Values.config.BinderHub.build_node_selector | default dict | toJson }}
+      containers:
+        - name: {{ $builderName }}
+          image: {{ $daemonset.image.name }}:{{ $daemonset.image.tag }}
+          {{- with $daemonset.image.pullPolicy }}
+          imagePullPolicy: {{ . }}
+          {{- end }}
+          {{- with $builder.resources }}
+          resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          securityContext:
+            privileged: true
+          volumeMounts:
+            - name: run-{{ $builderName }}
+              mountPath: /var/run/{{ $builderName }}
+      terminationGracePeriodSeconds: 30
+      volumes:
+        - name: run-{{ $builderName }}
+          hostPath:
+            path: {{ $builder.hostSocketDir }}
+            type: DirectoryOrCreate
+{{- end }}
+'''
+
+# As the real chart (image-cleaner.yaml): a DaemonSet <release>-image-cleaner that prunes
+# build images on every node, for the host docker or the dind/pink daemon.
+_BINDERHUB_IMAGE_CLEANER = r'''{{- if .Values.imageCleaner.enabled -}}
+{{- $builderName := .Values.imageBuilderType -}}
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ .Release.Name }}-image-cleaner
+  namespace: {{ .Release.Namespace }}
+spec:
+  updateStrategy:
+    type: RollingUpdate
+  selector:
+    matchLabels:
+      name: {{ .Release.Name }}-image-cleaner
+  template:
+    metadata:
+      labels:
+        name: {{ .Release.Name }}-image-cleaner
+        app: binder
+        component: image-cleaner
+        release: {{ .Release.Name }}
+        heritage: {{ .Release.Service }}
+    spec:
+      tolerations:
+        - effect: NoSchedule
+          key: hub.jupyter.org/dedicated
+          operator: Equal
+          value: user
+        - effect: NoSchedule
+          key: hub.jupyter.org_dedicated
+          operator: Equal
+          value: user
+      nodeSelector: {{ .Values.config.BinderHub.build_node_selector | default dict | toJson }}
+      containers:
+        - name: image-cleaner
+          image: {{ .Values.imageCleaner.image.name }}:{{ .Values.imageCleaner.image.tag }}
+          {{- with .Values.imageCleaner.image.pullPolicy }}
+          imagePullPolicy: {{ . }}
+          {{- end }}
+          env:
+            - name: DOCKER_IMAGE_CLEANER_NODE_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: spec.nodeName
+            - name: DOCKER_IMAGE_CLEANER_DELAY_SECONDS
+              value: {{ .Values.imageCleaner.delay | quote }}
+            - name: DOCKER_IMAGE_CLEANER_THRESHOLD_TYPE
+              value: {{ .Values.imageCleaner.imageGCThresholdType | quote }}
+            - name: DOCKER_IMAGE_CLEANER_THRESHOLD_HIGH
+              value: {{ .Values.imageCleaner.imageGCThresholdHigh | quote }}
+            - name: DOCKER_IMAGE_CLEANER_THRESHOLD_LOW
+              value: {{ .Values.imageCleaner.imageGCThresholdLow | quote }}
+          volumeMounts:
+            - name: socket
+              mountPath: /var/run/docker.sock
+      terminationGracePeriodSeconds: 0
+      volumes:
+        - name: socket
+          hostPath:
+            {{- if eq $builderName "host" }}
+            path: {{ .Values.imageCleaner.host.dockerSocket }}
+            {{- else }}
+            path: {{ (index .Values $builderName).hostSocketDir }}/{{ ternary "podman.sock" "docker.sock" (eq $builderName "pink") }}
+            {{- end }}
+            type: Socket
 {{- end }}
 '''
 
@@ -1191,13 +1375,11 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.namespace
-            {{- if .Values.proxy.secretToken }}
             - name: CONFIGPROXY_AUTH_TOKEN
               valueFrom:
                 secretKeyRef:
                   name: hub
                   key: hub.config.ConfigurableHTTPProxy.auth_token
-            {{- end }}
             {{- with include "jupyterhub.extraEnv" .Values.hub.extraEnv | trim }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -1260,8 +1442,47 @@ spec:
 '''
 
 # As z2jh's hub Secret: the whole values tree (base64 YAML) plus one key per secret setting.
-# The real chart generates proxy token / cookie secret when unset; the stand-in renders a key
-# only when it is set (deterministic output).
+# As the real chart, the proxy token, cookie secret and CryptKeeper keys (and every
+# hub.services API token) are generated when unset: taken from the chart's value, else from
+# the live Secret (helm `lookup`: only when rendering against a cluster), else random, so
+# every offline `helm template` renders new ones.
+_JUPYTERHUB_PASSWORDS = r'''
+{{- define "jupyterhub.randHex" -}}
+{{- $result := "" }}
+{{- range $i := until . }}
+{{- $result = print $result (mod (randNumeric 4 | atoi) 16 | printf "%x") }}
+{{- end }}
+{{- $result }}
+{{- end }}
+
+{{- /* (list $ key chartValue length): the chart value, else the live Secret's, else random */}}
+{{- define "jupyterhub.generated" -}}
+{{- $root := index . 0 }}{{- $key := index . 1 }}{{- $given := index . 2 }}
+{{- if $given }}
+{{- $given }}
+{{- else }}
+{{- $live := lookup "v1" "Secret" $root.Release.Namespace "hub" | default (dict "data" (dict)) }}
+{{- if hasKey ($live.data | default dict) $key }}
+{{- index $live.data $key | b64dec }}
+{{- else if eq $key "hub.config.ConfigurableHTTPProxy.auth_token" }}
+{{- randAlphaNum 64 }}
+{{- else }}
+{{- include "jupyterhub.randHex" 64 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "jupyterhub.hub.config.ConfigurableHTTPProxy.auth_token" -}}
+{{- include "jupyterhub.generated" (list . "hub.config.ConfigurableHTTPProxy.auth_token" (or (.Values.hub.config | dig "ConfigurableHTTPProxy" "auth_token" "") .Values.proxy.secretToken)) }}
+{{- end }}
+{{- define "jupyterhub.hub.config.JupyterHub.cookie_secret" -}}
+{{- include "jupyterhub.generated" (list . "hub.config.JupyterHub.cookie_secret" (or (.Values.hub.config | dig "JupyterHub" "cookie_secret" "") .Values.hub.cookieSecret)) }}
+{{- end }}
+{{- define "jupyterhub.hub.config.CryptKeeper.keys" -}}
+{{- include "jupyterhub.generated" (list . "hub.config.CryptKeeper.keys" (.Values.hub.config | dig "CryptKeeper" "keys" list | join ";")) }}
+{{- end }}
+'''
+
 _JUPYTERHUB_HUB_SECRET = r'''kind: Secret
 apiVersion: v1
 metadata:
@@ -1279,12 +1500,87 @@ data:
   {{- with .Values.hub.db.password }}
   hub.db.password: {{ . | b64enc | quote }}
   {{- end }}
-  {{- with .Values.proxy.secretToken }}
-  hub.config.ConfigurableHTTPProxy.auth_token: {{ . | b64enc | quote }}
+  {{- range $key, $service := .Values.hub.services }}
+  {{- $k := print "hub.services." $key ".apiToken" }}
+  {{ $k }}: {{ include "jupyterhub.generated" (list $ $k (or ($service | dig "api_token" "") ($service | dig "apiToken" ""))) | b64enc | quote }}
   {{- end }}
-  {{- with .Values.hub.cookieSecret }}
-  hub.config.JupyterHub.cookie_secret: {{ . | b64enc | quote }}
-  {{- end }}
+  hub.config.ConfigurableHTTPProxy.auth_token: {{ include "jupyterhub.hub.config.ConfigurableHTTPProxy.auth_token" . | b64enc | quote }}
+  hub.config.JupyterHub.cookie_secret: {{ include "jupyterhub.hub.config.JupyterHub.cookie_secret" . | b64enc | quote }}
+  hub.config.CryptKeeper.keys: {{ include "jupyterhub.hub.config.CryptKeeper.keys" . | b64enc | quote }}
+'''
+
+# As z2jh's hub/proxy/singleuser NetworkPolicies (on by default), trimmed: each component
+# accepts traffic only from pods labelled hub.jupyter.org/network-access-<component> (plus its
+# allowedIngressPorts) and reaches DNS and the egress its egressAllowRules allow.
+_JUPYTERHUB_NETPOL = r'''
+{{- range $component := list "hub" "proxy" "singleuser" }}
+{{- $np := (eq $component "proxy") | ternary $.Values.proxy.chp.networkPolicy (index $.Values $component).networkPolicy }}
+{{- if $np.enabled }}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ $component }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "jupyterhub.labels" $ | nindent 4 }}
+    component: {{ $component }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "jupyterhub.matchLabels" $ | nindent 6 }}
+      component: {{ (eq $component "singleuser") | ternary "singleuser-server" $component }}
+  policyTypes:
+    - Ingress
+    - Egress
+  ingress:
+    {{- with $np.allowedIngressPorts }}
+    - ports:
+        {{- range $port := . }}
+        - port: {{ $port }}
+        {{- end }}
+    {{- end }}
+    - ports:
+        - port: {{ get (dict "hub" "http" "proxy" "http" "singleuser" "notebook-port") $component }}
+      from:
+        - podSelector:
+            matchLabels:
+              hub.jupyter.org/network-access-{{ $component }}: "true"
+    {{- with $np.ingress }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  egress:
+    - ports:
+        - port: 53
+          protocol: UDP
+        - port: 53
+          protocol: TCP
+    {{- if $np.egressAllowRules.nonPrivateIPs }}
+    - to:
+        - ipBlock:
+            cidr: 0.0.0.0/0
+            except:
+              - 10.0.0.0/8
+              - 172.16.0.0/12
+              - 192.168.0.0/16
+              {{- if not $np.egressAllowRules.cloudMetadataServer }}
+              - {{ $.Values.singleuser.cloudMetadata.ip }}/32
+              {{- end }}
+    {{- end }}
+    {{- if $np.egressAllowRules.privateIPs }}
+    - to:
+        - ipBlock:
+            cidr: 10.0.0.0/8
+        - ipBlock:
+            cidr: 172.16.0.0/12
+        - ipBlock:
+            cidr: 192.168.0.0/16
+    {{- end }}
+    {{- with $np.egress }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+{{- end }}
 '''
 
 # Stand-in for z2jh's hub ConfigMap: the settings tests want to see reach the manifests.
@@ -1363,10 +1659,12 @@ spec:
         {{- with .Values.proxy.labels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- with .Values.proxy.annotations }}
       annotations:
+        # as the real chart: the proxy restarts when its token changes
+        checksum/auth-token: {{ include "jupyterhub.hub.config.ConfigurableHTTPProxy.auth_token" . | sha256sum | trunc 4 | quote }}
+        {{- with .Values.proxy.annotations }}
         {{- toYaml . | nindent 8 }}
-      {{- end }}
+        {{- end }}
     spec:
       terminationGracePeriodSeconds: 60
       {{- with .Values.proxy.chp.nodeSelector }}
@@ -1416,13 +1714,11 @@ spec:
             {{- toYaml . | nindent 12 }}
           {{- end }}
           env:
-            {{- if .Values.proxy.secretToken }}
             - name: CONFIGPROXY_AUTH_TOKEN
               valueFrom:
                 secretKeyRef:
                   name: hub
                   key: hub.config.ConfigurableHTTPProxy.auth_token
-            {{- end }}
             - name: HELM_RELEASE_NAME
               value: {{ .Release.Name | quote }}
             {{- with include "jupyterhub.extraEnv" .Values.proxy.chp.extraEnv | trim }}
@@ -1524,7 +1820,7 @@ spec:
 
 # ---- traefik -------------------------------------------------------------------------------
 
-TRAEFIK_VALUES = r'''# TEST STAND-IN defaults for the traefik chart (a few realistic keys).
+TRAEFIK_VALUES = r'''# TEST STAND-IN defaults for the traefik chart (41.x keys; a subset of the real ones).
 image:
   registry: docker.io
   repository: traefik
@@ -1545,9 +1841,8 @@ providers:
     enabled: true
   kubernetesIngress:
     enabled: true
-logs:
-  general:
-    level: INFO
+log:
+  level: INFO
 additionalArguments: []
 ports:
   traefik:
@@ -1576,17 +1871,87 @@ ports:
     protocol: TCP
 service:
   enabled: true
-  type: LoadBalancer
   annotations: {}
   labels: {}
-  spec: {}
+  spec:
+    type: LoadBalancer
 resources: {}
 nodeSelector: {}
 tolerations: []
 priorityClassName: ""
+nameOverride: ""
+fullnameOverride: ""
 '''
 
+# This project's own trimmed schema for the traefik stand-in, shaped as the real chart's
+# values.schema.json (draft 2020-12): the top level, `image`, `ingressClass`, `providers`,
+# `log` and each entry of `ports` are closed (additionalProperties: false), as in traefik
+# 41.x; `service`, `deployment` and `service.spec` are open, as there. Only the keys the
+# stand-in and mybinder use are listed: the real schema lists ~60 top-level keys.
+TRAEFIK_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Traefik Proxy Helm Chart (test stand-in, trimmed)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "global": {"type": "object"},
+        "enabled": {"type": "boolean"},
+        "nameOverride": {"type": "string"},
+        "fullnameOverride": {"type": "string"},
+        "image": {"type": "object", "additionalProperties": False, "properties": {
+            "registry": {"type": "string"}, "repository": {"type": "string"},
+            "tag": {"type": ["string", "null"]}, "digest": {"type": ["string", "null"]},
+            "pullPolicy": {"type": "string",
+                           "enum": ["IfNotPresent", "Always", "Never", ""]}}},
+        "deployment": {"type": "object", "properties": {
+            "enabled": {"type": "boolean"}, "kind": {"type": "string",
+                                                   "enum": ["Deployment", "DaemonSet"]},
+            "replicas": {"type": ["integer", "null"], "minimum": 0},
+            "podLabels": {"type": "object"}, "podAnnotations": {"type": "object"}}},
+        "ingressClass": {"type": "object", "additionalProperties": False, "properties": {
+            "enabled": {"type": "boolean"}, "isDefaultClass": {"type": "boolean"},
+            "name": {"type": "string"}}},
+        "providers": {"type": "object", "additionalProperties": False, "properties": {
+            "kubernetesCRD": {"type": "object", "properties": {"enabled": {"type": "boolean"}}},
+            "kubernetesIngress": {"type": "object",
+                                  "properties": {"enabled": {"type": "boolean"}}}}},
+        "log": {"type": "object", "additionalProperties": False, "properties": {
+            "level": {"type": "string",
+                      "enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC"]},
+            "format": {"type": ["string", "null"]}}},
+        "additionalArguments": {"type": "array"},
+        "ports": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "port": {"type": "integer"}, "exposedPort": {"type": "integer"},
+                "protocol": {"type": "string"}, "nodePort": {"type": ["integer", "null"]},
+                "targetPort": {"type": ["string", "integer", "null"]},
+                "expose": {"type": "object", "properties": {"default": {"type": "boolean"}}}}}},
+        "service": {"type": "object", "properties": {
+            "enabled": {"type": "boolean"}, "annotations": {"type": "object"},
+            "labels": {"type": "object"}, "single": {"type": "boolean"},
+            "nameOverride": {"type": ["string", "null"]},
+            "spec": {"type": "object", "properties": {"type": {"type": "string"}}}}},
+        "resources": {"type": "object"},
+        "nodeSelector": {"type": "object"},
+        "tolerations": {"type": "array"},
+        "priorityClassName": {"type": "string"},
+    },
+}
+
+
 _TRAEFIK_HELPERS = r'''
+{{- define "traefik.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- define "traefik.labels" -}}
 app.kubernetes.io/name: traefik
 app.kubernetes.io/instance: {{ printf "%s-%s" .Release.Name .Release.Namespace | trunc 63 | trimSuffix "-" | quote }}
@@ -1603,7 +1968,7 @@ _TRAEFIK_DEPLOYMENT = r'''{{- if .Values.deployment.enabled -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: traefik
+  name: {{ include "traefik.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "traefik.labels" . | nindent 4 }}
@@ -1649,7 +2014,7 @@ spec:
             {{- if .Values.providers.kubernetesIngress.enabled }}
             - --providers.kubernetesingress
             {{- end }}
-            - "--log.level={{ .Values.logs.general.level }}"
+            - "--log.level={{ .Values.log.level }}"
             {{- range .Values.additionalArguments }}
             - {{ . | quote }}
             {{- end }}
@@ -1670,7 +2035,7 @@ _TRAEFIK_SERVICE = r'''{{- if .Values.service.enabled -}}
 apiVersion: v1
 kind: Service
 metadata:
-  name: traefik
+  name: {{ include "traefik.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "traefik.labels" . | nindent 4 }}
@@ -1682,7 +2047,6 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  type: {{ .Values.service.type }}
   {{- with .Values.service.spec }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -1700,17 +2064,17 @@ spec:
 {{- end }}
 '''
 
+# As the real chart: the class is named after the release (traefik.fullname) unless
+# ingressClass.name is set, and the default-class annotation is always written.
 _TRAEFIK_INGRESSCLASS = r'''{{- if .Values.ingressClass.enabled -}}
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata:
-  name: {{ .Values.ingressClass.name | default "traefik" }}
+  annotations:
+    ingressclass.kubernetes.io/is-default-class: {{ .Values.ingressClass.isDefaultClass | quote }}
   labels:
     {{- include "traefik.labels" . | nindent 4 }}
-  {{- if .Values.ingressClass.isDefaultClass }}
-  annotations:
-    ingressclass.kubernetes.io/is-default-class: "true"
-  {{- end }}
+  name: {{ .Values.ingressClass.name | default (include "traefik.fullname" .) }}
 spec:
   controller: traefik.io/ingress-controller
 {{- end }}
@@ -1780,6 +2144,25 @@ serverFiles:
 '''
 
 _PROMETHEUS_HELPERS = r'''
+{{- define "prometheus.fullname" -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- define "prometheus.server.fullname" -}}
+{{- printf "%s-%s" (include "prometheus.fullname" .) .Values.server.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- /* a bundled subchart's fullname: <release>-<chart> (or the release when it holds it) */}}
+{{- define "prometheus.subchart.fullname" -}}
+{{- if contains .name .root.Release.Name -}}
+{{- .root.Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .root.Release.Name .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
 {{- define "prometheus.server.labels" -}}
 app.kubernetes.io/name: prometheus
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
@@ -1797,7 +2180,7 @@ app.kubernetes.io/component: server
 _PROMETHEUS_DEPLOYMENT = r'''apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: prometheus-server
+  name: {{ include "prometheus.server.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "prometheus.server.labels" . | nindent 4 }}
@@ -1862,11 +2245,11 @@ spec:
       volumes:
         - name: config-volume
           configMap:
-            name: prometheus-server
+            name: {{ include "prometheus.server.fullname" . }}
         - name: storage-volume
           {{- if .Values.server.persistentVolume.enabled }}
           persistentVolumeClaim:
-            claimName: prometheus-server
+            claimName: {{ include "prometheus.server.fullname" . }}
           {{- else }}
           emptyDir: {}
           {{- end }}
@@ -1875,7 +2258,7 @@ spec:
 _PROMETHEUS_CONFIGMAP = r'''apiVersion: v1
 kind: ConfigMap
 metadata:
-  name: prometheus-server
+  name: {{ include "prometheus.server.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "prometheus.server.labels" . | nindent 4 }}
@@ -1888,7 +2271,7 @@ _PROMETHEUS_SERVICE = r'''{{- if .Values.server.service.enabled -}}
 apiVersion: v1
 kind: Service
 metadata:
-  name: prometheus-server
+  name: {{ include "prometheus.server.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "prometheus.server.labels" . | nindent 4 }}
@@ -1915,7 +2298,7 @@ _PROMETHEUS_PVC = r'''{{- if .Values.server.persistentVolume.enabled -}}
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:
-  name: prometheus-server
+  name: {{ include "prometheus.server.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "prometheus.server.labels" . | nindent 4 }}
@@ -1935,7 +2318,7 @@ _PROMETHEUS_INGRESS = r'''{{- if .Values.server.ingress.enabled -}}
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
-  name: prometheus-server
+  name: {{ include "prometheus.server.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "prometheus.server.labels" . | nindent 4 }}
@@ -1959,7 +2342,7 @@ spec:
             pathType: {{ $.Values.server.ingress.pathType }}
             backend:
               service:
-                name: prometheus-server
+                name: {{ include "prometheus.server.fullname" $ }}
                 port:
                   number: {{ $.Values.server.service.servicePort }}
     {{- end }}
@@ -1967,6 +2350,77 @@ spec:
   tls:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+'''
+
+# The real prometheus chart bundles these as subcharts (kube-state-metrics,
+# prometheus-node-exporter, prometheus-pushgateway, each on by default and gated by
+# `<name>.enabled`); the stand-in renders each one's main workload and Service from its own
+# templates, named as the subcharts name them (<release>-<chart name>).
+_PROMETHEUS_EXPORTERS = r'''
+{{- range $chart := list "kube-state-metrics" "prometheus-node-exporter" "prometheus-pushgateway" }}
+{{- $v := index $.Values $chart | default dict }}
+{{- if $v.enabled }}
+{{- $name := include "prometheus.subchart.fullname" (dict "root" $ "name" $chart) }}
+{{- $port := get (dict "kube-state-metrics" 8080 "prometheus-node-exporter" 9100 "prometheus-pushgateway" 9091) $chart }}
+{{- $image := get (dict "kube-state-metrics" "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.17.0" "prometheus-node-exporter" "quay.io/prometheus/node-exporter:v1.10.2" "prometheus-pushgateway" "quay.io/prometheus/pushgateway:v1.11.2") $chart }}
+---
+apiVersion: apps/v1
+kind: {{ ternary "DaemonSet" "Deployment" (eq $chart "prometheus-node-exporter") }}
+metadata:
+  name: {{ $name }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    app.kubernetes.io/name: {{ $chart }}
+    app.kubernetes.io/instance: {{ $.Release.Name | quote }}
+    app.kubernetes.io/managed-by: {{ $.Release.Service | quote }}
+spec:
+  {{- if ne $chart "prometheus-node-exporter" }}
+  replicas: 1
+  {{- end }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {{ $chart }}
+      app.kubernetes.io/instance: {{ $.Release.Name | quote }}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: {{ $chart }}
+        app.kubernetes.io/instance: {{ $.Release.Name | quote }}
+    spec:
+      {{- if eq $chart "prometheus-node-exporter" }}
+      hostNetwork: true
+      hostPID: true
+      {{- end }}
+      containers:
+        - name: {{ $chart | trimPrefix "prometheus-" }}
+          image: {{ $image }}
+          ports:
+            - name: http
+              containerPort: {{ $port }}
+              protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    app.kubernetes.io/name: {{ $chart }}
+    app.kubernetes.io/instance: {{ $.Release.Name | quote }}
+  annotations:
+    prometheus.io/scrape: "true"
+spec:
+  type: ClusterIP
+  selector:
+    app.kubernetes.io/name: {{ $chart }}
+    app.kubernetes.io/instance: {{ $.Release.Name | quote }}
+  ports:
+    - name: http
+      port: {{ $port }}
+      targetPort: http
+      protocol: TCP
+{{- end }}
 {{- end }}
 '''
 
@@ -2026,6 +2480,31 @@ grafana.ini:
 '''
 
 _GRAFANA_HELPERS = r'''
+{{- define "grafana.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* as the real chart's grafana.password: the value, else the live Secret's, else random */}}
+{{- define "grafana.password" -}}
+{{- if .Values.adminPassword -}}
+{{- .Values.adminPassword | b64enc | quote -}}
+{{- else -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace (include "grafana.fullname" .) -}}
+{{- if and $secret $secret.data (index $secret.data "admin-password") -}}
+{{- index $secret.data "admin-password" | quote -}}
+{{- else -}}
+{{- randAlphaNum 40 | b64enc | quote -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- define "grafana.labels" -}}
 app.kubernetes.io/name: grafana
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
@@ -2038,26 +2517,27 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 '''
 
-# As the real chart: an unset adminPassword becomes a random 40-character one at render time.
+# As the real chart: an unset adminPassword is the live Secret's (helm lookup, i.e. when
+# rendering against a cluster), else a random 40-character one at render time.
 _GRAFANA_SECRET = r'''{{- if not .Values.admin.existingSecret -}}
 apiVersion: v1
 kind: Secret
 metadata:
-  name: grafana
+  name: {{ include "grafana.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "grafana.labels" . | nindent 4 }}
 type: Opaque
 data:
   admin-user: {{ .Values.adminUser | b64enc | quote }}
-  admin-password: {{ .Values.adminPassword | default (randAlphaNum 40) | b64enc | quote }}
+  admin-password: {{ include "grafana.password" . }}
 {{- end }}
 '''
 
 _GRAFANA_DEPLOYMENT = r'''apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: grafana
+  name: {{ include "grafana.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "grafana.labels" . | nindent 4 }}
@@ -2098,12 +2578,12 @@ spec:
             - name: GF_SECURITY_ADMIN_USER
               valueFrom:
                 secretKeyRef:
-                  name: {{ .Values.admin.existingSecret | default "grafana" }}
+                  name: {{ .Values.admin.existingSecret | default (include "grafana.fullname" .) }}
                   key: {{ .Values.admin.userKey | default "admin-user" }}
             - name: GF_SECURITY_ADMIN_PASSWORD
               valueFrom:
                 secretKeyRef:
-                  name: {{ .Values.admin.existingSecret | default "grafana" }}
+                  name: {{ .Values.admin.existingSecret | default (include "grafana.fullname" .) }}
                   key: {{ .Values.admin.passwordKey | default "admin-password" }}
             {{- range $key, $value := .Values.env }}
             - name: {{ $key | quote }}
@@ -2120,7 +2600,7 @@ spec:
         - name: storage
           {{- if and .Values.persistence.enabled (eq .Values.persistence.type "pvc") }}
           persistentVolumeClaim:
-            claimName: grafana
+            claimName: {{ include "grafana.fullname" . }}
           {{- else }}
           emptyDir: {}
           {{- end }}
@@ -2130,7 +2610,7 @@ _GRAFANA_SERVICE = r'''{{- if .Values.service.enabled -}}
 apiVersion: v1
 kind: Service
 metadata:
-  name: grafana
+  name: {{ include "grafana.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "grafana.labels" . | nindent 4 }}
@@ -2157,7 +2637,7 @@ _GRAFANA_INGRESS = r'''{{- if .Values.ingress.enabled -}}
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
-  name: grafana
+  name: {{ include "grafana.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "grafana.labels" . | nindent 4 }}
@@ -2181,7 +2661,7 @@ spec:
             pathType: {{ $.Values.ingress.pathType }}
             backend:
               service:
-                name: grafana
+                name: {{ include "grafana.fullname" $ }}
                 port:
                   number: {{ $.Values.service.port }}
     {{- end }}
@@ -2196,7 +2676,7 @@ _GRAFANA_PVC = r'''{{- if and .Values.persistence.enabled (eq .Values.persistenc
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:
-  name: grafana
+  name: {{ include "grafana.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "grafana.labels" . | nindent 4 }}
@@ -2217,6 +2697,163 @@ spec:
 '''
 
 
+# ---- cryptnono -----------------------------------------------------------------------------
+
+# The real chart's defaults, trimmed (it ships no schema): the detectors run as containers of
+# one privileged DaemonSet on every node, whatever its taints.
+CRYPTNONO_VALUES = r'''# TEST STAND-IN defaults for the cryptnono chart (trimmed from the real values.yaml).
+image:
+  repository: quay.io/yuvipanda/cryptnono
+  tag: set-by-chartpress
+  pullPolicy: IfNotPresent
+imagePullSecrets: []
+nameOverride: ""
+fullnameOverride: ""
+podAnnotations: {}
+containerSecurityContext:
+  privileged: true
+nodeSelector: {}
+tolerations:
+  - operator: "Exists"
+    effect: "NoSchedule"
+affinity: {}
+priorityClassName: ""
+fetchKernelHeaders:
+  resources: {}
+  image:
+    name: quay.io/yuvipanda/fetch-kernel-headers
+    tag: set-by-chartpress
+detectors:
+  execwhacker:
+    debug: false
+    enabled: true
+    resources: {}
+    configs: {}
+    metrics:
+      enabled: false
+      port: 12121
+      prometheusScrape: true
+  monero:
+    enabled: true
+    resources: {}
+'''
+
+_CRYPTNONO_HELPERS = r'''
+{{- define "cryptnono.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- define "cryptnono.selectorLabels" -}}
+app.kubernetes.io/name: {{ default .Chart.Name .Values.nameOverride | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end -}}
+{{- define "cryptnono.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | quote }}
+{{ include "cryptnono.selectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+{{- end -}}
+'''
+
+# As the real chart: one ConfigMap with each execwhacker config as JSON, read by the
+# execwhacker container (banned command strings kill matching processes).
+_CRYPTNONO_CONFIGMAP = r'''apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "cryptnono.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "cryptnono.labels" . | nindent 4 }}
+data:
+  {{- range $key, $value := .Values.detectors.execwhacker.configs }}
+  execwhacker-{{ $key }}.json: {{ $value | toJson | quote }}
+  {{- end }}
+  monero.bt: "# stand-in for the chart's bpftrace program"
+'''
+
+_CRYPTNONO_DAEMONSET = r'''apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ include "cryptnono.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "cryptnono.labels" . | nindent 4 }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "cryptnono.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      annotations:
+        checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+        {{- with .Values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      labels:
+        {{- include "cryptnono.selectorLabels" . | nindent 8 }}
+    spec:
+      hostPID: true
+      containers:
+        {{- if .Values.detectors.execwhacker.enabled }}
+        - name: execwhacker
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          imagePullPolicy: {{ .Values.image.pullPolicy }}
+          args:
+            - /scripts/execwhacker.py
+            {{- range $key, $value := .Values.detectors.execwhacker.configs }}
+            - --config
+            - /config/execwhacker-{{ $key }}.json
+            {{- end }}
+          {{- with .Values.detectors.execwhacker.resources }}
+          resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- with .Values.containerSecurityContext }}
+          securityContext:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          volumeMounts:
+            - mountPath: /config
+              name: config
+              readOnly: true
+        {{- end }}
+        {{- if .Values.detectors.monero.enabled }}
+        - name: monero
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          imagePullPolicy: {{ .Values.image.pullPolicy }}
+          args:
+            - /scripts/monero.bt
+          {{- with .Values.containerSecurityContext }}
+          securityContext:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+        {{- end }}
+      {{- with .Values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumes:
+        - name: config
+          configMap:
+            defaultMode: 420
+            name: {{ include "cryptnono.fullname" . }}
+      {{- with .Values.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+'''
+
+
 def chart_files(c: StandIn) -> dict[str, str]:
     """The source files (relative path -> text) of one stand-in chart, without charts/."""
     files = {"Chart.yaml": _chart_yaml(c)}
@@ -2232,6 +2869,8 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/ingress.yaml"] = _BINDERHUB_INGRESS
         files["templates/secret.yaml"] = _BINDERHUB_SECRET
         files["templates/pdb.yaml"] = _BINDERHUB_PDB
+        files["templates/container-builder/daemonset.yaml"] = _BINDERHUB_BUILDER_DAEMONSET
+        files["templates/image-cleaner.yaml"] = _BINDERHUB_IMAGE_CLEANER
     elif c.name == "jupyterhub":
         files["values.yaml"] = JUPYTERHUB_VALUES
         if UPSTREAM:
@@ -2240,6 +2879,8 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/hub/deployment.yaml"] = _JUPYTERHUB_HUB_DEPLOYMENT
         files["templates/hub/service.yaml"] = _JUPYTERHUB_HUB_SERVICE
         files["templates/hub/secret.yaml"] = _JUPYTERHUB_HUB_SECRET
+        files["templates/hub/_helpers-passwords.tpl"] = _JUPYTERHUB_PASSWORDS
+        files["templates/netpol.yaml"] = _JUPYTERHUB_NETPOL
         files["templates/hub/configmap.yaml"] = _JUPYTERHUB_HUB_CONFIGMAP
         files["templates/hub/pvc.yaml"] = _JUPYTERHUB_HUB_PVC
         files["templates/proxy/deployment.yaml"] = _JUPYTERHUB_PROXY_DEPLOYMENT
@@ -2247,6 +2888,7 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/ingress.yaml"] = _JUPYTERHUB_INGRESS
     elif c.name == "traefik":
         files["values.yaml"] = TRAEFIK_VALUES
+        files["values.schema.json"] = json.dumps(TRAEFIK_SCHEMA, indent=2)
         files["templates/_helpers.tpl"] = _TRAEFIK_HELPERS
         files["templates/deployment.yaml"] = _TRAEFIK_DEPLOYMENT
         files["templates/service.yaml"] = _TRAEFIK_SERVICE
@@ -2259,6 +2901,7 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/service.yaml"] = _PROMETHEUS_SERVICE
         files["templates/pvc.yaml"] = _PROMETHEUS_PVC
         files["templates/ingress.yaml"] = _PROMETHEUS_INGRESS
+        files["templates/exporters.yaml"] = _PROMETHEUS_EXPORTERS
     elif c.name == "grafana":
         files["values.yaml"] = GRAFANA_VALUES
         files["templates/_helpers.tpl"] = _GRAFANA_HELPERS
@@ -2267,6 +2910,11 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/service.yaml"] = _GRAFANA_SERVICE
         files["templates/ingress.yaml"] = _GRAFANA_INGRESS
         files["templates/pvc.yaml"] = _GRAFANA_PVC
+    elif c.name == "cryptnono":
+        files["values.yaml"] = CRYPTNONO_VALUES
+        files["templates/_helpers.tpl"] = _CRYPTNONO_HELPERS
+        files["templates/configmap.yaml"] = _CRYPTNONO_CONFIGMAP
+        files["templates/daemonset.yaml"] = _CRYPTNONO_DAEMONSET
     else:  # pragma: no cover - STANDINS is closed
         raise ValueError(f"no stand-in source for chart {c.name!r}")
     return files

@@ -20,7 +20,8 @@ import yaml
 
 from tests.fakes import chart_repo
 from tests.support import needs_upstream
-from tests.fakes.chart_repo import BINDERHUB, GRAFANA, JUPYTERHUB, PROMETHEUS, STANDINS, TRAEFIK
+from tests.fakes.chart_repo import (BINDERHUB, CRYPTNONO, GRAFANA, JUPYTERHUB, PROMETHEUS,
+                                    STANDINS, TRAEFIK)
 # Re-exported fixture; harmless if tests/conftest.py imports it as well.
 from tests.fakes.fixtures import HELM, chart_mirror  # noqa: F401
 
@@ -93,7 +94,10 @@ BINDERHUB_VALUES = {
 }
 
 OTHER_VALUES = {
-    "traefik": {"deployment": {"replicas": 2}, "service": {"type": "ClusterIP"},
+    "cryptnono": {"priorityClassName": "binderhub-core",
+                  "detectors": {"execwhacker": {"configs": {
+                      "banned": {"bannedCommandStrings": ["xmrig"]}}}}},
+    "traefik": {"deployment": {"replicas": 2}, "service": {"spec": {"type": "ClusterIP"}},
                 "ingressClass": {"enabled": True, "isDefaultClass": False},
                 "ports": {"web": {"exposedPort": 8080}}},
     "prometheus": {"alertmanager": {"enabled": False},
@@ -142,8 +146,10 @@ def template(chart: Path, values: dict, tmp_path: Path, env: dict, check: bool =
              release: str = "staging", namespace: str = "staging"):
     vfile = tmp_path / f"values-{os.urandom(4).hex()}.yaml"
     vfile.write_text(yaml.safe_dump(values))
+    # the API versions of a supported cluster, as the deployer passes them (the binderhub
+    # chart's PDB is policy/v1 only when the cluster serves it)
     return helm(env, "template", release, chart, "--namespace", namespace, "-f", vfile,
-                check=check)
+                "--api-versions", "policy/v1/PodDisruptionBudget", check=check)
 
 
 def objects(rendered: str) -> list[dict]:
@@ -194,9 +200,11 @@ def test_index_lists_each_standin_with_exact_version(chart_mirror):
         "traefik": "41.1.1",
         "prometheus": "29.20.0",
         "grafana": "10.5.15",
+        "cryptnono": "0.3.1",
     }
     assert chart_repo.VERSIONS == expected
-    assert {c.name for c in STANDINS} == {"binderhub", "traefik", "prometheus", "grafana"}
+    assert {c.name for c in STANDINS} == {"binderhub", "traefik", "prometheus", "grafana",
+                                          "cryptnono"}
     for name, version in expected.items():
         assert [e["version"] for e in entries[name]] == [version]
         (entry,) = entries[name]
@@ -341,7 +349,19 @@ def test_binderhub_defaults_render_valid_k8s(binderhub_tgz, tmp_path, helm_env):
         assert o["metadata"]["namespace"] == "staging"
     find(objs, "PodDisruptionBudget", "binderhub")
     secret = find(objs, "Secret", "hub")
-    assert set(secret["data"]) == {"values.yaml"}  # unset tokens are not rendered
+    # as the real chart: unset tokens are generated (a new random value on every render)
+    assert set(secret["data"]) >= {"values.yaml", "hub.config.ConfigurableHTTPProxy.auth_token",
+                                   "hub.config.JupyterHub.cookie_secret",
+                                   "hub.config.CryptKeeper.keys"}
+    again = find(objects(template(binderhub_tgz, {}, tmp_path, helm_env).stdout), "Secret", "hub")
+    for key in ("hub.config.JupyterHub.cookie_secret", "hub.config.CryptKeeper.keys"):
+        assert again["data"][key] != secret["data"][key]
+        assert re.fullmatch(r"[0-9a-f]{64}", base64.b64decode(secret["data"][key]).decode())
+    # the objects the real charts render by default
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert {("NetworkPolicy", "hub"), ("NetworkPolicy", "proxy"), ("NetworkPolicy", "singleuser"),
+            ("DaemonSet", "staging-image-cleaner")} <= kinds
+    assert ("DaemonSet", "staging-dind") not in kinds  # imageBuilderType: host by default
 
 
 def test_binderhub_valid_values_render_valid_k8s(binderhub_tgz, tmp_path, helm_env):
@@ -409,7 +429,8 @@ def test_binderhub_valid_values_render_valid_k8s(binderhub_tgz, tmp_path, helm_e
         "standard"
 
 
-@pytest.mark.parametrize("standin", [TRAEFIK, PROMETHEUS, GRAFANA], ids=lambda c: c.name)
+@pytest.mark.parametrize("standin", [TRAEFIK, PROMETHEUS, GRAFANA, CRYPTNONO],
+                         ids=lambda c: c.name)
 def test_other_standins_render_valid_k8s(chart_mirror, tmp_path, helm_env, standin):
     tgz = pull(chart_mirror, standin.name, standin.version, tmp_path / "pulled", helm_env)
     for values in ({}, OTHER_VALUES[standin.name]):
@@ -419,23 +440,37 @@ def test_other_standins_render_valid_k8s(chart_mirror, tmp_path, helm_env, stand
             if o["kind"] != "IngressClass":
                 assert o["metadata"]["namespace"] == "staging"
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    # names as the real charts' fullname helpers make them: <release>-<chart>
     if standin is TRAEFIK:
-        assert {("Deployment", "traefik"), ("Service", "traefik"),
-                ("IngressClass", "traefik")} <= kinds
-        assert find(objs, "Deployment", "traefik")["spec"]["replicas"] == 2
-        assert "annotations" not in find(objs, "IngressClass", "traefik")["metadata"]
+        assert {("Deployment", "staging-traefik"), ("Service", "staging-traefik"),
+                ("IngressClass", "staging-traefik")} <= kinds
+        assert find(objs, "Deployment", "staging-traefik")["spec"]["replicas"] == 2
+        assert find(objs, "Service", "staging-traefik")["spec"]["type"] == "ClusterIP"
+        assert find(objs, "IngressClass", "staging-traefik")["metadata"]["annotations"] == {
+            "ingressclass.kubernetes.io/is-default-class": "false"}
     elif standin is PROMETHEUS:
-        assert {("Deployment", "prometheus-server"), ("ConfigMap", "prometheus-server"),
-                ("Ingress", "prometheus-server")} <= kinds
-        dep = find(objs, "Deployment", "prometheus-server")
+        assert {("Deployment", "staging-prometheus-server"),
+                ("ConfigMap", "staging-prometheus-server"),
+                ("Ingress", "staging-prometheus-server"),
+                ("Deployment", "staging-kube-state-metrics"),
+                ("DaemonSet", "staging-prometheus-node-exporter")} <= kinds
+        assert ("Deployment", "staging-prometheus-pushgateway") not in kinds  # disabled
+        dep = find(objs, "Deployment", "staging-prometheus-server")
         assert dep["spec"]["template"]["metadata"]["labels"][
             "hub.jupyter.org/network-access-hub"] == "true"
         assert "--storage.tsdb.retention.time=90d" in \
             dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    elif standin is CRYPTNONO:
+        ds = find(objs, "DaemonSet", "staging-cryptnono")
+        assert [c["name"] for c in ds["spec"]["template"]["spec"]["containers"]] == [
+            "execwhacker", "monero"]
+        cm = find(objs, "ConfigMap", "staging-cryptnono")["data"]
+        assert json.loads(cm["execwhacker-banned.json"]) == {"bannedCommandStrings": ["xmrig"]}
     else:
-        assert {("Deployment", "grafana"), ("Secret", "grafana"), ("Ingress", "grafana"),
-                ("PersistentVolumeClaim", "grafana")} <= kinds
-        data = find(objs, "Secret", "grafana")["data"]
+        assert {("Deployment", "staging-grafana"), ("Secret", "staging-grafana"),
+                ("Ingress", "staging-grafana"),
+                ("PersistentVolumeClaim", "staging-grafana")} <= kinds
+        data = find(objs, "Secret", "staging-grafana")["data"]
         assert base64.b64decode(data["admin-password"]).decode() == "GRAFANA-PW"
         assert base64.b64decode(data["admin-user"]).decode() == "admin"
 
@@ -455,12 +490,15 @@ def test_umbrella_chart_resolves_through_mirror(chart_mirror, tmp_path, helm_env
          "condition": "prometheus.enabled"},
         {"name": "grafana", "version": GRAFANA.version, "repository": chart_mirror,
          "condition": "grafana.enabled"},
+        {"name": "cryptnono", "version": CRYPTNONO.version, "repository": chart_mirror,
+         "condition": "cryptnono.enabled"},
     ]
     (chart / "Chart.yaml").write_text(yaml.safe_dump(
         {"apiVersion": "v2", "name": "umbrella", "version": "0.0.1", "dependencies": deps}))
     (chart / "values.yaml").write_text(yaml.safe_dump(
         {"binderhubEnabled": True, "traefikEnabled": True,
-         "prometheus": {"enabled": True}, "grafana": {"enabled": True}}))
+         "prometheus": {"enabled": True}, "grafana": {"enabled": True},
+         "cryptnono": {"enabled": True}}))
     helm(helm_env, "dependency", "update", chart)
     assert sorted(p.name for p in (chart / "charts").iterdir()) == sorted(
         f"{c.name}-{c.version}.tgz" for c in STANDINS)
@@ -471,8 +509,10 @@ def test_umbrella_chart_resolves_through_mirror(chart_mirror, tmp_path, helm_env
     objs = objects(template(chart, values, tmp_path, helm_env).stdout)
     assert_valid_k8s(objs)
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
-    assert {("Deployment", "binder"), ("Deployment", "hub"), ("Deployment", "traefik"),
-            ("Deployment", "prometheus-server"), ("Deployment", "grafana")} <= names
+    assert {("Deployment", "binder"), ("Deployment", "hub"), ("Deployment", "staging-traefik"),
+            ("Deployment", "staging-prometheus-server"), ("Deployment", "staging-grafana"),
+            ("DaemonSet", "staging-dind"), ("DaemonSet", "staging-image-cleaner"),
+            ("DaemonSet", "staging-cryptnono")} <= names
 
     if chart_repo.UPSTREAM is None:
         return  # the schema half below needs the real binderhub schema
@@ -707,3 +747,91 @@ def test_synthetic_index_is_a_repository_helm_can_search(tmp_path, helm_env):
                                  "-o", "json").stdout)
     assert [f["version"] for f in found] == expected
     assert [f["version"] for f in latest] == [next(v for v in expected if "-" not in v)]
+
+
+# ---------------------------------------------------------------------------------- fidelity
+
+def test_binderhub_pdb_is_policy_v1_only_when_the_cluster_serves_it(binderhub_tgz, tmp_path,
+                                                                   helm_env):
+    """As the real chart: a capability check, so the API versions given to helm matter."""
+    vfile = tmp_path / "pdb.yaml"
+    vfile.write_text("{}")
+    def pdb(*extra):
+        out = helm(helm_env, "template", "staging", binderhub_tgz, "--namespace", "staging",
+                   "-f", vfile, "--show-only", "templates/pdb.yaml", *extra).stdout
+        return yaml.safe_load(out)["apiVersion"]
+    assert pdb("--api-versions", "policy/v1/PodDisruptionBudget") == "policy/v1"
+    # without it the chart falls back to the old version, which no supported cluster serves
+    assert pdb() == "policy/v1beta1"
+
+
+def test_traefik_schema_is_closed_like_the_real_one(chart_mirror, tmp_path, helm_env):
+    tgz = pull(chart_mirror, "traefik", TRAEFIK.version, tmp_path / "pulled", helm_env)
+    for bad in ({"ingressClass": {"nmae": "x"}}, {"logs": {"general": {"level": "INFO"}}},
+                {"ports": {"web": {"exposed": 80}}}):
+        proc = template(tgz, bad, tmp_path, helm_env, check=False)
+        assert proc.returncode != 0 and "additional properties" in proc.stderr, bad
+    # `service` is open in the real schema: a key no template reads passes the schema
+    objs = objects(template(tgz, {"service": {"type": "ClusterIP"}}, tmp_path, helm_env).stdout)
+    assert find(objs, "Service", "staging-traefik")["spec"]["type"] == "LoadBalancer"
+    named = objects(template(tgz, {"ingressClass": {"name": "traefik"}}, tmp_path,
+                             helm_env).stdout)
+    find(named, "IngressClass", "traefik")
+
+
+def test_mybinder_ingresses_use_the_class_traefik_creates(chart_mirror, tmp_path, helm_env):
+    """Every Ingress of the mybinder chart and the ClusterIssuer's solver name the class the
+    traefik chart really creates (its fullname unless ingressClass.name is set)."""
+    import shutil
+    chart = tmp_path / "mybinder"
+    shutil.copytree(chart_repo.ROOT / "mybinder", chart, ignore=shutil.ignore_patterns("charts"))
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    for dep in meta["dependencies"]:
+        dep["repository"] = chart_mirror
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (chart / "Chart.lock").unlink(missing_ok=True)
+    helm(helm_env, "dependency", "update", chart)
+    common = yaml.safe_load((chart_repo.ROOT / "config/common.yaml").read_text())
+    values = {**common, "federation": {"name": "f", "member": "staging", "role": "staging"},
+              "static": {"enabled": True, "host": "static.example.org"}}
+    objs = objects(template(chart, values, tmp_path, helm_env).stdout)
+    classes = {o["metadata"]["name"] for o in objs if o["kind"] == "IngressClass"}
+    assert classes == {"traefik"}
+    ingresses = [o for o in objs if o["kind"] == "Ingress"]
+    assert ingresses and {i["spec"].get("ingressClassName") for i in ingresses} == classes
+    issuer = [o for o in objs if o["kind"] == "ClusterIssuer"]
+    for solver in issuer[0]["spec"]["acme"]["solvers"] if issuer else []:
+        assert solver["http01"]["ingress"]["ingressClassName"] in classes
+    pdb = find(objs, "PodDisruptionBudget", "binderhub")["spec"]
+    assert not ("minAvailable" in pdb and "maxUnavailable" in pdb)
+    assert find(objs, "Service", "staging-traefik")["spec"]["type"] == "LoadBalancer"
+    find(objs, "DaemonSet", "staging-cryptnono")
+
+
+def test_generated_hub_secrets_reuse_the_live_secret(binderhub_tgz, tmp_path, helm_env):
+    """As the real chart: `lookup` keeps the live Secret's generated values; the API double
+    serves it to helm (--dry-run=server), so the render repeats."""
+    from tests.fakes.kube_api import KubeAPI
+    with KubeAPI("1.34.2") as api:
+        env = {**helm_env, "KUBECONFIG": str(api.kubeconfig(tmp_path / "kubeconfig"))}
+        live = {"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "hub", "namespace": "staging",
+                             "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                             "annotations": {"meta.helm.sh/release-name": "staging",
+                                             "meta.helm.sh/release-namespace": "staging"}},
+                "data": {"hub.config.JupyterHub.cookie_secret":
+                         base64.b64encode(b"c" * 64).decode(),
+                         "hub.config.CryptKeeper.keys": base64.b64encode(b"k" * 64).decode(),
+                         "hub.config.ConfigurableHTTPProxy.auth_token":
+                         base64.b64encode(b"t" * 64).decode()}}
+        api.api.store.create(api.api.registry.by_kind("v1", "Namespace"), "",
+                             {"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": "staging"}})
+        api.api.store.create(api.api.registry.by_kind("v1", "Secret"), "staging", live)
+        vfile = tmp_path / "v.yaml"
+        vfile.write_text("{}")
+        out = helm(env, "template", "staging", binderhub_tgz, "--namespace", "staging",
+                   "-f", vfile, "--dry-run=server").stdout
+    secret = find(objects(out), "Secret", "hub")
+    for key, value in live["data"].items():
+        assert secret["data"][key] == value, key

@@ -44,6 +44,8 @@ class FakeRegistry:
                 ChartVersion("10.6.0", "12.3.1"), ChartVersion("10.5.15", "12.3.0")],
             ("https://charts.jetstack.io", "cert-manager"): [
                 ChartVersion("v1.19.6", "v1.19.6"), ChartVersion("v1.19.5", "v1.19.5")],
+            ("https://cryptnono.github.io/cryptnono", "cryptnono"): [
+                ChartVersion("0.3.1", "0.0.1"), ChartVersion("0.3.0", "0.0.1")],
         }
         self.tags_by_image = {"quay.io/jupyterhub/repo2docker": ["2025.08.0", "latest"]}
         self.down: set[str] = set()
@@ -109,7 +111,8 @@ def test_the_first_run_opens_one_pr_per_outdated_dependency(gh, bot, repo):
     outcomes = _by_unit(bot())
     assert {u: o.action for u, o in outcomes.items()} == {
         "binderhub": Action.OPEN, "traefik": Action.OPEN, "monitoring": Action.OPEN,
-        "repo2docker": Action.UP_TO_DATE, "cert-manager": Action.UP_TO_DATE}
+        "repo2docker": Action.UP_TO_DATE, "cert-manager": Action.UP_TO_DATE,
+        "cryptnono": Action.UP_TO_DATE}
     pulls = _open(gh)
     assert set(pulls) == {"bump/binderhub", "bump/traefik", "bump/monitoring"}
     chart = gh.file_at(REPO, "bump/binderhub", "mybinder/Chart.yaml")
