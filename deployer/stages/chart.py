@@ -74,6 +74,8 @@ class Subchart:
     conditions: tuple[tuple[str, ...], ...] = ()
     # key paths (relative) its values.yaml documents in comments ("# adminPassword: ...")
     commented: frozenset = frozenset()
+    # the identifiers its own templates mention (None: a template renders .Values whole)
+    template_words: frozenset | None = field(default=None, compare=False, hash=False)
 
 
 def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
@@ -256,8 +258,28 @@ def _subcharts(chart_dir: str) -> tuple[Subchart, ...]:
                 text = tf.extractfile(values_file).read().decode("utf-8", "replace") \
                     if values_file is not None else ""
                 found[prefix] = Subchart(str(meta.get("name") or prefix[-1]), prefix, schema,
-                                         conditions, _commented_keys(text))
+                                         conditions, _commented_keys(text),
+                                         _template_words(tf, files, dirs))
     return tuple(sorted(found.values(), key=lambda s: (len(s.prefix), s.prefix)))
+
+
+def _template_words(tf: tarfile.TarFile, files: dict, dirs: list[str]) -> frozenset | None:
+    """The identifiers a chart's own templates mention, or None when one of them renders
+    the whole .Values (then any key may be read)."""
+    import re
+
+    base = "/".join(dirs + ["templates"]) + "/"
+    words: set[str] = set()
+    whole = re.compile(r"toYaml\s+\$?\.Values\s*[|}]|\.Values\s*\|\s*toYaml|"
+                       r"toJson\s+\$?\.Values\s*[|}]|\.Values\s*\|\s*toJson")
+    for name, member in files.items():
+        if not name.startswith(base):
+            continue
+        text = tf.extractfile(member).read().decode("utf-8", "replace")
+        if whole.search(text):
+            return None
+        words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    return frozenset(words)
 
 
 def _commented_keys(text: str) -> frozenset:
