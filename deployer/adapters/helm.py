@@ -1,4 +1,12 @@
-"""Adapter for the real helm binary (v4; flags kept compatible with v3)."""
+"""Adapter for the real helm binary, v4 or v3 ($DEPLOYER_HELM picks it; see tools.helm).
+
+What differs between the two and is handled here: helm 4 applies server-side for new releases
+and prints values-schema errors as JSON pointers ("- at '/a/b': ..."), helm 3 patches client-side
+and prints dotted paths ("- a.b: ..."); helm 4 renamed --atomic to --rollback-on-failure and
+made --wait take a strategy (--wait=watcher); `history/status/get values -o json` and `helm
+version --short` have the same shape in both. The deployer uses only flags both accept and
+waits for rollouts itself, so the same argv runs on either.
+"""
 from __future__ import annotations
 
 import json
@@ -47,7 +55,8 @@ class Helm:
 
     def __init__(self, env: Mapping[str, str], *, console: Console, echo: bool = True,
                  context: str | None = None):
-        self.binary = tools.find("helm", env)
+        self.binary = tools.helm(env)
+        self.major = tools.helm_major(self.binary, env)
         self.env = dict(env)
         self.console = console
         self.echo = echo
