@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import (KEYS, OPERATOR_KEY, OTHER_KEY, PARTNER_KEY,  # noqa: F401
+from tests.support import (HELM_NAME, KEYS, OPERATOR_KEY, OTHER_KEY, PARTNER_KEY,  # noqa: F401
                            REPO_PARTS, ROOT, public_key, write_secrets)
 
 
@@ -38,6 +38,7 @@ def env(tmp_path) -> dict:
         "LANG": "C.UTF-8",
         "SOPS_AGE_KEY_FILE": str(OPERATOR_KEY),
         "DEPLOYER_TOOLS_DIR": str(ROOT / ".tools" / "bin"),
+        "DEPLOYER_HELM": HELM_NAME,
         "HELM_CONFIG_HOME": str(home / "helm-config"),
         "HELM_CACHE_HOME": str(home / "helm-cache"),
         "HELM_DATA_HOME": str(home / "helm-data"),

@@ -1,6 +1,7 @@
 """Constants and helpers the tests share (fixtures live in tests/conftest.py)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ KEYS = ROOT / "tests" / "keys"
 OPERATOR_KEY = KEYS / "test-only-operator.agekey"
 PARTNER_KEY = KEYS / "test-only-partner.agekey"
 OTHER_KEY = KEYS / "test-only-other.agekey"
+# Which helm the tests run: $DEPLOYER_HELM (helm = v4, helm3 = v3; CI runs the helm-using
+# tests once more with helm3), handed to the deployer in the `env` fixture too.
+HELM_NAME = os.environ.get("DEPLOYER_HELM") or "helm"
+HELM_BINARY = ROOT / ".tools" / "bin" / HELM_NAME
 REPO_PARTS = ("config", "secrets", ".sops.yaml", "mybinder", "terraform")
 
 

@@ -4,8 +4,17 @@
 and kubectl get. Credentials come from the member's provider:
 
 - `kubeconfig`: the sops-encrypted kubeconfig, decrypted in memory into a 0600 file;
-- `gke`: `gcloud container clusters get-credentials`, writing into that private file;
+- `gke`: `gcloud container clusters get-credentials`, writing into that private file; with
+  `cluster.credentials` (a sops-encrypted service-account key, for CI without a gcloud login)
+  the key is decrypted into a 0600 file only for `gcloud auth activate-service-account` in a
+  private CLOUDSDK_CONFIG (removed right after, also when gcloud fails), and that config dir
+  goes to helm/kubectl in `env` for the gke-gcloud-auth-plugin;
 - `eks`: `aws eks update-kubeconfig --kubeconfig <private file>`;
+- `aks`: `az aks get-credentials --file <private file>`, then `kubelogin convert-kubeconfig
+  -l azurecli` when the cluster uses Azure AD; with `cluster.credentials` (a sops-encrypted
+  service principal) `az login --service-principal` runs first in a private AZURE_CONFIG_DIR,
+  the secret handed over as a 0600 file (`--password=@FILE`, az's own file syntax; never in
+  argv), and that config dir goes to helm/kubectl in `env` for kubelogin;
 - or the operator's own file (`deploy --kubeconfig PATH`), used as is.
 
 Every temporary file lives in a private 0700 directory removed on exit, also on error.
@@ -87,6 +96,7 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
     try:
         os.chmod(private, 0o700)
         context: str | None = None
+        extra: dict[str, str] = {}  # a private cloud-CLI config dir, for the exec plugins
         if kubeconfig is not None:
             path = Path(kubeconfig).absolute()
             source = str(kubeconfig)
@@ -100,16 +110,18 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
                 source = _from_secrets(ws, member, path)
                 context = member.cluster.context
             elif provider == "gke":
-                source = _from_gcloud(ws, member, path)
+                source, extra = _from_gcloud(ws, member, path, private)
             elif provider == "eks":
                 source = _from_aws(ws, member, path)
+            elif provider == "aks":
+                source, extra = _from_azure(ws, member, path, private)
             else:
                 raise ConfigError(f"member {member.name}: unknown cluster provider {provider!r}",
                                   file="config/federation.yaml",
                                   key=f"members.{member.name}.cluster.provider")
         expiry = check_certificates(path, member, context, source, now, ws.console,
                                     renew_hint=_renew_hint(member, kubeconfig, source))
-        env = {**ws.env, "KUBECONFIG": str(path)}
+        env = {**ws.env, **extra, "KUBECONFIG": str(path)}
         yield ClusterAccess(member=member.name, kubeconfig=path, env=env, context=context,
                             source=source, cert_expiry=expiry, _private_dir=private,
                             _console=ws.console)
@@ -160,8 +172,10 @@ def _from_secrets(ws: Workspace, member: Member, path: Path) -> str:
     return rel
 
 
-def _from_gcloud(ws: Workspace, member: Member, path: Path) -> str:
-    """`gcloud container clusters get-credentials` into the private file."""
+def _from_gcloud(ws: Workspace, member: Member, path: Path,
+                 private: Path) -> tuple[str, dict[str, str]]:
+    """`gcloud container clusters get-credentials` into the private file; with a
+    service-account key from sops, activated first in a private gcloud config."""
     cluster = member.cluster
     where = f"{cluster.project}/{cluster.zone}/{cluster.name}"
     binary = _which("gcloud", ws.env)
@@ -169,13 +183,25 @@ def _from_gcloud(ws: Workspace, member: Member, path: Path) -> str:
         raise ToolError(f"gcloud not found: member {member.name} is on GKE ({where})",
                         hint="install the Google Cloud CLI with the gke-gcloud-auth-plugin, "
                              "or pass --kubeconfig PATH")
+    extra: dict[str, str] = {}
+    if cluster.credentials:
+        extra["CLOUDSDK_CONFIG"] = str(_private_dir(private / "gcloud"))
+        key = _service_account_key(ws, member)
+        with _secret_file(private / "gcloud-key.json", key["text"]) as key_file:
+            _run_tool([binary, "auth", "activate-service-account", key["client_email"],
+                       "--key-file", str(key_file)],
+                      {**ws.env, **extra}, None, member, ws.console,
+                      hint=f"check the service account in {cluster.credentials} is enabled "
+                           "and its key not revoked")
     argv = [binary, "container", "clusters", "get-credentials", str(cluster.name),
             "--zone", str(cluster.zone), "--project", str(cluster.project)]
-    env = {**ws.env, "KUBECONFIG": str(path), "USE_GKE_GCLOUD_AUTH_PLUGIN": "True"}
+    env = {**ws.env, **extra, "KUBECONFIG": str(path), "USE_GKE_GCLOUD_AUTH_PLUGIN": "True"}
+    who = (f"the service account in {cluster.credentials}" if cluster.credentials
+           else "`gcloud auth list`")
     _run_tool(argv, env, path, member, ws.console,
-              hint=f"check `gcloud auth list` has access to project {cluster.project}, "
+              hint=f"check {who} has access to project {cluster.project}, "
                    f"or pass --kubeconfig PATH")
-    return f"gke:{where}"
+    return f"gke:{where}", extra
 
 
 def _from_aws(ws: Workspace, member: Member, path: Path) -> str:
@@ -196,11 +222,103 @@ def _from_aws(ws: Workspace, member: Member, path: Path) -> str:
     return f"eks:{where}"
 
 
-def _run_tool(argv: list[str], env: Mapping[str, str], path: Path, member: Member,
+def _from_azure(ws: Workspace, member: Member, path: Path,
+                private: Path) -> tuple[str, dict[str, str]]:
+    """`az aks get-credentials --file <private file>` (after `az login --service-principal`
+    in a private config when the member has credentials), then kubelogin for Azure AD."""
+    cluster = member.cluster
+    where = f"{cluster.subscription}/{cluster.resource_group}/{cluster.name}"
+    binary = _which("az", ws.env)
+    if binary is None:
+        raise ToolError(f"az not found: member {member.name} is on AKS ({where})",
+                        hint="install the Azure CLI and kubelogin, or pass --kubeconfig PATH")
+    extra: dict[str, str] = {}
+    if cluster.credentials:
+        extra["AZURE_CONFIG_DIR"] = str(_private_dir(private / "azure"))
+        principal = _service_principal(ws, member)
+        secret_kind, secret = principal["secret"]
+        name = "sp-cert.pem" if secret_kind == "certificate" else "sp-secret"
+        with _secret_file(private / name, secret) as secret_file:
+            flag = (["--certificate", str(secret_file)] if secret_kind == "certificate"
+                    else [f"--password=@{secret_file}"])
+            _run_tool([binary, "login", "--service-principal", "--username",
+                       principal["client_id"], "--tenant", principal["tenant"], *flag,
+                       "--allow-no-subscriptions", "--output", "none"],
+                      {**ws.env, **extra}, None, member, ws.console,
+                      hint=f"check the service principal in {cluster.credentials} (tenant, "
+                           "client_id and its secret or certificate)")
+    env = {**ws.env, **extra, "KUBECONFIG": str(path)}
+    _run_tool([binary, "aks", "get-credentials", "--subscription", str(cluster.subscription),
+               "--resource-group", str(cluster.resource_group), "--name", str(cluster.name),
+               "--file", str(path), "--overwrite-existing", "--output", "none"],
+              env, path, member, ws.console,
+              hint=("check the service principal in " + cluster.credentials if
+                    cluster.credentials else "check `az account show`") +
+                   f" can read cluster {cluster.name}, or pass --kubeconfig PATH")
+    if "kubelogin" in path.read_text(encoding="utf-8", errors="replace"):
+        kubelogin = _which("kubelogin", ws.env)
+        if kubelogin is None:
+            raise ToolError(f"kubelogin not found: member {member.name}'s AKS cluster uses "
+                            "Azure AD", hint="install kubelogin (Azure/kubelogin), or pass "
+                                             "--kubeconfig PATH")
+        _run_tool([kubelogin, "convert-kubeconfig", "--login", "azurecli",
+                   "--kubeconfig", str(path)], env, None, member, ws.console,
+                  hint="check kubelogin can read the kubeconfig az wrote")
+        os.chmod(path, 0o600)
+    return f"aks:{where}", extra
+
+
+def _service_account_key(ws: Workspace, member: Member) -> dict:
+    """The decrypted GKE service-account key: its text and client_email (text masked from now
+    on in every printed line)."""
+    import json
+
+    rel = str(member.cluster.credentials)
+    text = secrets.decrypt(ws.root, rel, ws.env)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = _load_secret_map(text, rel)
+    if not isinstance(data, dict):
+        raise ConfigError("expected a service-account key (a JSON object)", file=rel)
+    _mask_all(ws.console, {k: data.get(k) for k in ("private_key", "private_key_id")})
+    for key in ("type", "client_email", "private_key"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"service-account key has no {key!r} (expected the JSON key "
+                              "file `gcloud iam service-accounts keys create` writes)",
+                              file=rel, key=key)
+    if data["type"] != "service_account":
+        raise ConfigError(f"type is {data['type']!r}, expected 'service_account'", file=rel,
+                          key="type")
+    return {"text": json.dumps(data), "client_email": data["client_email"]}
+
+
+def _service_principal(ws: Workspace, member: Member) -> dict:
+    """The decrypted AKS service principal: tenant, client_id and ("client_secret"|
+    "certificate", value); its secret masked from now on in every printed line."""
+    rel = str(member.cluster.credentials)
+    data = _load_secret_map(secrets.decrypt(ws.root, rel, ws.env), rel)
+    _mask_all(ws.console, {k: v for k, v in data.items() if k in ("client_secret",
+                                                                     "certificate")})
+    for key in ("tenant", "client_id"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"service principal has no {key!r} (expected tenant, client_id "
+                              "and client_secret or certificate)", file=rel, key=key)
+    kinds = [k for k in ("client_secret", "certificate") if data.get(k)]
+    if len(kinds) != 1 or not isinstance(data[kinds[0]], str):
+        raise ConfigError("service principal needs exactly one of client_secret or certificate "
+                          "(a string)", file=rel, key="client_secret")
+    return {"tenant": data["tenant"], "client_id": data["client_id"],
+            "secret": (kinds[0], data[kinds[0]])}
+
+
+def _run_tool(argv: list[str], env: Mapping[str, str], path: Path | None, member: Member,
               console: Console, *, hint: str) -> None:
-    """Run a credential helper that writes into `path` (pre-created, empty config, 0600)."""
+    """Run a cloud CLI step; one that writes credentials into `path` finds it pre-created
+    (an empty config, 0600)."""
     tool = Path(argv[0]).name
-    _write_private(path, _EMPTY_KUBECONFIG)
+    if path is not None:
+        _write_private(path, _EMPTY_KUBECONFIG)
     try:
         result = process.run(argv, env=env, timeout=TOOL_TIMEOUT, console=console, check=False,
                              tool=tool)
@@ -209,8 +327,9 @@ def _run_tool(argv: list[str], env: Mapping[str, str], path: Path, member: Membe
                           hint=hint) from None
     if result.returncode != 0:
         raise DeployError(f"{tool} failed getting credentials for member {member.name} "
-                          f"(exit {result.returncode}): {_last_line(result.stderr)}", hint=hint)
-    if path.is_file():
+                          f"(exit {result.returncode}): "
+                          f"{console.redact(_last_line(result.stderr))}", hint=hint)
+    if path is not None and path.is_file():
         os.chmod(path, 0o600)  # in case the tool replaced the file
 
 
@@ -308,6 +427,39 @@ def _register_secrets(user: dict, console: Console) -> None:
 
 
 # --- small helpers ---------------------------------------------------------------------------
+
+@contextmanager
+def _secret_file(path: Path, text: str) -> Iterator[Path]:
+    """`text` in a new 0600 file for one command, removed afterwards (also on error)."""
+    try:
+        _write_private(path, text)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _private_dir(path: Path) -> Path:
+    """A new 0700 directory (a cloud CLI's private config)."""
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _load_secret_map(text: str, rel: str) -> dict:
+    """A decrypted credentials file as a map (YAML or JSON)."""
+    from deployer.model.yamlio import load_text
+
+    data = load_text(text, rel).data
+    if not isinstance(data, dict):
+        raise ConfigError("expected a map of credentials", file=rel)
+    return {k: v for k, v in data.items() if k != "sops"}
+
+
+def _mask_all(console: Console, data: dict) -> None:
+    """These decrypted credentials are masked in every printed line from now on (a multi-line
+    private key line by line too)."""
+    console.add_secrets(v for v in data.values() if isinstance(v, str) and v)
+
 
 def _write_private(path: Path, text: str) -> None:
     """Write `text` to a new 0600 file (O_EXCL: never through an existing file or link)."""

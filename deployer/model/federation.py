@@ -31,6 +31,9 @@ class Cluster:
     region: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
+    resource_group: str | None = None   # aks
+    subscription: str | None = None     # aks
+    credentials: str | None = None      # gke/aks: a sops file with a service account/principal
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,27 @@ class Redactor:
         return self._walk(out)
 
     def _walk(self, node: Any) -> Any:
+        """Mask strings, mapping keys and numbers alike: a masked scalar becomes the string
+        "***..." in every position, which a YAML or JSON serialiser then quotes ('***'), so
+        the output stays valid YAML (a bare *** would be read as an alias)."""
         if isinstance(node, dict):
-            return {k: self._walk(v) for k, v in node.items()}
+            out: dict = {}
+            for key, value in node.items():
+                masked_key = self._scalar(key)
+                if masked_key != key:
+                    masked_key = _unique(masked_key, out)
+                out[masked_key] = self._walk(value)
+            return out
         if isinstance(node, list):
             return [self._walk(v) for v in node]
+        return self._scalar(node)
+
+    def _scalar(self, node: Any) -> Any:
         if isinstance(node, str):
             return self.value(node)
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            text = str(node)
+            return MASK if self.text(text) != text else node
         return node
 
     def _clipped(self, text: str) -> str:
@@ -108,6 +123,15 @@ class Redactor:
                 else:
                     start = text.find(head, start + length)
         return text
+
+
+def _unique(key: str, taken: dict) -> str:
+    """A masked mapping key that does not collide with one already in the mapping."""
+    n, candidate = 1, key
+    while candidate in taken:
+        n += 1
+        candidate = f"{key} ({n})"
+    return candidate
 
 
 def _encodings(text: str) -> set[str]:

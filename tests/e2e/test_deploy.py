@@ -252,7 +252,7 @@ def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, works
     from deployer.stages import chart
     from deployer.adapters import helm as helm_mod
 
-    from tests.fakes.kube_fixtures import TOOLS
+    from tests.support import HELM_BINARY
 
     prepared = chart.prepare(workspace, helm_mod.Helm({**workspace.env, "DEPLOYER_CACHE_DIR":
                                                        str(tmp_path / "c")},
@@ -261,7 +261,7 @@ def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, works
     fleet.faults.never_ready("deployments", "staging", "static")
     values = tmp_path / "v.yaml"
     values.write_text("static:\n  replicas: 5\n")
-    proc = subprocess.Popen([str(TOOLS / "helm"), "upgrade", "staging", str(prepared.path),
+    proc = subprocess.Popen([str(HELM_BINARY), "upgrade", "staging", str(prepared.path),
                              "-n", "staging", "--reuse-values", "-f", str(values), "--wait",
                              "--timeout", "60s"], env=kube_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

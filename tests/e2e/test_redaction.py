@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+import yaml
 
 from tests.support import write_secrets
 
@@ -54,6 +55,44 @@ def test_no_command_prints_or_writes_the_canary(cli, canary_repo, tmp_path):
     assert "banner_message: copied *** by mistake" in runs[0].stdout
     manifests = (out / "staging" / "manifests.yaml").read_text()
     assert "kind: Secret" in manifests
+    # masked output is still YAML: every *** is quoted where a bare one would be an alias
+    for text in [runs[0].stdout, runs[5].stdout, *(p.read_text() for p in _files_under(out))]:
+        assert list(yaml.safe_load_all(text)), text[:200]
+    view = yaml.safe_load(runs[5].stdout)
+    assert view["binderhub"]["registry"]["password"] == "***"
+    rendered = yaml.safe_load((out / "staging" / "values.yaml").read_text())
+    assert rendered["binderhub"]["registry"]["password"] == "***"
+
+
+def test_numeric_secrets_and_secret_keys_are_quoted_masks(cli, repo, env, tmp_path):
+    """A numeric secret would print as a bare *** (an alias: no longer YAML) wherever the
+    number appears unless it is masked into a quoted string; so would a mapping key that
+    holds a secret (a plain layer that names a service after its token)."""
+    write_secrets(repo, "secrets/staging.yaml",
+                  "binderhub:\n  config:\n    GitHubRepoProvider:\n      client_id: 48151623\n"
+                  "  jupyterhub:\n    hub:\n      services:\n        binder:\n"
+                  "          apiToken: " + CANARY + "\n", env)
+    (repo / "config/staging.yaml").write_text(
+        (repo / "config/staging.yaml").read_text() + "binderhub:\n  extraConfig:\n"
+        "    " + CANARY + ": {}\n    retries: 48151623\n"
+        if "\nbinderhub:" not in (repo / "config/staging.yaml").read_text() else
+        (repo / "config/staging.yaml").read_text().replace(
+            "\nbinderhub:\n", "\nbinderhub:\n  extraConfig:\n    " + CANARY +
+            ": {}\n    retries: 48151623\n", 1))
+    out = tmp_path / "rendered"
+    runs = [cli("render", "staging"), cli("render", "staging", "--output", out),
+            cli("secrets", "view", "staging")]
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+        _assert_clean(result.stdout, result.stderr)
+        assert "48151623" not in result.stdout
+    values = yaml.safe_load(runs[0].stdout)
+    assert values["binderhub"]["config"]["GitHubRepoProvider"]["client_id"] == "***"
+    assert values["binderhub"]["extraConfig"] == {"***": {}, "retries": "***"}
+    assert yaml.safe_load((out / "staging" / "values.yaml").read_text()) == values
+    assert list(yaml.safe_load_all((out / "staging" / "manifests.yaml").read_text()))
+    assert yaml.safe_load(runs[2].stdout)["binderhub"]["config"]["GitHubRepoProvider"] == \
+        {"client_id": "***"}
 
 
 def test_show_secrets_reveals_and_files_are_private(cli, canary_repo, tmp_path):

@@ -44,7 +44,9 @@ def kubectl(kube_env):
 @pytest.fixture
 def helm(kube_env):
     """Run the real helm against the test double."""
-    return _runner("helm", kube_env, 120)
+    from tests.support import HELM_NAME
+
+    return _runner(HELM_NAME, kube_env, 120)
 
 
 def _runner(tool: str, env: dict, default_timeout: int):

@@ -1,5 +1,6 @@
 """The real helm v4 (server-side apply, kstatus --wait, Secret release storage) against the
-Kubernetes API test double: install, upgrade, no-op, wait, timeout, rollback, history, list,
+Kubernetes API test double — or helm 3 (client-side three-way merge, --wait through the
+Deployment's ReplicaSet) with DEPLOYER_HELM=helm3, as `make test` runs it a second time: install, upgrade, no-op, wait, timeout, rollback, history, list,
 uninstall, on a small chart and on the project's mybinder chart."""
 import json
 import time
@@ -198,3 +199,39 @@ def test_mybinder_chart_installs_and_upgrades(helm, kubectl, kube_api, workspace
     assert kube_api.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
     assert [h["status"] for h in _history(helm, "staging", "staging")] == ["superseded",
                                                                            "deployed"]
+
+
+def test_deployments_get_replica_sets_and_api_defaults(helm, small_chart, kube_api):
+    """What helm 3's --wait reads: the Deployment's current ReplicaSet (owned, hashed) and
+    the defaulted rolling-update limits; older ReplicaSets scale to 0; all go with it."""
+    helm("install", "small", small_chart, "-n", "demo", "--create-namespace", "--wait",
+         "--timeout", "30s")
+    deployment = kube_api.object("deployments", "demo", "small", "apps")
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+
+    def owned():
+        with kube_api.api.store.lock:
+            sets = [obj for (ns, _), obj in
+                    kube_api.api.store.objects.get(("apps", "replicasets"), {}).items()
+                    if ns == "demo"]
+        return {rs["metadata"]["name"]: rs for rs in sets
+                if rs["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]}
+
+    first = owned()
+    assert len(first) == 1
+    (name, rs), = first.items()
+    digest = rs["metadata"]["labels"]["pod-template-hash"]
+    assert name == f"small-{digest}" and rs["spec"]["replicas"] == 1
+    assert rs["metadata"]["ownerReferences"][0]["controller"] is True
+    assert rs["status"]["readyReplicas"] == 1
+    template = small_chart / "templates" / "all.yaml"
+    template.write_text(template.read_text().replace("nginx:1.29", "nginx:1.30"))
+    helm("upgrade", "small", small_chart, "-n", "demo", "--wait", "--timeout", "30s")
+    second = owned()
+    assert len(second) == 2 and second[name]["spec"]["replicas"] == 0
+    helm("uninstall", "small", "-n", "demo", "--wait", "--timeout", "30s")
+    deadline = time.monotonic() + 10
+    while owned() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert owned() == {}, "ReplicaSets are garbage-collected with their Deployment"

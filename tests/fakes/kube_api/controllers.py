@@ -5,9 +5,19 @@ in progress for `delay` seconds, then written as complete: observedGeneration, r
 counts and the conditions kstatus and `kubectl rollout status` read. A workload marked
 never-ready (Faults.never_ready) stays in progress forever. Services of type LoadBalancer get
 an ingress IP, PersistentVolumeClaims are Bound, Jobs complete, Pods run.
+
+Deployments get a ReplicaSet per pod template, as the deployment controller makes them: named
+`<deployment>-<template hash>`, owned by the Deployment (a controller ownerReference with its
+uid), labelled pod-template-hash, with the Deployment's replicas; older ones are scaled to 0
+and all are deleted with their Deployment (garbage collection). helm 3's `--wait` reads
+readiness from that ReplicaSet (helm 4's kstatus reads the Deployment). Simplified: the
+hash is not Kubernetes' FNV hash, and no Pods are created for it.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import threading
 import time
 
@@ -40,13 +50,63 @@ class Controllers(threading.Thread):
         with store.lock:
             snapshot = [(key, ns, name, obj) for key, objects in store.objects.items()
                         for (ns, name), obj in objects.items()]
+        deployments = {(ns, obj["metadata"].get("uid")) for key, ns, name, obj in snapshot
+                       if key == ("apps", "deployments")}
         for key, ns, name, obj in snapshot:
             rt = next((t for t in registry.types if t.key == key), None)
             if rt is None:
                 continue
+            if key == ("apps", "deployments"):
+                self.replica_sets(ns, name, obj)
+            elif key == ("apps", "replicasets") and _owner(obj) and \
+                    (ns, _owner(obj)["uid"]) not in deployments:
+                store.delete(rt, ns, name)  # garbage collection of an orphan
+                continue
             status = self.desired_status(key, ns, name, obj)
             if status is not None:
                 store.touch_status(rt, ns, name, status)
+
+    def replica_sets(self, ns: str, name: str, deployment: dict) -> None:
+        """The deployment controller: the current template's ReplicaSet at the Deployment's
+        replicas, every older one at 0."""
+        store = self.api.store
+        rt = next(t for t in self.api.registry.types if t.key == ("apps", "replicasets"))
+        spec = deployment.get("spec") or {}
+        template = spec.get("template") or {}
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        current = f"{name}-{digest}"
+        uid = deployment["metadata"].get("uid")
+        with store.lock:
+            owned = {rs_name: obj for (rs_ns, rs_name), obj in
+                     store.objects.get(rt.key, {}).items()
+                     if rs_ns == ns and (_owner(obj) or {}).get("uid") == uid}
+        replicas = spec.get("replicas", 1)
+        if current not in owned:
+            labeled = copy.deepcopy(template)
+            labeled.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = \
+                digest
+            selector = copy.deepcopy(spec.get("selector") or {})
+            selector.setdefault("matchLabels", {})["pod-template-hash"] = digest
+            body = {"metadata": {
+                "name": current, "labels": dict(labeled["metadata"]["labels"]),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": name, "uid": uid, "controller": True,
+                                     "blockOwnerDeletion": True}]},
+                "spec": {"replicas": replicas, "selector": selector, "template": labeled}}
+            try:
+                store.create(rt, ns, body)
+            except Exception:  # the namespace is going away
+                return
+        for rs_name, obj in owned.items():
+            want = replicas if rs_name == current else 0
+            if (obj.get("spec") or {}).get("replicas") != want:
+                new = copy.deepcopy(obj)
+                new["spec"]["replicas"] = want
+                new.pop("status", None)
+                try:
+                    store.update(rt, ns, rs_name, new)
+                except Exception:
+                    continue
 
     def desired_status(self, key, ns, name, obj):
         spec = obj.get("spec") or {}
@@ -55,6 +115,12 @@ class Controllers(threading.Thread):
         changed = self.api.store.modified_at.get((key, ns, name), 0)
         if key in WORKLOADS:
             never = self.api.faults.is_unready(key[1], ns, name, obj)
+            owner = _owner(obj) if key == ("apps", "replicasets") else None
+            if owner and owner.get("kind") == "Deployment":  # ready when its Deployment is
+                parent = self.api.store.objects.get(("apps", "deployments"), {}).get(
+                    (ns, owner["name"]))
+                never = never or (parent is not None and self.api.faults.is_unready(
+                    "deployments", ns, owner["name"], parent))
             settled = not never and time.monotonic() - changed >= self.delay
             if self.written.get((key, ns, name)) == (generation, settled) and \
                     status.get("observedGeneration") == generation:
@@ -76,6 +142,14 @@ class Controllers(threading.Thread):
                                                         {"type": "ContainersReady",
                                                          "status": "True"}]}
         return None
+
+
+def _owner(obj: dict) -> dict | None:
+    """The controller ownerReference of an object, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
 
 
 def _workload(plural: str, spec: dict, generation: int, settled: bool) -> dict:

@@ -112,6 +112,7 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             if rt.kind == "Service":
                 _default_service(obj, self.rv)
+            _default_workload(rt.kind, obj)
             normalize_quantities(obj)
             if dry_run:
                 meta["resourceVersion"] = str(self.rv)
@@ -142,6 +143,7 @@ class Store:
                         ("uid", "creationTimestamp", "generation", "resourceVersion",
                          "namespace", "name", "deletionTimestamp") if k in current["metadata"]}
                 new["metadata"] = {**copy.deepcopy(meta), **keep}
+                _default_workload(rt.kind, new)
                 if _spec_of(new) != _spec_of(current):
                     new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
             normalize_quantities(new)
@@ -351,6 +353,39 @@ def _default_service(obj: dict, serial: int) -> None:
 
 _QUANTITY_MAPS = {"requests", "limits", "capacity", "allocatable", "hard", "used",
                   "overhead", "claims_limits"}
+
+
+def _default_workload(kind: str, obj: dict) -> None:
+    """API-server defaulting of the workload fields clients dereference (helm 3's --wait reads
+    replicas and the rolling-update limits): replicas 1, RollingUpdate with 25%/25% for
+    Deployments, 1/0 for DaemonSets, partition 0 for StatefulSets."""
+    spec = obj.get("spec")
+    if kind not in ("Deployment", "DaemonSet", "StatefulSet") or not isinstance(spec, dict):
+        return
+    if kind != "DaemonSet":
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+    if kind == "Deployment":
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+        spec.setdefault("progressDeadlineSeconds", 600)
+    elif kind == "DaemonSet":
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+    else:
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
 
 
 def normalize_quantities(obj) -> None:

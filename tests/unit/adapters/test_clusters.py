@@ -353,3 +353,261 @@ def test_eks_without_aws(workspace, tmp_path):
     with pytest.raises(ToolError, match=r"aws not found: member aws is on EKS \(us-east-2/binder\)"):
         with clusters.access(ws, ws.federation.member("aws"), now=NOW):
             pass
+
+
+# --- gke with a service-account key from sops; aks through az (+ kubelogin) ------------------
+
+SA_KEY_ID = "5f0c1e2d3b4a69788796a5b4c3d2e1f000112233"
+SA_PRIVATE = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC-test-only-not-a-key\n"
+              "c2VydmljZS1hY2NvdW50LXByaXZhdGUta2V5LXRlc3Q=\n-----END PRIVATE KEY-----\n")
+SA_EMAIL = "deployer@example-binder-prod.iam.gserviceaccount.com"
+SP_SECRET = "Qx8~sp-client-secret-test-only-9f2e"
+SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+
+
+def _set_cluster(repo: Path, member: str, cluster: str) -> None:
+    """Replace `member`'s cluster block in the repo copy's federation.yaml."""
+    import re
+
+    path = repo / "config" / "federation.yaml"
+    text = path.read_text()
+    block = re.compile(rf"(\n  {re.escape(member)}:\n(?:    .*\n)*?    cluster:\n)((?:      .*\n)+)")
+    assert block.search(text), member
+    path.write_text(block.sub(lambda m: m.group(1) + textwrap.indent(cluster, "      "), text,
+                              count=1))
+
+
+def _sa_key(**changes) -> str:
+    import json
+
+    key = {"type": "service_account", "project_id": "example-binder-prod",
+           "private_key_id": SA_KEY_ID, "private_key": SA_PRIVATE, "client_email": SA_EMAIL,
+           "client_id": "104242424242424242424", "token_uri": "https://oauth2.googleapis.com/token"}
+    return json.dumps({**key, **changes}, indent=2)
+
+
+@pytest.fixture
+def gke_key_repo(repo, env):
+    _set_cluster(repo, "gke", "provider: gke\nproject: example-binder-prod\nzone: us-central1-a\n"
+                              "name: prod\ncredentials: secrets/credentials/gke.yaml\n")
+    write_secrets(repo, "secrets/credentials/gke.yaml", _sa_key(), env)
+    return repo
+
+
+# gcloud failing with a line that quotes the key (printf: dash's echo would expand its \n)
+FAIL_ACTIVATION = 'printf "ERROR: invalid key %s\\n" "$(grep -o "private_key_id.*" "$key")" >&2; exit 1'
+
+
+def _fake_gcloud(bindir: Path, record: Path, *, fail_activation: bool = False) -> None:
+    """gcloud that checks the key file it is handed (mode, JSON, the key) without printing it,
+    and records where everything was."""
+    fake_tool(bindir, "gcloud", f"""\
+        {{ printf 'call=%s\\n' "$*"
+          printf 'CLOUDSDK_CONFIG=%s mode=%s\\n' "$CLOUDSDK_CONFIG" "$(stat -c %a "$CLOUDSDK_CONFIG")"
+        }} >> '{record}'
+        if [ "$1 $2" = "auth activate-service-account" ]; then
+          key="$5"
+          printf 'key=%s mode=%s\\n' "$key" "$(stat -c %a "$key")" >> '{record}'
+          python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); \
+assert k["private_key"].startswith("-----BEGIN PRIVATE KEY-----\\n")' "$key" \
+            && echo key-ok >> '{record}'
+          {FAIL_ACTIVATION if fail_activation else ''}
+          touch "$CLOUDSDK_CONFIG/credentials.db"
+          echo "Activated service account credentials for: [$4]" >&2
+          exit 0
+        fi
+        [ -e "$CLOUDSDK_CONFIG/credentials.db" ] || {{ echo "not logged in" >&2; exit 1; }}
+        cat > "$KUBECONFIG" <<'EOF'
+        {textwrap.indent(GKE_KUBECONFIG, "        ").strip()}
+        EOF
+        """)
+
+
+def test_gke_service_account_key_from_sops(gke_key_repo, env, tmp_path, scratch, capsys):
+    record, bindir = tmp_path / "gcloud-record", tmp_path / "bin"
+    _fake_gcloud(bindir, record)
+    ws = Workspace(root=gke_key_repo, env={**env, "PATH": f"{bindir}:/usr/bin:/bin"})
+    with clusters.access(ws, ws.federation.member("gke"), now=NOW) as acc:
+        config = Path(acc.env["CLOUDSDK_CONFIG"])
+        assert config.parent == acc.kubeconfig.parent and (config / "credentials.db").is_file()
+        assert stat.S_IMODE(config.stat().st_mode) == 0o700
+        lines = record_lines(record)
+        assert lines[0] == f"call=auth activate-service-account {SA_EMAIL} --key-file " \
+                           f"{acc.kubeconfig.parent / 'gcloud-key.json'}"
+        assert lines[1] == f"CLOUDSDK_CONFIG={config} mode=700"
+        key_path = Path(lines[2].split()[0].removeprefix("key="))
+        assert lines[2].endswith("mode=600") and lines[3] == "key-ok"
+        assert not key_path.exists(), "the key is removed as soon as gcloud has activated it"
+        assert lines[4] == ("call=container clusters get-credentials prod --zone us-central1-a "
+                            "--project example-binder-prod")
+        assert lines[5] == f"CLOUDSDK_CONFIG={config} mode=700"
+        assert "gke-gcloud-auth-plugin" in acc.kubeconfig.read_text()
+        assert "CLOUDSDK_CONFIG" not in env
+    assert not config.exists() and list(scratch.iterdir()) == []
+    out = capsys.readouterr()
+    for text in (out.out, out.err):
+        assert SA_KEY_ID not in text and "test-only-not-a-key" not in text
+    assert f"$ gcloud auth activate-service-account {SA_EMAIL} --key-file" in out.err
+
+
+def test_gke_key_removed_and_masked_when_activation_fails(gke_key_repo, env, tmp_path, scratch,
+                                                          capsys):
+    record, bindir = tmp_path / "gcloud-record", tmp_path / "bin"
+    _fake_gcloud(bindir, record, fail_activation=True)
+    ws = Workspace(root=gke_key_repo, env={**env, "PATH": f"{bindir}:/usr/bin:/bin"})
+    with pytest.raises(DeployError) as info:
+        with clusters.access(ws, ws.federation.member("gke"), now=NOW):
+            pass
+    lines = record_lines(record)
+    assert lines[3] == "key-ok" and len(lines) == 4, "get-credentials never ran"
+    assert not Path(lines[2].split()[0].removeprefix("key=")).exists()
+    assert list(scratch.iterdir()) == []
+    message = info.value.message
+    assert message.startswith("gcloud failed getting credentials for member gke (exit 1)")
+    assert "***" in message and SA_KEY_ID not in message
+    assert "secrets/credentials/gke.yaml" in info.value.hint
+    out = capsys.readouterr()
+    assert SA_KEY_ID not in out.out + out.err
+
+
+def test_gke_key_that_is_no_service_account_key_is_bad_input(repo, env, gke_key_repo, tmp_path,
+                                                             scratch):
+    from deployer.errors import ConfigError
+
+    write_secrets(repo, "secrets/credentials/gke.yaml", _sa_key(type="authorized_user"), env)
+    record, bindir = tmp_path / "gcloud-record", tmp_path / "bin"
+    _fake_gcloud(bindir, record)
+    ws = Workspace(root=repo, env={**env, "PATH": f"{bindir}:/usr/bin:/bin"})
+    with pytest.raises(ConfigError) as info:
+        with clusters.access(ws, ws.federation.member("gke"), now=NOW):
+            pass
+    assert info.value.exit_code == 2
+    assert info.value.file == "secrets/credentials/gke.yaml" and info.value.key == "type"
+    assert "expected 'service_account'" in info.value.message
+    assert not record.exists() and list(scratch.iterdir()) == []
+
+
+AKS_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: binder-aks
+  cluster:
+    server: https://binder-aks-dns-1a2b3c.hcp.westeurope.azmk8s.io:443
+contexts:
+- name: binder-aks
+  context:
+    cluster: binder-aks
+    user: clusterUser_binder-rg_binder-aks
+current-context: binder-aks
+users:
+- name: clusterUser_binder-rg_binder-aks
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: kubelogin
+      args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]
+"""
+
+
+@pytest.fixture
+def aks_repo(repo, env):
+    _set_cluster(repo, "aws", f"provider: aks\nsubscription: {SUBSCRIPTION}\n"
+                              "resource_group: binder-rg\nname: binder-aks\n"
+                              "credentials: secrets/credentials/aks.yaml\n")
+    write_secrets(repo, "secrets/credentials/aks.yaml",
+                  "tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47\n"
+                  "client_id: 9a1c2b3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d\n"
+                  f"client_secret: {SP_SECRET}\n", env)
+    return repo
+
+
+def _fake_az(bindir: Path, record: Path, kubeconfig: str = AKS_KUBECONFIG) -> None:
+    fake_tool(bindir, "az", f"""\
+        {{ printf 'call=%s\\n' "$*"; printf 'AZURE_CONFIG_DIR=%s\\n' "$AZURE_CONFIG_DIR"; }} >> '{record}'
+        if [ "$1" = login ]; then
+          file="${{7#--password=@}}"
+          printf 'secret=%s mode=%s same=%s\\n' "$file" "$(stat -c %a "$file")" \
+            "$([ "$(cat "$file")" = '{SP_SECRET}' ] && echo yes || echo no)" >> '{record}'
+          touch "$AZURE_CONFIG_DIR/msal_token_cache.json"
+          exit 0
+        fi
+        [ "$1 $2" = "aks get-credentials" ] || {{ echo "unexpected: $*" >&2; exit 2; }}
+        cat > "${{10}}" <<'EOF'
+        {textwrap.indent(kubeconfig, "        ").strip()}
+        EOF
+        """)
+    fake_tool(bindir, "kubelogin", f"""\
+        printf 'kubelogin=%s\\n' "$*" >> '{record}'
+        sed -i 's/devicecode/azurecli/' "$5"
+        """)
+
+
+def test_aks_service_principal_from_sops_then_kubelogin(aks_repo, env, tmp_path, scratch,
+                                                        capsys):
+    record, bindir = tmp_path / "az-record", tmp_path / "bin"
+    _fake_az(bindir, record)
+    ws = Workspace(root=aks_repo, env={**env, "PATH": f"{bindir}:/usr/bin:/bin"})
+    member = ws.federation.member("aws")
+    assert (member.cluster.provider, member.cluster.resource_group) == ("aks", "binder-rg")
+    with clusters.access(ws, member, now=NOW) as acc:
+        config = Path(acc.env["AZURE_CONFIG_DIR"])
+        assert config.parent == acc.kubeconfig.parent
+        assert stat.S_IMODE(config.stat().st_mode) == 0o700
+        assert acc.source == f"aks:{SUBSCRIPTION}/binder-rg/binder-aks"
+        lines = record_lines(record)
+        secret_file = acc.kubeconfig.parent / "sp-secret"
+        assert lines[0] == ("call=login --service-principal --username "
+                            "9a1c2b3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d --tenant "
+                            f"72f988bf-86f1-41af-91ab-2d7cd011db47 --password=@{secret_file} "
+                            "--allow-no-subscriptions --output none")
+        assert lines[1] == f"AZURE_CONFIG_DIR={config}"
+        assert lines[2] == f"secret={secret_file} mode=600 same=yes"
+        assert not secret_file.exists()
+        assert lines[3] == (f"call=aks get-credentials --subscription {SUBSCRIPTION} "
+                            f"--resource-group binder-rg --name binder-aks --file "
+                            f"{acc.kubeconfig} --overwrite-existing --output none")
+        assert lines[5] == f"kubelogin=convert-kubeconfig --login azurecli --kubeconfig " \
+                           f"{acc.kubeconfig}"
+        assert "--login, azurecli" in acc.kubeconfig.read_text()
+        assert stat.S_IMODE(acc.kubeconfig.stat().st_mode) == 0o600
+    assert list(scratch.iterdir()) == []
+    out = capsys.readouterr()
+    assert SP_SECRET not in out.out + out.err
+    assert "$ az login --service-principal" in out.err
+
+
+def test_aks_without_credentials_uses_the_operators_az_login(aks_repo, tmp_path, env, scratch):
+    _set_cluster(aks_repo, "aws", f"provider: aks\nsubscription: {SUBSCRIPTION}\n"
+                                  "resource_group: binder-rg\nname: binder-aks\n")
+    record, bindir = tmp_path / "az-record", tmp_path / "bin"
+    local = AKS_KUBECONFIG.replace("      command: kubelogin\n", "      command: /bin/true\n")
+    _fake_az(bindir, record, kubeconfig=local)
+    ws = Workspace(root=aks_repo, env={**env, "PATH": f"{bindir}:/usr/bin:/bin"})
+    with clusters.access(ws, ws.federation.member("aws"), now=NOW) as acc:
+        assert "AZURE_CONFIG_DIR" not in acc.env
+        calls = [line for line in record_lines(record) if line.startswith(("call=", "kube"))]
+        assert len(calls) == 1 and calls[0].startswith("call=aks get-credentials")
+    assert list(scratch.iterdir()) == []
+
+
+def test_aks_azure_ad_cluster_without_kubelogin(aks_repo, env, tmp_path, scratch):
+    record, bindir = tmp_path / "az-record", tmp_path / "bin"
+    _fake_az(bindir, record)
+    (bindir / "kubelogin").unlink()
+    ws = Workspace(root=aks_repo, env={**env, "PATH": f"{bindir}:/usr/bin:/bin"})
+    with pytest.raises(ToolError, match="kubelogin not found: member aws's AKS cluster uses "
+                                        "Azure AD"):
+        with clusters.access(ws, ws.federation.member("aws"), now=NOW):
+            pass
+    assert list(scratch.iterdir()) == []
+
+
+def test_aks_cluster_fields_are_schema_checked(aks_repo):
+    from deployer.errors import ConfigError
+
+    _set_cluster(aks_repo, "aws", "provider: aks\nsubscription: not-a-uuid\n"
+                                  "resource_group: binder-rg\nname: binder-aks\n")
+    with pytest.raises(ConfigError) as info:
+        Workspace(root=aks_repo, env={}).federation
+    assert "subscription" in str(info.value) and "federation.yaml" in str(info.value)

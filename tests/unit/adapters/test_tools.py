@@ -99,3 +99,37 @@ def test_install_refuses_a_binary_with_the_wrong_hash(tmp_path, monkeypatch):
     with pytest.raises(ToolError, match="pinned"):
         tools.install(["sops"], dict(os.environ), dest, log=lambda *_: None)
     assert not (dest / "sops").exists()
+
+
+def test_deployer_helm_picks_the_pinned_helm_3_or_4():
+    directory = str(tools.tools_dir(os.environ))
+    base = {"DEPLOYER_TOOLS_DIR": directory, "PATH": ""}
+    helm4 = tools.helm(base)
+    helm3 = tools.helm({**base, "DEPLOYER_HELM": "helm3"})
+    assert helm4.endswith("/helm") and helm3.endswith("/helm3")
+    assert tools.helm({**base, "DEPLOYER_HELM": "helm4"}) == helm4
+    assert (tools.helm_major(helm4, base), tools.helm_major(helm3, base)) == (4, 3)
+    assert tools.PINS["helm3"].version.startswith("3.19.")
+
+
+def test_deployer_helm_may_be_a_path_to_any_helm_3_or_4(tmp_path):
+    env = {"DEPLOYER_TOOLS_DIR": str(tmp_path / "none"), "PATH": ""}
+    own = _fake(tmp_path, "my-helm", "v3.18.4+gabc")
+    assert tools.helm({**env, "DEPLOYER_HELM": str(own)}) == str(own)
+    assert tools.helm_major(str(own), env) == 3
+    old = _fake(tmp_path, "old-helm", "v2.17.0+gabc")
+    with pytest.raises(ToolError, match="is helm 2.17.0; need helm 3.14"):
+        tools.helm({**env, "DEPLOYER_HELM": str(old)})
+    with pytest.raises(ToolError, match="names no helm"):
+        tools.helm({**env, "DEPLOYER_HELM": "kubectl"})
+    with pytest.raises(ToolError, match="not an executable"):
+        tools.helm({**env, "DEPLOYER_HELM": str(tmp_path / "missing")})
+
+
+def test_helm3_pin_refuses_a_helm_4_found_on_path(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake(bin_dir, "helm3", "v4.1.4+g05fa379")
+    env = {"DEPLOYER_TOOLS_DIR": str(tmp_path / "none"), "PATH": str(bin_dir)}
+    with pytest.raises(ToolError, match=r"is helm3 4\.1\.4; need 3\.14 or newer within 3\.x"):
+        tools.find("helm3", env)

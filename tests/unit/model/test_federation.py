@@ -52,7 +52,7 @@ def _break(repo, old, new, count=1):
     ("role: production", "role: prod", "members.gke.role",
      "expected one of: staging, production; got 'prod'"),
     ("      zone: us-central1-a", "      zonee: us-central1-a", "members.staging.cluster.zonee",
-     "unknown key (expected one of: name, project, provider, zone)"),
+     "unknown key (expected one of: credentials, name, project, provider, zone)"),
     ("provider: eks", "provider: azure", "members.aws.cluster.provider",
      "expected one of: gke, kubeconfig, eks"),
     ('kubernetes_version: "1.34"', "kubernetes_version: 1.34",

@@ -78,3 +78,63 @@ def test_a_secret_cut_short_by_a_message_is_masked():
     assert redactor.text(f'got "{secret[:57]}..."') == 'got "***..."'
     assert redactor.text(f"value: {secret[:30]}") == "value: ***"
     assert redactor.text(f"prefix {secret[:8]} and more") == f"prefix {secret[:8]} and more"
+
+
+# -- masked output stays valid YAML (a bare *** is an alias and does not parse) ---------------
+NUMBER = 98765432                                               # a numeric secret (a PIN, an id)
+
+
+def _every_shape(secret: str) -> dict:
+    return {"alone": secret, "prefix": f"{secret}-suffix", "inside": f"pre {secret} post",
+            "quote": f"it's {secret}", "number": NUMBER, "number_text": str(NUMBER),
+            secret: "a key that is a secret", f"{secret}.2": "a key that starts with one",
+            "block": f"line one\n{secret} at a line start\nc.token = '{secret}'\n",
+            "flow": f"{{user: admin, password: {secret}}}", "flow_list": f"[{secret}, b]",
+            "items": [secret, NUMBER, {"k": secret}], "float": 1234.5678,
+            "public": "*not-an-alias", "star": "***"}
+
+
+@pytest.mark.parametrize("serialise", [
+    lambda d: yaml.safe_dump(d, sort_keys=False),
+    lambda d: yaml.safe_dump(d, default_flow_style=True, width=60),
+    lambda d: __import__("deployer.model.yamlio", fromlist=["dump"]).dump(d),
+], ids=["block", "flow", "yamlio"])
+def test_masked_trees_serialise_to_yaml_that_parses_with_every_mask_quoted(serialise):
+    redactor = Redactor([CANARY, NUMBER, 1234.5678])
+    masked = redactor.tree(_every_shape(CANARY))
+    text = redactor.text(serialise(masked))     # what the console prints: masked twice
+    parsed = yaml.safe_load(text)
+    assert parsed == masked
+    assert CANARY not in text and str(NUMBER) not in text and "1234.5678" not in text
+    assert parsed["alone"] == parsed["number"] == parsed["number_text"] == parsed["float"] == \
+        "***"
+    assert parsed["prefix"] == "***-suffix" and parsed["inside"] == "pre *** post"
+    assert parsed["block"] == "line one\n*** at a line start\nc.token = '***'\n"
+    assert parsed["flow"] == "{user: admin, password: ***}" and parsed["items"][1] == "***"
+    assert {"***", "***.2"} <= set(parsed), "secret keys are masked, not dropped"
+    assert parsed["public"] == "*not-an-alias" and parsed["star"] == "***"
+
+
+def test_two_keys_masked_alike_are_both_kept():
+    masked = Redactor([CANARY, "other-secret-value"]).tree(
+        {CANARY: 1, "other-secret-value": 2})
+    assert masked == {"***": 1, "*** (2)": 2}
+
+
+def test_rendered_manifests_with_secrets_everywhere_parse():
+    from deployer.model import manifests
+
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+          "data": {k if isinstance(k, str) else str(k): v if isinstance(v, str) else
+                   yaml.safe_dump(v) for k, v in _every_shape(CANARY).items()}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+              "stringData": {"values.yaml": f"token: {CANARY}\n"},
+              "data": {"k": base64.b64encode(CANARY.encode()).decode()}}
+    objects = manifests.parse(yaml.safe_dump_all([cm, secret]))
+    redactor = Redactor([CANARY, NUMBER])
+    text = redactor.text(manifests.redacted_text(objects, redactor))
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert CANARY not in text and CANARY_B64 not in text
+    assert docs[0]["data"]["***"] == "a key that is a secret"
+    assert docs[0]["data"]["block"].splitlines()[1] == "*** at a line start"
+    assert docs[1]["stringData"] == {"values.yaml": "***"} and docs[1]["data"] == {"k": "***"}

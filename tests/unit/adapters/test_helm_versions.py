@@ -1,0 +1,116 @@
+"""The helm adapter on both pinned helms (helm = 4, helm3 = 3.19): the same calls give the same
+parsed results — templates, values-schema reports, lint findings, and release history, values
+and manifests on the Kubernetes API test double."""
+import io
+
+import pytest
+
+from deployer.adapters import helm as helm_mod
+from deployer.console import Console
+from deployer.model.release import ReleaseStatus
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    "values.yaml": "replicas: 1\nweb:\n  port: 8080\n",
+    "values.schema.json": """{
+  "type": "object", "additionalProperties": false,
+  "properties": {
+    "replicas": {"type": "integer", "minimum": 1},
+    "web": {"type": "object", "additionalProperties": false,
+            "properties": {"port": {"type": "integer"}}}
+  }
+}""",
+    "templates/cm.yaml": """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-tiny
+data:
+  replicas: {{ .Values.replicas | quote }}
+  port: {{ .Values.web.port | quote }}
+""",
+}
+
+
+@pytest.fixture
+def tiny_chart(tmp_path):
+    chart = tmp_path / "tiny"
+    for rel, text in CHART.items():
+        (chart / rel).parent.mkdir(parents=True, exist_ok=True)
+        (chart / rel).write_text(text)
+    return chart
+
+
+def _helm(which: str, env: dict) -> helm_mod.Helm:
+    console = Console(stdout=io.StringIO(), stderr=io.StringIO())
+    return helm_mod.Helm({**env, "DEPLOYER_HELM": which}, console=console, echo=False)
+
+
+@pytest.mark.parametrize("which,major", [("helm", 4), ("helm3", 3)])
+def test_template_schema_report_and_lint_parse_alike(which, major, env, tiny_chart):
+    helm = _helm(which, env)
+    assert helm.major == major and helm.binary.endswith("/" + which)
+    ok = helm.template("r", str(tiny_chart), "ns", "replicas: 2\n", "1.34")
+    assert 'replicas: "2"' in ok.stdout and "name: r-tiny" in ok.stdout
+    bad = helm.template("r", str(tiny_chart), "ns", "replicas: 0\nweb:\n  port: x\n  extra: 1\n",
+                        "1.34", check=False)
+    assert bad.returncode != 0
+    found = {(v.chart, v.path, v.message.split(":")[0]) for v in
+             helm_mod.schema_violations(bad.stderr)}
+    paths = {v[1] for v in found}
+    assert {("replicas",), ("web", "port"), ("web", "extra")} <= paths, bad.stderr
+    assert all(chart == "tiny" for chart, _, _ in found)
+    lint = helm.lint(str(tiny_chart), "ns", "replicas: 1\n", "1.34")
+    assert lint.returncode == 0 and helm_mod.lint_findings(lint.stdout) == []
+
+
+@pytest.mark.parametrize("which", ["helm", "helm3"])
+def test_releases_on_the_api_double_read_alike(which, env, kube_env, tiny_chart, kube_api):
+    helm = _helm(which, {**env, "KUBECONFIG": kube_env["KUBECONFIG"]})
+    assert helm.history("tiny", "demo") == [] and helm.values("tiny", "demo") == {}
+    assert helm.manifest("tiny", "demo") == ""
+    helm.upgrade("tiny", str(tiny_chart), "demo", "replicas: 2\n", timeout=60)
+    helm.upgrade("tiny", str(tiny_chart), "demo", "replicas: 3\n", timeout=60)
+    history = helm.history("tiny", "demo")
+    assert [(r.number, r.status) for r in history] == [(1, ReleaseStatus.SUPERSEDED),
+                                                        (2, ReleaseStatus.DEPLOYED)]
+    assert history[0].chart == "tiny-0.1.0" and history[1].updated
+    assert helm.values("tiny", "demo") == {"replicas": 3}
+    assert helm.values("tiny", "demo", revision=1) == {"replicas": 2}
+    assert 'replicas: "3"' in helm.manifest("tiny", "demo")
+    helm.rollback("tiny", "demo", 1, timeout=60)
+    assert kube_api.object("configmaps", "demo", "tiny-tiny")["data"]["replicas"] == "2"
+    assert helm.history("tiny", "demo")[-1].description == "Rollback to 1"
+    helm.uninstall("tiny", "demo", timeout=60)
+    assert helm.history("tiny", "demo") == []
+
+
+@pytest.mark.parametrize("which,wait,atomic", [("helm", "--wait=watcher", "--rollback-on-failure"),
+                                               ("helm3", "--wait", "--atomic")])
+def test_wait_and_rollback_flags_are_spelled_for_the_helm_in_use(which, wait, atomic, env,
+                                                                 kube_env, tiny_chart,
+                                                                 kube_api):
+    helm = _helm(which, {**env, "KUBECONFIG": kube_env["KUBECONFIG"]})
+    assert (helm.wait_args(), helm.rollback_on_failure_args()) == ([wait], [atomic])
+    (tiny_chart / "templates" / "deploy.yaml").write_text("""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: "nginx:1.29"}]}
+""")
+    helm.run(["upgrade", "--install", "tiny", str(tiny_chart), "-n", "demo",
+              "--create-namespace", *helm.wait_args(), "--timeout", "30s"])
+    assert helm.history("tiny", "demo")[-1].status is ReleaseStatus.DEPLOYED
+    kube_api.faults.never_ready("deployments", "demo", "web",  # only the bad revision
+                                when=lambda obj: obj["spec"]["replicas"] == 2)
+    failed = helm.run(["upgrade", "tiny", str(tiny_chart), "-n", "demo", "--set", "replicas=2",
+                       *helm.rollback_on_failure_args(), "--timeout", "3s"], check=False)
+    assert failed.returncode != 0
+    history = helm.history("tiny", "demo")
+    assert [r.status for r in history] == [ReleaseStatus.SUPERSEDED, ReleaseStatus.FAILED,
+                                           ReleaseStatus.DEPLOYED]
+    assert "Rollback to 1" in history[-1].description
