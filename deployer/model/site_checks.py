@@ -185,11 +185,14 @@ def _entry_point(objects: list[K8sObject]) -> bool:
         if obj.kind == "Service" and (obj.body.get("spec") or {}).get("type") == "LoadBalancer":
             return True
         spec = _pod_spec(obj) or {}
-        if spec.get("hostNetwork") is True:
-            return True
+        host_network = spec.get("hostNetwork") is True
         for c in spec.get("containers") or []:
             for port in (c or {}).get("ports") or []:
-                if (port or {}).get("hostPort") in (80, 443):
+                port = port or {}
+                # a node's port 80/443: a hostPort, or a container port on the host network
+                # (node-exporter's hostNetwork pod on 9100 receives no web traffic)
+                if port.get("hostPort") in (80, 443) or \
+                        host_network and port.get("containerPort") in (80, 443):
                     return True
     return False
 

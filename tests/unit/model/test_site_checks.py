@@ -148,3 +148,36 @@ def test_first_unknown_key():
     assert site_checks._first_unknown(("service", "typo"), defaults, schema) is None
     assert site_checks._first_unknown(("servic",), defaults, schema,
                                       frozenset({("servic",)})) is None
+
+
+def test_schema_declared_keys_no_template_mentions_are_unread():
+    # binderhub's schema declares networkPolicy (for compatibility); no template reads it
+    defaults = {"service": {"type": "ClusterIP"}, "pdb": {"enabled": True}}
+    schema = {"properties": {"networkPolicy": {"type": "object", "additionalProperties": True},
+                             "nodeSelector": {"type": "object"},
+                             "service": {"type": "object", "properties": {"type": {}}}}}
+    words = frozenset({"Values", "service", "type", "nodeSelector", "pdb", "enabled"})
+    first = site_checks._first_unknown
+    assert first(("networkPolicy", "enabled"), defaults, schema, frozenset(), words) == \
+        ("networkPolicy",)
+    assert first(("nodeSelector", "disk"), defaults, schema, frozenset(), words) is None
+    # without the templates' words (a template renders .Values whole) a declared key is read
+    assert first(("networkPolicy", "enabled"), defaults, schema) is None
+    # a schema that lists a map's keys without additionalProperties is not free-form
+    # (traefik's service: service.type passes the schema, only service.spec.type is read)
+    assert first(("service", "loadBalancerIP"), defaults, schema, frozenset(), words) == \
+        ("service", "loadBalancerIP")
+
+
+def test_only_a_nodes_web_ports_are_an_entry_point():
+    exporter = _deployment("node-exporter", hostNetwork=True)
+    exporter.body["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"containerPort": 9100}]
+    assert not site_checks._entry_point([exporter])
+    web = _deployment("ingress", hostNetwork=True)
+    web.body["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 443}]
+    assert site_checks._entry_point([web])
+    host_port = _deployment("ingress")
+    host_port.body["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"containerPort": 8000, "hostPort": 80}]
+    assert site_checks._entry_point([host_port])
