@@ -55,6 +55,12 @@ class PreparedChart:
         schema (None when it ships none), outermost first."""
         return _subcharts(str(self.path))
 
+    def capability_queries(self) -> frozenset[str] | None:
+        """The API versions the chart's and subcharts' templates ask helm about
+        (`.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget"`), or None when a
+        template asks about a computed one (then every served version matters)."""
+        return _capability_queries(str(self.path))
+
     def kube_versions(self) -> tuple[tuple[str | None, str, str], ...]:
         """(dependency, "name version", kubeVersion constraint) of the chart (dependency
         None) and of every (sub)chart that states one (dependency: the top-level dependency
@@ -224,6 +230,28 @@ def _defaults(chart_dir: str) -> dict:
                 node = node.setdefault(key, {})
             node[path[-1]] = merge(_values_of(data), node.get(path[-1]) or {})
     return tree
+
+
+@lru_cache(maxsize=8)
+def _capability_queries(chart_dir: str) -> frozenset[str] | None:
+    import re
+
+    literal = re.compile(r'APIVersions\.Has\s*\(?\s*"([^"]+)"')
+    any_query = re.compile(r"APIVersions\.Has\b")
+    root = Path(chart_dir)
+    texts = [p.read_text("utf-8", "replace") for p in (root / "templates").rglob("*")
+             if p.is_file()] if (root / "templates").is_dir() else []
+    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
+        with tarfile.open(tgz) as tf:
+            texts.extend(tf.extractfile(m).read().decode("utf-8", "replace")
+                         for m in tf.getmembers() if m.isfile() and "/templates/" in m.name)
+    found: set[str] = set()
+    for text in texts:
+        queries = literal.findall(text)
+        if len(queries) != len(any_query.findall(text)):
+            return None
+        found.update(queries)
+    return frozenset(found)
 
 
 @lru_cache(maxsize=8)

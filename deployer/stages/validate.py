@@ -140,12 +140,15 @@ def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepar
 def api_versions(prepared: chart_mod.PreparedChart, member: Member) -> tuple[str, ...]:
     """What the member's cluster serves, for the charts' capability checks: the built-in
     APIs of its Kubernetes version, the CRDs the chart ships, and what the member declares
-    (`preinstalled.api_versions` in config/federation.yaml)."""
+    (`preinstalled.api_versions` in config/federation.yaml). Only those the templates ask
+    about are passed (helm answers the others the same either way), so the echoed command
+    stays readable."""
     found = set(manifests.served_api_versions(member.kubernetes_version))
     for group_version, kind in prepared.crd_kinds():
         found.update((group_version, f"{group_version}/{kind}"))
     found.update(member.preinstalled_api_versions)
-    return tuple(sorted(found))
+    asked = prepared.capability_queries()
+    return tuple(sorted(found if asked is None else found & asked))
 
 
 def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
