@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from deployer.errors import ConfigError
+from deployer.model.memo import shared
 from deployer.model.redact import MASK, Redactor
 
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
@@ -197,7 +198,7 @@ def served_api_versions(kube_version: str) -> tuple[str, ...]:
     return _served(_schema_version(kube_version))
 
 
-@lru_cache(maxsize=None)
+@shared
 def _served(version: str) -> tuple[str, ...]:
     found: set[str] = set()
     definitions = _definitions_doc(version)
@@ -215,11 +216,17 @@ def _served(version: str) -> tuple[str, ...]:
 
 
 def _definitions_doc(version: str) -> dict:
+    doc = _definitions_file(version)
+    return doc.get("$defs") or doc.get("definitions") or {}
+
+
+@shared
+def _definitions_file(version: str) -> dict:
+    """The version's _definitions.json, parsed once (it is several MB)."""
     from kubernetes_validate import utils
 
-    doc = utils.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/"
-                                "_definitions.json", version)
-    return doc.get("$defs") or doc.get("definitions") or {}
+    return utils.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/"
+                                 "_definitions.json", version)
 
 
 def _schema_version(kube_version: str) -> str:
@@ -234,14 +241,11 @@ def _schema_version(kube_version: str) -> str:
     return candidates[-1]
 
 
-@lru_cache(maxsize=None)
+@shared
 def _definitions(version: str) -> Any:
     from referencing import Registry, Resource
-    from kubernetes_validate import utils
 
-    defs = utils.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/"
-                                 "_definitions.json", version)
-    return Resource.from_contents(defs) @ Registry()
+    return Resource.from_contents(_definitions_file(version)) @ Registry()
 
 
 def _validator(version: str, kind: str, api_version: str):

@@ -12,11 +12,11 @@ import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from deployer.errors import ConfigError, DeployError
 from deployer.adapters.helm import Helm, HelmError
+from deployer.model.memo import shared
 from deployer.model.workspace import Workspace
 from deployer.model.yamlio import load_file
 
@@ -210,7 +210,7 @@ def _missing_dependency(ws: Workspace, deps, repos: dict[str, str], exc: HelmErr
                             "--chart-mirror URL")
 
 
-@lru_cache(maxsize=8)
+@shared
 def _defaults(chart_dir: str) -> dict:
     """values.yaml of a chart directory merged with those of charts/*.tgz, recursively."""
     from deployer.model.values import merge
@@ -232,7 +232,7 @@ def _defaults(chart_dir: str) -> dict:
     return tree
 
 
-@lru_cache(maxsize=8)
+@shared
 def _capability_queries(chart_dir: str) -> frozenset[str] | None:
     import re
 
@@ -254,7 +254,7 @@ def _capability_queries(chart_dir: str) -> frozenset[str] | None:
     return frozenset(found)
 
 
-@lru_cache(maxsize=8)
+@shared
 def _subcharts(chart_dir: str) -> tuple[Subchart, ...]:
     import json
 
@@ -333,7 +333,7 @@ def _commented_keys(text: str) -> frozenset:
     return frozenset(found)
 
 
-@lru_cache(maxsize=8)
+@shared
 def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
     import io
 
@@ -365,7 +365,7 @@ def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
     return tuple(found)
 
 
-@lru_cache(maxsize=8)
+@shared
 def _crd_kinds(chart_dir: str) -> tuple[tuple[str, str], ...]:
     import io
 
@@ -375,7 +375,8 @@ def _crd_kinds(chart_dir: str) -> tuple[tuple[str, str], ...]:
 
     def note(data: bytes) -> None:
         try:
-            docs = list(yaml.safe_load_all(data.decode("utf-8", errors="replace")))
+            docs = list(yaml.load_all(data.decode("utf-8", errors="replace"),
+                                      Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
         except yaml.YAMLError:
             return
         for doc in docs:

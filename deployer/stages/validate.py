@@ -74,7 +74,10 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
     # most of a member's time is spent waiting on helm and sops: overlap members generously
     jobs = jobs or min(len(members), 2 * (os.cpu_count() or 2))
     linters = _linters(ws, prepared, members)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, jobs) + 1) as pool:
+        # what every member reads of the chart and of its Kubernetes version, computed once
+        # while the members decrypt their secrets (the caches make the others wait for it)
+        pool.submit(_warm, prepared, {m.kubernetes_version for m in members})
         futures = [pool.submit(check_member, ws, helm, prepared, m,
                                federation_problems.get(m.name, []), lint=m.name in linters)
                    for m in members]
@@ -85,6 +88,16 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         if report.member in extra:
             report.errors.extend(extra[report.member].result())
     return reports
+
+
+def _warm(prepared: chart_mod.PreparedChart, kube_versions: set[str]) -> None:
+    try:
+        prepared.defaults(), prepared.subcharts(), prepared.crd_kinds()
+        prepared.capability_queries()
+        for version in sorted(kube_versions):
+            manifests.served_api_versions(version)
+    except Exception:        # noqa: BLE001 - each member meets (and reports) it again itself
+        pass
 
 
 def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
