@@ -58,14 +58,17 @@ def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
                 continue
             unknown = _first_unknown(path[len(sub.prefix):], lookup(defaults, sub.prefix),
                                      sub.schema, getattr(sub, "commented", frozenset()),
-                                     getattr(sub, "template_words", None))
+                                     getattr(sub, "template_words", None),
+                                     getattr(sub, "rendered_whole", frozenset()))
             if unknown is None:
                 continue
             key = sub.prefix + unknown
+            why = "declared in its values schema, but no template of the chart mentions " \
+                "it" if _declared(sub.schema, unknown) else \
+                "not among its defaults, so no template reads it"
             found.setdefault(key, Violation(
                 layer.where(key), ".".join(key),
-                f"the {sub.name} chart has no such value (not among its defaults, so no "
-                "template reads it)"))
+                f"the {sub.name} chart has no such value ({why})"))
     return list(found.values())
 
 
@@ -307,13 +310,18 @@ def _at(blame: "_Blame", path: tuple | None, obj: K8sObject, message: str) -> Vi
 # -- unread keys ------------------------------------------------------------------------------
 def _first_unknown(rel: tuple, defaults: Any, schema: dict | None,
                    commented: frozenset = frozenset(),
-                   template_words: frozenset | None = None) -> tuple | None:
+                   template_words: frozenset | None = None,
+                   rendered_whole: frozenset = frozenset()) -> tuple | None:
     """The shortest prefix of `rel` the chart does not have, or None if it has it (or
     cannot tell). Keys its values.yaml documents in comments count as had; so do keys its
     schema declares, unless no template of the chart mentions them (binderhub's schema
-    declares `networkPolicy` for compatibility, and nothing reads it)."""
+    declares `networkPolicy` for compatibility, and nothing reads it). Any key under a map
+    whose name is in `rendered_whole` is read: a template renders that map whole
+    (traefik's `with .service.spec` + `toYaml .`, grafana's `index .Values "grafana.ini"`)."""
     node, node_schema = defaults, schema
     for i, key in enumerate(rel):
+        if i > 0 and rel[i - 1] in rendered_whole:
+            return None                       # the parent map is rendered whole
         if not isinstance(node, dict) or not node:
             return None                       # a scalar/list/null default, or free-form {}
         if node_schema is not None and i > 0 and _open(node_schema):
@@ -329,6 +337,15 @@ def _first_unknown(rel: tuple, defaults: Any, schema: dict | None,
         if isinstance(node_schema, dict):
             node_schema = (node_schema.get("properties") or {}).get(key)
     return None
+
+
+def _declared(schema: Any, rel: tuple) -> bool:
+    """Whether the schema lists the key path `rel` among its properties."""
+    for key in rel:
+        if not isinstance(schema, dict) or key not in (schema.get("properties") or {}):
+            return False
+        schema = schema["properties"][key]
+    return bool(rel)
 
 
 def _open(schema: Any) -> bool:

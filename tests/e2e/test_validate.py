@@ -350,15 +350,27 @@ def test_an_invalid_label_value_fails(run, repo):
 
 def test_keys_no_subchart_template_reads_warn(run, repo):
     path = repo / "config/aws.yaml"
-    # traefik 41 reads service.spec.type; service.type passes its schema but nothing reads it
-    path.write_text(path.read_text() + "traefik:\n  service:\n    type: NodePort\n"
-                    "  deployment:\n    podAnnotations:\n      free: form\n"
-                    "grafana:\n  adminPassword: documented-in-a-comment\n")
+    # traefik 41 reads service.spec.type; service.type passes its schema but nothing reads it.
+    # Maps a template renders whole (service.spec, securityContext, grafana.ini) take any key.
+    path.write_text(path.read_text().replace(
+        "binderhub:\n", "binderhub:\n  networkPolicy:\n    enabled: true\n", 1)
+        + "traefik:\n  service:\n    type: NodePort\n"
+        "    spec:\n      loadBalancerIP: 203.0.113.7\n      externalTrafficPolicy: Local\n"
+        "  securityContext:\n    runAsUser: 65532\n"
+        "  deployment:\n    podAnnotations:\n      free: form\n"
+        "grafana:\n  adminPassword: documented-in-a-comment\n"
+        "  grafana.ini:\n    server:\n      root_url: https://grafana.example.org\n")
     result = run("validate", "aws")
     assert result.returncode == 0, result.stderr          # warnings only
     line = _line_of(path, "type: NodePort")
     assert (f"warning: aws: config/aws.yaml:{line}: traefik.service.type: the traefik chart has "
             "no such value") in result.stderr
+    line = _line_of(path, "networkPolicy:")
+    assert (f"warning: aws: config/aws.yaml:{line}: binderhub.networkPolicy: the binderhub "
+            "chart has no such value (declared in its values schema, but no template of the "
+            "chart mentions it)") in result.stderr
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: aws:")]
+    assert len(warnings) == 2, warnings
     assert "podAnnotations" not in result.stderr and "adminPassword" not in result.stderr
 
 

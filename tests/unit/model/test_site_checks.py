@@ -181,3 +181,41 @@ def test_only_a_nodes_web_ports_are_an_entry_point():
     host_port.body["spec"]["template"]["spec"]["containers"][0]["ports"] = [
         {"containerPort": 8000, "hostPort": 80}]
     assert site_checks._entry_point([host_port])
+
+
+def test_maps_a_template_renders_whole_are_free_form():
+    from deployer.stages.chart import rendered_whole
+
+    templates = (
+        '{{- define "svc" -}}\n  {{- with .service.spec }}\n    {{- toYaml . | nindent 2 }}\n'
+        '  {{- end }}\n{{- end }}\n'
+        '        {{- with .Values.securityContext }}\n        securityContext:\n'
+        '          {{- toYaml . | nindent 10 }}\n        {{- end }}\n'
+        '{{- range $k, $v := index .Values "grafana.ini" }}[{{ $k }}]{{- end }}\n'
+        '  affinity: {{ toYaml .Values.affinity | nindent 4 }}\n'
+        '  extra: {{ .Values.deployment.extra | toJson }}\n'
+        '{{- range $name, $port := $.Values.ports }}{{ $port.port }}{{- end }}\n'
+        '{{- with .Values.service.labels }}{{ include "x" . }}{{- end }}\n'
+        '  type: {{ .Values.service.type }}\n'
+        '    {{- pick .Values "config" "cors" | toYaml | nindent 4 }}\n')
+    whole = rendered_whole(templates)
+    assert whole == {"spec", "securityContext", "grafana.ini", "affinity", "extra", "ports",
+                     "config", "cors"}
+    # traefik: service.spec is rendered whole (its keys are read), service is not
+    defaults = {"service": {"spec": {"type": "LoadBalancer"}},
+                "securityContext": {"readOnlyRootFilesystem": True}}
+    schema = {"properties": {
+        "service": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "type": {}}}}},
+        "securityContext": {"type": "object", "properties": {"readOnlyRootFilesystem": {}}}}}
+    words = frozenset({"service", "spec", "securityContext", "type"})
+    first = site_checks._first_unknown
+    assert first(("service", "spec", "loadBalancerIP"), defaults, schema, frozenset(), words,
+                 whole) is None
+    assert first(("securityContext", "runAsUser"), defaults, schema, frozenset(), words,
+                 whole) is None
+    assert first(("service", "type"), defaults, schema, frozenset(), words, whole) == \
+        ("service", "type")
+    # without knowing what is rendered whole, the listed keys close the map
+    assert first(("securityContext", "runAsUser"), defaults, schema, frozenset(), words) == \
+        ("securityContext", "runAsUser")
