@@ -22,18 +22,47 @@ _USER_LAYERS = ("common", "member", "common secrets", "secrets")   # what an ope
                                                  # not values generated from federation.yaml)
 
 
+def check_values(mv: MemberValues, defaults: dict | None = None) -> list[Violation]:
+    """What can be told from the values alone, before (and whether or not) helm renders
+    them: image tags an operator's file sets to a placeholder, or to "" where the chart has
+    a tag (z2jh writes `image: {{ name }}:{{ tag }}` unquoted: an empty tag breaks the YAML
+    and helm's error names neither the file nor the key)."""
+    found: dict[tuple[str, str], Violation] = {}
+    for path, value in _walk(mv.final):
+        if not (len(path) >= 2 and path[-1] == "tag" and "image" in str(path[-2]).lower()
+                and isinstance(value, str)):
+            continue
+        if value == "":
+            default = lookup(defaults or {}, path)
+            if not (isinstance(default, str) and default) or not _user_set(mv, path):
+                continue
+            message = f"image tag is empty (the chart's default is {default!r}); the image " \
+                "reference would end in ':'"
+        elif _PLACEHOLDER.search(value) and _user_set(mv, path):
+            message = f"image tag {value!r} is a placeholder, not a published tag"
+        else:
+            continue
+        where = _Blame(mv, ()).where(path)
+        found.setdefault((where, ".".join(map(str, path))),
+                         Violation(where, ".".join(map(str, path)), message))
+    return list(found.values())
+
+
 def check_rendered(fed: Federation, member: Member, mv: MemberValues,
                    objects: list[K8sObject], subcharts: Iterable = (),
-                   defaults: dict | None = None) -> list[Violation]:
+                   defaults: dict | None = None,
+                   known: Iterable[Violation] = ()) -> list[Violation]:
     """Every finding about the rendered objects (images, ingress routes and classes, objects
-    the API server rejects) and the image tags in the values. `defaults`: the chart's and
-    subcharts' default values (to find the key behind a setting no file made)."""
+    the API server rejects). `defaults`: the chart's and subcharts' default values (to find
+    the key behind a setting no file made). One finding per file:line and key: the first
+    (and none for a place `known`, the values checks' findings, already names)."""
     blame = _Blame(mv, subcharts, defaults)
-    found: dict[tuple[str, str], Violation] = {}
+    found: dict[tuple[str, str], Violation] = {(v.where, v.key): v for v in known}
+    skip = set(found)
     for v in (*_image_tags(mv, objects, blame), *_ingress(fed, member, mv, objects, blame),
               *_api_rejects(objects, blame)):
-        found.setdefault((v.where, v.key + v.message), v)
-    return list(found.values())
+        found.setdefault((v.where, v.key), v)
+    return [v for k, v in found.items() if k not in skip]
 
 
 def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
@@ -73,13 +102,12 @@ def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
 
 
 # -- (a) image tags ------------------------------------------------------------------------
+def _user_set(mv: MemberValues, path: tuple) -> bool:
+    _, settings = mv.explain(tuple(path))
+    return any(s.layer.name in _USER_LAYERS for s in settings)
+
+
 def _image_tags(mv: MemberValues, objects: list[K8sObject], blame: "_Blame") -> Iterator[Violation]:
-    for path, value in _walk(mv.final):
-        if len(path) >= 2 and path[-1] == "tag" and "image" in str(path[-2]).lower() \
-                and isinstance(value, str) and _PLACEHOLDER.search(value) \
-                and blame.user_set(path):
-            yield Violation(blame.where(path), ".".join(map(str, path)),
-                            f"image tag {value!r} is a placeholder, not a published tag")
     for obj in objects:
         for container, image in _images(obj):
             ref, _, digest = image.partition("@")
@@ -385,8 +413,7 @@ class _Blame:
         return f"defaults of the {sub.name} chart" if sub else "chart defaults"
 
     def user_set(self, path: tuple) -> bool:
-        _, settings = self.mv.explain(tuple(path))
-        return any(s.layer.name in _USER_LAYERS for s in settings)
+        return _user_set(self.mv, path)
 
     def prefix_of(self, obj: K8sObject) -> tuple:
         """The values path of the chart that rendered `obj` (from its template's path)."""
@@ -469,4 +496,4 @@ def _leaves(data: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
         yield prefix, data
 
 
-__all__ = ["check_rendered", "unread_keys", "DELETED"]
+__all__ = ["check_values", "check_rendered", "unread_keys", "DELETED"]

@@ -259,7 +259,9 @@ def test_placeholder_and_empty_image_tags_fail_naming_the_file(run, repo):
     assert _table(result.stdout)["gke"]["result"] == "ok"
 
 
-def test_an_empty_rendered_image_tag_fails(run, repo):
+def test_an_empty_image_tag_fails_naming_the_file(run, repo):
+    # z2jh writes `image: {{ name }}:{{ tag }}` unquoted: an empty tag breaks the rendered
+    # YAML, so helm fails; the values check still names the member, file and key
     path = repo / "config/gke.yaml"
     path.write_text(path.read_text().replace(
         "  jupyterhub:\n", "  jupyterhub:\n    proxy:\n      chp:\n        image:\n"
@@ -268,8 +270,8 @@ def test_an_empty_rendered_image_tag_fails(run, repo):
     assert result.returncode == 1
     line = _line_of(path, "tag: ''")
     assert (f"error: gke: config/gke.yaml:{line}: binderhub.jupyterhub.proxy.chp.image.tag: "
-            "Deployment/proxy container chp image") in result.stderr
-    assert "has an empty tag" in result.stderr
+            "image tag is empty (the chart's default is ") in result.stderr, result.stderr
+    assert len([e for e in _errors(result, "gke") if "image.tag" in e]) == 1
 
 
 def test_a_domain_no_ingress_routes_fails_naming_the_federation_line(run, repo):
@@ -348,6 +350,7 @@ def test_an_invalid_label_value_fails(run, repo):
             "is not valid") in result.stderr
 
 
+@needs_upstream
 def test_keys_no_subchart_template_reads_warn(run, repo):
     path = repo / "config/aws.yaml"
     # traefik 41 reads service.spec.type; service.type passes its schema but nothing reads it.

@@ -376,7 +376,7 @@ spec:
         {{- end }}
       containers:
         - name: binder
-          image: "{{ .Values.image.name }}:{{ .Values.image.tag }}"
+          image: {{ .Values.image.name }}:{{ .Values.image.tag }}
           {{- with .Values.image.pullPolicy }}
           imagePullPolicy: {{ . }}
           {{- end }}
@@ -1317,7 +1317,7 @@ spec:
         {{- end }}
       containers:
         - name: hub
-          image: "{{ .Values.hub.image.name }}:{{ .Values.hub.image.tag }}"
+          image: {{ .Values.hub.image.name }}:{{ .Values.hub.image.tag }}
           {{- with .Values.hub.image.pullPolicy }}
           imagePullPolicy: {{ . }}
           {{- end }}
@@ -1681,7 +1681,7 @@ spec:
       {{- end }}
       containers:
         - name: chp
-          image: "{{ .Values.proxy.chp.image.name }}:{{ .Values.proxy.chp.image.tag }}"
+          image: {{ .Values.proxy.chp.image.name }}:{{ .Values.proxy.chp.image.tag }}
           {{- with .Values.proxy.chp.image.pullPolicy }}
           imagePullPolicy: {{ . }}
           {{- end }}
