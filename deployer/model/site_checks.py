@@ -59,10 +59,17 @@ def check_rendered(fed: Federation, member: Member, mv: MemberValues,
     blame = _Blame(mv, subcharts, defaults)
     found: dict[tuple[str, str], Violation] = {(v.where, v.key): v for v in known}
     skip = set(found)
+    also: dict[tuple[str, str], list[str]] = {}
     for v in (*_image_tags(mv, objects, blame), *_ingress(fed, member, mv, objects, blame),
               *_api_rejects(objects, blame)):
-        found.setdefault((v.where, v.key), v)
-    return [v for k, v in found.items() if k not in skip]
+        first = found.setdefault((v.where, v.key), v)
+        subject = v.message.split(" ", 1)[0]
+        if first is not v and "/" in subject and subject != first.message.split(" ", 1)[0] \
+                and subject not in also.setdefault((v.where, v.key), []):
+            also[(v.where, v.key)].append(subject)      # same setting, another object
+    return [Violation(v.where, v.key, v.message + (f" (also {', '.join(also[k])})"
+                                                   if also.get(k) else ""))
+            for k, v in found.items() if k not in skip]
 
 
 def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
@@ -160,6 +167,12 @@ def _ingress(fed: Federation, member: Member, mv: MemberValues, objects: list[K8
     routed: dict[str, list[str]] = {}
     where_declared = f"preinstalled.ingress_classes of {member.name} in {FEDERATION_FILE}"
     have = ", ".join(sorted(classes)) or "none"
+    named_by_release = f"{member.release}-traefik"
+    if named_by_release in classes and lookup(mv.final, ("traefik", "ingressClass", "name")) \
+            in (None, "", DELETED):
+        # traefik names its class after the release when ingressClass.name is empty
+        have += f"; traefik's is named {named_by_release!r} because traefik.ingressClass.name " \
+            f"is empty (set at {blame.where(('traefik', 'ingressClass', 'name'))})"
     for obj in objects:
         if obj.kind == "Ingress":
             spec = obj.body.get("spec") or {}
@@ -427,9 +440,13 @@ class _Blame:
     def value_key(self, obj: K8sObject, suffix: tuple, value: Any) -> tuple | None:
         """The values key under obj's chart, ending in `suffix`, that holds `value`."""
         prefix = self.prefix_of(obj)
-        hits = [p for p, v in _walk(lookup(self.values, prefix) or {})
-                if p[-len(suffix):] == suffix and v == value]
-        hits += [p[:-1] for p, v in _walk(lookup(self.values, prefix) or {})
+        # the chart's own values, not those of its subcharts (a top-level template reads
+        # clusterIssuer.ingressClassName, never binderhub.ingress.ingressClassName)
+        inner = {s.prefix[len(prefix)] for s in self.subcharts
+                 if len(s.prefix) > len(prefix) and s.prefix[:len(prefix)] == prefix}
+        own = [(p, v) for p, v in _walk(lookup(self.values, prefix) or {}) if p[0] not in inner]
+        hits = [p for p, v in own if p[-len(suffix):] == suffix and v == value]
+        hits += [p[:-1] for p, v in own
                  if p[-len(suffix) - 1:-1] == suffix and p[-1] == "name" and v == value]
         if not hits:
             return None

@@ -324,9 +324,32 @@ def test_an_ingress_class_that_does_not_exist_fails(run, repo):
     assert any(f"config/gke.yaml:{binder}: binderhub.ingress.ingressClassName: "
                "Ingress/binderhub uses ingress class 'nginx', but no IngressClass 'nginx' is "
                "rendered (rendered: traefik)" in e for e in errors), errors
-    assert any(f"config/gke.yaml:{issuer}: clusterIssuer.ingressClassName: "
-               "ClusterIssuer/letsencrypt-prod solves HTTP-01 challenges with ingress class "
-               "'nginx'" in e for e in errors), errors
+    # one line per setting: the objects that read clusterIssuer.ingressClassName share it
+    assert any(f"config/gke.yaml:{issuer}: clusterIssuer.ingressClassName: " in e
+               and "uses ingress class 'nginx'" in e and "ClusterIssuer/letsencrypt-prod" in e
+               for e in errors), errors
+    assert len(errors) == 2, errors
+
+
+def test_a_traefik_class_named_after_the_release_blames_the_keys_the_templates_read(run, repo):
+    path = repo / "config/aws.yaml"
+    path.write_text(path.read_text() + "traefik:\n  ingressClass:\n    name: null\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1
+    errors = _errors(result, "aws")
+    line = _line_of(repo / "mybinder/values.yaml", "ingressClassName: traefik")
+    hint = (f"traefik's is named 'aws-traefik' because traefik.ingressClass.name is empty (set "
+            f"at config/aws.yaml:{len(path.read_text().splitlines())})")
+    # the top-level templates read clusterIssuer.ingressClassName, not binderhub's key
+    issuer = [e for e in errors if e.startswith(
+        f"error: aws: mybinder/values.yaml:{line}: clusterIssuer.ingressClassName: ")]
+    assert len(issuer) == 1 and hint in issuer[0], errors
+    for ref in ("Ingress/static", "ClusterIssuer/letsencrypt-prod"):
+        assert ref in issuer[0], issuer
+    assert any("binderhub.ingress.ingressClassName: Ingress/binderhub uses" in e and hint in e
+               for e in errors), errors
+    assert not any("binderhub.ingress.ingressClassName" in e and "federation-redirect" in e
+                   for e in errors), errors
 
 
 def test_a_pdb_with_both_bounds_fails_naming_both_files(run, repo):
