@@ -211,6 +211,13 @@ def _ingress(fed: Federation, member: Member, mv: MemberValues, objects: list[K8
             continue
         if not any(_host_matches(pattern, host) for pattern in routed):
             line = fed.line_of("members", member.name, "domains", kind)
+            off = _turned_off(mv, host)
+            if off is not None:
+                yield Violation(off[0], ".".join(map(str, off[1])),
+                                f"no Ingress rule routes {host} (the member's {kind} domain, "
+                                f"{FEDERATION_FILE}:{line}): this turns off the Ingress that "
+                                "would route it")
+                continue
             yield Violation(f"{FEDERATION_FILE}:{line}", f"members.{member.name}.domains.{kind}",
                             f"no Ingress rule routes {host} (the member's {kind} domain)")
     if routed and not declared and not _entry_point(objects):
@@ -221,6 +228,23 @@ def _ingress(fed: Federation, member: Member, mv: MemberValues, objects: list[K8
                         "nothing receives the member's traffic: no Service of type "
                         "LoadBalancer and no pod on host ports 80/443 is rendered, and no "
                         f"ingress class is listed in preinstalled.ingress_classes{hint}")
+
+
+def _turned_off(mv: MemberValues, host: str) -> tuple[str, tuple] | None:
+    """(file:line, key) of an operator's `...enabled: false` whose map holds `host` (the
+    Ingress it would have rendered: binderhub.ingress.enabled with binderhub.ingress.hosts,
+    static.enabled with static.host)."""
+    for layer in reversed(mv.layers):
+        if layer.name not in _USER_LAYERS:
+            continue
+        for path, value in _leaves(layer.data):
+            if path[-1] != "enabled" or value is not False or lookup(mv.final, path) is not False:
+                continue
+            section = lookup(mv.final, path[:-1])
+            if any(v == host or isinstance(v, list) and host in v
+                   for _, v in _walk(section)):
+                return layer.where(path), path
+    return None
 
 
 def _entry_point(objects: list[K8sObject]) -> bool:

@@ -274,15 +274,17 @@ def test_an_empty_image_tag_fails_naming_the_file(run, repo):
     assert len([e for e in _errors(result, "gke") if "image.tag" in e]) == 1
 
 
-def test_a_domain_no_ingress_routes_fails_naming_the_federation_line(run, repo):
+def test_a_domain_no_ingress_routes_fails_naming_the_setting_that_removed_it(run, repo):
     path = repo / "config/hetzner-fsn.yaml"
     path.write_text(path.read_text() + "static:\n  enabled: false\n")
     result = run("validate", "hetzner-fsn")
     assert result.returncode == 1
-    line = _line_of(repo / "config/federation.yaml", "static: static.fsn.example-binder.org")
-    assert (f"error: hetzner-fsn: config/federation.yaml:{line}: "
-            "members.hetzner-fsn.domains.static: no Ingress rule routes "
-            "static.fsn.example-binder.org") in result.stderr
+    domain = _line_of(repo / "config/federation.yaml", "static: static.fsn.example-binder.org")
+    line = len(path.read_text().splitlines())
+    assert (f"error: hetzner-fsn: config/hetzner-fsn.yaml:{line}: static.enabled: no Ingress "
+            "rule routes static.fsn.example-binder.org (the member's static domain, "
+            f"config/federation.yaml:{domain}): this turns off the Ingress that would route "
+            "it") in result.stderr, result.stderr
 
 
 def test_no_load_balancer_fails(run, repo):
