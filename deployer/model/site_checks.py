@@ -22,18 +22,54 @@ _USER_LAYERS = ("common", "member", "common secrets", "secrets")   # what an ope
                                                  # not values generated from federation.yaml)
 
 
+def check_values(mv: MemberValues, defaults: dict | None = None) -> list[Violation]:
+    """What can be told from the values alone, before (and whether or not) helm renders
+    them: image tags an operator's file sets to a placeholder, or to "" where the chart has
+    a tag (z2jh writes `image: {{ name }}:{{ tag }}` unquoted: an empty tag breaks the YAML
+    and helm's error names neither the file nor the key)."""
+    found: dict[tuple[str, str], Violation] = {}
+    for path, value in _walk(mv.final):
+        if not (len(path) >= 2 and path[-1] == "tag" and "image" in str(path[-2]).lower()
+                and isinstance(value, str)):
+            continue
+        if value == "":
+            default = lookup(defaults or {}, path)
+            if not (isinstance(default, str) and default) or not _user_set(mv, path):
+                continue
+            message = f"image tag is empty (the chart's default is {default!r}); the image " \
+                "reference would end in ':'"
+        elif _PLACEHOLDER.search(value) and _user_set(mv, path):
+            message = f"image tag {value!r} is a placeholder, not a published tag"
+        else:
+            continue
+        where = _Blame(mv, ()).where(path)
+        found.setdefault((where, ".".join(map(str, path))),
+                         Violation(where, ".".join(map(str, path)), message))
+    return list(found.values())
+
+
 def check_rendered(fed: Federation, member: Member, mv: MemberValues,
                    objects: list[K8sObject], subcharts: Iterable = (),
-                   defaults: dict | None = None) -> list[Violation]:
+                   defaults: dict | None = None,
+                   known: Iterable[Violation] = ()) -> list[Violation]:
     """Every finding about the rendered objects (images, ingress routes and classes, objects
-    the API server rejects) and the image tags in the values. `defaults`: the chart's and
-    subcharts' default values (to find the key behind a setting no file made)."""
+    the API server rejects). `defaults`: the chart's and subcharts' default values (to find
+    the key behind a setting no file made). One finding per file:line and key: the first
+    (and none for a place `known`, the values checks' findings, already names)."""
     blame = _Blame(mv, subcharts, defaults)
-    found: dict[tuple[str, str], Violation] = {}
+    found: dict[tuple[str, str], Violation] = {(v.where, v.key): v for v in known}
+    skip = set(found)
+    also: dict[tuple[str, str], list[str]] = {}
     for v in (*_image_tags(mv, objects, blame), *_ingress(fed, member, mv, objects, blame),
               *_api_rejects(objects, blame)):
-        found.setdefault((v.where, v.key + v.message), v)
-    return list(found.values())
+        first = found.setdefault((v.where, v.key), v)
+        subject = v.message.split(" ", 1)[0]
+        if first is not v and "/" in subject and subject != first.message.split(" ", 1)[0] \
+                and subject not in also.setdefault((v.where, v.key), []):
+            also[(v.where, v.key)].append(subject)      # same setting, another object
+    return [Violation(v.where, v.key, v.message + (f" (also {', '.join(also[k])})"
+                                                   if also.get(k) else ""))
+            for k, v in found.items() if k not in skip]
 
 
 def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
@@ -58,25 +94,27 @@ def unread_keys(mv: MemberValues, defaults: dict, subcharts: Iterable,
                 continue
             unknown = _first_unknown(path[len(sub.prefix):], lookup(defaults, sub.prefix),
                                      sub.schema, getattr(sub, "commented", frozenset()),
-                                     getattr(sub, "template_words", None))
+                                     getattr(sub, "template_words", None),
+                                     getattr(sub, "rendered_whole", frozenset()))
             if unknown is None:
                 continue
             key = sub.prefix + unknown
+            why = "declared in its values schema, but no template of the chart mentions " \
+                "it" if _declared(sub.schema, unknown) else \
+                "not among its defaults, so no template reads it"
             found.setdefault(key, Violation(
                 layer.where(key), ".".join(key),
-                f"the {sub.name} chart has no such value (not among its defaults, so no "
-                "template reads it)"))
+                f"the {sub.name} chart has no such value ({why})"))
     return list(found.values())
 
 
 # -- (a) image tags ------------------------------------------------------------------------
+def _user_set(mv: MemberValues, path: tuple) -> bool:
+    _, settings = mv.explain(tuple(path))
+    return any(s.layer.name in _USER_LAYERS for s in settings)
+
+
 def _image_tags(mv: MemberValues, objects: list[K8sObject], blame: "_Blame") -> Iterator[Violation]:
-    for path, value in _walk(mv.final):
-        if len(path) >= 2 and path[-1] == "tag" and "image" in str(path[-2]).lower() \
-                and isinstance(value, str) and _PLACEHOLDER.search(value) \
-                and blame.user_set(path):
-            yield Violation(blame.where(path), ".".join(map(str, path)),
-                            f"image tag {value!r} is a placeholder, not a published tag")
     for obj in objects:
         for container, image in _images(obj):
             ref, _, digest = image.partition("@")
@@ -129,6 +167,12 @@ def _ingress(fed: Federation, member: Member, mv: MemberValues, objects: list[K8
     routed: dict[str, list[str]] = {}
     where_declared = f"preinstalled.ingress_classes of {member.name} in {FEDERATION_FILE}"
     have = ", ".join(sorted(classes)) or "none"
+    named_by_release = f"{member.release}-traefik"
+    if named_by_release in classes and lookup(mv.final, ("traefik", "ingressClass", "name")) \
+            in (None, "", DELETED):
+        # traefik names its class after the release when ingressClass.name is empty
+        have += f"; traefik's is named {named_by_release!r} because traefik.ingressClass.name " \
+            f"is empty (set at {blame.where(('traefik', 'ingressClass', 'name'))})"
     for obj in objects:
         if obj.kind == "Ingress":
             spec = obj.body.get("spec") or {}
@@ -167,6 +211,13 @@ def _ingress(fed: Federation, member: Member, mv: MemberValues, objects: list[K8
             continue
         if not any(_host_matches(pattern, host) for pattern in routed):
             line = fed.line_of("members", member.name, "domains", kind)
+            off = _turned_off(mv, host)
+            if off is not None:
+                yield Violation(off[0], ".".join(map(str, off[1])),
+                                f"no Ingress rule routes {host} (the member's {kind} domain, "
+                                f"{FEDERATION_FILE}:{line}): this turns off the Ingress that "
+                                "would route it")
+                continue
             yield Violation(f"{FEDERATION_FILE}:{line}", f"members.{member.name}.domains.{kind}",
                             f"no Ingress rule routes {host} (the member's {kind} domain)")
     if routed and not declared and not _entry_point(objects):
@@ -177,6 +228,23 @@ def _ingress(fed: Federation, member: Member, mv: MemberValues, objects: list[K8
                         "nothing receives the member's traffic: no Service of type "
                         "LoadBalancer and no pod on host ports 80/443 is rendered, and no "
                         f"ingress class is listed in preinstalled.ingress_classes{hint}")
+
+
+def _turned_off(mv: MemberValues, host: str) -> tuple[str, tuple] | None:
+    """(file:line, key) of an operator's `...enabled: false` whose map holds `host` (the
+    Ingress it would have rendered: binderhub.ingress.enabled with binderhub.ingress.hosts,
+    static.enabled with static.host)."""
+    for layer in reversed(mv.layers):
+        if layer.name not in _USER_LAYERS:
+            continue
+        for path, value in _leaves(layer.data):
+            if path[-1] != "enabled" or value is not False or lookup(mv.final, path) is not False:
+                continue
+            section = lookup(mv.final, path[:-1])
+            if any(v == host or isinstance(v, list) and host in v
+                   for _, v in _walk(section)):
+                return layer.where(path), path
+    return None
 
 
 def _entry_point(objects: list[K8sObject]) -> bool:
@@ -307,13 +375,18 @@ def _at(blame: "_Blame", path: tuple | None, obj: K8sObject, message: str) -> Vi
 # -- unread keys ------------------------------------------------------------------------------
 def _first_unknown(rel: tuple, defaults: Any, schema: dict | None,
                    commented: frozenset = frozenset(),
-                   template_words: frozenset | None = None) -> tuple | None:
+                   template_words: frozenset | None = None,
+                   rendered_whole: frozenset = frozenset()) -> tuple | None:
     """The shortest prefix of `rel` the chart does not have, or None if it has it (or
     cannot tell). Keys its values.yaml documents in comments count as had; so do keys its
     schema declares, unless no template of the chart mentions them (binderhub's schema
-    declares `networkPolicy` for compatibility, and nothing reads it)."""
+    declares `networkPolicy` for compatibility, and nothing reads it). Any key under a map
+    whose name is in `rendered_whole` is read: a template renders that map whole
+    (traefik's `with .service.spec` + `toYaml .`, grafana's `index .Values "grafana.ini"`)."""
     node, node_schema = defaults, schema
     for i, key in enumerate(rel):
+        if i > 0 and rel[i - 1] in rendered_whole:
+            return None                       # the parent map is rendered whole
         if not isinstance(node, dict) or not node:
             return None                       # a scalar/list/null default, or free-form {}
         if node_schema is not None and i > 0 and _open(node_schema):
@@ -329,6 +402,15 @@ def _first_unknown(rel: tuple, defaults: Any, schema: dict | None,
         if isinstance(node_schema, dict):
             node_schema = (node_schema.get("properties") or {}).get(key)
     return None
+
+
+def _declared(schema: Any, rel: tuple) -> bool:
+    """Whether the schema lists the key path `rel` among its properties."""
+    for key in rel:
+        if not isinstance(schema, dict) or key not in (schema.get("properties") or {}):
+            return False
+        schema = schema["properties"][key]
+    return bool(rel)
 
 
 def _open(schema: Any) -> bool:
@@ -368,8 +450,7 @@ class _Blame:
         return f"defaults of the {sub.name} chart" if sub else "chart defaults"
 
     def user_set(self, path: tuple) -> bool:
-        _, settings = self.mv.explain(tuple(path))
-        return any(s.layer.name in _USER_LAYERS for s in settings)
+        return _user_set(self.mv, path)
 
     def prefix_of(self, obj: K8sObject) -> tuple:
         """The values path of the chart that rendered `obj` (from its template's path)."""
@@ -383,9 +464,13 @@ class _Blame:
     def value_key(self, obj: K8sObject, suffix: tuple, value: Any) -> tuple | None:
         """The values key under obj's chart, ending in `suffix`, that holds `value`."""
         prefix = self.prefix_of(obj)
-        hits = [p for p, v in _walk(lookup(self.values, prefix) or {})
-                if p[-len(suffix):] == suffix and v == value]
-        hits += [p[:-1] for p, v in _walk(lookup(self.values, prefix) or {})
+        # the chart's own values, not those of its subcharts (a top-level template reads
+        # clusterIssuer.ingressClassName, never binderhub.ingress.ingressClassName)
+        inner = {s.prefix[len(prefix)] for s in self.subcharts
+                 if len(s.prefix) > len(prefix) and s.prefix[:len(prefix)] == prefix}
+        own = [(p, v) for p, v in _walk(lookup(self.values, prefix) or {}) if p[0] not in inner]
+        hits = [p for p, v in own if p[-len(suffix):] == suffix and v == value]
+        hits += [p[:-1] for p, v in own
                  if p[-len(suffix) - 1:-1] == suffix and p[-1] == "name" and v == value]
         if not hits:
             return None
@@ -452,4 +537,4 @@ def _leaves(data: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
         yield prefix, data
 
 
-__all__ = ["check_rendered", "unread_keys", "DELETED"]
+__all__ = ["check_values", "check_rendered", "unread_keys", "DELETED"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -82,6 +83,10 @@ class Subchart:
     commented: frozenset = frozenset()
     # the identifiers its own templates mention (None: a template renders .Values whole)
     template_words: frozenset | None = field(default=None, compare=False, hash=False)
+    # names of the maps its templates render whole (`toYaml .Values.securityContext`,
+    # `with .service.spec` + `toYaml .`, `range $k, $v := index .Values "grafana.ini"`):
+    # any key under such a map is read
+    rendered_whole: frozenset = field(default=frozenset(), compare=False, hash=False)
 
 
 def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
@@ -285,29 +290,59 @@ def _subcharts(chart_dir: str) -> tuple[Subchart, ...]:
                 values_file = files.get("/".join(dirs + ["values.yaml"]))
                 text = tf.extractfile(values_file).read().decode("utf-8", "replace") \
                     if values_file is not None else ""
+                words, whole = _template_words(tf, files, dirs)
                 found[prefix] = Subchart(str(meta.get("name") or prefix[-1]), prefix, schema,
-                                         conditions, _commented_keys(text),
-                                         _template_words(tf, files, dirs))
+                                         conditions, _commented_keys(text), words, whole)
     return tuple(sorted(found.values(), key=lambda s: (len(s.prefix), s.prefix)))
 
 
-def _template_words(tf: tarfile.TarFile, files: dict, dirs: list[str]) -> frozenset | None:
-    """The identifiers a chart's own templates mention, or None when one of them renders
-    the whole .Values (then any key may be read)."""
-    import re
-
+def _template_words(tf: tarfile.TarFile, files: dict,
+                    dirs: list[str]) -> tuple[frozenset | None, frozenset]:
+    """The identifiers a chart's own templates mention (None when one of them renders the
+    whole .Values: then any key may be read), and the names of the maps they render whole."""
     base = "/".join(dirs + ["templates"]) + "/"
     words: set[str] = set()
-    whole = re.compile(r"toYaml\s+\$?\.Values\s*[|}]|\.Values\s*\|\s*toYaml|"
-                       r"toJson\s+\$?\.Values\s*[|}]|\.Values\s*\|\s*toJson")
+    whole_names: set[str] = set()
+    everything = False
     for name, member in files.items():
         if not name.startswith(base):
             continue
         text = tf.extractfile(member).read().decode("utf-8", "replace")
-        if whole.search(text):
-            return None
-        words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
-    return frozenset(words)
+        if _WHOLE_VALUES.search(text):
+            everything = True
+        words.update(_WORD.findall(text))
+        whole_names.update(rendered_whole(text))
+    return (None if everything else frozenset(words)), frozenset(whole_names)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WHOLE_VALUES = re.compile(r"(?:toYaml|toJson|toPrettyJson)\s+\$?\.Values\s*[|})]|"
+                           r"\$?\.Values\s*\|\s*(?:toYaml|toJson|toPrettyJson)\b")
+_REF = r"\$?[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"     # .Values.a.b, $.x.y, $svc.spec
+_TO = r"(?:toYaml|toJson|toPrettyJson|toRawJson)"
+_WHOLE_PATTERNS = (
+    re.compile(rf"{_TO}\s+\(?\s*({_REF})"),                          # toYaml .Values.a.b
+    re.compile(rf"({_REF})\s*\)?\s*\|\s*{_TO}\b"),                  # .Values.a.b | toYaml
+    # {{ with .service.spec }} ... {{ toYaml . }} (no other action between)
+    re.compile(rf"\bwith\s+({_REF})\s*-?}}}}[^{{]*{{{{-?\s*(?:{_TO}\s+\.\s*[|}})-]|"
+               rf"\.\s*\|\s*{_TO}\b)"),
+    re.compile(rf"\brange\s+[^}}]*:=\s*\(?\s*({_REF})"),              # range $k, $v := .a.b
+)
+_INDEXED = re.compile(r'\bindex\s+\$?\.Values\s+"([^"]+)"')    # index .Values "grafana.ini"
+_PICKED = re.compile(rf'\bpick\s+\$?\.Values((?:\s+"[^"]+")+)\s*\)?\s*\|\s*{_TO}\b')
+
+
+def rendered_whole(text: str) -> set[str]:
+    """Names (last segment) of the maps a template renders whole or ranges over."""
+    found = set()
+    for pattern in _WHOLE_PATTERNS:
+        for ref in pattern.findall(text):
+            last = ref.rsplit(".", 1)[-1]
+            if last and last != "Values":
+                found.add(last)
+    for names in _PICKED.findall(text):          # pick .Values "config" "cors" | toYaml
+        found.update(re.findall(r'"([^"]+)"', names))
+    return found | set(_INDEXED.findall(text))
 
 
 def _commented_keys(text: str) -> frozenset:

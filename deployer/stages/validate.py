@@ -180,6 +180,10 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         with report.timed("policy"):
             report.errors.extend(str(v) for v in policy.check_member(mv))
             _kube_version_problems(prepared, member, mv, report)
+        with report.timed("site checks"):
+            # before helm: an empty tag may keep the chart from rendering at all
+            value_findings = site_checks.check_values(mv, prepared.defaults())
+            report.errors.extend(str(v) for v in value_findings)
         values_yaml = dump(mv.for_helm(prepared.defaults()))
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:
@@ -207,7 +211,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         with report.timed("site checks"):
             report.errors.extend(str(v) for v in site_checks.check_rendered(
                 ws.federation, member, mv, rendered.objects, prepared.subcharts(),
-                prepared.defaults()))
+                prepared.defaults(), value_findings))
             report.warnings.extend(str(v) for v in site_checks.unread_keys(
                 mv, prepared.defaults(), prepared.subcharts(),
                 [tuple(c.strip().split(".")) for d in prepared.dependencies

@@ -259,7 +259,9 @@ def test_placeholder_and_empty_image_tags_fail_naming_the_file(run, repo):
     assert _table(result.stdout)["gke"]["result"] == "ok"
 
 
-def test_an_empty_rendered_image_tag_fails(run, repo):
+def test_an_empty_image_tag_fails_naming_the_file(run, repo):
+    # z2jh writes `image: {{ name }}:{{ tag }}` unquoted: an empty tag breaks the rendered
+    # YAML, so helm fails; the values check still names the member, file and key
     path = repo / "config/gke.yaml"
     path.write_text(path.read_text().replace(
         "  jupyterhub:\n", "  jupyterhub:\n    proxy:\n      chp:\n        image:\n"
@@ -268,19 +270,21 @@ def test_an_empty_rendered_image_tag_fails(run, repo):
     assert result.returncode == 1
     line = _line_of(path, "tag: ''")
     assert (f"error: gke: config/gke.yaml:{line}: binderhub.jupyterhub.proxy.chp.image.tag: "
-            "Deployment/proxy container chp image") in result.stderr
-    assert "has an empty tag" in result.stderr
+            "image tag is empty (the chart's default is ") in result.stderr, result.stderr
+    assert len([e for e in _errors(result, "gke") if "image.tag" in e]) == 1
 
 
-def test_a_domain_no_ingress_routes_fails_naming_the_federation_line(run, repo):
+def test_a_domain_no_ingress_routes_fails_naming_the_setting_that_removed_it(run, repo):
     path = repo / "config/hetzner-fsn.yaml"
     path.write_text(path.read_text() + "static:\n  enabled: false\n")
     result = run("validate", "hetzner-fsn")
     assert result.returncode == 1
-    line = _line_of(repo / "config/federation.yaml", "static: static.fsn.example-binder.org")
-    assert (f"error: hetzner-fsn: config/federation.yaml:{line}: "
-            "members.hetzner-fsn.domains.static: no Ingress rule routes "
-            "static.fsn.example-binder.org") in result.stderr
+    domain = _line_of(repo / "config/federation.yaml", "static: static.fsn.example-binder.org")
+    line = len(path.read_text().splitlines())
+    assert (f"error: hetzner-fsn: config/hetzner-fsn.yaml:{line}: static.enabled: no Ingress "
+            "rule routes static.fsn.example-binder.org (the member's static domain, "
+            f"config/federation.yaml:{domain}): this turns off the Ingress that would route "
+            "it") in result.stderr, result.stderr
 
 
 def test_no_load_balancer_fails(run, repo):
@@ -322,9 +326,32 @@ def test_an_ingress_class_that_does_not_exist_fails(run, repo):
     assert any(f"config/gke.yaml:{binder}: binderhub.ingress.ingressClassName: "
                "Ingress/binderhub uses ingress class 'nginx', but no IngressClass 'nginx' is "
                "rendered (rendered: traefik)" in e for e in errors), errors
-    assert any(f"config/gke.yaml:{issuer}: clusterIssuer.ingressClassName: "
-               "ClusterIssuer/letsencrypt-prod solves HTTP-01 challenges with ingress class "
-               "'nginx'" in e for e in errors), errors
+    # one line per setting: the objects that read clusterIssuer.ingressClassName share it
+    assert any(f"config/gke.yaml:{issuer}: clusterIssuer.ingressClassName: " in e
+               and "uses ingress class 'nginx'" in e and "ClusterIssuer/letsencrypt-prod" in e
+               for e in errors), errors
+    assert len(errors) == 2, errors
+
+
+def test_a_traefik_class_named_after_the_release_blames_the_keys_the_templates_read(run, repo):
+    path = repo / "config/aws.yaml"
+    path.write_text(path.read_text() + "traefik:\n  ingressClass:\n    name: null\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1
+    errors = _errors(result, "aws")
+    line = _line_of(repo / "mybinder/values.yaml", "ingressClassName: traefik")
+    hint = (f"traefik's is named 'aws-traefik' because traefik.ingressClass.name is empty (set "
+            f"at config/aws.yaml:{len(path.read_text().splitlines())})")
+    # the top-level templates read clusterIssuer.ingressClassName, not binderhub's key
+    issuer = [e for e in errors if e.startswith(
+        f"error: aws: mybinder/values.yaml:{line}: clusterIssuer.ingressClassName: ")]
+    assert len(issuer) == 1 and hint in issuer[0], errors
+    for ref in ("Ingress/static", "ClusterIssuer/letsencrypt-prod"):
+        assert ref in issuer[0], issuer
+    assert any("binderhub.ingress.ingressClassName: Ingress/binderhub uses" in e and hint in e
+               for e in errors), errors
+    assert not any("binderhub.ingress.ingressClassName" in e and "federation-redirect" in e
+                   for e in errors), errors
 
 
 def test_a_pdb_with_both_bounds_fails_naming_both_files(run, repo):
@@ -348,17 +375,30 @@ def test_an_invalid_label_value_fails(run, repo):
             "is not valid") in result.stderr
 
 
+@needs_upstream
 def test_keys_no_subchart_template_reads_warn(run, repo):
     path = repo / "config/aws.yaml"
-    # traefik 41 reads service.spec.type; service.type passes its schema but nothing reads it
-    path.write_text(path.read_text() + "traefik:\n  service:\n    type: NodePort\n"
-                    "  deployment:\n    podAnnotations:\n      free: form\n"
-                    "grafana:\n  adminPassword: documented-in-a-comment\n")
+    # traefik 41 reads service.spec.type; service.type passes its schema but nothing reads it.
+    # Maps a template renders whole (service.spec, securityContext, grafana.ini) take any key.
+    path.write_text(path.read_text().replace(
+        "binderhub:\n", "binderhub:\n  networkPolicy:\n    enabled: true\n", 1)
+        + "traefik:\n  service:\n    type: NodePort\n"
+        "    spec:\n      loadBalancerIP: 203.0.113.7\n      externalTrafficPolicy: Local\n"
+        "  securityContext:\n    runAsUser: 65532\n"
+        "  deployment:\n    podAnnotations:\n      free: form\n"
+        "grafana:\n  adminPassword: documented-in-a-comment\n"
+        "  grafana.ini:\n    server:\n      root_url: https://grafana.example.org\n")
     result = run("validate", "aws")
     assert result.returncode == 0, result.stderr          # warnings only
     line = _line_of(path, "type: NodePort")
     assert (f"warning: aws: config/aws.yaml:{line}: traefik.service.type: the traefik chart has "
             "no such value") in result.stderr
+    line = _line_of(path, "networkPolicy:")
+    assert (f"warning: aws: config/aws.yaml:{line}: binderhub.networkPolicy: the binderhub "
+            "chart has no such value (declared in its values schema, but no template of the "
+            "chart mentions it)") in result.stderr
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: aws:")]
+    assert len(warnings) == 2, warnings
     assert "podAnnotations" not in result.stderr and "adminPassword" not in result.stderr
 
 

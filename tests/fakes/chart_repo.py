@@ -376,7 +376,7 @@ spec:
         {{- end }}
       containers:
         - name: binder
-          image: "{{ .Values.image.name }}:{{ .Values.image.tag }}"
+          image: {{ .Values.image.name }}:{{ .Values.image.tag }}
           {{- with .Values.image.pullPolicy }}
           imagePullPolicy: {{ . }}
           {{- end }}
@@ -1317,7 +1317,7 @@ spec:
         {{- end }}
       containers:
         - name: hub
-          image: "{{ .Values.hub.image.name }}:{{ .Values.hub.image.tag }}"
+          image: {{ .Values.hub.image.name }}:{{ .Values.hub.image.tag }}
           {{- with .Values.hub.image.pullPolicy }}
           imagePullPolicy: {{ . }}
           {{- end }}
@@ -1681,7 +1681,7 @@ spec:
       {{- end }}
       containers:
         - name: chp
-          image: "{{ .Values.proxy.chp.image.name }}:{{ .Values.proxy.chp.image.tag }}"
+          image: {{ .Values.proxy.chp.image.name }}:{{ .Values.proxy.chp.image.tag }}
           {{- with .Values.proxy.chp.image.pullPolicy }}
           imagePullPolicy: {{ . }}
           {{- end }}
@@ -1876,6 +1876,11 @@ service:
   spec:
     type: LoadBalancer
 resources: {}
+securityContext:
+  allowPrivilegeEscalation: false
+  capabilities:
+    drop: [ALL]
+  readOnlyRootFilesystem: true
 nodeSelector: {}
 tolerations: []
 priorityClassName: ""
@@ -1932,6 +1937,11 @@ TRAEFIK_SCHEMA: dict = {
             "nameOverride": {"type": ["string", "null"]},
             "spec": {"type": "object", "properties": {"type": {"type": "string"}}}}},
         "resources": {"type": "object"},
+        # as upstream: lists three keys, yet the template renders the map whole (toYaml)
+        "securityContext": {"type": "object", "properties": {
+            "allowPrivilegeEscalation": {"type": "boolean"},
+            "capabilities": {"type": "object", "properties": {"drop": {"type": "array"}}},
+            "readOnlyRootFilesystem": {"type": "boolean"}}},
         "nodeSelector": {"type": "object"},
         "tolerations": {"type": "array"},
         "priorityClassName": {"type": "string"},
@@ -2026,6 +2036,10 @@ spec:
             {{- end }}
           {{- with .Values.resources }}
           resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- with .Values.securityContext }}
+          securityContext:
             {{- toYaml . | nindent 12 }}
           {{- end }}
 {{- end }}
@@ -2519,6 +2533,26 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 
 # As the real chart: an unset adminPassword is the live Secret's (helm lookup, i.e. when
 # rendering against a cluster), else a random 40-character one at render time.
+# As upstream (_config.tpl): grafana.ini is written out whole, section by section.
+_GRAFANA_CONFIGMAP = r'''apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "grafana.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+data:
+  grafana.ini: |
+{{- range $key, $value := index .Values "grafana.ini" }}
+  {{- if kindIs "map" $value }}
+    [{{ $key }}]
+    {{- range $elem, $elemVal := $value }}
+    {{ $elem }} = {{ $elemVal }}
+    {{- end }}
+  {{- else }}
+    {{ $key }} = {{ $value }}
+  {{- end }}
+{{- end }}
+'''
+
 _GRAFANA_SECRET = r'''{{- if not .Values.admin.existingSecret -}}
 apiVersion: v1
 kind: Secret
@@ -2907,6 +2941,7 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/_helpers.tpl"] = _GRAFANA_HELPERS
         files["templates/deployment.yaml"] = _GRAFANA_DEPLOYMENT
         files["templates/secret.yaml"] = _GRAFANA_SECRET
+        files["templates/configmap.yaml"] = _GRAFANA_CONFIGMAP
         files["templates/service.yaml"] = _GRAFANA_SERVICE
         files["templates/ingress.yaml"] = _GRAFANA_INGRESS
         files["templates/pvc.yaml"] = _GRAFANA_PVC

@@ -181,3 +181,67 @@ def test_only_a_nodes_web_ports_are_an_entry_point():
     host_port.body["spec"]["template"]["spec"]["containers"][0]["ports"] = [
         {"containerPort": 8000, "hostPort": 80}]
     assert site_checks._entry_point([host_port])
+
+
+def test_maps_a_template_renders_whole_are_free_form():
+    from deployer.stages.chart import rendered_whole
+
+    templates = (
+        '{{- define "svc" -}}\n  {{- with .service.spec }}\n    {{- toYaml . | nindent 2 }}\n'
+        '  {{- end }}\n{{- end }}\n'
+        '        {{- with .Values.securityContext }}\n        securityContext:\n'
+        '          {{- toYaml . | nindent 10 }}\n        {{- end }}\n'
+        '{{- range $k, $v := index .Values "grafana.ini" }}[{{ $k }}]{{- end }}\n'
+        '  affinity: {{ toYaml .Values.affinity | nindent 4 }}\n'
+        '  extra: {{ .Values.deployment.extra | toJson }}\n'
+        '{{- range $name, $port := $.Values.ports }}{{ $port.port }}{{- end }}\n'
+        '{{- with .Values.service.labels }}{{ include "x" . }}{{- end }}\n'
+        '  type: {{ .Values.service.type }}\n'
+        '    {{- pick .Values "config" "cors" | toYaml | nindent 4 }}\n')
+    whole = rendered_whole(templates)
+    assert whole == {"spec", "securityContext", "grafana.ini", "affinity", "extra", "ports",
+                     "config", "cors"}
+    # traefik: service.spec is rendered whole (its keys are read), service is not
+    defaults = {"service": {"spec": {"type": "LoadBalancer"}},
+                "securityContext": {"readOnlyRootFilesystem": True}}
+    schema = {"properties": {
+        "service": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "type": {}}}}},
+        "securityContext": {"type": "object", "properties": {"readOnlyRootFilesystem": {}}}}}
+    words = frozenset({"service", "spec", "securityContext", "type"})
+    first = site_checks._first_unknown
+    assert first(("service", "spec", "loadBalancerIP"), defaults, schema, frozenset(), words,
+                 whole) is None
+    assert first(("securityContext", "runAsUser"), defaults, schema, frozenset(), words,
+                 whole) is None
+    assert first(("service", "type"), defaults, schema, frozenset(), words, whole) == \
+        ("service", "type")
+    # without knowing what is rendered whole, the listed keys close the map
+    assert first(("securityContext", "runAsUser"), defaults, schema, frozenset(), words) == \
+        ("securityContext", "runAsUser")
+
+
+def test_tags_an_operator_empties_or_leaves_a_placeholder_fail_before_rendering(workspace):
+    path = workspace.root / "config/aws.yaml"
+    path.write_text(path.read_text() + "static:\n  image:\n    tag: set-by-chartpress\n"
+                    "traefik:\n  image:\n    tag: ''\n"
+                    "cryptnono:\n  image:\n    tag: ''\n")
+    member = workspace.federation.member("aws")
+    mv = member_values(workspace, member)
+    defaults = {"traefik": {"image": {"tag": None}}, "cryptnono": {"image": {"tag": "0.3.1"}}}
+    found = sorted(str(v) for v in site_checks.check_values(mv, defaults))
+    lines = path.read_text().splitlines()
+    placeholder = lines.index("    tag: set-by-chartpress") + 1
+    empty = len(lines)
+    assert found == [
+        f"config/aws.yaml:{placeholder}: static.image.tag: image tag 'set-by-chartpress' is a "
+        "placeholder, not a published tag",
+        f"config/aws.yaml:{empty}: cryptnono.image.tag: image tag is empty (the chart's default "
+        "is '0.3.1'); the image reference would end in ':'"], found
+    # a rendered finding at a place the values checks named is not repeated
+    objects = [_deployment("static", "example.org/static:set-by-chartpress")]
+    objects[0].source = "mybinder/templates/static.yaml"
+    known = site_checks.check_values(mv, defaults)
+    again = site_checks.check_rendered(workspace.federation, member, mv, objects, (),
+                                       None, known)
+    assert not [v for v in again if v.key == "static.image.tag"], again
