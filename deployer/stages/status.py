@@ -153,11 +153,9 @@ def certificates(kube: Kube, member: Member) -> str:
 
 
 def expected_tls_secrets(member: Member) -> list[str]:
-    """The certificate Secrets of the domains the member serves, by their configured names."""
-    kinds = (["binder", "hub"] if member.runs_binderhub else []) + \
-        (["static"] if member.domains.static else []) + \
-        (["federation"] if member.runs_redirector else [])
-    return list(dict.fromkeys(member.tls[kind] for kind in kinds))
+    """The certificate Secrets of the domains the member serves, by their configured names
+    (distinct: config/federation.yaml may not give two domains one Secret)."""
+    return list(member.tls_secrets().values())
 
 
 __all__ = ["HEADERS", "MemberStatus", "member_status", "state_of"]
