@@ -94,14 +94,13 @@ def secret_path(ws, target: str, must_exist: bool = True) -> str:
     if "/" not in target and not target.endswith((".yaml", ".yml")):
         if target == "common":                   # a reserved member name
             rel = "secrets/common.yaml"          # the secrets every member shares
-        else:
-            ws.federation.member(target)
-            rel = f"secrets/{target}.yaml"
-        if must_exist and not (ws.root / rel).is_file():
-            raise SecretsError("file not found", file=rel,
-                               hint=f"create it with: ./deploy.py secrets encrypt --stdin "
-                                    f"{target} < plaintext.yaml")
-        return rel
+            if must_exist and not (ws.root / rel).is_file():
+                raise SecretsError("file not found", file=rel,
+                                   hint="create it with: ./deploy.py secrets encrypt --stdin "
+                                        "common < plaintext.yaml")
+            return rel
+        ws.federation.member(target)
+        return f"secrets/{target}.yaml"
     rel = ws.rel(Path(target) if Path(target).is_absolute() else ws.root / target)
     if not rel.startswith("secrets/"):
         raise SecretsError("secrets files live under secrets/", file=target)
