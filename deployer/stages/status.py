@@ -76,8 +76,12 @@ def prerequisites(ws: Workspace, helm: Helm, member: Member) -> str:
 
     shown = []
     for prereq in ws.federation.prerequisites_of(member):
-        revisions = release.history(helm, replace(member, release=prereq.release,
-                                                  namespace=prereq.namespace))
+        try:
+            revisions = release.history(helm, replace(member, release=prereq.release,
+                                                      namespace=prereq.namespace))
+        except DeployerError as exc:    # e.g. no right to read its namespace: this one only
+            shown.append(f"{prereq.name} unreadable ({exc.message})")
+            continue
         last = revisions[-1] if revisions else None
         shown.append(f"{prereq.name} {last.number} {last.status} ({last.chart})" if last
                      else f"{prereq.name} not installed")
