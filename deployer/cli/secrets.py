@@ -92,10 +92,12 @@ def secret_path(ws, target: str, must_exist: bool = True) -> str:
     from deployer.errors import SecretsError
 
     if "/" not in target and not target.endswith((".yaml", ".yml")):
-        if target == "common" and "common" not in ws.federation.members:
+        if target == "common":                   # a reserved member name
             rel = "secrets/common.yaml"          # the secrets every member shares
             if must_exist and not (ws.root / rel).is_file():
-                raise SecretsError("file not found (create it with `secrets encrypt`)", file=rel)
+                raise SecretsError("file not found", file=rel,
+                                   hint="create it with: ./deploy.py secrets encrypt --stdin "
+                                        "common < plaintext.yaml")
             return rel
         ws.federation.member(target)
         return f"secrets/{target}.yaml"

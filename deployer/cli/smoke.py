@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from deployer.cli.common import PROXY_FROM_ENV, env_proxies, handles_errors, workspace
+from deployer.cli.common import PROXY_FROM_ENV, env_proxies, handles_errors, usage, workspace
 
 
 @handles_errors
@@ -32,14 +32,21 @@ def smoke(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
     out = ws.console
     fed = ws.federation
     chosen = fed.select(member_names or (), all_members=all_members)
+    named = {part.strip() for name in member_names or () for part in name.split(",")}
+    for member in chosen:
+        if (repo or build) and not member.runs_binderhub and member.name in named:
+            raise usage(f"member {member.name!r} runs no BinderHub (runs: "
+                        f"{', '.join(member.runs)}): nothing to launch there",
+                        hint="drop --repo/--build, or name a member that runs BinderHub")
     results = []
     for member in chosen:
         out.info(f"{member.name}: smoke tests")
+        launches = member.runs_binderhub    # --all or a role: a redirector-only member is checked
         with contextlib.ExitStack() as stack:
             spec = stack.enter_context(smoke_mod.throwaway_commit(ws, member, out.info)) \
-                if build else None
+                if build and launches else None
             results.append(smoke_mod.run(
-                fed, member, repos=repo or None, build_spec=spec,
+                fed, member, repos=(repo or None) if launches else [], build_spec=spec,
                 proxies=env_proxies(ws.env) if proxy_from_env else None,
                 ca_bundle=ws.env.get("REQUESTS_CA_BUNDLE") or ws.env.get("SSL_CERT_FILE"),
                 log=lambda text, m=member: out.info(f"{m.name}:{text}")))

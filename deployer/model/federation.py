@@ -47,14 +47,16 @@ class Domains:
     binder_aliases: tuple[str, ...] = ()
     hub_aliases: tuple[str, ...] = ()
 
-    def hosts(self) -> dict[str, str]:
-        """Every host name by what it serves (kind, or kind_alias_N for aliases)."""
-        found = {k: v for k, v in (("binder", self.binder), ("hub", self.hub),
-                                   ("static", self.static), ("federation", self.federation))
-                 if v}
+    def hosts(self) -> dict[tuple, str]:
+        """Every host name by its key path under `domains:`: ("binder",) ... for a domain,
+        ("binder_aliases", i) for an alias."""
+        found: dict[tuple, str] = {
+            (k,): v for k, v in (("binder", self.binder), ("hub", self.hub),
+                                 ("static", self.static), ("federation", self.federation))
+            if v}
         for kind in ("binder", "hub"):
             for i, alias in enumerate(getattr(self, f"{kind}_aliases")):
-                found[f"{kind}_aliases.{i}"] = alias
+                found[(f"{kind}_aliases", i)] = alias
         return found
 
 
@@ -93,6 +95,17 @@ class Member:
     @property
     def runs_redirector(self) -> bool:
         return "redirector" in self.runs
+
+    @property
+    def served_tls_kinds(self) -> tuple[str, ...]:
+        """The domain kinds whose certificate the member serves."""
+        return tuple((["binder", "hub"] if self.runs_binderhub else [])
+                     + (["static"] if self.domains.static else [])
+                     + (["federation"] if self.runs_redirector else []))
+
+    def tls_secrets(self) -> dict[str, str]:
+        """Domain kind -> the Secret holding its certificate, for the kinds the member serves."""
+        return {kind: self.tls[kind] for kind in self.served_tls_kinds}
 
     @property
     def url(self) -> str:
@@ -190,17 +203,98 @@ def load(root: Path) -> Federation:
                             prime=fed.get("prime") if isinstance(fed.get("prime"), str) else None,
                             abuse=dict(data.get("abuse") or {}),
                             prerequisites=_prerequisites(doc, members))
-    check_roles(federation)
-    check_abuse(federation)
+    check_data(federation)
     return federation
 
 
-def check_abuse(fed: Federation) -> None:
+# Names a member may not take: config/<name>.yaml and secrets/<name>.yaml would be
+# one of the shared files (secrets/common.yaml would be both its own secrets and every
+# member's shared layer; config/federation.yaml would be used as Helm values).
+RESERVED_NAMES = ("common", "dependencies", "federation")
+
+
+def check_data(fed: Federation) -> None:
+    """Every problem of the federation data the schema cannot see, in one ConfigError: the
+    first (by line) as its message, the others listed after it."""
+    problems = check_names(fed) + check_roles(fed) + check_tls(fed) + check_abuse(fed)
+    if problems:
+        raise combined(problems)
+
+
+def combined(problems: list[ConfigError]) -> ConfigError:
+    """One ConfigError for several: the first by line, then "(and N more: ...)" listing the
+    others as file:line: key: message."""
+    problems = sorted(problems, key=lambda e: e.line or 0)
+    first = problems[0]
+    if len(problems) > 1:
+        rest = "; ".join(str(e) for e in problems[1:])
+        first.message += f" (and {len(problems) - 1} more: {rest})"
+    return first
+
+
+def check_names(fed: Federation) -> list[ConfigError]:
+    """Member names that would make a member's files one of the shared ones."""
+    doc = fed.document
+    problems = []
+    for name in fed.members:
+        path = ("members", name)
+        if name in RESERVED_NAMES:
+            problems.append(ConfigError(
+                f"member name {name!r} is reserved: config/{name}.yaml and secrets/{name}.yaml "
+                f"are shared files, not a member's (reserved: {', '.join(RESERVED_NAMES)})",
+                file=doc.label, line=fed.line_of(*path), key=format_path(path),
+                hint="rename the member"))
+        elif name in fed.prerequisites:
+            problems.append(ConfigError(
+                f"member name {name!r} is also a prerequisite's name (config/{name}/, "
+                f"--component {name}): give the member another name",
+                file=doc.label, line=fed.line_of(*path), key=format_path(path)))
+    return problems
+
+
+def check_tls(fed: Federation) -> list[ConfigError]:
+    """`tls:` names only certificates the member serves, each a distinct Secret:
+    cert-manager makes one Certificate per secretName and refuses a second Ingress that
+    names the same one, so one host would never get a certificate."""
+    doc = fed.document
+    problems = []
+    for m in fed.members.values():
+        own = (doc.data["members"][m.name] or {}).get("tls") or {}
+        served = m.served_tls_kinds
+        for kind in own:
+            if kind not in served:
+                path = ("members", m.name, "tls", kind)
+                why = ("it runs no BinderHub" if kind in ("binder", "hub") else
+                       "it has no domains.static" if kind == "static" else
+                       "it does not run the redirector")
+                problems.append(ConfigError(
+                    f"member {m.name!r} serves no {kind} certificate ({why}): remove tls.{kind}",
+                    file=doc.label, line=fed.line_of(*path), key=format_path(path)))
+        seen: dict[str, str] = {}
+        for kind, secret in m.tls_secrets().items():
+            if secret in seen:
+                # point at the custom name (a default name has no line of its own)
+                other = seen[secret]
+                at = kind if kind in own else other if other in own else kind
+                path = ("members", m.name, "tls", at) if at in own else ("members", m.name, "tls")
+                problems.append(ConfigError(
+                    f"{secret!r} is the TLS secret of both {other} and {kind}: cert-manager "
+                    "issues one certificate per secret, so one host would get none",
+                    file=doc.label, line=fed.line_of(*path), key=format_path(path),
+                    hint="give each a distinct name (defaults: "
+                         + ", ".join(f"{k}: {v}" for k, v in DEFAULT_TLS.items()) + ")"))
+            else:
+                seen[secret] = kind
+    return problems
+
+
+def check_abuse(fed: Federation) -> list[ConfigError]:
     """Ban list entries: IPv4 networks (the user egress policy excepts them from 0.0.0.0/0)
     and regular expressions Python compiles (BinderHub matches specs with `re`)."""
     import ipaddress
     import re
 
+    problems = []
     sections = [(("abuse",), fed.abuse)] + [
         (("members", m.name, "abuse"), m.abuse) for m in fed.members.values()]
     for base, abuse in sections:
@@ -209,34 +303,39 @@ def check_abuse(fed: Federation) -> None:
             try:
                 network = ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
-                raise ConfigError(f"{cidr!r} is not a network: {exc}", file=fed.document.label,
-                                  line=fed.line_of(*path), key=format_path(path),
-                                  hint="expected an IPv4 network like 192.0.2.0/24") from None
+                problems.append(ConfigError(
+                    f"{cidr!r} is not a network: {exc}", file=fed.document.label,
+                    line=fed.line_of(*path), key=format_path(path),
+                    hint="expected an IPv4 network like 192.0.2.0/24"))
+                continue
             if network.version != 4:
-                raise ConfigError(f"{cidr!r} is an IPv6 network: the egress policy allows "
-                                  "0.0.0.0/0 except these, so only IPv4 networks fit",
-                                  file=fed.document.label, line=fed.line_of(*path),
-                                  key=format_path(path))
+                problems.append(ConfigError(
+                    f"{cidr!r} is an IPv6 network: the egress policy allows "
+                    "0.0.0.0/0 except these, so only IPv4 networks fit",
+                    file=fed.document.label, line=fed.line_of(*path), key=format_path(path)))
         for provider, specs in (abuse.get("banned_specs") or {}).items():
             for i, spec in enumerate(specs or ()):
                 path = base + ("banned_specs", provider, i)
                 try:
                     re.compile(spec)
                 except re.error as exc:
-                    raise ConfigError(f"{spec!r} is not a regular expression: {exc}",
-                                      file=fed.document.label, line=fed.line_of(*path),
-                                      key=format_path(path),
-                                      hint="BinderHub matches it case-insensitively from the "
-                                           "start of the spec: no inline (?i) needed") from None
+                    problems.append(ConfigError(
+                        f"{spec!r} is not a regular expression: {exc}",
+                        file=fed.document.label, line=fed.line_of(*path),
+                        key=format_path(path),
+                        hint="BinderHub matches it case-insensitively from the "
+                             "start of the spec: no inline (?i) needed"))
+    return problems
 
 
-def check_roles(fed: Federation) -> None:
-    """What members run, and the redirector's prime: one ConfigError for the first problem."""
+def check_roles(fed: Federation) -> list[ConfigError]:
+    """What members run, and the redirector's prime: every problem found."""
     doc = fed.document
+    problems: list[ConfigError] = []
 
     def fail(message: str, *path, hint: str | None = None) -> None:
-        raise ConfigError(message, file=doc.label, line=fed.line_of(*path),
-                          key=format_path(path), hint=hint)
+        problems.append(ConfigError(message, file=doc.label, line=fed.line_of(*path),
+                                    key=format_path(path), hint=hint))
 
     for m in fed.members.values():
         path = ("members", m.name)
@@ -260,35 +359,49 @@ def check_roles(fed: Federation) -> None:
         if m.domains.federation and not m.runs_redirector:
             fail(f"domains.federation is set but member {m.name!r} does not run the "
                  "redirector (add redirector to runs)", *path, "domains", "federation")
+    problems.extend(_check_prime(fed))
+    return problems
+
+
+def _check_prime(fed: Federation) -> list[ConfigError]:
+    """The redirector's prime: at most one problem (each check needs the ones before)."""
+    doc = fed.document
+
+    def fail(message: str, *path, hint: str | None = None) -> list[ConfigError]:
+        return [ConfigError(message, file=doc.label, line=fed.line_of(*path),
+                            key=format_path(path), hint=hint)]
+
     prime = doc.data["federation"].get("prime")
     needs_prime = [m.name for m in fed.members.values()
                    if m.runs_redirector and m.role != "staging"]
     if prime is None:
         if needs_prime:
-            fail(f"no prime member for the federation redirector (run by "
-                 f"{', '.join(needs_prime)})", "federation",
-                 hint="set federation.prime to the active member that runs BinderHub where "
-                      "users go when the chosen member is down")
-        return
+            return fail(f"no prime member for the federation redirector (run by "
+                        f"{', '.join(needs_prime)})", "federation",
+                        hint="set federation.prime to the active member that runs BinderHub "
+                             "where users go when the chosen member is down")
+        return []
     if isinstance(prime, list):
         if len(prime) != 1:
-            fail(f"exactly one prime member, got {len(prime)}"
-                 + (f" ({', '.join(map(str, prime))})" if prime else ""), "federation", "prime")
+            return fail(f"exactly one prime member, got {len(prime)}"
+                        + (f" ({', '.join(map(str, prime))})" if prime else ""),
+                        "federation", "prime")
         prime = prime[0]
         object.__setattr__(fed, "prime", prime)
     member = fed.members.get(prime)
     if member is None:
-        fail(f"prime member {prime!r} is not a member (members: {', '.join(fed.members)})",
-             "federation", "prime")
+        return fail(f"prime member {prime!r} is not a member (members: "
+                    f"{', '.join(fed.members)})", "federation", "prime")
     if not member.runs_binderhub:
-        fail(f"prime member {prime!r} runs no BinderHub (runs: {', '.join(member.runs)}): "
-             "the prime must launch the users it is sent", "federation", "prime")
+        return fail(f"prime member {prime!r} runs no BinderHub (runs: {', '.join(member.runs)}): "
+                    "the prime must launch the users it is sent", "federation", "prime")
     if member.role == "staging":
-        fail(f"prime member {prime!r} is a staging member: the prime takes public traffic",
-             "federation", "prime")
+        return fail(f"prime member {prime!r} is a staging member: the prime takes public "
+                    "traffic", "federation", "prime")
     if not (member.in_federation and member.active):
-        fail(f"prime member {prime!r} is not active in the federation (its federation block "
-             "is missing or says active: false)", "federation", "prime")
+        return fail(f"prime member {prime!r} is not active in the federation (its federation "
+                    "block is missing or says active: false)", "federation", "prime")
+    return []
 
 
 def check_schema(doc: Document, schema: dict) -> None:
@@ -297,15 +410,23 @@ def check_schema(doc: Document, schema: dict) -> None:
 
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
-    errors = [_describe(doc, err) for err in validator.iter_errors(doc.data)]
-    if not errors:
+    found = [(_describe(doc, err), _conditional(err)) for err in validator.iter_errors(doc.data)]
+    if not found:
         return
-    # An unknown key usually explains a "missing" one (a typo), so it goes first.
-    errors.sort(key=lambda e: (not e.message.startswith("unknown key"), e.line or 0))
+    # An unknown key usually explains a "missing" one (a typo), so it goes first; a
+    # requirement that holds only if another key has some value (if/then/else) comes after
+    # the problems of that key itself (`runs: []` is the problem, not a domain it implies).
+    found.sort(key=lambda f: (not f[0].message.startswith("unknown key"), f[1], f[0].line or 0))
+    errors = [e for e, _ in found]
     first = errors[0]
     if len(errors) > 1:
         first.message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     raise first
+
+
+def _conditional(err) -> bool:
+    """Whether a schema error comes from a then/else branch (depends on another key)."""
+    return any(part in ("then", "else") for part in err.absolute_schema_path)
 
 
 @lru_cache(maxsize=None)

@@ -306,13 +306,19 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
                 users |= set(fed.members) if chosen is None else set(chosen) & set(fed.members)
         for name in sorted(users, key=list(fed.members).index):
             plan.member(name, f"{FEDERATION_FILE}: prerequisites.{pname} changed")
-    redirectors = [n for n, m in fed.members.items() if m.domains.federation]
+    redirectors = [n for n, m in fed.members.items() if m.runs_redirector]
     for name, entry in new_members.items():
         before = old_members.get(name)
         if before is None:
             plan.member(name, f"{FEDERATION_FILE}: member {name} added")
             if name in stacks:
                 plan.stack(name, f"{FEDERATION_FILE}: member {name} added (-var member_name)")
+            if isinstance(entry, dict) and entry.get("federation") is not None:
+                # the redirector routes to it: every member that runs one is redeployed
+                for other in redirectors:
+                    if other != name:
+                        plan.member(other, f"{FEDERATION_FILE}: member {name} added; {other} "
+                                           "runs the federation redirector")
             continue
         if before == entry:
             continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from deployer.model.federation import FEDERATION_FILE, Federation
 from deployer.model.values import DELETED, MemberValues, lookup
+from deployer.model.yamlio import format_path
 
 SINGLEUSER = ("binderhub", "jupyterhub", "singleuser")
 # KubeSpawner's ByteSpecification: K/M/G/T are powers of 1024, as are Ki/Mi/Gi/Ti.
@@ -55,7 +56,7 @@ def check_federation(fed: Federation) -> dict[str, list[Violation]]:
     def add(member: str, path: tuple, message: str) -> None:
         line = fed.line_of(*path)
         found.setdefault(member, []).append(
-            Violation(f"{FEDERATION_FILE}:{line}", ".".join(path), message))
+            Violation(f"{FEDERATION_FILE}:{line}", format_path(path), message))
 
     for m in fed.members.values():
         if m.in_federation and m.active and m.weight <= 0:
@@ -66,10 +67,11 @@ def check_federation(fed: Federation) -> dict[str, list[Violation]]:
                 "a staging member takes no federation traffic; remove this block")
     seen: dict[str, tuple[str, str]] = {}
     for m in fed.members.values():
-        for kind, domain in m.domains.hosts().items():   # aliases too
+        for where, domain in m.domains.hosts().items():   # aliases too
+            kind = format_path(where)
             if domain in seen:
                 other, other_kind = seen[domain]
-                add(m.name, ("members", m.name, "domains", kind),
+                add(m.name, ("members", m.name, "domains") + where,
                     f"{domain} is also {other}'s {other_kind} domain; every domain must be distinct")
             else:
                 seen[domain] = (m.name, kind)

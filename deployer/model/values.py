@@ -143,6 +143,26 @@ def build(ws: Workspace, member: Member, secrets: Document,
                         redactor=Redactor(secret_values), redactor_values=secret_values)
 
 
+def serves_static(ws: Workspace, member: Member) -> bool:
+    """Whether the member's static site is on (so it needs its certificate): it has
+    domains.static and `static.enabled` is not false in the chart defaults,
+    config/common.yaml or config/<member>.yaml. Cheap: secrets are not decrypted, so a
+    `static.enabled` set only in a secrets file is not seen; an unreadable file counts
+    as the site being on."""
+    if not member.domains.static:
+        return False
+    enabled = True
+    for path in (ws.chart_dir / "values.yaml", ws.root / "config/common.yaml",
+                 ws.root / f"config/{member.name}.yaml"):
+        try:
+            value = lookup(load_file(path, ws.rel(path)).data, ("static", "enabled"))
+        except ConfigError:
+            continue
+        if isinstance(value, bool):
+            enabled = value
+    return enabled
+
+
 def check_overrides(layers: list[Layer], generated: Layer) -> None:
     """A file layer that sets a key the generated layer sets (or one inside a map the
     generated layer owns whole) is a ConfigError naming both places."""

@@ -11,6 +11,7 @@ from deployer.adapters.helm import Helm
 from deployer.adapters.kube import Kube, KubeError
 from deployer.errors import DeployerError
 from deployer.model.federation import Member
+from deployer.model.values import serves_static
 from deployer.model.workspace import Workspace
 from deployer.stages import release
 from deployer.stages.rollout import state_of
@@ -60,7 +61,7 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
                 out.state = "not installed"
             out.prerequisites = prerequisites(ws, helm, member)
             with access.kube() as kube:
-                fill_columns(out, kube, member)
+                fill_columns(out, kube, member, static=serves_static(ws, member))
     except DeployerError as exc:
         out.error = str(exc)
         out.state = "unreachable"
@@ -76,20 +77,26 @@ def prerequisites(ws: Workspace, helm: Helm, member: Member) -> str:
 
     shown = []
     for prereq in ws.federation.prerequisites_of(member):
-        revisions = release.history(helm, replace(member, release=prereq.release,
-                                                  namespace=prereq.namespace))
+        try:
+            revisions = release.history(helm, replace(member, release=prereq.release,
+                                                      namespace=prereq.namespace))
+        except DeployerError as exc:    # e.g. no right to read its namespace: this one only
+            shown.append(f"{prereq.name} unreadable ({exc.message})")
+            continue
         last = revisions[-1] if revisions else None
         shown.append(f"{prereq.name} {last.number} {last.status} ({last.chart})" if last
                      else f"{prereq.name} not installed")
     return "; ".join(shown) or "-"
 
 
-def fill_columns(out: MemberStatus, kube: Kube, member: Member) -> None:
+def fill_columns(out: MemberStatus, kube: Kube, member: Member,
+                 static: bool | None = None) -> None:
     """The columns read from the API; a column the credentials may not read says so
     ("forbidden") instead of failing the whole member."""
     out.workloads = _column(out, "workloads", lambda: workloads(kube, member))
     out.lock = _column(out, "lock", lambda: lock(kube, member))
-    out.certificates = _column(out, "certificates", lambda: certificates(kube, member))
+    out.certificates = _column(out, "certificates",
+                               lambda: certificates(kube, member, static=static))
 
 
 def _column(out: MemberStatus, name: str, read: Callable[[], str]) -> str:
@@ -124,7 +131,7 @@ def lock(kube: Kube, member: Member) -> str:
     return f"{lease.holder} since {since}"
 
 
-def certificates(kube: Kube, member: Member) -> str:
+def certificates(kube: Kube, member: Member, static: bool | None = None) -> str:
     """Earliest expiry among the namespace's TLS secrets (cert-manager's certificates),
     and the secrets config/federation.yaml names for what the member serves that are
     missing (a member running only the redirector needs no binder or hub certificate)."""
@@ -141,7 +148,8 @@ def certificates(kube: Kube, member: Member) -> str:
         except ValueError:
             continue
         expiries.append((cert.not_valid_after_utc, secret.name))
-    missing = [name for name in expected_tls_secrets(member) if name not in present]
+    missing = [name for name in expected_tls_secrets(member, static=static)
+               if name not in present]
     gap = f"missing {', '.join(missing)}" if missing else ""
     if not expiries:
         return gap or "-"
@@ -152,12 +160,12 @@ def certificates(kube: Kube, member: Member) -> str:
     return f"{text}; {gap}" if gap else text
 
 
-def expected_tls_secrets(member: Member) -> list[str]:
-    """The certificate Secrets of the domains the member serves, by their configured names."""
-    kinds = (["binder", "hub"] if member.runs_binderhub else []) + \
-        (["static"] if member.domains.static else []) + \
-        (["federation"] if member.runs_redirector else [])
-    return list(dict.fromkeys(member.tls[kind] for kind in kinds))
+def expected_tls_secrets(member: Member, static: bool | None = None) -> list[str]:
+    """The certificate Secrets of the domains the member serves, by their configured names
+    (distinct: config/federation.yaml may not give two domains one Secret). `static`: whether
+    its values leave the static site on (None: whenever domains.static is set)."""
+    return [name for kind, name in member.tls_secrets().items()
+            if kind != "static" or static is not False]
 
 
 __all__ = ["HEADERS", "MemberStatus", "member_status", "state_of"]

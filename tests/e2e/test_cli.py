@@ -232,3 +232,17 @@ def test_secrets_encrypt_never_replaces_a_file_by_accident(cli, repo, env):
     assert sops.decrypt(repo, "secrets/gke.yaml", env) == "a: 1\n"
     new = cli("secrets", "encrypt", "--stdin", "secrets/new-member.yaml", input="b: 2\n")
     assert new.returncode == 0, new.stderr
+
+
+def test_secrets_encrypt_common_without_a_file_names_the_command_that_creates_it(cli, repo, env):
+    from deployer.adapters import sops
+
+    assert not (repo / "secrets/common.yaml").exists()
+    missing = cli("secrets", "encrypt", "common")
+    assert missing.returncode == 2
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    assert "secrets/common.yaml: file not found (hint: create it with: ./deploy.py secrets " \
+        "encrypt --stdin common < plaintext.yaml)" in missing.stderr, missing.stderr
+    created = cli("secrets", "encrypt", "--stdin", "common", input="shared: 1\n")
+    assert created.returncode == 0, created.stderr
+    assert sops.decrypt(repo, "secrets/common.yaml", env) == "shared: 1\n"

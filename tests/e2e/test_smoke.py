@@ -285,3 +285,31 @@ def test_a_redirector_sending_launches_elsewhere_fails(repo, binder, jupyterhub)
         report = smoke.run(fed, fed.member("apex"), log=lambda *_: None)
     check = next(c for c in report.checks if c.name == "redirector launch")
     assert not check.ok and "not to a member in rotation" in check.detail
+
+
+def test_a_redirector_only_member_launches_nothing_even_when_asked(repo, binder, jupyterhub):  # noqa: F811
+    from deployer.model.values import generated_layer
+
+    fed = _with_apex(repo)
+    hosts = generated_layer(fed, fed.member("apex")).data["federationRedirect"]["hosts"]
+    with FederationRedirectDouble(_reachable(hosts, binder.url)) as redirector:
+        others = {name: {"urls": {"binder": binder.url}}
+                  for name in ("gke", "aws", "hetzner-fsn", "uni-lab")}
+        fed = _point(repo, "apex", member={"urls": {"federation": redirector.url}}, **others)
+        logged = []
+        report = smoke.run(fed, fed.member("apex"), repos=[SPEC], build_spec="gh/org/repo/x",
+                           log=logged.append)
+    assert report.launches == [] and report.ok, report.failures()
+    assert "  skipped launches: apex runs no BinderHub" in logged
+    assert not binder.launches
+
+
+@pytest.mark.parametrize("flag", [["--repo", SPEC], ["--build"]])
+def test_the_cli_refuses_launches_on_a_named_redirector_only_member(cli, repo, flag):
+    _with_apex(repo)
+    (repo / "config/apex.yaml").write_text("{}\n")
+    result = cli("smoke", "apex", *flag)
+    assert result.returncode == 2, result.stderr
+    assert "member 'apex' runs no BinderHub (runs: redirector): nothing to launch there" \
+        in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -47,6 +47,9 @@ def run(federation: Federation, member: Member, *, repos: list[str] | None = Non
         specs = list(member.smoke_repos if repos is None else repos)
         if build_spec:
             specs.append(build_spec)
+        if specs and not member.runs_binderhub:
+            log(f"  skipped launches: {member.name} runs no BinderHub")
+            specs = []  # nothing to launch on (the CLI refuses --repo/--build for it)
         if report.checks and not report.checks[0].ok:
             specs = []  # the front page is down: launching cannot work
         for spec in specs:

@@ -208,3 +208,63 @@ def test_a_staging_member_must_run_binderhub(repo):
     _edit(repo, "      binder: staging.example-binder.org\n", "")
     _edit(repo, "      hub: hub.staging.example-binder.org\n", "")
     assert "members.staging.runs: staging member 'staging' must run BinderHub" in _error(repo)
+
+
+def test_two_domains_sharing_a_tls_secret(repo):
+    _edit(repo, "    federation:\n      weight: 20\n",
+          "    tls:\n      hub: shared-tls\n      binder: shared-tls\n    federation:\n      weight: 20\n")
+    assert _error(repo).startswith(
+        f"{FED}:{_line(repo, 'hub: shared-tls')}: members.aws.tls.hub: 'shared-tls' is the "
+        "TLS secret of both binder and hub: cert-manager issues one certificate per secret")
+
+
+def test_a_custom_tls_name_colliding_with_a_default_one(repo):
+    _edit(repo, "    federation:\n      weight: 20\n",
+          "    tls:\n      static: binder-tls\n    federation:\n      weight: 20\n")
+    assert _error(repo).startswith(
+        f"{FED}:{_line(repo, 'static: binder-tls')}: members.aws.tls.static: 'binder-tls' is "
+        "the TLS secret of both binder and static")
+
+
+def test_tls_name_for_a_certificate_the_member_does_not_serve(repo):
+    _edit(repo, "members:\n", "members:\n" + APEX + "    tls:\n      binder: apex-binder-tls\n")
+    (repo / "config/apex.yaml").write_text("{}\n")
+    assert _error(repo).startswith(
+        f"{FED}:{_line(repo, 'binder: apex-binder-tls')}: members.apex.tls.binder: member 'apex' "
+        "serves no binder certificate (it runs no BinderHub): remove tls.binder")
+    _edit(repo, "      binder: apex-binder-tls\n", "      federation: apex-tls\n")
+    fed = federation.load(repo)
+    assert fed.member("apex").tls_secrets() == {"federation": "apex-tls"}
+
+
+@pytest.mark.parametrize("name", ["common", "dependencies", "federation", "cert-manager"])
+def test_reserved_member_names(repo, name):
+    _edit(repo, "members:\n", "members:\n" + APEX.replace("  apex:\n", f"  {name}:\n"))
+    message = _error(repo)
+    lines = (repo / FED).read_text().splitlines()
+    line = len(lines) - lines[::-1].index(f"  {name}:")    # the member's (the last such line)
+    assert message.startswith(f"{FED}:{line}: ")
+    assert f"members.{name}: member name {name!r} " in message
+
+
+def test_every_data_problem_is_reported_at_once(repo):
+    _edit(repo, "  banned_cidrs: []\n", "  banned_cidrs:\n    - 10.0.0.1/8\n")
+    _edit(repo, "  prime: gke\n", "  prime: gce\n")
+    message = _error(repo)
+    assert message.startswith(f"{FED}:{_line(repo, 'prime: gce')}: federation.prime: prime member "
+                              "'gce' is not a member")
+    assert message.count("\n") == 0
+    assert (f" (and 1 more: {FED}:{_line(repo, '- 10.0.0.1/8')}: abuse.banned_cidrs[0]: "
+            "'10.0.0.1/8' is not a network") in message
+
+
+@pytest.mark.parametrize("runs,expected", [
+    ("[]", "members.aws.runs: must not be empty"),
+    ("[binderhub, binderhub]", "members.aws.runs: "),
+    ("[redirector, redirector]", "members.aws.runs: "),
+])
+def test_a_bad_runs_list_is_the_error_shown(repo, runs, expected):
+    # after domains: (the line order alone must not decide which error shows)
+    _edit(repo, "    federation:\n      weight: 20\n", f"    runs: {runs}\n    federation:\n      weight: 20\n")
+    message = _error(repo)
+    assert message.startswith(f"{FED}:{_line(repo, 'runs: ' + runs)}: {expected}"), message

@@ -83,3 +83,15 @@ def test_no_member_takes_traffic(repo):
     path.write_text(text)
     found = policy.check_federation(federation.load(repo))
     assert any("serves nobody" in str(v) for vs in found.values() for v in vs)
+
+
+def test_duplicate_alias_is_reported_at_its_own_line(repo):
+    _edit_federation(repo, "      binder: aws.example-binder.org\n",
+                     "      binder: aws.example-binder.org\n"
+                     "      binder_aliases:\n        - gke.example-binder.org\n")
+    found = policy.check_federation(federation.load(repo))
+    line = next(i for i, text in enumerate((repo / "config/federation.yaml").read_text()
+                                           .splitlines(), 1) if "- gke.example-binder.org" in text)
+    assert str(found["aws"][0]).startswith(
+        f"config/federation.yaml:{line}: members.aws.domains.binder_aliases[0]: "
+        "gke.example-binder.org is also gke's binder domain")

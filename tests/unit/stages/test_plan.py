@@ -590,3 +590,31 @@ def test_prerequisite_values_and_pins_plan_the_members_that_get_them(history):
     assert list(plan["members"]) == ["aws", "hetzner-fsn", "uni-lab"]
     assert plan["members"]["aws"] == [
         "config/federation.yaml: prerequisites.cert-manager changed"]
+
+
+def test_a_member_added_to_the_federation_reaches_every_redirector(history):
+    def edit(d):
+        entry = yaml.safe_load(yaml.safe_dump(d["members"]["hetzner-fsn"]))
+        entry["cluster"]["kubeconfig"] = "secrets/kubeconfigs/hetzner-hel.yaml"
+        entry["release"] = {"name": "hetzner-hel", "namespace": "hetzner-hel"}
+        entry["domains"] = {k: v.replace("fsn", "hel") for k, v in entry["domains"].items()}
+        d["members"]["hetzner-hel"] = entry
+    base, head = change(history, {
+        "config/federation.yaml": edit_yaml(history, "config/federation.yaml", edit)})
+    plan = planned(history, base, head)
+    assert set(plan["members"]) == {"hetzner-hel", "staging", "gke"}
+    assert plan["members"]["gke"] == [
+        "config/federation.yaml: member hetzner-hel added; gke runs the federation redirector"]
+
+
+def test_a_member_added_outside_the_federation_reaches_only_itself(history):
+    def edit(d):
+        entry = yaml.safe_load(yaml.safe_dump(d["members"]["hetzner-fsn"]))
+        del entry["federation"]
+        entry["cluster"]["kubeconfig"] = "secrets/kubeconfigs/hetzner-hel.yaml"
+        entry["release"] = {"name": "hetzner-hel", "namespace": "hetzner-hel"}
+        entry["domains"] = {k: v.replace("fsn", "hel") for k, v in entry["domains"].items()}
+        d["members"]["hetzner-hel"] = entry
+    base, head = change(history, {
+        "config/federation.yaml": edit_yaml(history, "config/federation.yaml", edit)})
+    assert list(planned(history, base, head)["members"]) == ["hetzner-hel"]

@@ -64,3 +64,36 @@ def test_certificates_are_checked_for_what_the_member_runs(workspace, repo):
     cluster.tls_secrets["apex"].append(TLSSecret("static-tls", _certificate(60)))
     fill_columns(row, cluster.kube, apex)
     assert "missing" not in row.certificates
+
+
+def test_a_prerequisite_that_cannot_be_read_is_marked_in_its_column_only(workspace):
+    from deployer.adapters.helm import HelmError
+    from deployer.stages.status import prerequisites
+
+    cluster = FakeCluster(MANIFEST)
+    cluster.installed()
+    cluster.fail("history", HelmError(["history", "cert-manager"],
+                                      "Error: secrets is forbidden: User cannot list resource", 1))
+    shown = prerequisites(workspace, cluster.helm, workspace.federation.member("uni-lab"))
+    assert shown.startswith("cert-manager unreadable (")
+    assert "secrets is forbidden" in shown
+    # read again, it shows the release
+    assert prerequisites(workspace, cluster.helm, workspace.federation.member("uni-lab")) == \
+        "cert-manager 1 deployed (mybinder-0.1.0)"
+
+
+def test_a_static_site_switched_off_in_the_values_needs_no_certificate(workspace, repo):
+    from deployer.model.values import serves_static
+    from deployer.stages.status import expected_tls_secrets
+
+    aws = workspace.federation.member("aws")
+    assert serves_static(workspace, aws)
+    (repo / "config/aws.yaml").write_text((repo / "config/aws.yaml").read_text()
+                                          + "static:\n  enabled: false\n")
+    assert not serves_static(workspace, aws)
+    cluster = FakeCluster(MANIFEST, namespace="aws")
+    cluster.installed()
+    row = MemberStatus("aws")
+    fill_columns(row, cluster.kube, aws, static=serves_static(workspace, aws))
+    assert row.certificates == "missing binder-tls, hub-tls"
+    assert expected_tls_secrets(aws) == ["binder-tls", "hub-tls", "static-tls"]
