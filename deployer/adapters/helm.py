@@ -111,13 +111,17 @@ class Helm:
                         stdin=values_yaml, check=False)
 
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------
-    def render_live(self, release: str, chart: str, namespace: str,
-                    values_yaml: str) -> str:
+    def render_live(self, release: str, chart: str, namespace: str, values_yaml: str,
+                    kube_version: str, api_versions: Sequence[str] = ()) -> str:
         """`helm template --dry-run=server`: rendered against the cluster, so a chart's
-        `lookup` sees the live objects (generated secrets are kept, as `upgrade` keeps them)
-        and the capabilities are the cluster's. Nothing is written."""
+        `lookup` sees the live objects (generated secrets are kept, as `upgrade` keeps them).
+        Nothing is written. The capabilities are NOT the cluster's: `template` renders with
+        helm's built-in set (helm 3's says Kubernetes 1.20), so the member's version and API
+        versions are passed as for the offline render, on helm 3 and 4 alike."""
         return self.run(["template", release, chart, *self._at(namespace), "--dry-run=server",
-                         "--values", "-"], stdin=values_yaml).stdout
+                         "--kube-version", _full_version(kube_version),
+                         *_api_version_args(api_versions), "--values", "-"],
+                        stdin=values_yaml).stdout
 
     def history(self, release: str, namespace: str) -> list[Revision]:
         """`helm history -o json`, oldest first; an unknown release has no history."""

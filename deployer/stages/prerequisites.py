@@ -64,6 +64,20 @@ def render(ws: Workspace, helm: Helm, member: Member, prerequisites: list[Prereq
     return out
 
 
+def schema_problems(rendered: list[RenderedPrerequisite], member: Member) -> list[str]:
+    """The rendered prerequisites' objects checked against the Kubernetes schemas of the
+    member's version (what `validate` and `deploy` both check): errors, one a line, each
+    naming the release and the values files it came from."""
+    errors = []
+    for item in rendered:
+        checked = manifests.validate(list(item.objects), member.kubernetes_version)
+        files = ", ".join(item.values.files) or "its chart's defaults"
+        errors += [f"{item.prerequisite.name} release: {p} (Kubernetes "
+                   f"{member.kubernetes_version}; values from {files})"
+                   for p in checked.problems]
+    return errors
+
+
 def fetch(ws: Workspace, helm: Helm, prereq: Prerequisite, mirror: str | None = None) -> Path:
     """The pinned chart as a .tgz, pulled once per repository, chart and version (from the
     mirror instead of its repository when one is given, as for the chart's dependencies)."""

@@ -227,3 +227,17 @@ def test_component_with_a_role_keeps_the_members_that_get_it(cli, repo):
     assert "member gke has no such prerequisite" in result.stderr
     result = cli("deploy", "--all", "--component", "traefik")
     assert result.returncode == 2 and "none of the chosen members gets it" in result.stderr
+
+
+def test_a_prerequisite_object_the_kubernetes_schema_rejects_stops_deploy_before_connecting(
+        cli, bare, repo):
+    # helm's values schema lets it through; the Kubernetes schema of the webhook does not
+    (repo / "config/cert-manager/staging.yaml").write_text("webhook:\n  timeoutSeconds: ten\n")
+    assert cli("validate", MEMBER).returncode == 1
+    for args in (("--component", "cert-manager"), ("--skip-smoke",)):
+        result = cli("deploy", MEMBER, *args, "--timeout", "60")
+        assert result.returncode == 2, result.stderr
+        line = next(x for x in result.stderr.splitlines() if "timeoutSeconds" in x)
+        assert "cert-manager release:" in line and "config/cert-manager/staging.yaml" in line
+        assert "nothing was changed on the cluster" in result.stderr
+    assert bare.requests == []    # nothing connected, not even to read
