@@ -241,3 +241,74 @@ def test_a_prerequisite_object_the_kubernetes_schema_rejects_stops_deploy_before
         assert "cert-manager release:" in line and "config/cert-manager/staging.yaml" in line
         assert "nothing was changed on the cluster" in result.stderr
     assert bare.requests == []    # nothing connected, not even to read
+
+
+def test_a_lock_lost_while_cert_manager_fails_stops_at_once_without_rolling_back(
+        cli, bare, repo, tmp_path):
+    import time
+
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+
+    def taken_over(obj):
+        # while the new webhook fails to become ready, another deploy takes the lock over
+        if obj["metadata"]["labels"].get("helm.sh/chart") != "cert-manager-v1.19.6":
+            return False
+        lease = bare.api.store.objects.get(("coordination.k8s.io", "leases"), {}).get(
+            ("staging", "deployer-lock"))
+        if lease is not None:
+            lease["spec"]["holderIdentity"] = "https://ci.example/run/43"
+        return True
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook",
+                            when=taken_over)
+    _set_version(repo, "v1.19.6")
+    report = tmp_path / "report.json"
+    start = time.monotonic()
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "3",
+                 "--report", report)
+    assert result.returncode == 1
+    assert time.monotonic() - start < 30, "not retried for the rollback window"
+    assert "lost the deploy lock" in result.stderr
+    assert "release cert-manager was not rolled back" in result.stderr
+    assert "retrying" not in result.stderr
+    assert _report(report)[MEMBER]["outcome"] == "rollback failed"
+    # nothing changed after the lock was lost: the failed revision stays, no rollback
+    assert [r[0] for r in _history(bare, "cert-manager", "cert-manager")] == [1, 2]
+
+
+def _crds(cluster):
+    with cluster.api.store.lock:
+        return sorted(name for _, name in cluster.api.store.objects.get(
+            ("apiextensions.k8s.io", "customresourcedefinitions"), {}))
+
+
+@pytest.mark.parametrize("in_use", [False, True])
+def test_a_failed_first_install_removes_the_crds_it_created_unless_in_use(
+        cli, bare, repo, tmp_path, in_use):
+    def bad(obj):
+        if in_use:   # someone created a ClusterIssuer meanwhile: its CRD must stay
+            with bare.api.store.lock:
+                bare.api.store.objects.setdefault(("cert-manager.io", "clusterissuers"), {})[
+                    ("", "letsencrypt")] = {
+                    "apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                    "metadata": {"name": "letsencrypt", "resourceVersion": "1", "uid": "u1"},
+                    "spec": {}}
+        return True
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook", when=bad)
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "3",
+                 "--report", report)
+    assert result.returncode == 1
+    done = _report(report)[MEMBER]
+    assert done["rollback"]["action"] == "uninstalled"
+    assert _history(bare, "cert-manager", "cert-manager") == []
+    detail = done["rollback"]["detail"]
+    assert "namespace cert-manager left in place" in detail and detail in result.stderr
+    crds = _crds(bare)
+    if in_use:
+        assert crds == ["clusterissuers.cert-manager.io"]
+        assert "CRDs kept (in use or not its own): clusterissuers.cert-manager.io" in detail
+        assert "deleted its" in detail
+    else:
+        assert crds == [] and "deleted its" in detail and "kept" not in detail
