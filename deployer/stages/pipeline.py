@@ -151,6 +151,7 @@ class MemberDeploy:
         self.before: Revision | None = None
         self.revisions: list[Revision] = []
         self.prerequisites: list = []   # prerequisites.RenderedPrerequisite, in order
+        self.applied: list = []         # prerequisites.Applied: what this run did to them
 
     # -- the steps, in order ------------------------------------------------------------
     def run(self) -> None:
@@ -163,7 +164,7 @@ class MemberDeploy:
             if not self.opts.dry_run:  # a dry run only reads: no lock, nothing written
                 self.take_lock(stack)
             self.checkpoint("before the preflight; nothing was changed")
-            applied = self.deploy_prerequisites()
+            applied = self.applied = self.deploy_prerequisites()
             if self.opts.component:
                 self.component_outcome(applied)
                 return
@@ -447,7 +448,19 @@ class MemberDeploy:
     # -- failure ------------------------------------------------------------------------
     def after_failure(self, failure: Exception) -> None:
         """Something broke after the upgrade started: roll back (unless told not to) and
-        raise a DeployError saying what failed and what was restored."""
+        raise a DeployError saying what failed, what was restored, and which prerequisite
+        releases this run upgraded stay as they are."""
+        try:
+            self._after_failure(failure)
+        except DeployerError as exc:
+            stays = self.upgraded_prerequisites()
+            if stays:
+                self.report.notes.append(stays)
+                exc.message = f"{exc.message}; {stays}"
+                exc.args = (exc.message,)
+            raise
+
+    def _after_failure(self, failure: Exception) -> None:
         exc = failure if isinstance(failure, DeployerError) else DeployError(
             f"unexpected {type(failure).__name__}: {failure}")
         interrupted = isinstance(failure, Interrupted)
@@ -488,6 +501,15 @@ class MemberDeploy:
                     "the release never deployed and was uninstalled")
         raise (Interrupted if interrupted else DeployError)(
             f"{failed} failed: {exc.message}; {restored}") from None
+
+    def upgraded_prerequisites(self) -> str:
+        """What stays of this run's prerequisite upgrades when the chart's upgrade fails: they
+        are not rolled back with it (the chart's previous revision runs on them as well)."""
+        upgraded = [a for a in self.applied if a.changed]
+        if not upgraded:
+            return ""
+        return ", ".join(f"{a.name} stays at revision {a.after if a.after else '-'}"
+                         for a in upgraded) + " (upgraded by this run; not rolled back)"
 
     def roll_back(self, cause: DeployerError) -> None:
         """Restore the revision that served before this run and wait for it, retrying

@@ -312,3 +312,59 @@ def test_a_failed_first_install_removes_the_crds_it_created_unless_in_use(
         assert "deleted its" in detail
     else:
         assert crds == [] and "deleted its" in detail and "kept" not in detail
+
+
+def test_a_second_signal_stops_a_retried_cert_manager_rollback_at_once(
+        cli, cli_command, bare, repo, tmp_path):
+    import signal
+    import time
+
+    from tests.e2e.test_interrupts import _start, _wait_for
+
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+    broken = []
+
+    def bad(obj):
+        if obj["metadata"]["labels"].get("helm.sh/chart") != "cert-manager-v1.19.6":
+            return False
+        if not broken:   # from now on helm cannot read its releases: the rollback fails
+            broken.append(True)
+            bare.faults.fail(r"/secrets", 503, user_agent="[Hh]elm")
+        return True
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook", when=bad)
+    _set_version(repo, "v1.19.6")
+    proc, lines, _, reader = _start(cli_command, repo, tmp_path, "deploy", MEMBER,
+                                    "--component", "cert-manager", "--timeout", "3")
+    # the third attempt failed: the pause before the fourth is 8 s
+    _wait_for(lambda: sum("rollback attempt failed" in line for line in lines) >= 3, 90,
+              "the third rollback attempt to fail")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.wait(timeout=60)
+    elapsed = time.monotonic() - sent
+    reader.join(5)
+    stderr = "".join(lines)
+    assert elapsed < 4, f"the pause between attempts ignored the second signal ({elapsed:.1f}s)"
+    assert "rollback of release cert-manager was stopped" in stderr, stderr[-2000:]
+
+
+def test_a_failed_chart_upgrade_says_the_upgraded_cert_manager_stays(cli, bare, repo,
+                                                                      tmp_path):
+    assert cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke").returncode == 0
+    _set_version(repo, "v1.19.6")
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    bare.faults.never_ready("deployments", "staging", "static",
+                            when=lambda obj: obj["spec"]["replicas"] == 3)
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--timeout", "3", "--skip-smoke", "--report", report)
+    assert result.returncode == 1
+    stays = "cert-manager stays at revision 2 (upgraded by this run; not rolled back)"
+    line = next(x for x in result.stderr.splitlines() if "restored revision 1" in x)
+    assert stays in line, line
+    done = _report(report)[MEMBER]
+    assert done["outcome"] == "rolled back" and stays in done["notes"]
+    assert [r[:2] for r in _history(bare, "cert-manager", "cert-manager")][-1] == (2, "deployed")
