@@ -2,11 +2,10 @@
 
 What differs between the two and is handled here: helm 4 applies server-side for new releases
 and prints values-schema errors as JSON pointers ("- at '/a/b': ..."), helm 3 patches client-side
-and prints dotted paths ("- a.b: ..."); helm 4 renamed --atomic to --rollback-on-failure and
-made --wait take a strategy (--wait=watcher): `wait_args()` and `rollback_on_failure_args()`
-spell them for the helm in use. `history/get values -o json`, `lint` and `helm version --short`
-have the same shape in both. The deploy itself passes only flags both accept and waits for
-rollouts itself, so the same argv runs on either.
+and prints dotted paths ("- a.b: ..."); `history/get values -o json`, `lint` and `helm version
+--short` have the same shape in both. The deploy passes only flags both accept and waits for
+rollouts and rolls back itself (helm 4 renamed --atomic to --rollback-on-failure and made --wait
+take a strategy; neither is used), so the same argv runs on either.
 """
 from __future__ import annotations
 
@@ -111,13 +110,17 @@ class Helm:
                         stdin=values_yaml, check=False)
 
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------
-    def render_live(self, release: str, chart: str, namespace: str,
-                    values_yaml: str) -> str:
+    def render_live(self, release: str, chart: str, namespace: str, values_yaml: str,
+                    kube_version: str, api_versions: Sequence[str] = ()) -> str:
         """`helm template --dry-run=server`: rendered against the cluster, so a chart's
-        `lookup` sees the live objects (generated secrets are kept, as `upgrade` keeps them)
-        and the capabilities are the cluster's. Nothing is written."""
+        `lookup` sees the live objects (generated secrets are kept, as `upgrade` keeps them).
+        Nothing is written. The capabilities are NOT the cluster's: `template` renders with
+        helm's built-in set (helm 3's says Kubernetes 1.20), so the member's version and API
+        versions are passed as for the offline render, on helm 3 and 4 alike."""
         return self.run(["template", release, chart, *self._at(namespace), "--dry-run=server",
-                         "--values", "-"], stdin=values_yaml).stdout
+                         "--kube-version", _full_version(kube_version),
+                         *_api_version_args(api_versions), "--values", "-"],
+                        stdin=values_yaml).stdout
 
     def history(self, release: str, namespace: str) -> list[Revision]:
         """`helm history -o json`, oldest first; an unknown release has no history."""
@@ -174,17 +177,6 @@ class Helm:
         """Remove a release that never deployed."""
         self.run(["uninstall", release, *self._at(namespace), "--timeout", f"{timeout}s"],
                  timeout=timeout + _MARGIN)
-
-    # -- flags whose spelling differs between helm 3 and 4 (for callers that let helm wait) --
-    def wait_args(self) -> list[str]:
-        """helm's own wait for the release's resources: helm 4 watches with kstatus
-        (`--wait=watcher`), helm 3 polls (`--wait`; it reads a Deployment's ReplicaSet)."""
-        return ["--wait=watcher"] if self.major >= 4 else ["--wait"]
-
-    def rollback_on_failure_args(self) -> list[str]:
-        """Undo a failed install/upgrade inside helm: `--rollback-on-failure` in helm 4,
-        `--atomic` in helm 3 (both imply waiting)."""
-        return ["--rollback-on-failure"] if self.major >= 4 else ["--atomic"]
 
     def _at(self, namespace: str) -> list[str]:
         args = ["--namespace", namespace]

@@ -197,6 +197,39 @@ class Kube:
         return {r.get("kind") for r in (data or {}).get("resources") or []
                 if isinstance(r, dict) and "/" not in r.get("name", "")}
 
+    # -- custom resource definitions --------------------------------------------------------
+    def crd_annotations(self, name: str) -> dict[str, str] | None:
+        """A CustomResourceDefinition's annotations; None when there is no such CRD."""
+        from kubernetes import client
+
+        api = client.ApiextensionsV1Api(self.api_client)
+        try:
+            obj = self._call(api.read_custom_resource_definition, name,
+                             _request_timeout=self.request_timeout)
+        except NotFound:
+            return None
+        return dict(obj.metadata.annotations or {})
+
+    def has_custom_objects(self, group: str, version: str, plural: str) -> bool:
+        """Whether any object of that custom resource exists, in any namespace."""
+        from kubernetes import client
+
+        api = client.CustomObjectsApi(self.api_client)
+        found = self._call(api.list_cluster_custom_object, group, version, plural, limit=1,
+                           _request_timeout=self.request_timeout)
+        return bool((found or {}).get("items"))
+
+    def delete_crd(self, name: str) -> None:
+        """Delete a CustomResourceDefinition (gone already is fine)."""
+        from kubernetes import client
+
+        api = client.ApiextensionsV1Api(self.api_client)
+        try:
+            self._call(api.delete_custom_resource_definition, name,
+                       _request_timeout=self.request_timeout)
+        except NotFound:
+            pass
+
     # -- leases -----------------------------------------------------------------------------
     def read_lease(self, namespace: str, name: str, *,
                    timeout: float | None = None) -> Lease | None:

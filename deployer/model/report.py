@@ -52,6 +52,7 @@ class RollbackResult:
     revision: int | None
     action: RollbackAction
     seconds: float = 0.0
+    detail: str = ""      # what a removal left behind (kept CRDs, the namespace)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,7 @@ class MemberDeploy:
         self.before: Revision | None = None
         self.revisions: list[Revision] = []
         self.prerequisites: list = []   # prerequisites.RenderedPrerequisite, in order
+        self.applied: list = []         # prerequisites.Applied: what this run did to them
 
     # -- the steps, in order ------------------------------------------------------------
     def run(self) -> None:
@@ -163,7 +164,7 @@ class MemberDeploy:
             if not self.opts.dry_run:  # a dry run only reads: no lock, nothing written
                 self.take_lock(stack)
             self.checkpoint("before the preflight; nothing was changed")
-            applied = self.deploy_prerequisites()
+            applied = self.applied = self.deploy_prerequisites()
             if self.opts.component:
                 self.component_outcome(applied)
                 return
@@ -199,11 +200,25 @@ class MemberDeploy:
             if wanted:
                 self.prerequisites = list(self.adapters.prerequisites(
                     self.ws, self.member, wanted, self.opts.mirror))
+                self.check_prerequisites()
             if self.opts.component:
                 return   # only the prerequisite: the chart is neither rendered nor deployed
             rendered = self.adapters.render(self.ws, self.member, self.prepared)
         with self.report.stage("validate"):
             self.rendered = self.adapters.validate(self.ws, self.member, self.prepared, rendered)
+
+    def check_prerequisites(self) -> None:
+        """The prerequisites' objects against the Kubernetes schemas, as `validate` checks
+        them: a bad value stops the deploy (exit 2) before anything connects."""
+        from deployer.stages import prerequisites
+
+        problems = prerequisites.schema_problems(self.prerequisites, self.member)
+        for line in problems:
+            self.ws.console.error(f"{self.member.name}: {line}")
+        if problems:
+            raise ConfigError(f"{problems[0]}" + (
+                f" (and {len(problems) - 1} more error(s))" if len(problems) > 1 else "") +
+                "; nothing was changed on the cluster")
 
     def deploy_prerequisites(self) -> list:
         """Each prerequisite release brought up to date (upgraded only when its diff is not
@@ -307,8 +322,7 @@ class MemberDeploy:
         with self.report.stage("diff"):
             changes = diff_against(self.ws, self.conn.helm, self.member, self.before,
                                    list(self.rendered.objects), self.rendered.values,
-                                   chart=str(self.prepared.path),
-                                   values_yaml=self.rendered.values_yaml)
+                                   chart=self.prepared, values_yaml=self.rendered.values_yaml)
             self.report.diff = changes.summary()
             self.ws.console.say(f"{self.member.name}: {changes.text()}")
         return changes
@@ -434,7 +448,19 @@ class MemberDeploy:
     # -- failure ------------------------------------------------------------------------
     def after_failure(self, failure: Exception) -> None:
         """Something broke after the upgrade started: roll back (unless told not to) and
-        raise a DeployError saying what failed and what was restored."""
+        raise a DeployError saying what failed, what was restored, and which prerequisite
+        releases this run upgraded stay as they are."""
+        try:
+            self._after_failure(failure)
+        except DeployerError as exc:
+            stays = self.upgraded_prerequisites()
+            if stays:
+                self.report.notes.append(stays)
+                exc.message = f"{exc.message}; {stays}"
+                exc.args = (exc.message,)
+            raise
+
+    def _after_failure(self, failure: Exception) -> None:
         exc = failure if isinstance(failure, DeployerError) else DeployError(
             f"unexpected {type(failure).__name__}: {failure}")
         interrupted = isinstance(failure, Interrupted)
@@ -475,6 +501,15 @@ class MemberDeploy:
                     "the release never deployed and was uninstalled")
         raise (Interrupted if interrupted else DeployError)(
             f"{failed} failed: {exc.message}; {restored}") from None
+
+    def upgraded_prerequisites(self) -> str:
+        """What stays of this run's prerequisite upgrades when the chart's upgrade fails: they
+        are not rolled back with it (the chart's previous revision runs on them as well)."""
+        upgraded = [a for a in self.applied if a.changed]
+        if not upgraded:
+            return ""
+        return ", ".join(f"{a.name} stays at revision {a.after if a.after else '-'}"
+                         for a in upgraded) + " (upgraded by this run; not rolled back)"
 
     def roll_back(self, cause: DeployerError) -> None:
         """Restore the revision that served before this run and wait for it, retrying
@@ -568,22 +603,26 @@ class MemberDeploy:
 
 def diff_against(ws: Workspace, helm, member: Member, before: Revision | None,
                  objects: list[K8sObject], mv: values_mod.MemberValues,
-                 chart: str | None = None, values_yaml: str | None = None) -> diff_mod.Diff:
+                 chart=None, values_yaml: str | None = None) -> diff_mod.Diff:
     """Rendered objects against the revision that serves (not a failed one on top), with
     the secrets of that revision masked too (a rotated secret's old value must not show).
 
-    With `chart` and `values_yaml`, the release is rendered again against the cluster (helm's
-    `lookup` answers), so values the charts generate (hub tokens, cookie secret) are the live
-    ones, as the upgrade will render them; if that render fails, the offline objects are
-    compared with those generated values carried over from the live release."""
+    With `chart` (the prepared chart) and `values_yaml`, the release is rendered again against
+    the cluster (helm's `lookup` answers), so values the charts generate (hub tokens, cookie
+    secret) are the live ones, as the upgrade will render them; the capabilities are the
+    member's, as for the offline render (`helm template` would use helm's built-in ones). If
+    that render fails, the offline objects are compared with those generated values carried
+    over from the live release."""
     if before is None:
         return diff_mod.compute("", objects, member.namespace, mv.redactor)
     generated = True
     render_live = getattr(helm, "render_live", None)
     if chart is not None and values_yaml is not None and render_live is not None:
         try:
-            objects = manifests.parse(render_live(member.release, chart, member.namespace,
-                                                  values_yaml))
+            from deployer.stages.validate import api_versions
+            objects = manifests.parse(render_live(
+                member.release, str(chart.path), member.namespace, values_yaml,
+                member.kubernetes_version, api_versions(chart, member)))
             generated = False
         except DeployerError as exc:
             why = (exc.message.splitlines() or [""])[0]
@@ -610,7 +649,7 @@ def diff_member(ws: Workspace, member: Member, opts: Options,
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
         before = last_deployed(release.history(conn.helm, member))
         return diff_against(ws, conn.helm, member, before, list(rendered.objects),
-                            rendered.values, chart=str(prepared.path),
+                            rendered.values, chart=prepared,
                             values_yaml=rendered.values_yaml)
 
 

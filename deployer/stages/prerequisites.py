@@ -64,6 +64,20 @@ def render(ws: Workspace, helm: Helm, member: Member, prerequisites: list[Prereq
     return out
 
 
+def schema_problems(rendered: list[RenderedPrerequisite], member: Member) -> list[str]:
+    """The rendered prerequisites' objects checked against the Kubernetes schemas of the
+    member's version (what `validate` and `deploy` both check): errors, one a line, each
+    naming the release and the values files it came from."""
+    errors = []
+    for item in rendered:
+        checked = manifests.validate(list(item.objects), member.kubernetes_version)
+        files = ", ".join(item.values.files) or "its chart's defaults"
+        errors += [f"{item.prerequisite.name} release: {p} (Kubernetes "
+                   f"{member.kubernetes_version}; values from {files})"
+                   for p in checked.problems]
+    return errors
+
+
 def fetch(ws: Workspace, helm: Helm, prereq: Prerequisite, mirror: str | None = None) -> Path:
     """The pinned chart as a .tgz, pulled once per repository, chart and version (from the
     mirror instead of its repository when one is given, as for the chart's dependencies)."""
@@ -179,7 +193,7 @@ def apply(step: Step, rendered: RenderedPrerequisite) -> Applied:
         with step.report.stage(f"{name}: wait"):
             _wait(step, items, step.cancel)
     except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
-        _after_failure(step, target, before, failure)
+        _after_failure(step, target, before, failure, rendered)
     after = last_deployed(release.history(helm, target))
     step.say(f"{name}: deployed revision {after.number if after else '-'} ({p.chart} "
              f"{p.version})")
@@ -189,9 +203,10 @@ def apply(step: Step, rendered: RenderedPrerequisite) -> Applied:
 
 
 def _after_failure(step: Step, target: Member, before: Revision | None,
-                   failure: Exception) -> None:
-    """Restore the prerequisite's previous revision (or remove a release that never deployed),
-    wait for it, and raise a DeployError saying what failed and what was restored."""
+                   failure: Exception, rendered: RenderedPrerequisite) -> None:
+    """Restore the prerequisite's previous revision (or remove a release that never deployed,
+    and the CRDs it created that nothing uses yet), wait for it, and raise a DeployError
+    saying what failed, what was restored and what was left behind."""
     exc = failure if isinstance(failure, DeployerError) else DeployError(
         f"unexpected {type(failure).__name__}: {failure}")
     name = step.report.failed_stage or f"{target.release}: upgrade"
@@ -204,9 +219,14 @@ def _after_failure(step: Step, target: Member, before: Revision | None,
     start, pause = time.monotonic(), step.retry_pause
     with step.report.stage(f"{rel}: rollback"):
         while True:
-            try:
+            try:    # a lost lock is not retried: someone else deploys now
                 step.check_lock()
-                result = _restore(step, target, before)
+            except DeployerError as lost:
+                step.report.outcome = Outcome.ROLLBACK_FAILED
+                raise DeployError(f"{name} failed: {exc.message}; release {rel} was not "
+                                  f"rolled back: {lost.message}", hint=lost.hint) from None
+            try:
+                result = _restore(step, target, before, rendered)
                 break
             except Interrupted:
                 step.report.outcome = Outcome.INTERRUPTED
@@ -220,8 +240,17 @@ def _after_failure(step: Step, target: Member, before: Revision | None,
                         f"too: {rollback_exc.message}",
                         hint=f"the member needs a person: see helm history {rel} "
                              f"--namespace {target.namespace}") from None
-                step.say(f"rollback attempt failed ({rollback_exc.message}); retrying")
-                time.sleep(min(pause, left))
+                step.say(f"rollback attempt failed ({rollback_exc.message}); retrying in "
+                         f"{min(pause, left):.0f}s")
+                if step.abort is not None and step.abort.wait(min(pause, left)):
+                    step.report.outcome = Outcome.ROLLBACK_FAILED
+                    raise DeployError(
+                        f"{name} failed: {exc.message}; the rollback of release {rel} was "
+                        f"stopped (interrupted twice): {rollback_exc.message}",
+                        hint=f"the member needs a person: see helm history {rel} "
+                             f"--namespace {target.namespace}") from None
+                if step.abort is None:
+                    time.sleep(min(pause, left))
                 pause = min(pause * 2, 30)
     result.seconds = round(time.monotonic() - start, 3)
     step.report.rollback = result
@@ -230,19 +259,24 @@ def _after_failure(step: Step, target: Member, before: Revision | None,
     step.report.failed_stage = name
     restored = (f"restored release {rel} revision {result.to} (now revision {result.revision})"
                 if result.action is RollbackAction.ROLLED_BACK else
-                f"release {rel} never deployed: {result.action}")
+                f"release {rel} never deployed: {result.action}" +
+                (f" ({result.detail})" if result.detail else ""))
     raise (Interrupted if isinstance(failure, Interrupted) else DeployError)(
         f"{name} failed: {exc.message}; {restored}; the chart was not deployed") from None
 
 
-def _restore(step: Step, target: Member, before: Revision | None) -> RollbackResult:
+def _restore(step: Step, target: Member, before: Revision | None,
+             rendered: RenderedPrerequisite) -> RollbackResult:
     helm = step.helm
     revisions = release.history(helm, target)
     if before is None:
+        action = RollbackAction.NOTHING
         if revisions:
             helm.uninstall(target.release, target.namespace, step.timeout)
-            return RollbackResult(None, None, RollbackAction.UNINSTALLED)
-        return RollbackResult(None, None, RollbackAction.NOTHING)
+            action = RollbackAction.UNINSTALLED
+        return RollbackResult(None, None, action,
+                              detail=_remove_unused_crds(step, target, rendered))
+
     newest = revisions[-1] if revisions else None
     if newest is None or newest.number != before.number:
         helm.rollback(target.release, target.namespace, before.number, step.timeout)
@@ -251,6 +285,40 @@ def _restore(step: Step, target: Member, before: Revision | None) -> RollbackRes
     now = release.history(helm, target)
     return RollbackResult(before.number, now[-1].number if now else None,
                           RollbackAction.ROLLED_BACK)
+
+
+def _remove_unused_crds(step: Step, target: Member, rendered: RenderedPrerequisite) -> str:
+    """After a failed first install: the CRDs this release created survive its uninstall
+    (`helm.sh/resource-policy: keep`). Those no custom resource uses yet are deleted, so a
+    retry starts from the cluster as it was; those in use (or another release's) are kept.
+    Returns what was left behind, for the error and the report."""
+    deleted, kept = [], []
+    for obj in rendered.objects:
+        if obj.kind != "CustomResourceDefinition":
+            continue
+        spec = obj.body.get("spec") or {}
+        versions = [v["name"] for v in spec.get("versions") or []
+                    if isinstance(v, dict) and v.get("name") and v.get("served", True)]
+        annotations = step.kube.crd_annotations(obj.name)
+        if annotations is None:
+            continue
+        ours = annotations.get("meta.helm.sh/release-name") == target.release and \
+            annotations.get("meta.helm.sh/release-namespace") == target.namespace
+        plural = (spec.get("names") or {}).get("plural")
+        if not ours or not plural or any(step.kube.has_custom_objects(spec.get("group"), v,
+                                                                      plural)
+                                         for v in versions):
+            kept.append(obj.name)
+            continue
+        step.kube.delete_crd(obj.name)
+        deleted.append(obj.name)
+    parts = []
+    if deleted:
+        parts.append(f"deleted its {len(deleted)} unused CRD(s)")
+    if kept:
+        parts.append(f"CRDs kept (in use or not its own): {', '.join(sorted(kept))}")
+    parts.append(f"namespace {target.namespace} left in place")
+    return "; ".join(parts)
 
 
 def _wait(step: Step, items, cancel) -> None:

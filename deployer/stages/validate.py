@@ -111,12 +111,7 @@ def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
                                         mirror)
     except DeployerError as exc:
         return [str(exc)]
-    errors = []
-    for item in rendered:
-        checked = manifests.validate(list(item.objects), member.kubernetes_version)
-        errors += [f"{item.prerequisite.name} release: {p} (Kubernetes "
-                   f"{member.kubernetes_version})" for p in checked.problems]
-    return errors
+    return prerequisites.schema_problems(rendered, member)
 
 
 def _linters(ws: Workspace, prepared: chart_mod.PreparedChart,

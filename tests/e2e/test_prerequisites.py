@@ -227,3 +227,144 @@ def test_component_with_a_role_keeps_the_members_that_get_it(cli, repo):
     assert "member gke has no such prerequisite" in result.stderr
     result = cli("deploy", "--all", "--component", "traefik")
     assert result.returncode == 2 and "none of the chosen members gets it" in result.stderr
+
+
+def test_a_prerequisite_object_the_kubernetes_schema_rejects_stops_deploy_before_connecting(
+        cli, bare, repo):
+    # helm's values schema lets it through; the Kubernetes schema of the webhook does not
+    (repo / "config/cert-manager/staging.yaml").write_text("webhook:\n  timeoutSeconds: ten\n")
+    assert cli("validate", MEMBER).returncode == 1
+    for args in (("--component", "cert-manager"), ("--skip-smoke",)):
+        result = cli("deploy", MEMBER, *args, "--timeout", "60")
+        assert result.returncode == 2, result.stderr
+        line = next(x for x in result.stderr.splitlines() if "timeoutSeconds" in x)
+        assert "cert-manager release:" in line and "config/cert-manager/staging.yaml" in line
+        assert "nothing was changed on the cluster" in result.stderr
+    assert bare.requests == []    # nothing connected, not even to read
+
+
+def test_a_lock_lost_while_cert_manager_fails_stops_at_once_without_rolling_back(
+        cli, bare, repo, tmp_path):
+    import time
+
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+
+    def taken_over(obj):
+        # while the new webhook fails to become ready, another deploy takes the lock over
+        if obj["metadata"]["labels"].get("helm.sh/chart") != "cert-manager-v1.19.6":
+            return False
+        lease = bare.api.store.objects.get(("coordination.k8s.io", "leases"), {}).get(
+            ("staging", "deployer-lock"))
+        if lease is not None:
+            lease["spec"]["holderIdentity"] = "https://ci.example/run/43"
+        return True
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook",
+                            when=taken_over)
+    _set_version(repo, "v1.19.6")
+    report = tmp_path / "report.json"
+    start = time.monotonic()
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "3",
+                 "--report", report)
+    assert result.returncode == 1
+    assert time.monotonic() - start < 30, "not retried for the rollback window"
+    assert "lost the deploy lock" in result.stderr
+    assert "release cert-manager was not rolled back" in result.stderr
+    assert "retrying" not in result.stderr
+    assert _report(report)[MEMBER]["outcome"] == "rollback failed"
+    # nothing changed after the lock was lost: the failed revision stays, no rollback
+    assert [r[0] for r in _history(bare, "cert-manager", "cert-manager")] == [1, 2]
+
+
+def _crds(cluster):
+    with cluster.api.store.lock:
+        return sorted(name for _, name in cluster.api.store.objects.get(
+            ("apiextensions.k8s.io", "customresourcedefinitions"), {}))
+
+
+@pytest.mark.parametrize("in_use", [False, True])
+def test_a_failed_first_install_removes_the_crds_it_created_unless_in_use(
+        cli, bare, repo, tmp_path, in_use):
+    def bad(obj):
+        if in_use:   # someone created a ClusterIssuer meanwhile: its CRD must stay
+            with bare.api.store.lock:
+                bare.api.store.objects.setdefault(("cert-manager.io", "clusterissuers"), {})[
+                    ("", "letsencrypt")] = {
+                    "apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                    "metadata": {"name": "letsencrypt", "resourceVersion": "1", "uid": "u1"},
+                    "spec": {}}
+        return True
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook", when=bad)
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "3",
+                 "--report", report)
+    assert result.returncode == 1
+    done = _report(report)[MEMBER]
+    assert done["rollback"]["action"] == "uninstalled"
+    assert _history(bare, "cert-manager", "cert-manager") == []
+    detail = done["rollback"]["detail"]
+    assert "namespace cert-manager left in place" in detail and detail in result.stderr
+    crds = _crds(bare)
+    if in_use:
+        assert crds == ["clusterissuers.cert-manager.io"]
+        assert "CRDs kept (in use or not its own): clusterissuers.cert-manager.io" in detail
+        assert "deleted its" in detail
+    else:
+        assert crds == [] and "deleted its" in detail and "kept" not in detail
+
+
+def test_a_second_signal_stops_a_retried_cert_manager_rollback_at_once(
+        cli, cli_command, bare, repo, tmp_path):
+    import signal
+    import time
+
+    from tests.e2e.test_interrupts import _start, _wait_for
+
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+    broken = []
+
+    def bad(obj):
+        if obj["metadata"]["labels"].get("helm.sh/chart") != "cert-manager-v1.19.6":
+            return False
+        if not broken:   # from now on helm cannot read its releases: the rollback fails
+            broken.append(True)
+            bare.faults.fail(r"/secrets", 503, user_agent="[Hh]elm")
+        return True
+
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook", when=bad)
+    _set_version(repo, "v1.19.6")
+    proc, lines, _, reader = _start(cli_command, repo, tmp_path, "deploy", MEMBER,
+                                    "--component", "cert-manager", "--timeout", "3")
+    # the third attempt failed: the pause before the fourth is 8 s
+    _wait_for(lambda: sum("rollback attempt failed" in line for line in lines) >= 3, 90,
+              "the third rollback attempt to fail")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.wait(timeout=60)
+    elapsed = time.monotonic() - sent
+    reader.join(5)
+    stderr = "".join(lines)
+    assert elapsed < 4, f"the pause between attempts ignored the second signal ({elapsed:.1f}s)"
+    assert "rollback of release cert-manager was stopped" in stderr, stderr[-2000:]
+
+
+def test_a_failed_chart_upgrade_says_the_upgraded_cert_manager_stays(cli, bare, repo,
+                                                                      tmp_path):
+    assert cli("deploy", MEMBER, "--timeout", "60", "--skip-smoke").returncode == 0
+    _set_version(repo, "v1.19.6")
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    bare.faults.never_ready("deployments", "staging", "static",
+                            when=lambda obj: obj["spec"]["replicas"] == 3)
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--timeout", "3", "--skip-smoke", "--report", report)
+    assert result.returncode == 1
+    stays = "cert-manager stays at revision 2 (upgraded by this run; not rolled back)"
+    line = next(x for x in result.stderr.splitlines() if "restored revision 1" in x)
+    assert stays in line, line
+    done = _report(report)[MEMBER]
+    assert done["outcome"] == "rolled back" and stays in done["notes"]
+    assert [r[:2] for r in _history(bare, "cert-manager", "cert-manager")][-1] == (2, "deployed")
