@@ -216,7 +216,8 @@ RESERVED_NAMES = ("common", "dependencies", "federation")
 def check_data(fed: Federation) -> None:
     """Every problem of the federation data the schema cannot see, in one ConfigError: the
     first (by line) as its message, the others listed after it."""
-    problems = check_names(fed) + check_roles(fed) + check_tls(fed) + check_abuse(fed)
+    problems = check_names(fed) + check_roles(fed) + check_tls(fed) + check_abuse(fed) + \
+        check_prerequisites(fed)
     if problems:
         raise combined(problems)
 
@@ -230,6 +231,19 @@ def combined(problems: list[ConfigError]) -> ConfigError:
         rest = "; ".join(str(e) for e in problems[1:])
         first.message += f" (and {len(problems) - 1} more: {rest})"
     return first
+
+
+def check_prerequisites(fed: Federation) -> list[ConfigError]:
+    """Prerequisite releases given to members that do not exist."""
+    problems = []
+    for name, p in fed.prerequisites.items():
+        for i, member in enumerate(p.members or ()):
+            if member not in fed.members:
+                path = ("prerequisites", name, "members", i)
+                problems.append(ConfigError(
+                    f"unknown member {member!r} (members: {', '.join(fed.members)})",
+                    file=fed.document.label, line=fed.line_of(*path), key=format_path(path)))
+    return problems
 
 
 def check_names(fed: Federation) -> list[ConfigError]:
@@ -435,16 +449,10 @@ def _schema() -> dict:
 
 
 def _prerequisites(doc: Document, members: dict[str, Member]) -> dict[str, Prerequisite]:
-    """`prerequisites:`, each naming only members that exist."""
+    """`prerequisites:` (members they name that do not exist: check_prerequisites)."""
     found = {}
     for name, entry in (doc.data.get("prerequisites") or {}).items():
         chosen = entry.get("members")
-        for i, member in enumerate(chosen or ()):
-            if member not in members:
-                raise ConfigError(f"unknown member {member!r} (members: {', '.join(members)})",
-                                  file=doc.label,
-                                  line=doc.line_of(("prerequisites", name, "members", i)),
-                                  key=format_path(("prerequisites", name, "members", i)))
         found[name] = Prerequisite(name, entry["chart"], entry["repository"].rstrip("/"),
                                    str(entry["version"]), entry["namespace"],
                                    entry.get("release", name),

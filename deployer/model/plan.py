@@ -12,8 +12,8 @@ their files, the chart directory, the stacks under terraform/ - never from a lis
                                                       release (or member m)
     config/federation.yaml                         -> the members whose entries changed; for
                                                       weights, domains, activity or the
-                                                      redirector's prime, also every member
-                                                      that runs the redirector; the top-level
+                                                      redirector's prime, also every production
+                                                      member that runs the redirector; the top-level
                                                       `federation:` or `abuse:` block -> every
                                                       member; a prerequisite -> the members
                                                       that get it (before or after the change);
@@ -306,7 +306,9 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
                 users |= set(fed.members) if chosen is None else set(chosen) & set(fed.members)
         for name in sorted(users, key=list(fed.members).index):
             plan.member(name, f"{FEDERATION_FILE}: prerequisites.{pname} changed")
-    redirectors = [n for n, m in fed.members.items() if m.runs_redirector]
+    # staging's redirector routes to staging alone: other members' changes never reach it
+    redirectors = [n for n, m in fed.members.items()
+                   if m.runs_redirector and m.role != "staging"]
     for name, entry in new_members.items():
         before = old_members.get(name)
         if before is None:

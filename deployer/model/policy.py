@@ -36,11 +36,16 @@ def check_member(mv: MemberValues) -> list[Violation]:
         limit = lookup(mv.final, base + ("limit",))
         if guarantee in (DELETED, None) or limit in (DELETED, None):
             continue
-        try:
-            g, lim = parse(guarantee), parse(limit)
-        except ValueError as exc:
-            found.append(Violation(_where(mv, base + ("guarantee",)), _key(base), str(exc)))
+        parsed = {}
+        for name, value in (("guarantee", guarantee), ("limit", limit)):
+            try:
+                parsed[name] = parse(value)
+            except ValueError as exc:      # blame the value that is not a number
+                found.append(Violation(_where(mv, base + (name,)), _key(base + (name,)),
+                                       str(exc)))
+        if len(parsed) < 2:
             continue
+        g, lim = parsed["guarantee"], parsed["limit"]
         if g > lim:
             found.append(Violation(
                 _where(mv, base + ("guarantee",)), ".".join(base + ("guarantee",)),

@@ -70,8 +70,11 @@ def compute(live_manifest: str, rendered: list[K8sObject], namespace: str,
     `generated`: the objects were rendered without the cluster (no `lookup`): values the
     charts generate at render time are taken from the live objects before comparing
     (checksum annotations of generated Secrets are carried over in any case)."""
-    live = {_key(o, namespace): o for o in parse(live_manifest)}
-    new = {_key(o, namespace): o for o in rendered}
+    live = {_key(o, namespace): o for o in parse(live_manifest) if not is_hook(o)}
+    # helm keeps hooks (grafana's test pod, cert-manager's startupapicheck) out of the
+    # release manifest: rendered hooks would show as added on every run
+    hooks = [o for o in rendered if is_hook(o)]
+    new = {_key(o, namespace): o for o in rendered if not is_hook(o)}
     result = Diff()
     carried = 0
     for key in sorted(set(live) | set(new), key=lambda k: (k[1], k[2], k[3])):
@@ -87,6 +90,9 @@ def compute(live_manifest: str, rendered: list[K8sObject], namespace: str,
         elif old_obj.body != new_obj.body:
             text = _udiff(old_obj, new_obj, ref, redactor)
             result.changes.append(Change("changed", ref, text, secret_only=not text))
+    if hooks:
+        result.notes.append(f"  ({len(hooks)} hook object(s) not compared: helm runs them and "
+                            "does not keep them in the release)")
     if carried:
         result.notes.append(f"  ({carried} generated value(s) (chart-generated secrets or their "
                             "checksums) taken from the live release, not compared)")
@@ -99,6 +105,12 @@ GENERATED_SECRET_KEYS = re.compile(
     r"^(hub\.config\.(ConfigurableHTTPProxy\.auth_token|JupyterHub\.cookie_secret|"
     r"CryptKeeper\.keys)|hub\.services\.[^.]+\.apiToken|admin-password)$")
 GENERATED_ANNOTATIONS = ("checksum/secret", "checksum/auth-token")
+
+
+def is_hook(obj: K8sObject) -> bool:
+    """A helm hook (`helm.sh/hook` annotation): not part of the release's manifest."""
+    annotations = (obj.body.get("metadata") or {}).get("annotations")
+    return isinstance(annotations, dict) and "helm.sh/hook" in annotations
 
 
 def carry_generated(old: K8sObject, new: K8sObject,

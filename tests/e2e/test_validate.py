@@ -272,6 +272,10 @@ def test_an_empty_image_tag_fails_naming_the_file(run, repo):
     assert (f"error: gke: config/gke.yaml:{line}: binderhub.jupyterhub.proxy.chp.image.tag: "
             "image tag is empty (the chart's default is ") in result.stderr, result.stderr
     assert len([e for e in _errors(result, "gke") if "image.tag" in e]) == 1
+    # helm's YAML error is not a second error line: it is said to follow from the tag
+    assert _errors(result, "gke") == [e for e in _errors(result, "gke") if "image.tag" in e]
+    assert "warning: gke: helm template could not render, most likely because of the image " \
+        "tag above" in result.stderr
 
 
 def test_a_domain_no_ingress_routes_fails_naming_the_setting_that_removed_it(run, repo):

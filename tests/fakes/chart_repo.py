@@ -2442,6 +2442,13 @@ spec:
 
 GRAFANA_VALUES = r'''# TEST STAND-IN defaults for the grafana chart (a few realistic keys).
 replicas: 1
+testFramework:
+  enabled: true
+  ## The type of Helm hook used to run this test. Defaults to test.
+  # hookType: test
+  image:
+    repository: docker.io/bats/bats
+    tag: "v1.4.1"
 image:
   registry: docker.io
   repository: grafana/grafana
@@ -2706,6 +2713,28 @@ spec:
 {{- end }}
 '''
 
+# A helm test hook, as the real chart renders one by default: `helm template` prints it,
+# `helm upgrade` does not create it and `helm get manifest` never lists it.
+_GRAFANA_TEST = r'''{{- if .Values.testFramework.enabled }}
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ include "grafana.fullname" . }}-test
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "grafana.labels" . | nindent 4 }}
+  annotations:
+    "helm.sh/hook": {{ .Values.testFramework.hookType | default "test" }}
+    "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded"
+spec:
+  containers:
+    - name: {{ .Release.Name }}-test
+      image: "{{ .Values.testFramework.image.repository }}:{{ .Values.testFramework.image.tag }}"
+      command: ["/opt/bats/bin/bats", "-t", "/tests/run.sh"]
+  restartPolicy: Never
+{{- end }}
+'''
+
 _GRAFANA_PVC = r'''{{- if and .Values.persistence.enabled (eq .Values.persistence.type "pvc") -}}
 apiVersion: v1
 kind: PersistentVolumeClaim
@@ -2945,6 +2974,7 @@ def chart_files(c: StandIn) -> dict[str, str]:
         files["templates/service.yaml"] = _GRAFANA_SERVICE
         files["templates/ingress.yaml"] = _GRAFANA_INGRESS
         files["templates/pvc.yaml"] = _GRAFANA_PVC
+        files["templates/tests/test.yaml"] = _GRAFANA_TEST
     elif c.name == "cryptnono":
         files["values.yaml"] = CRYPTNONO_VALUES
         files["templates/_helpers.tpl"] = _CRYPTNONO_HELPERS

@@ -108,6 +108,14 @@ def test_prerequisites_are_typed_and_name_only_members(repo):
         federation.load(repo)
     assert str(err.value).startswith("config/federation.yaml:")
     assert "prerequisites.cert-manager.members[1]: unknown member 'uni-labs'" in str(err.value)
+    # reported with the other problems of the data, not instead of them
+    text = path.read_text()
+    path.write_text(text.replace("  aws:\n", "  common:\n", 1))
+    with pytest.raises(ConfigError) as err:
+        federation.load(repo)
+    assert "member name 'common' is reserved" in str(err.value)
+    assert "unknown member 'uni-labs'" in str(err.value)
+    path.write_text(text)
     path.write_text(path.read_text().replace("    version: v1.19.6\n", "    versoin: v1\n"))
     with pytest.raises(ConfigError) as err:
         federation.load(repo)

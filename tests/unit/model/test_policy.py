@@ -44,6 +44,15 @@ def test_cpu_guarantee_above_limit(workspace, repo):
     assert [v.key for v in found] == ["binderhub.jupyterhub.singleuser.cpu.guarantee"]
 
 
+def test_a_value_that_is_not_a_number_is_blamed_where_it_is_set(workspace, repo):
+    (repo / "config/aws.yaml").write_text(
+        "binderhub:\n  jupyterhub:\n    singleuser:\n      cpu:\n        limit: two\n")
+    found = policy.check_member(member_values(workspace, workspace.federation.member("aws")))
+    assert [(v.where, v.key) for v in found] == [
+        ("config/aws.yaml:5", "binderhub.jupyterhub.singleuser.cpu.limit")]
+    assert "'two' is not a number of CPUs" in str(found[0])
+
+
 def _edit_federation(repo, old, new):
     path = repo / "config/federation.yaml"
     text = path.read_text()

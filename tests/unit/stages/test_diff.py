@@ -49,3 +49,18 @@ def test_a_real_change_still_shows_with_generated_values_carried():
         ("changed", "Deployment/proxy"), ("changed", "Secret/hub")]
     assert "+  replicas: 2" in result.text()
     assert "ff00" not in result.text()   # the generated checksum is not shown as changed
+
+
+def test_helm_hooks_are_not_compared():
+    # `helm get manifest` never lists hooks; a rendered hook must not show as added forever
+    hook = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "grafana-test", "annotations": {"helm.sh/hook": "test"}}}
+    live = _manifest(_proxy("ab12"))
+    changes = diff_mod.compute(live, [K8sObject(_proxy("ab12")), K8sObject(hook)], "staging",
+                               Redactor())
+    assert changes.empty, changes.text()
+    assert "1 hook object(s) not compared" in changes.text()
+    # a first install lists no hook as added either, but a real object is
+    first = diff_mod.compute("", [K8sObject(_proxy("ab12")), K8sObject(hook)], "staging",
+                             Redactor())
+    assert [c.ref for c in first.changes] == ["Deployment/proxy"]

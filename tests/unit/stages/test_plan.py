@@ -126,7 +126,8 @@ def test_a_weight_change_reaches_every_redirector(history):
                      lambda d: d["members"]["aws"]["federation"].update(weight=25))
     base, head = change(history, {"config/federation.yaml": text})
     plan = planned(history, base, head)
-    assert set(plan["members"]) == {"aws", "gke", "staging"}
+    # staging's redirector routes to staging alone: production weights do not reach it
+    assert set(plan["members"]) == {"aws", "gke"}
     assert plan["members"]["aws"] == ["config/federation.yaml: members.aws (federation) changed"]
     assert "gke runs the federation redirector" in plan["members"]["gke"][0]
 
@@ -602,7 +603,8 @@ def test_a_member_added_to_the_federation_reaches_every_redirector(history):
     base, head = change(history, {
         "config/federation.yaml": edit_yaml(history, "config/federation.yaml", edit)})
     plan = planned(history, base, head)
-    assert set(plan["members"]) == {"hetzner-hel", "staging", "gke"}
+    # staging's redirector routes to staging alone: a new member does not reach it
+    assert set(plan["members"]) == {"hetzner-hel", "gke"}
     assert plan["members"]["gke"] == [
         "config/federation.yaml: member hetzner-hel added; gke runs the federation redirector"]
 
