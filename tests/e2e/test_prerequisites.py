@@ -429,3 +429,25 @@ def test_a_failed_chart_upgrade_says_the_upgraded_cert_manager_stays(cli, bare, 
     done = _report(report)[MEMBER]
     assert done["outcome"] == "rolled back" and stays in done["notes"]
     assert [r[:2] for r in _history(bare, "cert-manager", "cert-manager")][-1] == (2, "deployed")
+
+
+def test_a_prerequisite_schema_problem_is_printed_once(cli, bare, repo):
+    path = repo / "config/cert-manager/staging.yaml"
+    # one bad value, rendered into two webhook configurations: each problem once, then a sum
+    path.write_text("webhook:\n  timeoutSeconds: ten\n")
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60")
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if "timeoutSeconds" in x]
+    assert len(lines) == 2 and len(set(lines)) == 2, result.stderr
+    assert {x.split(": ")[3].split("/")[0] for x in lines} == {
+        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}, lines
+    assert "staging: 2 problems in the prerequisites above; nothing was changed on the " \
+        "cluster" in result.stderr
+    # one problem: one line, which is the error
+    path.write_text("cainjector:\n  replicaCount: two\n")
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60")
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if "replicas" in x]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].endswith("; nothing was changed on the cluster"), lines
+    assert bare.requests == []
