@@ -198,8 +198,8 @@ class Kube:
                 if isinstance(r, dict) and "/" not in r.get("name", "")}
 
     # -- custom resource definitions --------------------------------------------------------
-    def crd_annotations(self, name: str) -> dict[str, str] | None:
-        """A CustomResourceDefinition's annotations; None when there is no such CRD."""
+    def crd(self, name: str) -> tuple[str, dict[str, str]] | None:
+        """A CustomResourceDefinition's uid and annotations; None when there is no such CRD."""
         from kubernetes import client
 
         api = client.ApiextensionsV1Api(self.api_client)
@@ -208,7 +208,7 @@ class Kube:
                              _request_timeout=self.request_timeout)
         except NotFound:
             return None
-        return dict(obj.metadata.annotations or {})
+        return obj.metadata.uid or "", dict(obj.metadata.annotations or {})
 
     def has_custom_objects(self, group: str, version: str, plural: str) -> bool:
         """Whether any object of that custom resource exists, in any namespace."""

@@ -213,12 +213,13 @@ class MemberDeploy:
         from deployer.stages import prerequisites
 
         problems = prerequisites.schema_problems(self.prerequisites, self.member)
-        for line in problems:
+        if len(problems) == 1:
+            raise ConfigError(f"{problems[0]}; nothing was changed on the cluster")
+        for line in problems:     # each once; the error sums them up
             self.ws.console.error(f"{self.member.name}: {line}")
         if problems:
-            raise ConfigError(f"{problems[0]}" + (
-                f" (and {len(problems) - 1} more error(s))" if len(problems) > 1 else "") +
-                "; nothing was changed on the cluster")
+            raise ConfigError(f"{len(problems)} problems in the prerequisites above; nothing "
+                              "was changed on the cluster")
 
     def deploy_prerequisites(self) -> list:
         """Each prerequisite release brought up to date (upgraded only when its diff is not

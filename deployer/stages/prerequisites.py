@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from deployer.adapters.helm import Helm, HelmError, schema_violations
+from deployer.adapters.kube import KubeError
 from deployer.errors import ConfigError, DeployError, DeployerError, Interrupted
 from deployer.model import manifests
 from deployer.model.federation import FEDERATION_FILE, Member, Prerequisite
@@ -186,6 +187,7 @@ def apply(step: Step, rendered: RenderedPrerequisite) -> Applied:
         return Applied(name, False, number, number)
     _check_cancel(step.cancel, f"before the {name} upgrade; nothing was changed")
     step.check_lock()
+    existed = _existing_crds(step, rendered) if before is None else None
     try:
         with step.report.stage(f"{name}: upgrade"):
             helm.upgrade(p.release, str(rendered.chart), p.namespace,
@@ -193,7 +195,7 @@ def apply(step: Step, rendered: RenderedPrerequisite) -> Applied:
         with step.report.stage(f"{name}: wait"):
             _wait(step, items, step.cancel)
     except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
-        _after_failure(step, target, before, failure, rendered)
+        _after_failure(step, target, before, failure, rendered, existed)
     after = last_deployed(release.history(helm, target))
     step.say(f"{name}: deployed revision {after.number if after else '-'} ({p.chart} "
              f"{p.version})")
@@ -203,7 +205,8 @@ def apply(step: Step, rendered: RenderedPrerequisite) -> Applied:
 
 
 def _after_failure(step: Step, target: Member, before: Revision | None,
-                   failure: Exception, rendered: RenderedPrerequisite) -> None:
+                   failure: Exception, rendered: RenderedPrerequisite,
+                   existed: "_ExistingCRDs | None" = None) -> None:
     """Restore the prerequisite's previous revision (or remove a release that never deployed,
     and the CRDs it created that nothing uses yet), wait for it, and raise a DeployError
     saying what failed, what was restored and what was left behind."""
@@ -226,7 +229,7 @@ def _after_failure(step: Step, target: Member, before: Revision | None,
                 raise DeployError(f"{name} failed: {exc.message}; release {rel} was not "
                                   f"rolled back: {lost.message}", hint=lost.hint) from None
             try:
-                result = _restore(step, target, before, rendered)
+                result = _restore(step, target, before, rendered, existed)
                 break
             except Interrupted:
                 step.report.outcome = Outcome.INTERRUPTED
@@ -266,7 +269,8 @@ def _after_failure(step: Step, target: Member, before: Revision | None,
 
 
 def _restore(step: Step, target: Member, before: Revision | None,
-             rendered: RenderedPrerequisite) -> RollbackResult:
+             rendered: RenderedPrerequisite,
+             existed: "_ExistingCRDs | None" = None) -> RollbackResult:
     helm = step.helm
     revisions = release.history(helm, target)
     if before is None:
@@ -275,7 +279,7 @@ def _restore(step: Step, target: Member, before: Revision | None,
             helm.uninstall(target.release, target.namespace, step.timeout)
             action = RollbackAction.UNINSTALLED
         return RollbackResult(None, None, action,
-                              detail=_remove_unused_crds(step, target, rendered))
+                              detail=_remove_unused_crds(step, target, rendered, existed))
 
     newest = revisions[-1] if revisions else None
     if newest is None or newest.number != before.number:
@@ -287,36 +291,80 @@ def _restore(step: Step, target: Member, before: Revision | None,
                           RollbackAction.ROLLED_BACK)
 
 
-def _remove_unused_crds(step: Step, target: Member, rendered: RenderedPrerequisite) -> str:
-    """After a failed first install: the CRDs this release created survive its uninstall
-    (`helm.sh/resource-policy: keep`). Those no custom resource uses yet are deleted, so a
-    retry starts from the cluster as it was; those in use (or another release's) are kept.
-    Returns what was left behind, for the error and the report."""
-    deleted, kept = [], []
-    for obj in rendered.objects:
-        if obj.kind != "CustomResourceDefinition":
+@dataclass
+class _ExistingCRDs:
+    """The rendered CRDs that existed before a first install: name -> uid; and those that
+    could not be read then (name -> why), which are never deleted."""
+
+    uids: dict[str, str]
+    unknown: dict[str, str]
+
+
+def _crds(rendered: RenderedPrerequisite) -> list[K8sObject]:
+    return [obj for obj in rendered.objects if obj.kind == "CustomResourceDefinition"]
+
+
+def _existing_crds(step: Step, rendered: RenderedPrerequisite) -> _ExistingCRDs:
+    """Before a first install: which of its CRDs are there already (an earlier install's,
+    kept by `helm.sh/resource-policy: keep`, or another tool's). A cleanup leaves them."""
+    existed = _ExistingCRDs({}, {})
+    for obj in _crds(rendered):
+        try:
+            found = step.kube.crd(obj.name)
+        except KubeError as exc:
+            existed.unknown[obj.name] = f"could not read it before the install: {exc.message}"
+            continue
+        if found is not None:
+            existed.uids[obj.name] = found[0]
+    return existed
+
+
+def _remove_unused_crds(step: Step, target: Member, rendered: RenderedPrerequisite,
+                        existed: _ExistingCRDs | None) -> str:
+    """After a failed first install: the CRDs this install created survive its uninstall
+    (`helm.sh/resource-policy: keep`). Those that did not exist before the install (or were
+    replaced since: another uid), carry this release's annotations and no custom resource
+    uses yet are deleted, so a retry starts from the cluster as it was; all others are kept,
+    and so is one that cannot be checked (an API error is reported, never raised: the
+    uninstall itself succeeded). Returns what was left behind, for the error and report."""
+    existed = existed or _ExistingCRDs({}, {})
+    deleted, there, kept, unchecked = [], [], [], []
+    for obj in _crds(rendered):
+        if obj.name in existed.unknown:
+            unchecked.append(f"CRD {obj.name} kept ({existed.unknown[obj.name]})")
             continue
         spec = obj.body.get("spec") or {}
         versions = [v["name"] for v in spec.get("versions") or []
                     if isinstance(v, dict) and v.get("name") and v.get("served", True)]
-        annotations = step.kube.crd_annotations(obj.name)
-        if annotations is None:
-            continue
-        ours = annotations.get("meta.helm.sh/release-name") == target.release and \
-            annotations.get("meta.helm.sh/release-namespace") == target.namespace
         plural = (spec.get("names") or {}).get("plural")
-        if not ours or not plural or any(step.kube.has_custom_objects(spec.get("group"), v,
-                                                                      plural)
-                                         for v in versions):
-            kept.append(obj.name)
+        try:
+            found = step.kube.crd(obj.name)
+            if found is None:
+                continue
+            uid, annotations = found
+            if existed.uids.get(obj.name) == uid:
+                there.append(obj.name)
+                continue
+            ours = annotations.get("meta.helm.sh/release-name") == target.release and \
+                annotations.get("meta.helm.sh/release-namespace") == target.namespace
+            if not ours or not plural or any(
+                    step.kube.has_custom_objects(spec.get("group"), v, plural)
+                    for v in versions):
+                kept.append(obj.name)
+                continue
+            step.kube.delete_crd(obj.name)
+        except KubeError as exc:
+            unchecked.append(f"CRD {obj.name} kept (could not check: {exc.message})")
             continue
-        step.kube.delete_crd(obj.name)
         deleted.append(obj.name)
     parts = []
     if deleted:
-        parts.append(f"deleted its {len(deleted)} unused CRD(s)")
+        parts.append(f"deleted the {len(deleted)} unused CRD(s) it created")
+    if there:
+        parts.append(f"CRDs there before this run kept: {', '.join(sorted(there))}")
     if kept:
         parts.append(f"CRDs kept (in use or not its own): {', '.join(sorted(kept))}")
+    parts.extend(unchecked)
     parts.append(f"namespace {target.namespace} left in place")
     return "; ".join(parts)
 

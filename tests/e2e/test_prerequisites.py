@@ -309,9 +309,70 @@ def test_a_failed_first_install_removes_the_crds_it_created_unless_in_use(
     if in_use:
         assert crds == ["clusterissuers.cert-manager.io"]
         assert "CRDs kept (in use or not its own): clusterissuers.cert-manager.io" in detail
-        assert "deleted its" in detail
+        assert "unused CRD(s) it created" in detail
     else:
-        assert crds == [] and "deleted its" in detail and "kept" not in detail
+        assert crds == [] and "unused CRD(s) it created" in detail and "kept" not in detail
+
+
+def _crd_uids(cluster):
+    with cluster.api.store.lock:
+        return {name: obj["metadata"]["uid"] for (_, name), obj in cluster.api.store.objects.get(
+            ("apiextensions.k8s.io", "customresourcedefinitions"), {}).items()}
+
+
+def test_a_failed_first_install_keeps_the_crds_an_earlier_install_left(
+        cli, bare, repo, env, tmp_path):
+    import subprocess
+
+    from tests.support import HELM_BINARY
+
+    # an earlier cert-manager was installed, then uninstalled: its CRDs stay (resource-policy
+    # keep), still annotated with this release; one Issuer uses them
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+    kubeconfig = bare.kubeconfig(tmp_path / "helm.kubeconfig")
+    subprocess.run([str(HELM_BINARY), "uninstall", "cert-manager", "-n", "cert-manager",
+                    "--kubeconfig", str(kubeconfig)], env=env, check=True, capture_output=True,
+                   timeout=120)
+    assert _history(bare, "cert-manager", "cert-manager") == []
+    earlier = _crd_uids(bare)
+    assert len(earlier) == 6
+    with bare.api.store.lock:
+        bare.api.store.objects.setdefault(("cert-manager.io", "issuers"), {})[
+            ("staging", "local")] = {
+            "apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+            "metadata": {"name": "local", "namespace": "staging", "resourceVersion": "1",
+                         "uid": "u1"}, "spec": {"selfSigned": {}}}
+    # the install adopts them, then fails
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook")
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "3",
+                 "--report", report)
+    assert result.returncode == 1
+    done = _report(report)[MEMBER]
+    assert (done["outcome"], done["rollback"]["action"]) == ("rolled back", "uninstalled")
+    assert _crd_uids(bare) == earlier, "CRDs that existed before the run were deleted"
+    detail = done["rollback"]["detail"]
+    assert "deleted" not in detail, detail
+    assert f"CRDs there before this run kept: {', '.join(sorted(earlier))}" in detail
+
+
+def test_a_crd_the_cleanup_cannot_check_is_kept_and_the_rollback_succeeds(
+        cli, bare, repo, tmp_path):
+    # the deployer may not list ClusterIssuers (403): that CRD is kept, the others go
+    bare.faults.fail(r"^/apis/cert-manager\.io/v1/clusterissuers", 403, methods=("GET",),
+                     user_agent="OpenAPI-Generator")
+    bare.faults.never_ready("deployments", "cert-manager", "cert-manager-webhook")
+    report = tmp_path / "report.json"
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "3",
+                 "--report", report)
+    assert result.returncode == 1
+    assert "failed too" not in result.stderr and "retrying" not in result.stderr
+    done = _report(report)[MEMBER]
+    assert (done["outcome"], done["rollback"]["action"]) == ("rolled back", "uninstalled")
+    detail = done["rollback"]["detail"]
+    assert "CRD clusterissuers.cert-manager.io kept (could not check: " in detail, detail
+    assert "deleted the 5 unused CRD(s) it created" in detail, detail
+    assert _crds(bare) == ["clusterissuers.cert-manager.io"]
 
 
 def test_a_second_signal_stops_a_retried_cert_manager_rollback_at_once(
@@ -368,3 +429,25 @@ def test_a_failed_chart_upgrade_says_the_upgraded_cert_manager_stays(cli, bare, 
     done = _report(report)[MEMBER]
     assert done["outcome"] == "rolled back" and stays in done["notes"]
     assert [r[:2] for r in _history(bare, "cert-manager", "cert-manager")][-1] == (2, "deployed")
+
+
+def test_a_prerequisite_schema_problem_is_printed_once(cli, bare, repo):
+    path = repo / "config/cert-manager/staging.yaml"
+    # one bad value, rendered into two webhook configurations: each problem once, then a sum
+    path.write_text("webhook:\n  timeoutSeconds: ten\n")
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60")
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if "timeoutSeconds" in x]
+    assert len(lines) == 2 and len(set(lines)) == 2, result.stderr
+    assert {x.split(": ")[3].split("/")[0] for x in lines} == {
+        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}, lines
+    assert "staging: 2 problems in the prerequisites above; nothing was changed on the " \
+        "cluster" in result.stderr
+    # one problem: one line, which is the error
+    path.write_text("cainjector:\n  replicaCount: two\n")
+    result = cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60")
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if "replicas" in x]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].endswith("; nothing was changed on the cluster"), lines
+    assert bare.requests == []

@@ -95,3 +95,35 @@ def test_watch_is_cut_when_the_server_goes_away(k8s_client, kube_api):
     kube_api.go_away()
     thread.join(timeout=10)
     assert not thread.is_alive() and ended["how"]
+
+
+def test_rbac_names_need_only_be_path_segments(k8s_client):
+    """As the real server (ValidateRBACName): RBAC objects may be named with colons (the
+    cert-manager chart's `cert-manager:leaderelection`), other kinds need DNS subdomains."""
+    from kubernetes.client.rest import ApiException
+
+    client, api = k8s_client
+    rbac, core = client.RbacAuthorizationV1Api(api), client.CoreV1Api(api)
+    rule = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"]}]
+    rbac.create_namespaced_role("default", {"metadata": {"name": "cert-manager:leaderelection"},
+                                            "rules": rule})
+    rbac.create_cluster_role({"metadata": {"name": "cert-manager-controller:Issuers_1"},
+                              "rules": rule})
+    rbac.create_namespaced_role_binding("default", {
+        "metadata": {"name": "cert-manager:leaderelection"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "cert-manager:leaderelection"},
+        "subjects": [{"kind": "ServiceAccount", "name": "cert-manager",
+                      "namespace": "default"}]})
+    assert rbac.read_namespaced_role("cert-manager:leaderelection", "default").rules
+    assert rbac.read_cluster_role("cert-manager-controller:Issuers_1").metadata.name
+    rbac.delete_namespaced_role_binding("cert-manager:leaderelection", "default")
+    for name, why in (("..", "may not be '..'"), ("a%b", "may not contain '%'"),
+                      ("a/b%c", "may not contain '/'; may not contain '%'")):
+        with pytest.raises(ApiException) as info:
+            rbac.create_cluster_role({"metadata": {"name": name}, "rules": rule})
+        assert info.value.status == 422
+        assert why in json.loads(info.value.body)["message"]
+    with pytest.raises(ApiException) as info:   # not an RBAC kind: still an RFC 1123 name
+        core.create_namespaced_config_map("default", {"metadata": {"name": "a:b"}})
+    assert info.value.status == 422 and "RFC 1123" in json.loads(info.value.body)["message"]

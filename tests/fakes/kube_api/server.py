@@ -383,11 +383,21 @@ class Api:
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
                                               "match the namespace sent on the request")
         obj_name = meta.get("name") or name or ""
-        if obj_name and not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", obj_name):
+        if not obj_name:
+            return
+        if rt.group == "rbac.authorization.k8s.io":
+            # RBAC names need only be path segments (ValidateRBACName = IsValidPathSegmentName):
+            # `cert-manager:leaderelection` is a valid Role name
+            problem = (f"may not be '{obj_name}'" if obj_name in (".", "..") else
+                       "; ".join(f"may not contain '{c}'" for c in "/%" if c in obj_name))
+        elif not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", obj_name):
+            problem = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                       "characters, '-' or '.'")
+        else:
+            return
+        if problem:
             raise ApiError(422, "Invalid", f'{rt.kind} "{obj_name}" is invalid: metadata.name: '
-                                           f'Invalid value: "{obj_name}": a lowercase RFC 1123 '
-                                           "subdomain must consist of lower case alphanumeric "
-                                           "characters, '-' or '.'",
+                                           f'Invalid value: "{obj_name}": {problem}',
                            {"name": obj_name, "kind": rt.plural,
                             "causes": [{"reason": "FieldValueInvalid", "field": "metadata.name"}]})
 
@@ -604,7 +614,8 @@ class Handler(BaseHTTPRequestHandler):
             if "as=APIGroupDiscoveryList" in accept and "v=v2" in accept:
                 return self._json(200, api.aggregated(legacy=False), AGGREGATED)
             return self._json(200, api.group_list())
-        parts = path.strip("/").split("/")
+        # each segment is percent-decoded, as the real server does (`a%3Ab` names `a:b`)
+        parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[0] == "apis" and len(parts) >= 3:
