@@ -298,3 +298,18 @@ def _message(err, redactor: Redactor) -> str:
 def clip(text: str, limit: int = 60) -> str:
     """`text` shortened to `limit` characters, marked with "..." when cut."""
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def crd_kinds(objects: Iterable["K8sObject"]) -> set[tuple[str, str]]:
+    """(group/version, kind) of the custom resources the CRD objects among `objects` define."""
+    found = set()
+    for obj in objects:
+        if obj.kind != "CustomResourceDefinition":
+            continue
+        spec = obj.body.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            if kind and isinstance(version, dict) and version.get("name") and \
+                    version.get("served", True):
+                found.add((f"{spec.get('group')}/{version['name']}", kind))
+    return found

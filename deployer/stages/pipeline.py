@@ -283,7 +283,7 @@ class MemberDeploy:
         needed: dict[str, set[str]] = {}
         for obj in self.rendered.objects:
             needed.setdefault(obj.api_version, set()).add(obj.kind)
-        provided = _crd_kinds(self.rendered.objects) | set(self.prepared.crd_kinds())
+        provided = manifests.crd_kinds(self.rendered.objects) | set(self.prepared.crd_kinds())
         if self.opts.dry_run:  # a real deploy installs them before this check
             for rendered in self.prerequisites:
                 provided |= rendered.crd_kinds()
@@ -745,21 +745,6 @@ def _render(ws: Workspace, member: Member, prepared) -> Rendered:
 
     mv = member_values(ws, member)
     return Rendered(mv, dump(mv.for_helm(prepared.defaults())))
-
-
-def _crd_kinds(objects) -> set[tuple[str, str]]:
-    """(group/version, kind) of the custom resources the release's own CRD objects define
-    (helm creates those first, as it does the charts' crds/ files)."""
-    found = set()
-    for obj in objects:
-        if obj.kind != "CustomResourceDefinition":
-            continue
-        spec = obj.body.get("spec") or {}
-        kind = (spec.get("names") or {}).get("kind")
-        for version in spec.get("versions") or []:
-            if kind and isinstance(version, dict) and version.get("name"):
-                found.add((f"{spec.get('group')}/{version['name']}", kind))
-    return found
 
 
 def _validate(ws: Workspace, member: Member, prepared, rendered: Rendered, *,

@@ -47,7 +47,7 @@ class RenderedPrerequisite:
 
     def crd_kinds(self) -> set[tuple[str, str]]:
         """(group/version, kind) of the custom resources its CRDs define."""
-        return crd_kinds(self.objects)
+        return manifests.crd_kinds(self.objects)
 
 
 def render(ws: Workspace, helm: Helm, member: Member, prerequisites: list[Prerequisite],
@@ -111,21 +111,6 @@ def fetch(ws: Workspace, helm: Helm, prereq: Prerequisite, mirror: str | None = 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
-
-
-def crd_kinds(objects) -> set[tuple[str, str]]:
-    """(group/version, kind) of the custom resources the CRD objects among `objects` define."""
-    found = set()
-    for obj in objects:
-        if obj.kind != "CustomResourceDefinition":
-            continue
-        spec = obj.body.get("spec") or {}
-        kind = (spec.get("names") or {}).get("kind")
-        for version in spec.get("versions") or []:
-            if kind and isinstance(version, dict) and version.get("name") and \
-                    version.get("served", True):
-                found.add((f"{spec.get('group')}/{version['name']}", kind))
-    return found
 
 
 @dataclass
