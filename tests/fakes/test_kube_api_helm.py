@@ -235,3 +235,18 @@ def test_deployments_get_replica_sets_and_api_defaults(helm, small_chart, kube_a
     while owned() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert owned() == {}, "ReplicaSets are garbage-collected with their Deployment"
+
+
+def test_null_fields_are_defaulted_as_unset(helm, small_chart, kube_api):
+    """The real binderhub chart renders `strategy: {rollingUpdate: null}`: the API server
+    reads a null as unset and defaults it (helm 4 sends it by server-side apply)."""
+    template = small_chart / "templates" / "all.yaml"
+    template.write_text(template.read_text().replace(
+        "spec:\n  replicas: {{ .Values.replicas }}\n",
+        "spec:\n  replicas: {{ .Values.replicas }}\n  strategy:\n    rollingUpdate: null\n", 1))
+    assert "rollingUpdate: null" in template.read_text()
+    helm("install", "small", small_chart, "-n", "demo", "--create-namespace", "--wait",
+         "--timeout", "30s")
+    deployment = kube_api.object("deployments", "demo", "small", "apps")
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}

@@ -359,33 +359,47 @@ def _default_workload(kind: str, obj: dict) -> None:
     """API-server defaulting of the workload fields clients dereference (helm 3's --wait reads
     replicas and the rolling-update limits): replicas 1, RollingUpdate with 25%/25% for
     Deployments, 1/0 for DaemonSets, partition 0 for StatefulSets."""
-    spec = obj.get("spec")
+    spec = obj.get("spec")        # (a null field is an unset one, as the API server reads it)
     if kind not in ("Deployment", "DaemonSet", "StatefulSet") or not isinstance(spec, dict):
         return
     if kind != "DaemonSet":
-        spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
+        _default(spec, "replicas", 1)
+        _default(spec, "revisionHistoryLimit", 10)
     if kind == "Deployment":
-        strategy = spec.setdefault("strategy", {})
-        strategy.setdefault("type", "RollingUpdate")
+        strategy = _map(spec, "strategy")
+        _default(strategy, "type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
-            rolling.setdefault("maxUnavailable", "25%")
-            rolling.setdefault("maxSurge", "25%")
-        spec.setdefault("progressDeadlineSeconds", 600)
+            rolling = _map(strategy, "rollingUpdate")
+            _default(rolling, "maxUnavailable", "25%")
+            _default(rolling, "maxSurge", "25%")
+        _default(spec, "progressDeadlineSeconds", 600)
     elif kind == "DaemonSet":
-        strategy = spec.setdefault("updateStrategy", {})
-        strategy.setdefault("type", "RollingUpdate")
+        strategy = _map(spec, "updateStrategy")
+        _default(strategy, "type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
-            rolling.setdefault("maxUnavailable", 1)
-            rolling.setdefault("maxSurge", 0)
+            rolling = _map(strategy, "rollingUpdate")
+            _default(rolling, "maxUnavailable", 1)
+            _default(rolling, "maxSurge", 0)
     else:
-        strategy = spec.setdefault("updateStrategy", {})
-        strategy.setdefault("type", "RollingUpdate")
+        strategy = _map(spec, "updateStrategy")
+        _default(strategy, "type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
-            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
-        spec.setdefault("podManagementPolicy", "OrderedReady")
+            _map(strategy, "rollingUpdate").setdefault("partition", 0)
+        _default(spec, "podManagementPolicy", "OrderedReady")
+
+
+def _default(parent: dict, key: str, value) -> None:
+    """Default a field that is missing or null."""
+    if parent.get(key) is None:
+        parent[key] = value
+
+
+def _map(parent: dict, key: str) -> dict:
+    """parent[key] as a map, made when it is missing or null (`rollingUpdate: null`, which
+    the real binderhub chart renders)."""
+    if not isinstance(parent.get(key), dict):
+        parent[key] = {}
+    return parent[key]
 
 
 def normalize_quantities(obj) -> None:
