@@ -78,7 +78,7 @@ def check_common_recipients(ws: Workspace) -> None:
                     f"{values_mod.secrets_file(member)})",
                     file=sops.SOPS_CONFIG if have is not actual else rel, key="creation_rules",
                     hint="list every member's recipients in the rule for secrets/common.yaml, "
-                         "then `./deploy.py secrets rotate common`")
+                         "then `./deploy.py secrets rotate-recipients secrets/common.yaml`")
 
 
 def _creation_rules(ws: Workspace) -> list[dict]:

@@ -190,6 +190,8 @@ def test_common_secrets_not_encrypted_to_a_members_recipients_is_an_error(run, r
     assert ".sops.yaml: creation_rules: secrets/common.yaml must reach every member" in \
         result.stderr
     assert "secrets/lab.yaml" in result.stderr
+    # the hint names a command that exists
+    assert "./deploy.py secrets rotate-recipients secrets/common.yaml" in result.stderr
 
 
 def test_a_member_file_overriding_generated_values_is_an_error(run, real):
