@@ -49,6 +49,10 @@ class Redactor:
         self._folded = re.compile("|".join(folded)) if folded else None
         self._prefixes = [s for s in self._secrets if len(s) > MIN_PREFIX]
 
+    def knows(self, text: str) -> bool:
+        """`text` is one of the run's secret values (set by an operator, not generated)."""
+        return text in self._secrets
+
     def __bool__(self) -> bool:
         return bool(self._needles)
 

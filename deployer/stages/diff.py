@@ -81,7 +81,8 @@ def compute(live_manifest: str, rendered: list[K8sObject], namespace: str,
         old_obj, new_obj = live.get(key), new.get(key)
         ref = _ref(key, namespace)
         if old_obj is not None and new_obj is not None:
-            new_obj, n = carry_generated(old_obj, new_obj, secrets=generated)
+            new_obj, n = carry_generated(old_obj, new_obj, secrets=generated,
+                                         operator_set=redactor.knows)
             carried += n
         if old_obj is None:
             result.changes.append(Change("added", ref, _udiff("", new_obj, ref, redactor)))
@@ -113,10 +114,12 @@ def is_hook(obj: K8sObject) -> bool:
     return isinstance(annotations, dict) and "helm.sh/hook" in annotations
 
 
-def carry_generated(old: K8sObject, new: K8sObject,
-                    secrets: bool = True) -> tuple[K8sObject, int]:
+def carry_generated(old: K8sObject, new: K8sObject, secrets: bool = True,
+                    operator_set=lambda text: False) -> tuple[K8sObject, int]:
     """`new` with the live values (from `old`) of generated fields (the Secret keys only when
-    `secrets`; the checksum annotations always); and how many differed."""
+    `secrets`; the checksum annotations always); and how many differed. A Secret value an
+    operator set (`operator_set(value)`: one of the run's secrets, e.g. a rotated
+    grafana.adminPassword) is not generated: its change is compared."""
     body = copy.deepcopy(new.body)
     count = 0
     if secrets and new.kind == "Secret":
@@ -124,7 +127,8 @@ def carry_generated(old: K8sObject, new: K8sObject,
             before, after = old.body.get(section) or {}, body.get(section) or {}
             for key in list(after):
                 if GENERATED_SECRET_KEYS.match(key) and key in before and \
-                        before[key] != after[key]:
+                        before[key] != after[key] and \
+                        not operator_set(_plain(after[key], section)):
                     after[key] = before[key]
                     count += 1
     template = ((body.get("spec") or {}).get("template") or {}).get("metadata") or {}
@@ -135,6 +139,19 @@ def carry_generated(old: K8sObject, new: K8sObject,
             after[key] = before[key]
             count += 1
     return (K8sObject(body, new.source) if count else new), count
+
+
+def _plain(value, section: str) -> str:
+    """A Secret value as set: `data` is base64."""
+    import base64
+    import binascii
+
+    if section != "data":
+        return str(value)
+    try:
+        return base64.b64decode(str(value), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return str(value)
 
 
 def _key(obj: K8sObject, namespace: str) -> tuple:

@@ -64,3 +64,22 @@ def test_helm_hooks_are_not_compared():
     first = diff_mod.compute("", [K8sObject(_proxy("ab12")), K8sObject(hook)], "staging",
                              Redactor())
     assert [c.ref for c in first.changes] == ["Deployment/proxy"]
+
+
+def test_a_secret_the_operator_set_is_compared_even_offline():
+    # grafana's admin-password is generated when unset, but here the operator rotated it:
+    # carrying the live value over would hide the change and skip the upgrade
+    def grafana(password: str) -> dict:
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "grafana"},
+                "data": {"admin-password": base64.b64encode(password.encode()).decode()}}
+
+    live = _manifest(grafana("old-password-1234"))
+    rotated = [K8sObject(grafana("new-password-5678"))]
+    changes = diff_mod.compute(live, rotated, "staging", Redactor(["new-password-5678"]),
+                               generated=True)
+    assert [c.ref for c in changes.changes] == ["Secret/grafana"]
+    assert "new-password-5678" not in changes.text()
+    # a generated one (no operator value) is still carried over
+    generated = diff_mod.compute(live, [K8sObject(grafana("random-generated-9"))], "staging",
+                                 Redactor(), generated=True)
+    assert generated.empty
