@@ -17,7 +17,8 @@ test: setup-dev
 	@echo "again with helm 3 (DEPLOYER_HELM=helm3): the tests that deploy and validate with helm"
 	DEPLOYER_HELM=helm3 .venv/bin/python -m pytest -n auto -q -p no:randomly \
 	  tests/e2e/test_deploy.py tests/e2e/test_validate.py tests/e2e/test_prerequisites.py \
-	  tests/e2e/test_interrupts.py tests/fakes/test_kube_api_helm.py tests/fakes/test_chart_repo.py
+	  tests/e2e/test_interrupts.py tests/e2e/test_real_federation.py \
+	  tests/fakes/test_kube_api_helm.py tests/fakes/test_chart_repo.py
 
 setup:
 	scripts/bootstrap

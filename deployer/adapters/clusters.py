@@ -6,9 +6,10 @@ and kubectl get. Credentials come from the member's provider:
 - `kubeconfig`: the sops-encrypted kubeconfig, decrypted in memory into a 0600 file;
 - `gke`: `gcloud container clusters get-credentials`, writing into that private file; with
   `cluster.credentials` (a sops-encrypted service-account key, for CI without a gcloud login)
-  the key is decrypted into a 0600 file only for `gcloud auth activate-service-account` in a
-  private CLOUDSDK_CONFIG (removed right after, also when gcloud fails), and that config dir
-  goes to helm/kubectl in `env` for the gke-gcloud-auth-plugin;
+  the key is decrypted into a 0600 file only for `gcloud auth activate-service-account`
+  (the file removed right after, also when gcloud fails); the credential gcloud stores stays
+  in a private CLOUDSDK_CONFIG inside the private directory, which goes to helm/kubectl in
+  `env` for the gke-gcloud-auth-plugin;
 - `eks`: `aws eks update-kubeconfig --kubeconfig <private file>`;
 - `aks`: `az aks get-credentials --file <private file>`, then `kubelogin convert-kubeconfig
   -l azurecli` when the cluster uses Azure AD; with `cluster.credentials` (a sops-encrypted

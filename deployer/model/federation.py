@@ -200,7 +200,7 @@ def load(root: Path) -> Federation:
     federation = Federation(name=fed["name"], chart=fed.get("chart", "mybinder"),
                             members=members, document=doc,
                             records=dict(data.get("records") or {}),
-                            prime=fed.get("prime") if isinstance(fed.get("prime"), str) else None,
+                            prime=_prime(fed.get("prime")),
                             abuse=dict(data.get("abuse") or {}),
                             prerequisites=_prerequisites(doc, members))
     check_data(federation)
@@ -401,7 +401,6 @@ def _check_prime(fed: Federation) -> list[ConfigError]:
                         + (f" ({', '.join(map(str, prime))})" if prime else ""),
                         "federation", "prime")
         prime = prime[0]
-        object.__setattr__(fed, "prime", prime)
     member = fed.members.get(prime)
     if member is None:
         return fail(f"prime member {prime!r} is not a member (members: "
@@ -446,6 +445,13 @@ def _conditional(err) -> bool:
 @lru_cache(maxsize=None)
 def _schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
+
+
+def _prime(value) -> str | None:
+    """`federation.prime`: a name, or a list of exactly one (more is check_roles' error)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value if isinstance(value, str) else None
 
 
 def _prerequisites(doc: Document, members: dict[str, Member]) -> dict[str, Prerequisite]:
