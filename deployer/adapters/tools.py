@@ -16,12 +16,12 @@ import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
 from deployer.adapters import process
 from deployer.errors import ToolError
+from deployer.model.memo import shared
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "run ./scripts/install-tools (installs the pinned versions into .tools/bin)"
@@ -105,7 +105,6 @@ def helm_major(binary: str, env: Mapping[str, str]) -> int:
     return _major(binary, env.get("PATH", ""))
 
 
-@lru_cache(maxsize=None)
 def _major(binary: str, path: str) -> int:
     found = _version(binary, PINS["helm"], path)
     if found is None:
@@ -147,7 +146,7 @@ def install(names: list[str] | None, env: Mapping[str, str], dest: Path | None =
             log(f"installed {pin.name} {pin.version} -> {target}")
             installed.append(target)
     _find.cache_clear()
-    _major.cache_clear()
+    _version.cache_clear()
     return installed
 
 
@@ -156,7 +155,7 @@ def check_all(env: Mapping[str, str]) -> dict[str, str]:
     return {name: find(name, env) for name in PINS}
 
 
-@lru_cache(maxsize=None)
+@shared
 def _find(name: str, tools: str, path: str) -> str:
     pin = PINS[name]
     local = Path(tools) / name
@@ -177,7 +176,10 @@ def _find(name: str, tools: str, path: str) -> str:
     return candidate
 
 
+@shared
 def _version(binary: str, pin: Pin, path: str) -> tuple[int, ...] | None:
+    """The version a binary prints, asked once per run however many threads (members) want
+    it at the same time."""
     try:
         out = process.run([binary, *pin.version_args], env={"PATH": path or os.defpath}, timeout=30,
                           echo=False, check=False).stdout

@@ -11,14 +11,29 @@ T = TypeVar("T")
 def shared(fn: Callable[..., T]) -> Callable[..., T]:
     """Like functools.cache, but a value is computed once even when several threads ask for
     it first at the same time (lru_cache lets each compute it; under the GIL that multiplies
-    a slow first call by the number of members). The others wait for the first."""
-    cached = functools.lru_cache(maxsize=None)(fn)
-    lock = threading.RLock()
+    a slow first call by the number of members). The others wait for the first; calls with
+    other arguments do not wait for it. An exception is not cached: the next call tries again."""
+    results: dict = {}
+    locks: dict = {}
+    guard = threading.Lock()
 
     @functools.wraps(fn)
     def wrapper(*args):
+        try:
+            return results[args]
+        except KeyError:
+            pass
+        with guard:
+            lock = locks.setdefault(args, threading.RLock())
         with lock:
-            return cached(*args)
+            if args not in results:
+                results[args] = fn(*args)
+            return results[args]
 
-    wrapper.cache_clear = cached.cache_clear      # type: ignore[attr-defined]
+    def cache_clear() -> None:
+        with guard:
+            results.clear()
+            locks.clear()
+
+    wrapper.cache_clear = cache_clear      # type: ignore[attr-defined]
     return wrapper
