@@ -61,9 +61,9 @@ class Report:
 def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None = None,
                      jobs: int | None = None, run: Report | None = None) -> list[Report]:
     """Validate every member; the chart's dependencies are prepared once for all of them,
-    and the chart is linted once per Kubernetes version and set of enabled dependencies
-    (lint's per-member checks - values schema, rendering, names - are made for each member
-    by `helm template` and the Kubernetes checks). `run` collects the run-wide timings."""
+    and the chart is linted once per Kubernetes version (lint's per-member checks - values
+    schema, rendering, names - are made for each member by `helm template` and the
+    Kubernetes checks). `run` collects the run-wide timings."""
     run = run if run is not None else Report("(run)")
     helm = helm_mod.Helm(ws.env, console=ws.console)
     with run.timed("prepare chart"):
@@ -72,9 +72,12 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         federation_problems = policy.check_federation(ws.federation)
         prepared.kube_versions()          # read the charts' kubeVersions once, not per member
     # most of a member's time is spent waiting on helm and sops: overlap members generously
-    jobs = jobs or min(len(members), 2 * (os.cpu_count() or 2))
+    jobs = jobs or min(len(members), 4 * (os.cpu_count() or 2))
     linters = _linters(ws, prepared, members)
-    with ThreadPoolExecutor(max_workers=max(1, jobs) + 1) as pool:
+    with_prerequisites = [m for m in members if ws.federation.prerequisites_of(m)]
+    # the prerequisites' renders are short: they get threads of their own rather than
+    # queueing behind the members
+    with ThreadPoolExecutor(max_workers=max(1, jobs) + 1 + len(with_prerequisites)) as pool:
         # what every member reads of the chart and of its Kubernetes version, computed once
         # while the members decrypt their secrets (the caches make the others wait for it)
         pool.submit(_warm, prepared, {m.kubernetes_version for m in members})
@@ -82,7 +85,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
                                federation_problems.get(m.name, []), lint=m.name in linters)
                    for m in members]
         extra = {m.name: pool.submit(check_prerequisites, ws, helm, m, mirror)
-                 for m in members if ws.federation.prerequisites_of(m)}
+                 for m in with_prerequisites}
         reports = [f.result()[0] for f in futures]
     for report in reports:
         if report.member in extra:
@@ -116,21 +119,24 @@ def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
 
 def _linters(ws: Workspace, prepared: chart_mod.PreparedChart,
              members: list[Member]) -> set[str]:
-    """The members whose values `helm lint` runs with: one per distinct Kubernetes version
-    and set of enabled dependencies (what lint's checks depend on besides the values)."""
+    """The members whose values `helm lint` runs with: one per Kubernetes version (lint's
+    deprecation checks depend on it), the one that enables the most dependencies. Lint's
+    other checks are made for every member without it: the values schemas and the templates
+    by `helm template`, YAML, names and API versions by the Kubernetes checks."""
     from deployer.model.yamlio import load_text
 
-    chosen: dict[tuple, str] = {}
+    chosen: dict[str, tuple[int, str]] = {}
     for member in members:
         try:   # the conditions live in the values files, not in secrets: no decryption
             values = values_mod.build(ws, member, load_text("{}", "(no secrets)")).final
         except DeployerError:
             values = None     # the member's own check reports it
-        enabled = tuple(sorted(
-            d.name for d in prepared.dependencies
-            if values is None or _enabled(values, d.condition)))
-        chosen.setdefault((member.kubernetes_version, enabled), member.name)
-    return set(chosen.values())
+        enabled = sum(1 for d in prepared.dependencies
+                      if values is None or _enabled(values, d.condition))
+        best = chosen.get(member.kubernetes_version)
+        if best is None or enabled > best[0]:
+            chosen[member.kubernetes_version] = (enabled, member.name)
+    return {name for _, name in chosen.values()}
 
 
 def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,

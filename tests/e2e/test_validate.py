@@ -233,8 +233,8 @@ def test_timings_break_validation_down_by_stage(run):
     for stage in ("prepare chart", "values", "helm template", "helm lint",
                   "kubernetes schemas", "policy", "terraform stacks", "wall (whole command)"):
         assert stage in lines, result.stdout
-    # the chart is linted once per Kubernetes version (1.33, 1.34) and set of enabled
-    # dependencies, not once per member; each member is rendered once
+    # the chart is linted once per Kubernetes version (1.33, 1.34), not once per member;
+    # each member is rendered once
     assert 2 <= result.stderr.count("$ helm lint") < 5
     assert result.stderr.count("$ helm template") - \
         result.stderr.count("$ helm template cert-manager") == 5
