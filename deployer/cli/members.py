@@ -145,11 +145,13 @@ def _stack_problems(ws, chosen) -> list[str]:
     """Where the chosen members' Terraform stacks disagree with config/federation.yaml
     (read with python-hcl2; `terraform validate` runs the rest)."""
     from deployer.model import terraform as tf_model
+    from deployer.stages.chart import cache_dir
 
     if not (ws.root / tf_model.MEMBERS_DIR).is_dir():
         return []
-    return tf_model.check_stacks(ws.federation, tf_model.load_stacks(ws.root), ws.root,
-                                 only={m.name for m in chosen})
+    parsed = cache_dir(ws) / "hcl"       # what unchanged files parse to (no secrets in there)
+    return tf_model.check_stacks(ws.federation, tf_model.load_stacks(ws.root, parsed), ws.root,
+                                 only={m.name for m in chosen}, parse_cache=parsed)
 
 
 @handles_errors

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,15 +139,17 @@ def federation_vars(member: Member) -> dict[str, str]:
             "provider_kind": member.cluster.provider}
 
 
-def load_stacks(root: Path) -> dict[str, Stack]:
-    """Every root under terraform/members/, read with python-hcl2."""
+def load_stacks(root: Path, parse_cache: Path | None = None) -> dict[str, Stack]:
+    """Every root under terraform/members/, read with python-hcl2 (see _hcl for
+    `parse_cache`)."""
     base = Path(root) / MEMBERS_DIR
     if not base.is_dir():
         return {}
-    return {d.name: load_stack(d.name, d) for d in sorted(base.iterdir()) if d.is_dir()}
+    return {d.name: load_stack(d.name, d, parse_cache) for d in sorted(base.iterdir())
+            if d.is_dir()}
 
 
-def load_stack(member: str, directory: Path) -> Stack:
+def load_stack(member: str, directory: Path, parse_cache: Path | None = None) -> Stack:
     """One root's backend, module calls, variables and outputs (override files included)."""
     backend = None
     modules: dict[str, str] = {}
@@ -154,7 +158,7 @@ def load_stack(member: str, directory: Path) -> Stack:
     files = sorted(directory.glob("*.tf"))
     files.sort(key=lambda p: p.stem.endswith("override"))   # overrides last, as Terraform
     for path in files:
-        data = _hcl(path)
+        data = _hcl(path, parse_cache)
         for block in data.get("terraform") or []:
             for backend_block in block.get("backend") or []:
                 backend = next(iter(backend_block), backend)
@@ -171,7 +175,7 @@ def load_stack(member: str, directory: Path) -> Stack:
 
 
 def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
-                 only: set[str] | None = None) -> list[str]:
+                 only: set[str] | None = None, parse_cache: Path | None = None) -> list[str]:
     """Where the roots and config/federation.yaml disagree, one line each (for the members
     and stacks named in `only`, or all)."""
     problems = []
@@ -194,7 +198,7 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
         for module, source in stack.modules.items():
             if source.startswith((".", "/")) and not (stack.root / source).resolve().is_dir():
                 problems.append(f"{where}: module {module}: source {source} does not exist")
-        problems += _tfvars_problems(member, stack, where)
+        problems += _tfvars_problems(member, stack, where, parse_cache)
     for name, member in federation.members.items():
         if only is not None and name not in only:
             continue
@@ -209,11 +213,12 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
     return problems
 
 
-def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
+def _tfvars_problems(member: Member, stack: Stack, where: str,
+                     parse_cache: Path | None = None) -> list[str]:
     """A tfvars file must not restate (and so contradict) what federation.yaml says."""
     problems = []
     for path in sorted(stack.root.glob("*.tfvars")):
-        data = _hcl(path)
+        data = _hcl(path, parse_cache)
         for key in FEDERATION_VARS:
             if key in data:
                 problems.append(f"{where}/{path.name}: sets {key}, which comes from "
@@ -233,19 +238,77 @@ def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
     return problems
 
 
-def _hcl(path: Path) -> dict:
+def _hcl(path: Path, parse_cache: Path | None = None) -> dict:
+    """A file parsed with python-hcl2. With `parse_cache` (a directory), what a file parses
+    to is kept there as JSON under the hash of its bytes (and of the parser's version and
+    options): an unchanged file is not parsed again, a changed one is. Only Terraform code
+    goes there, never secrets; a cache entry that cannot be read is parsed again."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
+    entry = None
+    if parse_cache is not None:
+        entry = Path(parse_cache) / f"{_parse_key(raw)}.json"
+        try:
+            cached = json.loads(entry.read_text("utf-8"))
+            if isinstance(cached, dict):
+                return cached
+        except (OSError, ValueError):
+            pass
+    data = _parse_hcl(text, path)
+    if entry is not None:
+        _write_atomically(entry, json.dumps(data))
+    return data
+
+
+def _parse_hcl(text: str, path: Path) -> dict:
     import hcl2
     from hcl2 import SerializationOptions
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            return hcl2.load(handle, serialization_options=SerializationOptions(
-                strip_string_quotes=True, explicit_blocks=False)) or {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
+        return hcl2.loads(text, serialization_options=SerializationOptions(
+            strip_string_quotes=True, explicit_blocks=False)) or {}
     except Exception as exc:  # the parser raises its own (lark) exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"not valid HCL: {first[:200]}", file=str(path)) from None
+
+
+def _parse_key(raw: bytes) -> str:
+    digest = hashlib.sha256(f"python-hcl2 {_hcl2_version()} {_PARSE_FORMAT}\0".encode())
+    digest.update(raw)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _hcl2_version() -> str:
+    from importlib.metadata import version
+
+    return version("python-hcl2")
+
+
+# what _hcl keeps in its cache: bump when the options or the shape of the data change
+_PARSE_FORMAT = "strip_string_quotes explicit_blocks=False v1"
+
+
+def _write_atomically(entry: Path, text: str) -> None:
+    """Write a cache entry so that a reader sees all of it or none; failing to is harmless."""
+    import tempfile
+
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, entry)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass
 
 
 __all__ = ["Stack", "Change", "PlanSummary", "summarize", "digest", "federation_vars",

@@ -117,3 +117,40 @@ def test_a_stack_without_a_backend_and_tfvars_naming_another_cluster(tree):
                                             tree))
     assert "terraform/members/gke: no backend block" in problems
     assert "cluster_name 'staging2' is not the cluster.name 'staging' of staging" in problems
+
+
+def test_a_parse_cache_gives_what_parsing_gives_and_follows_every_change(tree, tmp_path):
+    cache = tmp_path / "parsed"
+    fresh = model.load_stacks(tree)
+    assert model.load_stacks(tree, cache) == fresh                  # filled
+    entries = sorted(cache.iterdir())
+    assert entries and all(p.suffix == ".json" for p in entries)
+    assert model.load_stacks(tree, cache) == fresh                  # read back
+    assert sorted(cache.iterdir()) == entries
+    # a changed file is parsed again (its old entry stays, unused)
+    variables = tree / "terraform/members/gke/variables.tf"
+    variables.write_text(variables.read_text() + '\nvariable "extra" {\n  type = string\n}\n')
+    assert "extra" in model.load_stack("gke", tree / "terraform/members/gke", cache).variables
+    assert len(list(cache.iterdir())) == len(entries) + 1
+    # what the tfvars check reads goes through it too
+    tfvars = tree / "terraform/members/gke/terraform.tfvars"
+    tfvars.write_text(tfvars.read_text() + 'domain = "elsewhere.example.org"\n')
+    problems = model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
+                                  parse_cache=cache)
+    assert any("terraform.tfvars: sets domain" in p for p in problems), problems
+
+
+def test_a_broken_parse_cache_entry_is_parsed_again(tree, tmp_path):
+    cache = tmp_path / "parsed"
+    fresh = model.load_stacks(tree, cache)
+    for entry in cache.iterdir():
+        entry.write_text('{"truncat')
+    assert model.load_stacks(tree, cache) == fresh
+    # and bad HCL is still one error, never a cache entry
+    (tree / "terraform/members/gke/broken.tf").write_text('resource "x" {\n  a = \n')
+    before = set(cache.iterdir())
+    from deployer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="broken.tf: not valid HCL"):
+        model.load_stacks(tree, cache)
+    assert set(cache.iterdir()) == before
