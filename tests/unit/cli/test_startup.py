@@ -25,3 +25,15 @@ def test_jsonschema_format_grammars_are_not_compiled():
     """rfc3987_syntax compiles lark grammars at import (a second); no deployer check uses it."""
     loaded = _imported_after("import deployer.model.federation as f\nimport jsonschema")
     assert "jsonschema" in loaded and "rfc3987_syntax" not in loaded and "lark" not in loaded
+
+
+def test_a_command_loads_no_format_checker_it_never_uses():
+    loaded = _imported_after("import sys; sys.argv = ['deploy.py', 'members']\n"
+                             "from deployer.cli import run\nimport deployer.cli as c\n"
+                             "try:\n    run()\nexcept SystemExit:\n    pass\n"
+                             "import jsonschema\n"
+                             "assert jsonschema.FormatChecker().conforms('x', 'date-time')\n")
+    from deployer.cli import UNUSED_FORMAT_CHECKERS
+
+    assert "jsonschema" in loaded
+    assert not set(UNUSED_FORMAT_CHECKERS) & {name.split(".")[0] for name in loaded}
