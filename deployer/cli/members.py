@@ -96,6 +96,7 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     out = ws.console
     if jobs is not None and jobs < 1:
         raise usage(f"--jobs must be 1 or more, not {jobs}")
+    validate_mod.probe_tools(ws)
     chosen = ws.federation.select(member_names or (), all_members=all_members)
     run = validate_mod.Report("(run)")
     # the stacks' check (python-hcl2) overlaps the members, who mostly wait on helm and sops

@@ -93,6 +93,24 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
     return reports
 
 
+def probe_tools(ws: Workspace) -> None:
+    """Ask helm and sops for their versions on side threads, while the federation loads:
+    the members find the answers waiting. A failure is left for the member that asks to
+    report (a failed probe is not remembered)."""
+    import threading
+
+    from deployer.adapters import tools
+
+    def ask(find) -> None:
+        try:
+            find(ws.env)
+        except Exception:    # noqa: BLE001 - reported by the member that asks again
+            pass
+
+    for find in (tools.helm, lambda env: tools.find("sops", env)):
+        threading.Thread(target=ask, args=(find,), daemon=True).start()
+
+
 def _warm(prepared: chart_mod.PreparedChart, kube_versions: set[str]) -> None:
     try:
         prepared.defaults(), prepared.subcharts(), prepared.crd_kinds()
