@@ -77,11 +77,58 @@ def first_clear_value(path: Path) -> tuple[str, int | None] | None:
     from deployer.model.yamlio import format_path, load_text
 
     try:
-        doc = load_text(path.read_text(encoding="utf-8"), str(path))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None     # sops itself reports it
+    if _all_encrypted_quickly(text):
+        return None
+    try:
+        doc = load_text(text, str(path))
     except Exception:  # noqa: BLE001 - sops itself reports a malformed file
         return None
     if not isinstance(doc.data, dict):
         return None
+    for trail in _clear_values(doc.data):
+        return format_path(trail), doc.line_of(trail)
+    return None
+
+
+def _all_encrypted_quickly(text: str) -> bool:
+    """True when libyaml reads the file and finds no value in clear: the usual case, decided
+    without the slower line-keeping parser (which finds the line of a clear value, and judges
+    whatever libyaml cannot read). Null and empty values read the same in YAML 1.1 and 1.2."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return False
+    try:
+        data = yaml.load(text, Loader=loader)
+    except Exception:  # noqa: BLE001 - the careful parser decides
+        return False
+    if not isinstance(data, dict):
+        return False
+    # aliases make a small file a huge tree: past a budget the careful parser (which limits
+    # what it accepts) decides
+    budget = 100_000
+    stack = [v for k, v in data.items() if k != "sops"]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif node is not None and node != "" and not (
+                isinstance(node, str) and node.startswith("ENC[") and node.endswith("]")):
+            return False
+    return True
+
+
+def _clear_values(data: dict):
+    """Key paths of the values a sops file holds in clear (its `sops:` metadata aside)."""
 
     def walk(node, trail):
         if isinstance(node, dict):
@@ -95,9 +142,7 @@ def first_clear_value(path: Path) -> tuple[str, int | None] | None:
                 isinstance(node, str) and node.startswith("ENC[") and node.endswith("]")):
             yield trail
 
-    for trail in walk(doc.data, ()):
-        return format_path(trail), doc.line_of(trail)
-    return None
+    return walk(data, ())
 
 
 def recipients(path: Path) -> list[str]:

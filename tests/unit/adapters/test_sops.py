@@ -126,3 +126,18 @@ def test_values_left_in_clear_are_refused(repo, env, flags, key):
     assert info.value.file == "secrets/aws.yaml" and info.value.line
     assert str(info.value).split(": ", 2)[1] == key
     assert "not encrypted" in str(info.value)
+
+
+@pytest.mark.parametrize("text,found", [
+    ("a: ENC[AES256_GCM,data:x]\nb: ''\nc: null\nd: [ENC[x], ~]\nsops:\n  mac: ENC[m]\n", None),
+    ("a: ENC[x]\nb:\n  - ENC[y]\n  - {c: 0}\nsops:\n  mac: ENC[m]\n", ("b[1].c", 4)),
+    ("a: yes\nsops:\n  mac: ENC[m]\n", ("a", 1)),
+    # an alias tree too large to walk cheaply goes to the careful parser, which refuses it
+    ("x0: &a [ENC[x], ENC[y]]\n" + "".join(
+        f"x{i}: &a{i} [*{'a' if i == 1 else f'a{i - 1}'}, *{'a' if i == 1 else f'a{i - 1}'}]\n"
+        for i in range(1, 25)) + "z: clear\nsops:\n  mac: ENC[m]\n", None),
+])
+def test_values_in_clear_are_found_by_either_parser(tmp_path, text, found):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    assert secrets.first_clear_value(path) == found
