@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import shutil
+import stat
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -218,7 +221,11 @@ def _missing_dependency(ws: Workspace, deps, repos: dict[str, str], exc: HelmErr
 # What validation reads of a chart: its default values, the API versions its templates ask
 # helm about, its subcharts, their kubeVersions and the CRDs they ship. All five are read
 # in one pass over the chart's files and its charts/*.tgz (each archive, and each archive
-# nested in one, decompressed once).
+# nested in one, decompressed once), and a prepared chart's are kept beside it: it never
+# changes, so a later run reads them back instead of the archives.
+
+FACTS_FORMAT = 1          # of the kept facts; the key also changes with the code reading them
+_FACT_NAMES = ("defaults", "capability_queries", "subcharts", "kube_versions", "crd_kinds")
 
 
 @shared
@@ -270,10 +277,19 @@ class _Unread(Exception):
 @shared
 def _chart_facts(chart_dir: str) -> dict[str, tuple[bool, object]]:
     """Every fact of a chart directory, by name: (True, value), or (False, the error reading
-    it raised; then raised as _Unread)."""
-    facts = _read_facts(Path(chart_dir))
+    it raised; then raised as _Unread). Those kept beside a prepared chart are read back; a
+    directory that is not a complete prepared chart is only read, never written beside."""
+    root = Path(chart_dir)
+    store = _facts_store(root)
+    if store is not None:
+        kept = _load_facts(*store)
+        if kept is not None:
+            return kept
+    facts = _read_facts(root)
     if not all(ok for ok, _ in facts.values()):
         raise _Unread(facts)
+    if store is not None:
+        _save_facts(*store, facts)
     return facts
 
 
@@ -284,7 +300,7 @@ def _clearing_facts(clear_own):
     return cache_clear
 
 
-# clearing any one of them forgets every fact read in this process
+# clearing any one of them forgets every fact read in this process (the kept ones stay)
 for _fn in (_defaults, _capability_queries, _subcharts, _kube_versions, _crd_kinds):
     _fn.cache_clear = _clearing_facts(_fn.cache_clear)     # type: ignore[attr-defined]
 del _fn
@@ -598,6 +614,113 @@ def _read_crd_kinds(chart: _ChartFiles) -> tuple[tuple[str, str], ...]:
     for archive in chart.archives():
         walk(archive)
     return tuple(sorted(found))
+
+
+def _facts_store(root: Path) -> tuple[Path, tuple] | None:
+    """Where a prepared chart's facts are kept (beside the chart directory: helm reads every
+    file inside it), and what they were read from (its marker and archives: a chart prepared
+    again is read again); None for a directory that is not a complete prepared chart."""
+    key = _facts_key()
+    root = root.absolute()
+    if key is None or not root.name:
+        return None
+    try:
+        marker = (root / COMPLETE_MARKER).stat()
+        if not stat.S_ISREG(marker.st_mode):
+            return None
+        charts = root / "charts"
+        archives = sorted(charts.glob("*.tgz")) if charts.is_dir() else []
+        fingerprint = ((COMPLETE_MARKER, marker.st_size, marker.st_mtime_ns),) + tuple(
+            (tgz.name, st.st_size, st.st_mtime_ns) for tgz in archives for st in [tgz.stat()])
+    except OSError:
+        return None
+    return root.parent / f".deployer-facts-{root.name}-{key}.pickle", fingerprint
+
+
+@shared
+def _facts_key() -> str | None:
+    """Changes with the code that reads the facts (this module, the values merge), with
+    PyYAML and with Python: facts read by other code are never used."""
+    import yaml
+
+    from deployer.model import values
+
+    digest = hashlib.sha256(f"format={FACTS_FORMAT}\npython={sys.version_info[:2]}\n"
+                            f"pyyaml={yaml.__version__} {getattr(yaml, '__with_libyaml__', '')}"
+                            "\n".encode())
+    try:
+        for source in (__file__, values.__file__):
+            digest.update(Path(source).read_bytes() + b"\0")
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()[:20]
+
+
+class _FactsUnpickler(pickle.Unpickler):
+    """Reads back what facts are made of (YAML and JSON data, Subchart), nothing else: a
+    file in the cache is data, never code to run."""
+
+    _ALLOWED = {("deployer.stages.chart", "Subchart"), ("datetime", "date"),
+                ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
+                ("datetime", "timezone")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of chart facts")
+        return super().find_class(module, name)
+
+
+def _load_facts(store: Path, fingerprint: tuple) -> dict[str, tuple[bool, object]] | None:
+    """The kept facts; None when they are missing, unreadable or not of this chart."""
+    try:
+        with open(store, "rb") as handle:
+            kept = _FactsUnpickler(handle).load()
+    except Exception:                # noqa: BLE001 - missing, truncated, garbled: read again
+        return None
+    if not (isinstance(kept, dict) and kept.get("format") == FACTS_FORMAT
+            and kept.get("fingerprint") == fingerprint):
+        return None
+    facts = kept.get("facts")
+    if not (isinstance(facts, dict) and set(facts) == set(_FACT_NAMES)
+            and isinstance(facts["defaults"], dict)
+            and (facts["capability_queries"] is None
+                 or isinstance(facts["capability_queries"], frozenset))
+            and isinstance(facts["subcharts"], tuple)
+            and all(isinstance(s, Subchart) for s in facts["subcharts"])
+            and isinstance(facts["kube_versions"], tuple)
+            and isinstance(facts["crd_kinds"], tuple)):
+        return None
+    return {name: (True, facts[name]) for name in _FACT_NAMES}
+
+
+def _save_facts(store: Path, fingerprint: tuple, facts: dict[str, tuple[bool, object]]) -> None:
+    """Keep the facts (atomically: a reader sees the old file, the new one or none; two
+    processes writing at once both write whole files). Not kept when that fails."""
+    import io
+
+    try:
+        blob = pickle.dumps({"format": FACTS_FORMAT, "fingerprint": fingerprint,
+                             "facts": {name: value for name, (_, value) in facts.items()}},
+                            protocol=4)
+        _FactsUnpickler(io.BytesIO(blob)).load()     # only what a later run can read back
+    except Exception:                # noqa: BLE001 - then the facts are read on each run
+        return
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=store.name + ".", suffix=".tmp", dir=store.parent)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)        # as readable as the chart beside it
+            handle.write(blob)
+        os.replace(tmp, store)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _values_of(data: bytes) -> dict:
