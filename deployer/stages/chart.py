@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import shutil
+import stat
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -215,17 +218,210 @@ def _missing_dependency(ws: Workspace, deps, repos: dict[str, str], exc: HelmErr
                             "--chart-mirror URL")
 
 
+# What validation reads of a chart: its default values, the API versions its templates ask
+# helm about, its subcharts, their kubeVersions and the CRDs they ship. All five are read
+# in one pass over the chart's files and its charts/*.tgz (each archive, and each archive
+# nested in one, decompressed once), and a prepared chart's are kept beside it: it never
+# changes, so a later run reads them back instead of the archives.
+
+FACTS_FORMAT = 1          # of the kept facts; the key also changes with the code reading them
+_FACT_NAMES = ("defaults", "capability_queries", "subcharts", "kube_versions", "crd_kinds")
+
+
 @shared
 def _defaults(chart_dir: str) -> dict:
     """values.yaml of a chart directory merged with those of charts/*.tgz, recursively."""
+    return _fact(chart_dir, "defaults")
+
+
+@shared
+def _capability_queries(chart_dir: str) -> frozenset[str] | None:
+    return _fact(chart_dir, "capability_queries")
+
+
+@shared
+def _subcharts(chart_dir: str) -> tuple[Subchart, ...]:
+    return _fact(chart_dir, "subcharts")
+
+
+@shared
+def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
+    return _fact(chart_dir, "kube_versions")
+
+
+@shared
+def _crd_kinds(chart_dir: str) -> tuple[tuple[str, str], ...]:
+    return _fact(chart_dir, "crd_kinds")
+
+
+def _fact(chart_dir: str, name: str):
+    try:
+        facts = _chart_facts(chart_dir)
+    except _Unread as unread:        # the facts that could be read, this time
+        facts = unread.facts
+    ok, value = facts[name]
+    if not ok:
+        raise value
+    return value
+
+
+class _Unread(Exception):
+    """A fact of the chart could not be read: none is kept, the next call reads them again
+    (each of the functions above keeps those it could read)."""
+
+    def __init__(self, facts: dict[str, tuple[bool, object]]):
+        super().__init__("a chart fact could not be read")
+        self.facts = facts
+
+
+@shared
+def _chart_facts(chart_dir: str) -> dict[str, tuple[bool, object]]:
+    """Every fact of a chart directory, by name: (True, value), or (False, the error reading
+    it raised; then raised as _Unread). Those kept beside a prepared chart are read back; a
+    directory that is not a complete prepared chart is only read, never written beside."""
+    root = Path(chart_dir)
+    store = _facts_store(root)
+    if store is not None:
+        kept = _load_facts(*store)
+        if kept is not None:
+            return kept
+    facts = _read_facts(root)
+    if not all(ok for ok, _ in facts.values()):
+        raise _Unread(facts)
+    if store is not None:
+        _save_facts(*store, facts)
+    return facts
+
+
+def _clearing_facts(clear_own):
+    def cache_clear() -> None:
+        clear_own()
+        _chart_facts.cache_clear()
+    return cache_clear
+
+
+# clearing any one of them forgets every fact read in this process (the kept ones stay)
+for _fn in (_defaults, _capability_queries, _subcharts, _kube_versions, _crd_kinds):
+    _fn.cache_clear = _clearing_facts(_fn.cache_clear)     # type: ignore[attr-defined]
+del _fn
+
+
+def _read_facts(root: Path) -> dict[str, tuple[bool, object]]:
+    chart = _ChartFiles(root)
+    facts: dict[str, tuple[bool, object]] = {}
+    for name, read in (("defaults", _read_defaults),
+                       ("capability_queries", _read_capability_queries),
+                       ("subcharts", _read_subcharts),
+                       ("kube_versions", _read_kube_versions),
+                       ("crd_kinds", _read_crd_kinds)):
+        try:
+            facts[name] = (True, read(chart))
+        except Exception as exc:     # noqa: BLE001 - raised to whoever asks for this fact
+            facts[name] = (False, exc)
+    return facts
+
+
+class _Member:
+    """A file of a chart archive: its bytes, or the error reading them raised."""
+
+    __slots__ = ("name", "_data", "_text", "_archive")
+
+    def __init__(self, name: str, data: bytes | Exception):
+        self.name = name
+        self._data = data
+        self._text: str | None = None
+        self._archive: _Archive | None = None
+
+    def data(self) -> bytes:
+        if isinstance(self._data, Exception):
+            raise self._data
+        return self._data
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.data().decode("utf-8", "replace")
+        return self._text
+
+    def archive(self) -> "_Archive":
+        """The archive this file is (a subchart's charts/<dep>.tgz), read once."""
+        if self._archive is None:
+            self._archive = _Archive.load(self.data())
+        return self._archive
+
+
+class _Archive:
+    """The files of a chart archive in archive order, or the error opening it raised
+    (raised again to every fact that reads the archive, as opening it did)."""
+
+    def __init__(self, files: list[_Member] | None, error: Exception | None = None):
+        self._files = files
+        self._error = error
+
+    @property
+    def files(self) -> list[_Member]:
+        if self._error is not None:
+            raise self._error
+        return self._files
+
+    @classmethod
+    def read(cls, path: Path) -> "_Archive":
+        try:
+            data = path.read_bytes()
+        except Exception as exc:     # noqa: BLE001 - raised to the facts that read it
+            return cls(None, exc)
+        return cls.load(data)
+
+    @classmethod
+    def load(cls, data: bytes) -> "_Archive":
+        import io
+
+        if data[:2] == b"\x1f\x8b":
+            # gzip (what helm writes): decompressed once, its files then read from memory
+            import gzip
+            try:
+                with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)), mode="r:") as tf:
+                    return cls([_Member(m.name, tf.extractfile(m).read())
+                                for m in tf.getmembers() if m.isfile()])
+            except Exception:        # noqa: BLE001 - read as tarfile reads it, errors and all
+                pass
+        try:
+            tf = tarfile.open(fileobj=io.BytesIO(data))
+            members = tf.getmembers()
+        except Exception as exc:     # noqa: BLE001 - raised to the facts that read it
+            return cls(None, exc)
+        files = []
+        with tf:
+            for m in members:
+                if m.isfile():
+                    try:
+                        files.append(_Member(m.name, tf.extractfile(m).read()))
+                    except Exception as exc:     # noqa: BLE001 - raised to who reads the file
+                        files.append(_Member(m.name, exc))
+        return cls(files)
+
+
+class _ChartFiles:
+    """A chart directory; its charts/*.tgz are read (once) when a fact first asks for them."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._archives: list[_Archive] | None = None
+
+    def archives(self) -> list[_Archive]:
+        """charts/*.tgz in name order."""
+        if self._archives is None:
+            charts = self.root / "charts"
+            self._archives = [_Archive.read(tgz) for tgz in sorted(charts.glob("*.tgz"))] \
+                if charts.is_dir() else []
+        return self._archives
+
+
+def _read_defaults(chart: _ChartFiles) -> dict:
     from deployer.model.values import merge
 
-    root = Path(chart_dir)
-    tree = _values_of((root / "values.yaml").read_bytes())
-    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
-        with tarfile.open(tgz) as tf:
-            members = {m.name: tf.extractfile(m).read() for m in tf.getmembers()
-                       if m.isfile() and m.name.endswith("/values.yaml")}
+    tree = _values_of((chart.root / "values.yaml").read_bytes())
+    for archive in chart.archives():
+        members = {m.name: m.data() for m in archive.files if m.name.endswith("/values.yaml")}
         for name, data in members.items():
             # <chart>/values.yaml, <chart>/charts/<sub>/values.yaml, ... -> value path
             parts = name.split("/")[:-1]
@@ -237,19 +433,14 @@ def _defaults(chart_dir: str) -> dict:
     return tree
 
 
-@shared
-def _capability_queries(chart_dir: str) -> frozenset[str] | None:
-    import re
-
+def _read_capability_queries(chart: _ChartFiles) -> frozenset[str] | None:
     literal = re.compile(r'APIVersions\.Has\s*\(?\s*"([^"]+)"')
     any_query = re.compile(r"APIVersions\.Has\b")
-    root = Path(chart_dir)
+    root = chart.root
     texts = [p.read_text("utf-8", "replace") for p in (root / "templates").rglob("*")
              if p.is_file()] if (root / "templates").is_dir() else []
-    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
-        with tarfile.open(tgz) as tf:
-            texts.extend(tf.extractfile(m).read().decode("utf-8", "replace")
-                         for m in tf.getmembers() if m.isfile() and "/templates/" in m.name)
+    for archive in chart.archives():
+        texts.extend(m.text() for m in archive.files if "/templates/" in m.name)
     found: set[str] = set()
     for text in texts:
         queries = literal.findall(text)
@@ -259,44 +450,40 @@ def _capability_queries(chart_dir: str) -> frozenset[str] | None:
     return frozenset(found)
 
 
-@shared
-def _subcharts(chart_dir: str) -> tuple[Subchart, ...]:
+def _read_subcharts(chart: _ChartFiles) -> tuple[Subchart, ...]:
     import json
 
-    root = Path(chart_dir)
     found: dict[tuple[str, ...], Subchart] = {}
-    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
-        with tarfile.open(tgz) as tf:
-            files = {m.name: m for m in tf.getmembers() if m.isfile()}
-            for name, member in sorted(files.items()):
-                parts = name.split("/")
-                if parts[-1] != "Chart.yaml" or not (len(parts) == 2 or parts[-3] == "charts"):
-                    continue
-                # <chart>/Chart.yaml, <chart>/charts/<sub>/Chart.yaml, ... -> value path
-                dirs = parts[:-1]
-                prefix = tuple(p for i, p in enumerate(dirs) if not (i % 2 == 1 and p == "charts"))
-                schema_file = files.get("/".join(dirs + ["values.schema.json"]))
-                schema = None
-                if schema_file is not None:
-                    try:
-                        schema = json.loads(tf.extractfile(schema_file).read().decode())
-                    except ValueError:
-                        schema = {}
-                meta = _values_of(tf.extractfile(member).read())
-                conditions = tuple(
-                    prefix + tuple(path.strip().split("."))
-                    for dep in meta.get("dependencies") or [] if isinstance(dep, dict)
-                    for path in str(dep.get("condition") or "").split(",") if path.strip())
-                values_file = files.get("/".join(dirs + ["values.yaml"]))
-                text = tf.extractfile(values_file).read().decode("utf-8", "replace") \
-                    if values_file is not None else ""
-                words, whole = _template_words(tf, files, dirs)
-                found[prefix] = Subchart(str(meta.get("name") or prefix[-1]), prefix, schema,
-                                         conditions, _commented_keys(text), words, whole)
+    for archive in chart.archives():
+        files = {m.name: m for m in archive.files}
+        for name, member in sorted(files.items()):
+            parts = name.split("/")
+            if parts[-1] != "Chart.yaml" or not (len(parts) == 2 or parts[-3] == "charts"):
+                continue
+            # <chart>/Chart.yaml, <chart>/charts/<sub>/Chart.yaml, ... -> value path
+            dirs = parts[:-1]
+            prefix = tuple(p for i, p in enumerate(dirs) if not (i % 2 == 1 and p == "charts"))
+            schema_file = files.get("/".join(dirs + ["values.schema.json"]))
+            schema = None
+            if schema_file is not None:
+                try:
+                    schema = json.loads(schema_file.data().decode())
+                except ValueError:
+                    schema = {}
+            meta = _values_of(member.data())
+            conditions = tuple(
+                prefix + tuple(path.strip().split("."))
+                for dep in meta.get("dependencies") or [] if isinstance(dep, dict)
+                for path in str(dep.get("condition") or "").split(",") if path.strip())
+            values_file = files.get("/".join(dirs + ["values.yaml"]))
+            text = values_file.text() if values_file is not None else ""
+            words, whole = _template_words(files, dirs)
+            found[prefix] = Subchart(str(meta.get("name") or prefix[-1]), prefix, schema,
+                                     conditions, _commented_keys(text), words, whole)
     return tuple(sorted(found.values(), key=lambda s: (len(s.prefix), s.prefix)))
 
 
-def _template_words(tf: tarfile.TarFile, files: dict,
+def _template_words(files: dict[str, _Member],
                     dirs: list[str]) -> tuple[frozenset | None, frozenset]:
     """The identifiers a chart's own templates mention (None when one of them renders the
     whole .Values: then any key may be read), and the names of the maps they render whole."""
@@ -307,7 +494,7 @@ def _template_words(tf: tarfile.TarFile, files: dict,
     for name, member in files.items():
         if not name.startswith(base):
             continue
-        text = tf.extractfile(member).read().decode("utf-8", "replace")
+        text = member.text()
         if _WHOLE_VALUES.search(text):
             everything = True
         words.update(_WORD.findall(text))
@@ -368,10 +555,7 @@ def _commented_keys(text: str) -> frozenset:
     return frozenset(found)
 
 
-@shared
-def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
-    import io
-
+def _read_kube_versions(chart: _ChartFiles) -> tuple[tuple[str | None, str, str], ...]:
     found: list[tuple[str | None, str, str]] = []
 
     def note(meta, top: str | None) -> None:
@@ -379,31 +563,24 @@ def _kube_versions(chart_dir: str) -> tuple[tuple[str | None, str, str], ...]:
             found.append((top, f"{meta.get('name')} {meta.get('version')}",
                           str(meta["kubeVersion"])))
 
-    def walk_tgz(data: bytes, top: str | None) -> None:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            for m in tf.getmembers():
-                if not m.isfile():
-                    continue
-                parts = m.name.split("/")
-                if parts[-1] == "Chart.yaml" and (len(parts) == 2 or parts[-3] == "charts"):
-                    meta = _values_of(tf.extractfile(m).read())
-                    note(meta, top or (meta.get("name") if len(parts) == 2 else None))
-                    if len(parts) == 2 and top is None:
-                        top = meta.get("name")
-                elif m.name.endswith(".tgz") and len(parts) >= 3 and parts[-2] == "charts":
-                    walk_tgz(tf.extractfile(m).read(), top)
+    def walk(archive: _Archive, top: str | None) -> None:
+        for m in archive.files:
+            parts = m.name.split("/")
+            if parts[-1] == "Chart.yaml" and (len(parts) == 2 or parts[-3] == "charts"):
+                meta = _values_of(m.data())
+                note(meta, top or (meta.get("name") if len(parts) == 2 else None))
+                if len(parts) == 2 and top is None:
+                    top = meta.get("name")
+            elif m.name.endswith(".tgz") and len(parts) >= 3 and parts[-2] == "charts":
+                walk(m.archive(), top)
 
-    root = Path(chart_dir)
-    note(_values_of((root / "Chart.yaml").read_bytes()), None)
-    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
-        walk_tgz(tgz.read_bytes(), None)
+    note(_values_of((chart.root / "Chart.yaml").read_bytes()), None)
+    for archive in chart.archives():
+        walk(archive, None)
     return tuple(found)
 
 
-@shared
-def _crd_kinds(chart_dir: str) -> tuple[tuple[str, str], ...]:
-    import io
-
+def _read_crd_kinds(chart: _ChartFiles) -> tuple[tuple[str, str], ...]:
     import yaml
 
     found: set[tuple[str, str]] = set()
@@ -423,22 +600,127 @@ def _crd_kinds(chart_dir: str) -> tuple[tuple[str, str], ...]:
                 if kind and isinstance(version, dict) and version.get("name"):
                     found.add((f"{spec.get('group')}/{version['name']}", kind))
 
-    def walk_tgz(data: bytes) -> None:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            for m in tf.getmembers():
-                parts = m.name.split("/")
-                if m.isfile() and len(parts) >= 3 and parts[-2] == "crds" and \
-                        parts[-1].endswith((".yaml", ".yml")):
-                    note(tf.extractfile(m).read())
-                elif m.isfile() and m.name.endswith(".tgz") and parts[-2:-1] == ["charts"]:
-                    walk_tgz(tf.extractfile(m).read())
+    def walk(archive: _Archive) -> None:
+        for m in archive.files:
+            parts = m.name.split("/")
+            if len(parts) >= 3 and parts[-2] == "crds" and parts[-1].endswith((".yaml", ".yml")):
+                note(m.data())
+            elif m.name.endswith(".tgz") and parts[-2:-1] == ["charts"]:
+                walk(m.archive())
 
-    root = Path(chart_dir)
+    root = chart.root
     for path in sorted((root / "crds").glob("*.y*ml")) if (root / "crds").is_dir() else []:
         note(path.read_bytes())
-    for tgz in sorted((root / "charts").glob("*.tgz")) if (root / "charts").is_dir() else []:
-        walk_tgz(tgz.read_bytes())
+    for archive in chart.archives():
+        walk(archive)
     return tuple(sorted(found))
+
+
+def _facts_store(root: Path) -> tuple[Path, tuple] | None:
+    """Where a prepared chart's facts are kept (beside the chart directory: helm reads every
+    file inside it), and what they were read from (its marker and archives: a chart prepared
+    again is read again); None for a directory that is not a complete prepared chart."""
+    key = _facts_key()
+    root = root.absolute()
+    if key is None or not root.name:
+        return None
+    try:
+        marker = (root / COMPLETE_MARKER).stat()
+        if not stat.S_ISREG(marker.st_mode):
+            return None
+        charts = root / "charts"
+        archives = sorted(charts.glob("*.tgz")) if charts.is_dir() else []
+        fingerprint = ((COMPLETE_MARKER, marker.st_size, marker.st_mtime_ns),) + tuple(
+            (tgz.name, st.st_size, st.st_mtime_ns) for tgz in archives for st in [tgz.stat()])
+    except OSError:
+        return None
+    return root.parent / f".deployer-facts-{root.name}-{key}.pickle", fingerprint
+
+
+@shared
+def _facts_key() -> str | None:
+    """Changes with the code that reads the facts (this module, the values merge), with
+    PyYAML and with Python: facts read by other code are never used."""
+    import yaml
+
+    from deployer.model import values
+
+    digest = hashlib.sha256(f"format={FACTS_FORMAT}\npython={sys.version_info[:2]}\n"
+                            f"pyyaml={yaml.__version__} {getattr(yaml, '__with_libyaml__', '')}"
+                            "\n".encode())
+    try:
+        for source in (__file__, values.__file__):
+            digest.update(Path(source).read_bytes() + b"\0")
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()[:20]
+
+
+class _FactsUnpickler(pickle.Unpickler):
+    """Reads back what facts are made of (YAML and JSON data, Subchart), nothing else: a
+    file in the cache is data, never code to run."""
+
+    _ALLOWED = {("deployer.stages.chart", "Subchart"), ("datetime", "date"),
+                ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
+                ("datetime", "timezone")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of chart facts")
+        return super().find_class(module, name)
+
+
+def _load_facts(store: Path, fingerprint: tuple) -> dict[str, tuple[bool, object]] | None:
+    """The kept facts; None when they are missing, unreadable or not of this chart."""
+    try:
+        with open(store, "rb") as handle:
+            kept = _FactsUnpickler(handle).load()
+    except Exception:                # noqa: BLE001 - missing, truncated, garbled: read again
+        return None
+    if not (isinstance(kept, dict) and kept.get("format") == FACTS_FORMAT
+            and kept.get("fingerprint") == fingerprint):
+        return None
+    facts = kept.get("facts")
+    if not (isinstance(facts, dict) and set(facts) == set(_FACT_NAMES)
+            and isinstance(facts["defaults"], dict)
+            and (facts["capability_queries"] is None
+                 or isinstance(facts["capability_queries"], frozenset))
+            and isinstance(facts["subcharts"], tuple)
+            and all(isinstance(s, Subchart) for s in facts["subcharts"])
+            and isinstance(facts["kube_versions"], tuple)
+            and isinstance(facts["crd_kinds"], tuple)):
+        return None
+    return {name: (True, facts[name]) for name in _FACT_NAMES}
+
+
+def _save_facts(store: Path, fingerprint: tuple, facts: dict[str, tuple[bool, object]]) -> None:
+    """Keep the facts (atomically: a reader sees the old file, the new one or none; two
+    processes writing at once both write whole files). Not kept when that fails."""
+    import io
+
+    try:
+        blob = pickle.dumps({"format": FACTS_FORMAT, "fingerprint": fingerprint,
+                             "facts": {name: value for name, (_, value) in facts.items()}},
+                            protocol=4)
+        _FactsUnpickler(io.BytesIO(blob)).load()     # only what a later run can read back
+    except Exception:                # noqa: BLE001 - then the facts are read on each run
+        return
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=store.name + ".", suffix=".tmp", dir=store.parent)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)        # as readable as the chart beside it
+            handle.write(blob)
+        os.replace(tmp, store)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _values_of(data: bytes) -> dict:
