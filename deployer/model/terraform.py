@@ -277,16 +277,28 @@ def _parse_hcl(text: str, path: Path) -> dict:
 
 
 def _parse_key(raw: bytes) -> str:
-    digest = hashlib.sha256(f"python-hcl2 {_hcl2_version()} {_PARSE_FORMAT}\0".encode())
+    digest = hashlib.sha256(f"{_hcl2_version()} {_PARSE_FORMAT}\0".encode())
     digest.update(raw)
     return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)
 def _hcl2_version() -> str:
-    from importlib.metadata import version
+    """What identifies the installed parser: its version file and grammar (read, not
+    imported: importing python-hcl2 and its metadata costs more than a cached parse saves)."""
+    from importlib.util import find_spec
 
-    return version("python-hcl2")
+    spec = find_spec("hcl2")
+    if spec is None or not spec.origin:
+        return "python-hcl2 missing"
+    base = Path(spec.origin).parent
+    digest = hashlib.sha256()
+    for name in ("version.py", "hcl2.lark"):
+        try:
+            digest.update((base / name).read_bytes())
+        except OSError:
+            digest.update(f"no {name}".encode())
+    return "python-hcl2 " + digest.hexdigest()
 
 
 # what _hcl keeps in its cache: bump when the options or the shape of the data change
