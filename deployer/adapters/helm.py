@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -58,18 +60,21 @@ class Helm:
     """Runs helm with an explicit environment (kubeconfig, HELM_* homes); never os.environ."""
 
     def __init__(self, env: Mapping[str, str], *, console: Console, echo: bool = True,
-                 context: str | None = None):
+                 context: str | None = None, renders: threading.Semaphore | None = None):
+        """`renders`: held by each offline render (template, lint), to bound how many run
+        at once."""
         self.binary = tools.helm(env)
         self.major = tools.helm_major(self.binary, env)
         self.env = dict(env)
         self.console = console
         self.echo = echo
         self.context = context
+        self.renders = renders
 
     def with_env(self, **changes: str) -> "Helm":
         """The same helm with some environment variables changed."""
         return Helm({**self.env, **changes}, console=self.console, echo=self.echo,
-                    context=self.context)
+                    context=self.context, renders=self.renders)
 
     def run(self, args: Sequence[str], *, stdin: str | None = None, check: bool = True,
             timeout: float = RENDER_TIMEOUT, offline_render: bool = False) -> process.Result:
@@ -78,9 +83,11 @@ class Helm:
         env = self.env
         if offline_render and "GOGC" not in env:
             env = {**RENDER_GO_ENV, **env}
-        result = process.run([self.binary, *args], env=env, timeout=timeout,
-                             console=self.console, stdin=stdin, echo=self.echo, check=False,
-                             tool="helm")
+        bound = self.renders if offline_render and self.renders is not None else nullcontext()
+        with bound:
+            result = process.run([self.binary, *args], env=env, timeout=timeout,
+                                 console=self.console, stdin=stdin, echo=self.echo,
+                                 check=False, tool="helm")
         if check and not result.ok:
             raise HelmError(list(args), result.stderr, result.returncode, self.console)
         return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -63,34 +63,87 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
     """Validate every member; the chart's dependencies are prepared once for all of them,
     and the chart is linted once per Kubernetes version (lint's per-member checks - values
     schema, rendering, names - are made for each member by `helm template` and the
-    Kubernetes checks). `run` collects the run-wide timings."""
+    Kubernetes checks). `run` collects the run-wide timings.
+
+    The members' secrets are decrypted while the chart is prepared, and at most one offline
+    helm render per core (and one) runs at a time: the first members' objects are then
+    checked while the others render, rather than all of them after all the renders."""
+    import threading
+
     run = run if run is not None else Report("(run)")
-    helm = helm_mod.Helm(ws.env, console=ws.console)
-    with run.timed("prepare chart"):
-        prepared = chart_mod.prepare(ws, helm, mirror)
-    with run.timed("federation policy"):
-        federation_problems = policy.check_federation(ws.federation)
-        prepared.kube_versions()          # read the charts' kubeVersions once, not per member
     # most of a member's time is spent waiting on helm and sops: overlap members generously
     jobs = jobs or min(len(members), 4 * (os.cpu_count() or 2))
-    linters = _linters(ws, prepared, members)
     with_prerequisites = [m for m in members if ws.federation.prerequisites_of(m)]
-    # the prerequisites' renders are short: they get threads of their own rather than
-    # queueing behind the members
-    with ThreadPoolExecutor(max_workers=max(1, jobs) + 1 + len(with_prerequisites)) as pool:
+    versions = sorted({m.kubernetes_version for m in members})
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as decrypting, \
+            ThreadPoolExecutor(max_workers=max(1, jobs) + 1 + len(with_prerequisites)
+                               + len(versions)) as pool:
+        values = {m.name: decrypting.submit(member_values, ws, m) for m in members}
+        helm = helm_mod.Helm(ws.env, console=ws.console,
+                             renders=threading.BoundedSemaphore((os.cpu_count() or 2) + 1))
+        with run.timed("prepare chart"):
+            try:
+                prepared = chart_mod.prepare(ws, helm, mirror)
+            except BaseException:
+                for future in values.values():
+                    future.cancel()
+                raise
+        with run.timed("federation policy"):
+            federation_problems = policy.check_federation(ws.federation)
         # what every member reads of the chart and of its Kubernetes version, computed once
         # while the members decrypt their secrets (the caches make the others wait for it)
-        pool.submit(_warm, prepared, {m.kubernetes_version for m in members})
+        pool.submit(_warm, prepared, set(versions))
         futures = [pool.submit(check_member, ws, helm, prepared, m,
-                               federation_problems.get(m.name, []), lint=m.name in linters)
+                               federation_problems.get(m.name, []), values[m.name], lint=False)
                    for m in members]
+        linting = [pool.submit(_lint_one_of, helm, prepared,
+                               [(m, values[m.name]) for m in members
+                                if m.kubernetes_version == version])
+                   for version in versions]
         extra = {m.name: pool.submit(check_prerequisites, ws, helm, m, mirror)
                  for m in with_prerequisites}
-        reports = [f.result()[0] for f in futures]
+        checked = [f.result() for f in futures]
+        reports = [report for report, _ in checked]
+        by_name = {report.member: (report, rendered) for report, rendered in checked}
+        for lint in linting:
+            linted = lint.result()
+            if linted is not None:
+                name, findings, seconds = linted
+                report, rendered = by_name[name]
+                report.timings["helm lint"] = seconds
+                if rendered is not None:      # a member helm cannot render reports that
+                    _add_lint_findings(report, rendered, findings)
     for report in reports:
         if report.member in extra:
             report.errors.extend(extra[report.member].result())
     return reports
+
+
+def _lint_one_of(helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
+                 candidates: list) -> tuple[str, list[str], float] | None:
+    """`helm lint` with the values of the member (of one Kubernetes version: lint's
+    deprecation checks depend on it) that enables the most dependencies: (its name, the
+    findings, seconds), or None when no member's values could be built (each reports why)."""
+    best = None
+    for member, future in candidates:
+        try:
+            mv = future.result()
+        except DeployerError:
+            continue
+        enabled = sum(1 for d in prepared.dependencies if _enabled(mv.final, d.condition))
+        if best is None or enabled > best[0]:
+            best = (enabled, member, mv)
+    if best is None:
+        return None
+    _, member, mv = best
+    start = time.perf_counter()
+    try:
+        values_yaml = dump(mv.for_helm(prepared.defaults()))
+    except DeployerError:
+        return None       # the member's own check reports it
+    result = helm.lint(str(prepared.path), member.namespace, values_yaml,
+                       member.kubernetes_version)
+    return member.name, helm_mod.lint_findings(result.stdout), time.perf_counter() - start
 
 
 def probe_tools(ws: Workspace) -> None:
@@ -135,28 +188,6 @@ def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
     return prerequisites.schema_problems(rendered, member)
 
 
-def _linters(ws: Workspace, prepared: chart_mod.PreparedChart,
-             members: list[Member]) -> set[str]:
-    """The members whose values `helm lint` runs with: one per Kubernetes version (lint's
-    deprecation checks depend on it), the one that enables the most dependencies. Lint's
-    other checks are made for every member without it: the values schemas and the templates
-    by `helm template`, YAML, names and API versions by the Kubernetes checks."""
-    from deployer.model.yamlio import load_text
-
-    chosen: dict[str, tuple[int, str]] = {}
-    for member in members:
-        try:   # the conditions live in the values files, not in secrets: no decryption
-            values = values_mod.build(ws, member, load_text("{}", "(no secrets)")).final
-        except DeployerError:
-            values = None     # the member's own check reports it
-        enabled = sum(1 for d in prepared.dependencies
-                      if values is None or _enabled(values, d.condition))
-        best = chosen.get(member.kubernetes_version)
-        if best is None or enabled > best[0]:
-            chosen[member.kubernetes_version] = (enabled, member.name)
-    return {name for _, name in chosen.values()}
-
-
 def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
                   member: Member, mv: values_mod.MemberValues | None = None) -> Rendered:
     """Render a member with `helm template`; schema violations point at the file and line."""
@@ -185,10 +216,11 @@ def api_versions(prepared: chart_mod.PreparedChart, member: Member) -> tuple[str
 
 def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
                  member: Member, federation_problems: list,
-                 mv: values_mod.MemberValues | None = None,
+                 mv: values_mod.MemberValues | Future | None = None,
                  lint: bool = True) -> tuple[Report, Rendered | None]:
     """Validate one member; also return what was rendered (None if rendering failed).
-    `lint`: also run `helm lint` with this member's values (the chart-wide checks)."""
+    `mv`: its values, or a future of them (being decrypted). `lint`: also run `helm lint`
+    with this member's values (the chart-wide checks)."""
     start = time.perf_counter()
     report = Report(member.name)
     rendered = None
@@ -196,6 +228,8 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     value_findings: list = []
     try:
         with report.timed("values"):
+            if isinstance(mv, Future):
+                mv = mv.result()
             mv = mv or member_values(ws, member)
         with report.timed("policy"):
             report.errors.extend(str(v) for v in policy.check_member(mv))
@@ -215,13 +249,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
             finally:
                 findings = linting.result() if linting is not None else []
         report.objects = len(rendered.objects)
-        served = {(o.api_version, o.kind) for o in rendered.objects}
-        for finding in findings:
-            deprecated = _DEPRECATED.search(finding)
-            if deprecated and deprecated.group(1, 2) not in served:
-                continue     # lint has no --api-versions: template (which has) renders another
-            (report.errors if finding.startswith("[ERROR]") else report.warnings).append(
-                f"helm lint: {finding}")
+        _add_lint_findings(report, rendered, findings)
         with report.timed("kubernetes schemas"):
             checked = manifests.validate(rendered.objects, member.kubernetes_version,
                                          mv.redactor)
@@ -248,6 +276,16 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
             report.errors.append(str(exc))
     report.seconds = time.perf_counter() - start
     return report, rendered
+
+
+def _add_lint_findings(report: Report, rendered: Rendered, findings: list[str]) -> None:
+    served = {(o.api_version, o.kind) for o in rendered.objects}
+    for finding in findings:
+        deprecated = _DEPRECATED.search(finding)
+        if deprecated and deprecated.group(1, 2) not in served:
+            continue     # lint has no --api-versions: template (which has) renders another
+        (report.errors if finding.startswith("[ERROR]") else report.warnings).append(
+            f"helm lint: {finding}")
 
 
 def _timed_lint(report: Report, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,

@@ -444,3 +444,18 @@ def test_a_schema_error_names_the_file_even_when_the_chart_dir_is_named_otherwis
     assert result.returncode == 1
     assert f"gke: values rejected by the chart schema: federation.nmae: unknown key 'nmae' " \
            f"(set at config/common.yaml:{line})" in result.stderr
+
+
+def test_what_only_lint_finds_fails_one_member_per_kubernetes_version(run, repo):
+    """helm lint runs once per Kubernetes version, with one member's values; what only lint
+    checks (here: a template file extension helm renders but does not allow) still fails."""
+    (repo / "mybinder/templates/extra.json").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-extra\n"
+        "data:\n  a: b\n")
+    result = run("validate", "--all")
+    assert result.returncode == 1
+    lint_errors = [line for line in result.stderr.splitlines()
+                   if "helm lint: [ERROR] templates/extra.json" in line]
+    # the example runs Kubernetes 1.33 and 1.34: one member of each reports it
+    assert len(lint_errors) == 2, result.stderr
+    assert all("file extension" in line for line in lint_errors)
