@@ -77,7 +77,8 @@ def main() -> None:
     print(f"ratio validate / bare (goal <= 1.5)     : {full_s / bare_s:.2f}")
     print(f"deploy.py validate --all, caches cold   : {cold_s:.2f} s wall, {cold_cpu:.2f} s CPU"
           f" (median of {rounds}); ratio {cold_s / bare_s:.2f}")
-    print("  (validate renders each member with helm, lints the chart once, decrypts each "
+    print("  (validate renders each member with helm, lints the chart once per Kubernetes "
+          "version, renders the members' prerequisites (cert-manager), decrypts each "
           "member's secrets with sops, checks Kubernetes schemas and policy; the CPU figures "
           "show how much of the machine each used)")
     print("\nper-stage breakdown of one run (deploy.py validate --all --timings):")

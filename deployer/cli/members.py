@@ -127,7 +127,7 @@ def _print_timings(out, run, reports, wall: float) -> None:
     """Seconds per stage: run-wide ones, then each member's (members overlap in time)."""
     stages = list(run.timings) + [s for s in ("values", "policy", "helm template",
                                               "helm lint", "kubernetes schemas",
-                                              "site checks")]
+                                              "site checks", "prerequisites")]
     rows = [[stage, f"{run.timings[stage]:.2f}", "-"] for stage in run.timings]
     for stage in stages[len(run.timings):]:
         per = [r.timings.get(stage, 0.0) for r in reports]

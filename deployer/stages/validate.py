@@ -78,7 +78,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as decrypting, \
             ThreadPoolExecutor(max_workers=max(1, jobs) + 1 + len(with_prerequisites)
                                + len(versions)) as pool:
-        values = {m.name: decrypting.submit(member_values, ws, m) for m in members}
+        values = {m.name: decrypting.submit(_timed_values, ws, m) for m in members}
         helm = helm_mod.Helm(ws.env, console=ws.console,
                              renders=threading.BoundedSemaphore((os.cpu_count() or 2) + 1))
         with run.timed("prepare chart"):
@@ -100,7 +100,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
                                [(m, values[m.name]) for m in members
                                 if m.kubernetes_version == version])
                    for version in versions]
-        extra = {m.name: pool.submit(check_prerequisites, ws, helm, m, mirror)
+        extra = {m.name: pool.submit(_timed_prerequisites, ws, helm, m, mirror)
                  for m in with_prerequisites}
         checked = [f.result() for f in futures]
         reports = [report for report, _ in checked]
@@ -115,8 +115,21 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
                     _add_lint_findings(report, rendered, findings)
     for report in reports:
         if report.member in extra:
-            report.errors.extend(extra[report.member].result())
+            errors, report.timings["prerequisites"] = extra[report.member].result()
+            report.errors.extend(errors)
     return reports
+
+
+def _timed_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
+                         mirror: str | None) -> tuple[list[str], float]:
+    start = time.perf_counter()
+    return check_prerequisites(ws, helm, member, mirror), time.perf_counter() - start
+
+
+def _timed_values(ws: Workspace, member: Member) -> tuple[values_mod.MemberValues, float]:
+    """The member's values and the seconds they took (decryption included)."""
+    start = time.perf_counter()
+    return member_values(ws, member), time.perf_counter() - start
 
 
 def _lint_one_of(helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
@@ -127,7 +140,7 @@ def _lint_one_of(helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
     best = None
     for member, future in candidates:
         try:
-            mv = future.result()
+            mv, _ = future.result()
         except DeployerError:
             continue
         enabled = sum(1 for d in prepared.dependencies if _enabled(mv.final, d.condition))
@@ -219,17 +232,22 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
                  mv: values_mod.MemberValues | Future | None = None,
                  lint: bool = True) -> tuple[Report, Rendered | None]:
     """Validate one member; also return what was rendered (None if rendering failed).
-    `mv`: its values, or a future of them (being decrypted). `lint`: also run `helm lint`
-    with this member's values (the chart-wide checks)."""
+    `mv`: its values, or a future of (values, seconds they took) from another thread.
+    `lint`: also run `helm lint` with this member's values (the chart-wide checks)."""
     start = time.perf_counter()
     report = Report(member.name)
     rendered = None
     report.errors.extend(str(v) for v in federation_problems)
     value_findings: list = []
     try:
+        if isinstance(mv, Future):
+            waited = time.perf_counter()
+            try:
+                mv, seconds = mv.result()
+            finally:       # the time they took, or (when they failed) this one waited
+                report.timings["values"] = time.perf_counter() - waited
+            report.timings["values"] = seconds
         with report.timed("values"):
-            if isinstance(mv, Future):
-                mv = mv.result()
             mv = mv or member_values(ws, member)
         with report.timed("policy"):
             report.errors.extend(str(v) for v in policy.check_member(mv))
