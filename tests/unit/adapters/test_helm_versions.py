@@ -113,3 +113,58 @@ spec:
     assert [r.status for r in history] == [ReleaseStatus.SUPERSEDED, ReleaseStatus.FAILED,
                                            ReleaseStatus.DEPLOYED]
     assert "Rollback to 1" in history[-1].description
+
+
+def _logging_helm(tmp_path, env) -> str:
+    """The real helm, behind a script that logs each call's start, end and GOGC."""
+    from deployer.adapters import tools
+
+    real = tools.helm(env)
+    script = tmp_path / "helm-logged"
+    log = tmp_path / "calls.log"
+    script.write_text(f"""#!/bin/sh
+echo "start $$ $(date +%s.%N) GOGC=${{GOGC:-unset}} $1" >> {log}
+"{real}" "$@"; rc=$?
+echo "end $$ $(date +%s.%N)" >> {log}
+exit $rc
+""")
+    script.chmod(0o755)
+    return str(script)
+
+
+def _most_at_once(lines: list[str]) -> int:
+    events = sorted((float(line.split()[2]), 1 if line.startswith("start") else -1)
+                    for line in lines)
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_offline_renders_run_bounded_and_without_go_collector(env, tiny_chart, tmp_path):
+    import threading
+
+    helm = helm_mod.Helm({**env, "DEPLOYER_HELM": _logging_helm(tmp_path, env)},
+                         console=Console(stdout=io.StringIO(), stderr=io.StringIO()),
+                         echo=False, renders=threading.BoundedSemaphore(2))
+    (tmp_path / "calls.log").write_text("")
+    threads = [threading.Thread(target=helm.template, args=(f"r{i}", str(tiny_chart), "ns",
+                                                            "replicas: 2\n", "1.34"))
+               for i in range(6)]
+    threads.append(threading.Thread(target=helm.lint, args=(str(tiny_chart), "ns", "", "1.34")))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = (tmp_path / "calls.log").read_text().splitlines()
+    starts = [line for line in lines if line.startswith("start")]
+    assert len(starts) == 7
+    assert _most_at_once(lines) <= 2
+    assert all("GOGC=off" in line for line in starts)
+    # an operator's own GOGC wins; a render with a cluster (not offline) is not bounded
+    (tmp_path / "calls.log").write_text("")
+    helm.with_env(GOGC="50").template("r", str(tiny_chart), "ns", "", "1.34")
+    helm.run(["version", "--short"])
+    starts = (tmp_path / "calls.log").read_text().splitlines()[::2]
+    assert "GOGC=50 template" in starts[0] and "GOGC=unset version" in starts[1]
