@@ -94,35 +94,46 @@ def first_clear_value(path: Path) -> tuple[str, int | None] | None:
 
 
 def _all_encrypted_quickly(text: str) -> bool:
-    """True when libyaml reads the file and finds no value in clear: the usual case, decided
-    without the slower line-keeping parser (which finds the line of a clear value, and judges
-    whatever libyaml cannot read). Null and empty values read the same in YAML 1.1 and 1.2."""
+    """True when libyaml reads the file and every value is plainly encrypted, empty or null:
+    the usual case, decided without the slower line-keeping parser (which finds the line of a
+    clear value, and judges everything this is not sure of). Nodes are read as written, not
+    constructed: keys YAML 1.1 would fold together (`yes`/`true`, `010`/`8`) must not hide a
+    value, so any key that is not a plain, unique string, any merge key, and any value that
+    is not a string or null goes to the careful parser."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", None)
     if loader is None:
         return False
     try:
-        data = yaml.load(text, Loader=loader)
+        root = yaml.compose(text, Loader=loader)
     except Exception:  # noqa: BLE001 - the careful parser decides
         return False
-    if not isinstance(data, dict):
+    if not isinstance(root, yaml.MappingNode):
         return False
-    # aliases make a small file a huge tree: past a budget the careful parser (which limits
-    # what it accepts) decides
-    budget = 100_000
-    stack = [v for k, v in data.items() if k != "sops"]
+    string, null = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
+    budget = 100_000          # aliases make a small file a huge tree
+    stack: list = [(root, True)]
     while stack:
         budget -= 1
         if budget < 0:
             return False
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif node is not None and node != "" and not (
-                isinstance(node, str) and node.startswith("ENC[") and node.endswith("]")):
+        node, top = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag != string \
+                        or key.value in seen or key.value == "<<":
+                    return False
+                seen.add(key.value)
+                if not (top and key.value == "sops"):
+                    stack.append((value, False))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, False) for item in node.value)
+        elif node.tag == null:
+            continue
+        elif node.tag != string or not (node.value == "" or (
+                node.value.startswith("ENC[") and node.value.endswith("]"))):
             return False
     return True
 

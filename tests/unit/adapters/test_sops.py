@@ -132,6 +132,13 @@ def test_values_left_in_clear_are_refused(repo, env, flags, key):
     ("a: ENC[AES256_GCM,data:x]\nb: ''\nc: null\nd: [ENC[x], ~]\nsops:\n  mac: ENC[m]\n", None),
     ("a: ENC[x]\nb:\n  - ENC[y]\n  - {c: 0}\nsops:\n  mac: ENC[m]\n", ("b[1].c", 4)),
     ("a: yes\nsops:\n  mac: ENC[m]\n", ("a", 1)),
+    # keys YAML 1.1 folds together (libyaml would keep only the encrypted one)
+    ("yes: hunter2\ntrue: ENC[x]\nsops:\n  mac: ENC[m]\n", ("yes", 1)),
+    ("on: hunter2\n'true': ENC[x]\nsops:\n  mac: ENC[m]\n", ("on", 1)),
+    ("a:\n  010: hunter2\n  8: ENC[x]\nsops:\n  mac: ENC[m]\n", ("a.10", 2)),
+    ("x: &e\n  k: ENC[x]\ny:\n  <<: *e\n  j: clear\nsops:\n  mac: ENC[m]\n", ("y.j", 5)),
+    # a tagged value goes to the careful parser, which leaves a file it refuses to sops
+    ("a: !!binary aGk=\nsops:\n  mac: ENC[m]\n", None),
     # an alias tree too large to walk cheaply goes to the careful parser, which refuses it
     ("x0: &a [ENC[x], ENC[y]]\n" + "".join(
         f"x{i}: &a{i} [*{'a' if i == 1 else f'a{i - 1}'}, *{'a' if i == 1 else f'a{i - 1}'}]\n"
