@@ -72,52 +72,62 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
 
     run = run if run is not None else Report("(run)")
     # most of a member's time is spent waiting on helm and sops: overlap members generously
-    jobs = jobs or min(len(members), 4 * (os.cpu_count() or 2))
+    jobs = jobs or min(len(members), 4 * cores())
     with_prerequisites = [m for m in members if ws.federation.prerequisites_of(m)]
     versions = sorted({m.kubernetes_version for m in members})
+    helm = helm_mod.Helm(ws.env, console=ws.console,
+                         renders=threading.BoundedSemaphore(cores() + 1))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as decrypting, \
             ThreadPoolExecutor(max_workers=max(1, jobs) + 1 + len(with_prerequisites)
                                + len(versions)) as pool:
         values = {m.name: decrypting.submit(_timed_values, ws, m) for m in members}
-        helm = helm_mod.Helm(ws.env, console=ws.console,
-                             renders=threading.BoundedSemaphore((os.cpu_count() or 2) + 1))
-        with run.timed("prepare chart"):
-            try:
+        started: list[Future] = list(values.values())
+        try:
+            with run.timed("prepare chart"):
                 prepared = chart_mod.prepare(ws, helm, mirror)
-            except BaseException:
-                for future in values.values():
-                    future.cancel()
-                raise
-        with run.timed("federation policy"):
-            federation_problems = policy.check_federation(ws.federation)
-        # what every member reads of the chart and of its Kubernetes version, computed once
-        # while the members decrypt their secrets (the caches make the others wait for it)
-        pool.submit(_warm, prepared, set(versions))
-        futures = [pool.submit(check_member, ws, helm, prepared, m,
-                               federation_problems.get(m.name, []), values[m.name], lint=False)
-                   for m in members]
-        linting = [pool.submit(_lint_one_of, helm, prepared,
-                               [(m, values[m.name]) for m in members
-                                if m.kubernetes_version == version])
-                   for version in versions]
-        extra = {m.name: pool.submit(_timed_prerequisites, ws, helm, m, mirror)
-                 for m in with_prerequisites}
-        checked = [f.result() for f in futures]
-        reports = [report for report, _ in checked]
-        by_name = {report.member: (report, rendered) for report, rendered in checked}
-        for lint in linting:
-            linted = lint.result()
-            if linted is not None:
-                name, findings, seconds = linted
-                report, rendered = by_name[name]
-                report.timings["helm lint"] = seconds
-                if rendered is not None:      # a member helm cannot render reports that
-                    _add_lint_findings(report, rendered, findings)
+            with run.timed("federation policy"):
+                federation_problems = policy.check_federation(ws.federation)
+            # what every member reads of the chart and of its Kubernetes version, computed
+            # once while the members decrypt their secrets (the others wait for it)
+            started.append(pool.submit(_warm, prepared, set(versions)))
+            futures = [pool.submit(check_member, ws, helm, prepared, m,
+                                   federation_problems.get(m.name, []), values[m.name],
+                                   lint=False)
+                       for m in members]
+            linting = [pool.submit(_lint_cover, helm, prepared,
+                                   [(m, values[m.name]) for m in members
+                                    if m.kubernetes_version == version])
+                       for version in versions]
+            extra = {m.name: pool.submit(_timed_prerequisites, ws, helm, m, mirror)
+                     for m in with_prerequisites}
+            started += futures + linting + list(extra.values())
+            checked = [f.result() for f in futures]
+            lints = [linted for lint in linting for linted in lint.result()]
+        except BaseException:
+            for future in started:      # what has not started yet does not start
+                future.cancel()
+            raise
+    by_name = {report.member: (report, rendered) for report, rendered in checked}
+    for linted in lints:
+        report, rendered = by_name[linted.member]
+        report.timings["helm lint"] = report.timings.get("helm lint", 0.0) + linted.seconds
+        if linted.error:
+            report.errors.append(f"helm lint: {linted.error}")
+        _add_lint_findings(report, rendered, linted.findings)
+    reports = [report for report, _ in checked]
     for report in reports:
         if report.member in extra:
             errors, report.timings["prerequisites"] = extra[report.member].result()
             report.errors.extend(errors)
     return reports
+
+
+def cores() -> int:
+    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 2
 
 
 def _timed_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
@@ -132,31 +142,52 @@ def _timed_values(ws: Workspace, member: Member) -> tuple[values_mod.MemberValue
     return member_values(ws, member), time.perf_counter() - start
 
 
-def _lint_one_of(helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
-                 candidates: list) -> tuple[str, list[str], float] | None:
-    """`helm lint` with the values of the member (of one Kubernetes version: lint's
-    deprecation checks depend on it) that enables the most dependencies: (its name, the
-    findings, seconds), or None when no member's values could be built (each reports why)."""
-    best = None
+@dataclass
+class Linted:
+    """One `helm lint` run with a member's values."""
+
+    member: str
+    findings: list[str]
+    seconds: float
+    error: str | None = None      # lint itself failed (timed out, could not run)
+
+
+def _lint_cover(helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
+                candidates: list) -> list[Linted]:
+    """`helm lint` for the members of one Kubernetes version (lint's deprecation checks
+    depend on it): with the values of the member that enables the most dependencies, then
+    of each member that enables one no linted member did, until every enabled dependency
+    was linted. Members whose values could not be built are left out (each reports why)."""
+    usable = []
     for member, future in candidates:
         try:
             mv, _ = future.result()
         except DeployerError:
             continue
-        enabled = sum(1 for d in prepared.dependencies if _enabled(mv.final, d.condition))
-        if best is None or enabled > best[0]:
-            best = (enabled, member, mv)
-    if best is None:
-        return None
-    _, member, mv = best
-    start = time.perf_counter()
-    try:
-        values_yaml = dump(mv.for_helm(prepared.defaults()))
-    except DeployerError:
-        return None       # the member's own check reports it
-    result = helm.lint(str(prepared.path), member.namespace, values_yaml,
-                       member.kubernetes_version)
-    return member.name, helm_mod.lint_findings(result.stdout), time.perf_counter() - start
+        enabled = frozenset(d.name for d in prepared.dependencies
+                            if _enabled(mv.final, d.condition))
+        usable.append((member, mv, enabled))
+    usable.sort(key=lambda item: -len(item[2]))          # stable: federation order on ties
+    covered: set[str] = set()
+    linted = []
+    for member, mv, enabled in usable:
+        if linted and enabled <= covered:
+            continue
+        start = time.perf_counter()
+        try:
+            values_yaml = dump(mv.for_helm(prepared.defaults()))
+        except DeployerError:
+            continue          # the member's own check reports it
+        covered |= enabled
+        try:
+            result = helm.lint(str(prepared.path), member.namespace, values_yaml,
+                               member.kubernetes_version)
+        except DeployerError as exc:
+            linted.append(Linted(member.name, [], time.perf_counter() - start, str(exc)))
+            continue
+        linted.append(Linted(member.name, helm_mod.lint_findings(result.stdout),
+                             time.perf_counter() - start))
+    return linted
 
 
 def probe_tools(ws: Workspace) -> None:
@@ -296,12 +327,16 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     return report, rendered
 
 
-def _add_lint_findings(report: Report, rendered: Rendered, findings: list[str]) -> None:
-    served = {(o.api_version, o.kind) for o in rendered.objects}
+def _add_lint_findings(report: Report, rendered: Rendered | None,
+                       findings: list[str]) -> None:
+    """Lint's findings as the member's errors and warnings. A deprecation of an object
+    `helm template` did not render (or, when the member could not be rendered, any
+    deprecation) is left out: lint has no --api-versions, so it may render another."""
+    served = {(o.api_version, o.kind) for o in rendered.objects} if rendered else set()
     for finding in findings:
         deprecated = _DEPRECATED.search(finding)
         if deprecated and deprecated.group(1, 2) not in served:
-            continue     # lint has no --api-versions: template (which has) renders another
+            continue
         (report.errors if finding.startswith("[ERROR]") else report.warnings).append(
             f"helm lint: {finding}")
 

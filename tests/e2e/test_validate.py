@@ -459,3 +459,20 @@ def test_what_only_lint_finds_fails_one_member_per_kubernetes_version(run, repo)
     # the example runs Kubernetes 1.33 and 1.34: one member of each reports it
     assert len(lint_errors) == 2, result.stderr
     assert all("file extension" in line for line in lint_errors)
+
+
+def test_lint_covers_every_dependency_some_member_of_a_version_enables(run, repo):
+    """One lint per Kubernetes version, plus one for each member that enables a dependency
+    no linted member of that version did."""
+    for member, off in (("staging", "grafana"), ("aws", "prometheus"),
+                        ("hetzner-fsn", "grafana")):
+        with open(repo / "config" / f"{member}.yaml", "a") as handle:
+            handle.write(f"{off}:\n  enabled: false\n")
+    result = run("validate", "--all")
+    assert result.returncode == 0, result.stderr
+    linted = [line.split("--namespace ")[1].split()[0] for line in result.stderr.splitlines()
+              if line.startswith("$ helm lint")]
+    # 1.34: staging (no grafana) and aws (which has it); hetzner-fsn adds nothing. 1.33: one.
+    assert sorted(n for n in linted if n in ("staging", "aws", "hetzner-fsn")) == \
+        ["aws", "staging"], result.stderr
+    assert len(linted) == 3, result.stderr
