@@ -2,7 +2,8 @@
 """`deploy.py validate --all` against bare sequential `helm template` of the same members.
 
 Both use the same prepared chart (dependencies from the stand-in repository on 127.0.0.1)
-and the same merged values; the bare run does nothing but render. Validation adds values
+and the same merged values; the bare run does nothing but render (through the same helm
+adapter, so with the same Go settings). Validation adds values
 merging, sops decryption, helm lint, Kubernetes schema checks and policy, in parallel.
 Prints both wall times and the ratio (goal: <= 1.5), with the deployer's caches warm (what
 an unchanged file parses to, what the prepared chart's tarballs hold: kept in

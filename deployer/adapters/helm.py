@@ -32,8 +32,8 @@ _MARGIN = 60
 RENDER_TIMEOUT = 300  # template, lint, dependency update, repo add
 # An offline render is short and CPU-bound: Go's collector costs helm about a third of its CPU
 # there, for a heap of tens of MB. It is turned off for those (unless the environment sets
-# GOGC); it still runs before the heap reaches GOMEMLIMIT.
-RENDER_GO_ENV = {"GOGC": "off", "GOMEMLIMIT": "1GiB"}
+# GOGC or GOMEMLIMIT itself); it still runs before the heap reaches GOMEMLIMIT.
+RENDER_GO_ENV = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
 
 
 class HelmError(process.ProcessError):
@@ -81,7 +81,7 @@ class Helm:
         """Run `helm ARGS`; the command is shown first (values arrive on stdin, never in argv).
         `offline_render`: a template or lint that reaches no cluster (see RENDER_GO_ENV)."""
         env = self.env
-        if offline_render and "GOGC" not in env:
+        if offline_render and "GOGC" not in env and "GOMEMLIMIT" not in env:
             env = {**RENDER_GO_ENV, **env}
         bound = self.renders if offline_render and self.renders is not None else nullcontext()
         with bound:

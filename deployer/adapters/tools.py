@@ -146,7 +146,7 @@ def install(names: list[str] | None, env: Mapping[str, str], dest: Path | None =
             log(f"installed {pin.name} {pin.version} -> {target}")
             installed.append(target)
     _find.cache_clear()
-    _version.cache_clear()
+    _probe.cache_clear()
     return installed
 
 
@@ -176,17 +176,31 @@ def _find(name: str, tools: str, path: str) -> str:
     return candidate
 
 
-@shared
 def _version(binary: str, pin: Pin, path: str) -> tuple[int, ...] | None:
-    """The version a binary prints, asked once per run however many threads (members) want
-    it at the same time."""
+    """The version a binary prints (None when it prints none), asked once per run however
+    many threads (members) want it at the same time. A failed probe is not remembered: the
+    next caller asks again."""
+    try:
+        return _probe(binary, pin, path)
+    except _NoVersion:
+        return None
+
+
+class _NoVersion(Exception):
+    pass
+
+
+@shared
+def _probe(binary: str, pin: Pin, path: str) -> tuple[int, ...]:
     try:
         out = process.run([binary, *pin.version_args], env={"PATH": path or os.defpath}, timeout=30,
                           echo=False, check=False).stdout
     except ToolError:
-        return None
+        raise _NoVersion from None
     match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
-    return tuple(int(g) for g in match.groups()) if match else None
+    if not match:
+        raise _NoVersion
+    return tuple(int(g) for g in match.groups())
 
 
 def _verified(path: Path, sha256: str) -> bool:

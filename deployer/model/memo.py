@@ -12,10 +12,12 @@ def shared(fn: Callable[..., T]) -> Callable[..., T]:
     """Like functools.cache, but a value is computed once even when several threads ask for
     it first at the same time (lru_cache lets each compute it; under the GIL that multiplies
     a slow first call by the number of members). The others wait for the first; calls with
-    other arguments do not wait for it. An exception is not cached: the next call tries again."""
+    other arguments do not wait for it. An exception is not cached: the next call tries
+    again. A value computed while cache_clear ran is returned but not kept."""
     results: dict = {}
     locks: dict = {}
     guard = threading.Lock()
+    generation = [0]
 
     @functools.wraps(fn)
     def wrapper(*args):
@@ -25,13 +27,19 @@ def shared(fn: Callable[..., T]) -> Callable[..., T]:
             pass
         with guard:
             lock = locks.setdefault(args, threading.RLock())
+            started = generation[0]
         with lock:
-            if args not in results:
-                results[args] = fn(*args)
-            return results[args]
+            if args in results:
+                return results[args]
+            value = fn(*args)
+            with guard:
+                if generation[0] == started:
+                    results[args] = value
+            return value
 
     def cache_clear() -> None:
         with guard:
+            generation[0] += 1
             results.clear()
             locks.clear()
 

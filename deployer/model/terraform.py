@@ -175,7 +175,7 @@ def load_stack(member: str, directory: Path, parse_cache: Path | None = None) ->
 
 
 def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
-                 only: set[str] | None = None, parse_cache: Path | None = None) -> list[str]:
+                 only: set[str] | None = None) -> list[str]:
     """Where the roots and config/federation.yaml disagree, one line each (for the members
     and stacks named in `only`, or all)."""
     problems = []
@@ -198,7 +198,7 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
         for module, source in stack.modules.items():
             if source.startswith((".", "/")) and not (stack.root / source).resolve().is_dir():
                 problems.append(f"{where}: module {module}: source {source} does not exist")
-        problems += _tfvars_problems(member, stack, where, parse_cache)
+        problems += _tfvars_problems(member, stack, where)
     for name, member in federation.members.items():
         if only is not None and name not in only:
             continue
@@ -213,12 +213,11 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
     return problems
 
 
-def _tfvars_problems(member: Member, stack: Stack, where: str,
-                     parse_cache: Path | None = None) -> list[str]:
+def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
     """A tfvars file must not restate (and so contradict) what federation.yaml says."""
     problems = []
     for path in sorted(stack.root.glob("*.tfvars")):
-        data = _hcl(path, parse_cache)
+        data = _hcl(path)         # never kept: a local tfvars file may hold a token
         for key in FEDERATION_VARS:
             if key in data:
                 problems.append(f"{where}/{path.name}: sets {key}, which comes from "
@@ -242,7 +241,8 @@ def _hcl(path: Path, parse_cache: Path | None = None) -> dict:
     """A file parsed with python-hcl2. With `parse_cache` (a directory), what a file parses
     to is kept there as JSON under the hash of its bytes (and of the parser's version and
     options): an unchanged file is not parsed again, a changed one is. Only Terraform code
-    goes there, never secrets; a cache entry that cannot be read is parsed again."""
+    goes there (*.tf: committed code; tfvars files are never kept, a local one may hold a
+    token); a cache entry that cannot be read is parsed again."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
