@@ -152,7 +152,7 @@ def _stack_problems(ws, chosen) -> list[str]:
         return []
     parsed = cache_dir(ws) / "hcl"       # what unchanged files parse to (no secrets in there)
     return tf_model.check_stacks(ws.federation, tf_model.load_stacks(ws.root, parsed), ws.root,
-                                 only={m.name for m in chosen})
+                                 only={m.name for m in chosen}, parse_cache=parsed)
 
 
 @handles_errors

@@ -175,7 +175,7 @@ def load_stack(member: str, directory: Path, parse_cache: Path | None = None) ->
 
 
 def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
-                 only: set[str] | None = None) -> list[str]:
+                 only: set[str] | None = None, parse_cache: Path | None = None) -> list[str]:
     """Where the roots and config/federation.yaml disagree, one line each (for the members
     and stacks named in `only`, or all)."""
     problems = []
@@ -198,7 +198,7 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
         for module, source in stack.modules.items():
             if source.startswith((".", "/")) and not (stack.root / source).resolve().is_dir():
                 problems.append(f"{where}: module {module}: source {source} does not exist")
-        problems += _tfvars_problems(member, stack, where)
+        problems += _tfvars_problems(member, stack, where, parse_cache)
     for name, member in federation.members.items():
         if only is not None and name not in only:
             continue
@@ -213,11 +213,16 @@ def check_stacks(federation: Federation, stacks: dict[str, Stack], root: Path,
     return problems
 
 
-def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
+# what _tfvars_problems reads of a tfvars file (and all a parse cache keeps of one)
+TFVARS_CHECKED = (*FEDERATION_VARS, "project", "zone", "cluster_name", "k3s_version")
+
+
+def _tfvars_problems(member: Member, stack: Stack, where: str,
+                     parse_cache: Path | None = None) -> list[str]:
     """A tfvars file must not restate (and so contradict) what federation.yaml says."""
     problems = []
     for path in sorted(stack.root.glob("*.tfvars")):
-        data = _hcl(path)         # never kept: a local tfvars file may hold a token
+        data = _hcl(path, parse_cache, keep=TFVARS_CHECKED)
         for key in FEDERATION_VARS:
             if key in data:
                 problems.append(f"{where}/{path.name}: sets {key}, which comes from "
@@ -237,12 +242,13 @@ def _tfvars_problems(member: Member, stack: Stack, where: str) -> list[str]:
     return problems
 
 
-def _hcl(path: Path, parse_cache: Path | None = None) -> dict:
+def _hcl(path: Path, parse_cache: Path | None = None,
+         keep: tuple[str, ...] | None = None) -> dict:
     """A file parsed with python-hcl2. With `parse_cache` (a directory), what a file parses
     to is kept there as JSON under the hash of its bytes (and of the parser's version and
-    options): an unchanged file is not parsed again, a changed one is. Only Terraform code
-    goes there (*.tf: committed code; tfvars files are never kept, a local one may hold a
-    token); a cache entry that cannot be read is parsed again."""
+    options): an unchanged file is not parsed again, a changed one is. `keep`: only these
+    top-level keys are returned and kept (a tfvars file may hold a token: only the settings
+    the checks read go to the cache). A cache entry that cannot be read is parsed again."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -251,7 +257,7 @@ def _hcl(path: Path, parse_cache: Path | None = None) -> dict:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
     entry = None
     if parse_cache is not None:
-        entry = Path(parse_cache) / f"{_parse_key(raw)}.json"
+        entry = Path(parse_cache) / f"{_parse_key(raw, keep)}.json"
         try:
             cached = json.loads(entry.read_text("utf-8"))
             if isinstance(cached, dict):
@@ -259,6 +265,8 @@ def _hcl(path: Path, parse_cache: Path | None = None) -> dict:
         except (OSError, ValueError):
             pass
     data = _parse_hcl(text, path)
+    if keep is not None:
+        data = {k: data[k] for k in keep if k in data}
     if entry is not None:
         _write_atomically(entry, json.dumps(data))
     return data
@@ -276,8 +284,8 @@ def _parse_hcl(text: str, path: Path) -> dict:
         raise ConfigError(f"not valid HCL: {first[:200]}", file=str(path)) from None
 
 
-def _parse_key(raw: bytes) -> str:
-    digest = hashlib.sha256(f"{_hcl2_version()} {_PARSE_FORMAT}\0".encode())
+def _parse_key(raw: bytes, keep: tuple[str, ...] | None = None) -> str:
+    digest = hashlib.sha256(f"{_hcl2_version()} {_PARSE_FORMAT} {keep}\0".encode())
     digest.update(raw)
     return digest.hexdigest()
 
