@@ -112,7 +112,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         report, rendered = by_name[linted.member]
         report.timings["helm lint"] = report.timings.get("helm lint", 0.0) + linted.seconds
         if linted.error:
-            report.errors.append(f"helm lint: {linted.error}")
+            report.errors.append(linted.error)       # names helm lint itself
         _add_lint_findings(report, rendered, linted.findings)
     reports = [report for report, _ in checked]
     for report in reports:
