@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployer.errors import ConfigError
+from deployer.model.diskcache import DiskCache
 from deployer.model.federation import Federation, Member
 
 MEMBERS_DIR = "terraform/members"
@@ -255,20 +255,15 @@ def _hcl(path: Path, parse_cache: Path | None = None,
         text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
-    entry = None
-    if parse_cache is not None:
-        entry = Path(parse_cache) / f"{_parse_key(raw, keep)}.json"
-        try:
-            cached = json.loads(entry.read_text("utf-8"))
-            if isinstance(cached, dict):
-                return cached
-        except (OSError, ValueError):
-            pass
+    cache = DiskCache(parse_cache)
+    name = _parse_key(raw, keep) if parse_cache is not None else ""
+    cached = cache.get(name)
+    if isinstance(cached, dict):
+        return cached
     data = _parse_hcl(text, path)
     if keep is not None:
         data = {k: data[k] for k in keep if k in data}
-    if entry is not None:
-        _write_atomically(entry, json.dumps(data))
+    cache.put(name, data)
     return data
 
 
@@ -311,24 +306,6 @@ def _hcl2_version() -> str:
 
 # what _hcl keeps in its cache: bump when the options or the shape of the data change
 _PARSE_FORMAT = "strip_string_quotes explicit_blocks=False v1"
-
-
-def _write_atomically(entry: Path, text: str) -> None:
-    """Write a cache entry so that a reader sees all of it or none; failing to is harmless."""
-    import tempfile
-
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, entry)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError:
-        pass
 
 
 __all__ = ["Stack", "Change", "PlanSummary", "summarize", "digest", "federation_vars",

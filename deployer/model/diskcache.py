@@ -1,0 +1,105 @@
+"""What a deterministic step made of inputs that hold no secret, kept on disk by content hash.
+
+An entry is one JSON file named by the sha256 of everything its value depends on (the
+code's or tool's identity, the options, the input bytes), written atomically: a reader sees
+all of it or nothing. A missing, unreadable or malformed entry is a miss (the step runs
+again); failing to write one is harmless. Entries are never updated in place, so runs of
+different versions can share a directory.
+
+Callers decide what may go in: never a decrypted value, nor anything computed from one (a
+hash of a short secret can be guessed back). Each use says why its inputs hold none.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def key(*parts: str | bytes) -> str:
+    """The sha256 of the parts, each length-prefixed (so ("ab", "c") is not ("a", "bc"))."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(f"{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def file_identity(path: str | Path) -> str | None:
+    """What tells one file (a tool's binary) from another without reading all of it: where
+    it is, its inode, size and times, and its first and last 64 KiB (the whole of a small
+    file; a Go binary's build ID is at its start). None when it cannot be read."""
+    try:
+        real = os.path.realpath(path)
+        with open(real, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            head = handle.read(65536)
+            if stat.st_size > 2 * 65536:
+                handle.seek(-65536, os.SEEK_END)
+            tail = handle.read()
+    except OSError:
+        return None
+    return key(real, f"{stat.st_dev} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns} "
+                     f"{stat.st_ctime_ns}", head, tail)
+
+
+def program_identity(path: str | Path) -> str | None:
+    """file_identity of a program that is one itself (ELF, Mach-O); None for a script (an
+    asdf or mise shim, a wrapper): what it runs may change while it stays the same, so
+    nothing it made is kept."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError:
+        return None
+    if magic != b"\x7fELF" and magic not in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"):
+        return None
+    return file_identity(path)
+
+
+class DiskCache:
+    """Entries under `directory` (None: nothing is kept, every lookup misses)."""
+
+    def __init__(self, directory: Path | str | None):
+        self.directory = Path(directory) if directory is not None else None
+
+    def get(self, name: str) -> Any | None:
+        """The value kept under `name`, or None."""
+        if self.directory is None:
+            return None
+        try:
+            with open(self.directory / f"{name}.json", encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, name: str, value: Any) -> None:
+        """Keep `value` under `name` if JSON gives it back as it is (not: a date, bytes, a
+        tuple, a key that is not a string, NaN); an error only means it is not kept."""
+        if self.directory is None:
+            return
+        try:
+            text = json.dumps(value, separators=(",", ":"))
+            if json.loads(text) != value:
+                return
+        except (TypeError, ValueError):
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(tmp, self.directory / f"{name}.json")
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError:
+            pass
+
+
+__all__ = ["DiskCache", "file_identity", "key", "program_identity"]

@@ -1,0 +1,80 @@
+"""The content-keyed disk cache: what goes in comes back as it was, or not at all."""
+import os
+
+from deployer.model import diskcache
+from deployer.model.diskcache import DiskCache
+
+
+def test_keys_tell_apart_parts_that_join_to_the_same_bytes():
+    assert diskcache.key("ab", "c") != diskcache.key("a", "bc")
+    assert diskcache.key("a", b"b") == diskcache.key(b"a", "b")
+    assert len(diskcache.key()) == 64
+
+
+def test_an_entry_comes_back_or_is_a_miss(tmp_path):
+    cache = DiskCache(tmp_path / "c")
+    assert cache.get("x") is None                     # nothing there yet (no directory)
+    value = {"a": [1, 2.5, True, None, "s"], "b": {"nested": {}}}
+    cache.put("x", value)
+    assert cache.get("x") == value
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["x.json"]   # no temp file left
+    (tmp_path / "c" / "x.json").write_text('{"a": [1, ')                  # cut short
+    assert cache.get("x") is None
+    DiskCache(None).put("x", value)                    # no directory: nothing kept
+    assert DiskCache(None).get("x") is None
+
+
+def test_what_json_would_change_is_not_kept(tmp_path):
+    import datetime
+
+    cache = DiskCache(tmp_path)
+    for name, value in (("tuple", {"a": (1, 2)}), ("intkey", {1: "x"}),
+                        ("date", {"d": datetime.date(2026, 1, 1)}), ("bytes", [b"x"]),
+                        ("nan", [float("nan")])):
+        cache.put(name, value)
+        assert cache.get(name) is None, name
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_that_cannot_be_written_is_not_an_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    DiskCache(blocker / "sub").put("x", [1])           # mkdir fails: the value is not kept
+    assert DiskCache(blocker / "sub").get("x") is None
+
+
+def test_a_file_changed_in_place_has_another_identity_even_with_its_old_size_and_times(tmp_path):
+    path = tmp_path / "tool"
+    path.write_bytes(b"#!/bin/sh\necho v1.2.3\n")
+    before = diskcache.file_identity(path)
+    assert before == diskcache.file_identity(path)
+    stat = path.stat()
+    with open(path, "r+b") as handle:                 # same inode, same size
+        handle.write(b"#!/bin/sh\necho v1.2.4\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert diskcache.file_identity(path) != before
+    assert diskcache.file_identity(tmp_path / "missing") is None
+
+
+def test_a_large_file_is_told_apart_by_its_ends_and_its_times(tmp_path):
+    path = tmp_path / "big"
+    data = bytearray(os.urandom(512 * 1024))
+    path.write_bytes(bytes(data))
+    first = diskcache.file_identity(path)
+    data[10] ^= 1                                      # a build ID lives near the start
+    path.write_bytes(bytes(data))
+    second = diskcache.file_identity(path)
+    assert second != first
+    os.utime(path, ns=(1, 1))                          # rewritten or touched: asked again
+    assert diskcache.file_identity(path) != second
+
+
+def test_only_a_program_itself_has_a_program_identity(tmp_path):
+    script = tmp_path / "shim"
+    script.write_text("#!/bin/sh\nexec real-helm \"$@\"\n")
+    assert diskcache.program_identity(script) is None
+    elf = tmp_path / "elf"
+    elf.write_bytes(b"\x7fELF" + b"\0" * 60)
+    assert diskcache.program_identity(elf) == diskcache.file_identity(elf)
+    assert diskcache.program_identity(tmp_path / "missing") is None
