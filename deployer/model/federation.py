@@ -190,9 +190,10 @@ class Federation:
         return self.document.line_of(tuple(path))
 
 
-def load(root: Path) -> Federation:
-    """Read, schema-check and type config/federation.yaml under `root`."""
-    doc = load_file(root / FEDERATION_FILE, FEDERATION_FILE)
+def load(root: Path, parse_cache: Path | None = None) -> Federation:
+    """Read, schema-check and type config/federation.yaml under `root` (`parse_cache`: see
+    yamlio.load_file)."""
+    doc = load_file(root / FEDERATION_FILE, FEDERATION_FILE, cache=parse_cache)
     check_schema(doc, _schema())
     data = doc.data
     members = {name: _member(name, entry) for name, entry in data["members"].items()}

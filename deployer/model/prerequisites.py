@@ -25,16 +25,17 @@ class PrerequisiteValues:
         return dump(self.values)
 
 
-def member_values(root: Path, prerequisite: Prerequisite, member: Member) -> PrerequisiteValues:
-    """Layer the prerequisite's values files for `member`; a layer that is not a map is a
-    ConfigError naming the file."""
+def member_values(root: Path, prerequisite: Prerequisite, member: Member,
+                  parse_cache: Path | None = None) -> PrerequisiteValues:
+    """Layer the prerequisite's values files for `member` (config, in clear: `parse_cache`
+    as for yamlio.load_file); a layer that is not a map is a ConfigError naming the file."""
     merged: dict = {}
     used = []
     for rel in prerequisite.values_files(member):
         path = Path(root) / rel
         if not path.exists():
             continue
-        doc = load_file(path, rel)
+        doc = load_file(path, rel, cache=parse_cache)
         if doc.data is None:
             continue
         if not isinstance(doc.data, dict):

@@ -16,7 +16,7 @@ from deployer.errors import ConfigError
 from deployer.model.federation import FEDERATION_FILE, Federation, Member
 from deployer.model.redact import MASK, Redactor
 from deployer.model.workspace import Workspace
-from deployer.model.yamlio import Document, KeyPath, format_path, load_file
+from deployer.model.yamlio import Document, KeyPath, format_path
 
 DELETED = object()  # marker for "a layer set this key to null"
 
@@ -112,15 +112,16 @@ def build(ws: Workspace, member: Member, secrets: Document,
     layers: list[Layer] = []
     chart_values = ws.chart_dir / "values.yaml"
     if chart_values.is_file():
-        layers.append(_file_layer("chart defaults", load_file(chart_values, ws.rel(chart_values))))
-    layers.append(_file_layer("common", load_file(ws.root / "config/common.yaml",
-                                                  "config/common.yaml")))
+        layers.append(_file_layer("chart defaults",
+                                  ws.load_yaml(chart_values, ws.rel(chart_values))))
+    layers.append(_file_layer("common", ws.load_yaml(ws.root / "config/common.yaml",
+                                                    "config/common.yaml")))
     member_file = f"config/{member.name}.yaml"
     if not (ws.root / member_file).is_file():
         raise ConfigError(f"values file of member {member.name!r} not found", file=member_file,
                           hint="every member in config/federation.yaml needs config/<name>.yaml "
                                "(it may be empty: {})")
-    layers.append(_file_layer("member", load_file(ws.root / member_file, member_file)))
+    layers.append(_file_layer("member", ws.load_yaml(ws.root / member_file, member_file)))
     if common_secrets is not None:
         layers.append(_file_layer("common secrets", _without_sops(common_secrets), secret=True))
     layers.append(_file_layer("secrets", _without_sops(secrets), secret=True))
@@ -155,7 +156,7 @@ def serves_static(ws: Workspace, member: Member) -> bool:
     for path in (ws.chart_dir / "values.yaml", ws.root / "config/common.yaml",
                  ws.root / f"config/{member.name}.yaml"):
         try:
-            value = lookup(load_file(path, ws.rel(path)).data, ("static", "enabled"))
+            value = lookup(ws.load_yaml(path, ws.rel(path)).data, ("static", "enabled"))
         except ConfigError:
             continue
         if isinstance(value, bool):

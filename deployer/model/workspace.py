@@ -8,6 +8,7 @@ from typing import Mapping
 
 from deployer.console import Console
 from deployer.model import federation as federation_mod
+from deployer.model.yamlio import Document, load_file
 
 
 @dataclass
@@ -35,8 +36,23 @@ class Workspace:
     def federation(self) -> federation_mod.Federation:
         """config/federation.yaml, loaded and checked once."""
         if self._federation is None:
-            self._federation = federation_mod.load(self.root)
+            self._federation = federation_mod.load(self.root, parse_cache=self.parse_cache)
         return self._federation
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the deployer keeps what it can make again (prepared charts, what files
+        parse to): $DEPLOYER_CACHE_DIR or <repo>/.deployer/charts."""
+        return Path(self.env.get("DEPLOYER_CACHE_DIR") or self.root / ".deployer" / "charts")
+
+    @property
+    def parse_cache(self) -> Path:
+        """Where what unchanged YAML files in clear parse to is kept (see yamlio.load_file)."""
+        return self.cache_dir / "yaml"
+
+    def load_yaml(self, path: Path, label: str | None = None) -> Document:
+        """A YAML file in clear (config, chart, .sops.yaml), parsed once per content."""
+        return load_file(path, label, cache=self.parse_cache)
 
     @property
     def chart_dir(self) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 from functools import lru_cache
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ConfigError
+from deployer.model import diskcache
+from deployer.model.memo import shared
 
 KeyPath = tuple  # a path of map keys (str) and list indexes (int)
 
@@ -37,11 +40,15 @@ class Document:
         return 1
 
 
-def load_file(path: Path, label: str | None = None) -> Document:
+def load_file(path: Path, label: str | None = None, cache: Path | None = None) -> Document:
     """Read and parse a YAML file; a missing or malformed file is a ConfigError.
 
-    Parsed files are cached per process by (path, size, mtime): members share layers
-    such as config/common.yaml. Callers must not modify the returned data."""
+    Parsed files are kept per process by (path, size, mtime), parsed once however many
+    threads ask at the same time: members share layers such as config/common.yaml. Callers
+    must not modify the returned data. `cache` (a directory): what the file parses to is
+    also kept there by the hash of its bytes (see _parse_key), for the next run. Only files
+    in clear belong there (config, charts, .sops.yaml): a decrypted secret never comes
+    through here (load_text), and a file sops encrypted is not kept."""
     label = label or str(path)
     try:
         stat = path.stat()
@@ -54,16 +61,56 @@ def load_file(path: Path, label: str | None = None) -> Document:
     if stat.st_size > MAX_BYTES:
         raise ConfigError(f"file is {stat.st_size / 2**20:.1f} MiB; the limit is "
                           f"{MAX_BYTES // 2**20} MiB", file=label)
-    return _load_cached(str(path), label, stat.st_size, stat.st_mtime_ns)
+    return _load_cached(str(path), label, stat.st_size, stat.st_mtime_ns,
+                        str(cache) if cache is not None else None)
 
 
-@lru_cache(maxsize=64)
-def _load_cached(path: str, label: str, size: int, mtime_ns: int) -> Document:
+@shared
+def _load_cached(path: str, label: str, size: int, mtime_ns: int,
+                 cache: str | None) -> Document:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
-    return load_text(decode(raw, label), label)
+    if len(raw) > MAX_BYTES:      # grew since it was measured
+        raise ConfigError(f"file is {len(raw) / 2**20:.1f} MiB; the limit is "
+                          f"{MAX_BYTES // 2**20} MiB", file=label)
+    kept = diskcache.DiskCache(cache)
+    name = _parse_key(raw) if cache is not None else ""
+    entry = kept.get(name)
+    if isinstance(entry, dict):
+        try:
+            return Document(label, entry["data"],
+                            {tuple(path): int(line) for path, line in entry["lines"]})
+        except (KeyError, TypeError, ValueError):
+            pass
+    doc = load_text(decode(raw, label), label)
+    if not (isinstance(doc.data, dict) and "sops" in doc.data):
+        kept.put(name, {"data": doc.data, "lines": [[list(path), line]
+                                                    for path, line in doc.lines.items()]})
+    return doc
+
+
+def _parse_key(raw: bytes) -> str:
+    """What a parse depends on: the file's bytes, this module (how nodes become data and
+    what is refused) and the parser's version."""
+    return diskcache.key("yamlio v1", _code_identity(), raw)
+
+
+@lru_cache(maxsize=1)
+def _code_identity() -> str:
+    """This module's source and ruamel.yaml's version file (read, not imported: a cache hit
+    should not pay for importing the parser)."""
+    from importlib.util import find_spec
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    try:
+        spec = find_spec("ruamel.yaml")
+        origin = spec.origin if spec is not None else None
+        digest.update(Path(origin).read_bytes() if origin else b"no ruamel.yaml")
+    except (ImportError, OSError, ValueError):
+        digest.update(b"ruamel.yaml unreadable")
+    return digest.hexdigest()
 
 
 def decode(raw: bytes, label: str) -> str:

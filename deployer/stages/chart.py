@@ -22,7 +22,6 @@ from deployer.errors import ConfigError, DeployError
 from deployer.adapters.helm import Helm, HelmError
 from deployer.model.memo import shared
 from deployer.model.workspace import Workspace
-from deployer.model.yamlio import load_file
 
 COMPLETE_MARKER = ".deployer-complete"
 
@@ -95,7 +94,7 @@ class Subchart:
 def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
     """The dependencies declared in the chart's Chart.yaml."""
     label = ws.rel(ws.chart_dir / "Chart.yaml")
-    doc = load_file(ws.chart_dir / "Chart.yaml", label)
+    doc = ws.load_yaml(ws.chart_dir / "Chart.yaml", label)
     deps = []
     for i, entry in enumerate(doc.data.get("dependencies") or []):
         for key in ("name", "version", "repository"):
@@ -158,7 +157,7 @@ def prepare(ws: Workspace, helm: Helm, mirror: str | None = None) -> PreparedCha
 
 def cache_dir(ws: Workspace) -> Path:
     """Where prepared charts are kept: $DEPLOYER_CACHE_DIR or <repo>/.deployer/charts."""
-    return Path(ws.env.get("DEPLOYER_CACHE_DIR") or ws.root / ".deployer" / "charts")
+    return ws.cache_dir
 
 
 def _content_key(source: Path, mirror: str | None) -> str:

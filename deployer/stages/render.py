@@ -82,10 +82,8 @@ def check_common_recipients(ws: Workspace) -> None:
 
 
 def _creation_rules(ws: Workspace) -> list[dict]:
-    from deployer.model.yamlio import load_file
-
     path = ws.root / sops.SOPS_CONFIG
-    data = load_file(path, sops.SOPS_CONFIG).data if path.is_file() else None
+    data = ws.load_yaml(path, sops.SOPS_CONFIG).data if path.is_file() else None
     rules = (data or {}).get("creation_rules") if isinstance(data, dict) else None
     return [r for r in rules or [] if isinstance(r, dict)]
 

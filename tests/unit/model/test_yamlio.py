@@ -97,3 +97,56 @@ def test_huge_file_is_refused_before_it_is_read(tmp_path):
 def test_a_directory_is_not_a_file(tmp_path):
     with pytest.raises(ConfigError, match="not a file"):
         load_file(tmp_path, "config/common.yaml")
+
+
+def _fresh(path, label, cache=None):
+    """load_file as the next run would call it (this process's copy forgotten)."""
+    from deployer.model import yamlio
+
+    yamlio._load_cached.cache_clear()
+    return load_file(path, label, cache=cache)
+
+
+VALUES = ("# values\nhub:\n  replicas: 2\n  ratio: 0.5\n  on: yes\n  off: 'no'\n"
+          "  when: 2026-01-02\n  empty: null\n  list:\n    - a\n    - {b: 1}\nexplicit: !!str 3\n")
+
+
+def test_a_parse_kept_on_disk_gives_what_parsing_gives(tmp_path):
+    cache = tmp_path / "cache"
+    path = tmp_path / "values.yaml"
+    path.write_text(VALUES)
+    plain = _fresh(path, "config/values.yaml")
+    first = _fresh(path, "config/values.yaml", cache)
+    entries = list(cache.iterdir())
+    assert len(entries) == 1
+    again = _fresh(path, "config/values.yaml", cache)          # read back
+    for doc in (first, again):
+        assert (doc.data, doc.lines, doc.label) == (plain.data, plain.lines, plain.label)
+    assert again.data["hub"]["when"] == "2026-01-02" and again.data["explicit"] == "3"
+    # the same bytes elsewhere, under another label: the kept parse, with its own label
+    other = tmp_path / "copy.yaml"
+    other.write_text(VALUES)
+    copy = _fresh(other, "config/copy.yaml", cache)
+    assert copy.label == "config/copy.yaml" and copy.data == plain.data
+    assert list(cache.iterdir()) == entries
+    # a changed file is parsed again; a broken entry is parsed again and written anew
+    path.write_text(VALUES.replace("replicas: 2", "replicas: 3"))
+    assert _fresh(path, "config/values.yaml", cache).data["hub"]["replicas"] == 3
+    assert len(list(cache.iterdir())) == 2
+    for entry in cache.iterdir():
+        entry.write_text('{"data": {"hub": ')
+    assert _fresh(path, "config/values.yaml", cache).data["hub"]["replicas"] == 3
+    assert _fresh(path, "config/values.yaml", cache).lines[("hub", "replicas")] == 3
+
+
+def test_a_bad_file_and_a_sops_file_are_never_kept(tmp_path):
+    cache = tmp_path / "cache"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        _fresh(bad, "bad.yaml", cache)
+    encrypted = tmp_path / "secrets.yaml"
+    encrypted.write_text("token: ENC[AES256_GCM,data:abc=,iv:x=,tag:y=,type:str]\n"
+                         "sops:\n  mac: ENC[AES256_GCM,data:m=,iv:i=,tag:t=,type:str]\n")
+    assert _fresh(encrypted, "secrets.yaml", cache).data["token"].startswith("ENC[")
+    assert not cache.exists() or list(cache.iterdir()) == []

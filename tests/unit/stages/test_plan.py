@@ -34,7 +34,7 @@ def history(tmp_path) -> Path:
     repo = tmp_path / "federation"
     repo.mkdir()
     parts = [part for part in REPO_PARTS if part != "terraform"]
-    for part in (*parts, "deployer", "README.md", "requirements.txt", "deploy.py"):
+    for part in (*parts, "deployer", "README.md", "requirements.txt", "deploy.py", ".gitignore"):
         src = ROOT / part
         if src.is_dir():
             shutil.copytree(src, repo / part, ignore=shutil.ignore_patterns(
