@@ -21,6 +21,7 @@ from typing import Mapping
 
 from deployer.adapters import process
 from deployer.errors import ToolError
+from deployer.model import diskcache
 from deployer.model.memo import shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def tools_dir(env: Mapping[str, str]) -> Path:
 
 def find(name: str, env: Mapping[str, str]) -> str:
     """Path of a usable `name` binary (tools dir first, then PATH), version-checked."""
-    return _find(name, str(tools_dir(env)), env.get("PATH", ""))
+    return _find(name, str(tools_dir(env)), env.get("PATH", ""), _versions_cache(env))
 
 
 def helm(env: Mapping[str, str]) -> str:
@@ -93,7 +94,7 @@ def helm(env: Mapping[str, str]) -> str:
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise ToolError(f"DEPLOYER_HELM={choice!r} is not an executable file",
                         hint="expected helm, helm3 or a path to a helm binary")
-    found = _version(str(path), PINS["helm"], env.get("PATH", ""))
+    found = _version(str(path), PINS["helm"], env.get("PATH", ""), _versions_cache(env))
     if found is None or found[:2] < PINS["helm"].minimum or found[0] not in (3, 4):
         shown = ".".join(map(str, found)) if found else "an unknown version"
         raise ToolError(f"DEPLOYER_HELM={choice} is helm {shown}; need helm 3.14+ or 4")
@@ -102,11 +103,11 @@ def helm(env: Mapping[str, str]) -> str:
 
 def helm_major(binary: str, env: Mapping[str, str]) -> int:
     """3 or 4: the major version of a helm binary (asked once per binary)."""
-    return _major(binary, env.get("PATH", ""))
+    return _major(binary, env.get("PATH", ""), _versions_cache(env))
 
 
-def _major(binary: str, path: str) -> int:
-    found = _version(binary, PINS["helm"], path)
+def _major(binary: str, path: str, cache: str) -> int:
+    found = _version(binary, PINS["helm"], path, cache)
     if found is None:
         raise ToolError(f"{binary} printed no version for `helm version --short`")
     return found[0]
@@ -156,7 +157,7 @@ def check_all(env: Mapping[str, str]) -> dict[str, str]:
 
 
 @shared
-def _find(name: str, tools: str, path: str) -> str:
+def _find(name: str, tools: str, path: str, cache: str) -> str:
     pin = PINS[name]
     local = Path(tools) / name
     if local.is_file() and os.access(local, os.X_OK):
@@ -165,7 +166,7 @@ def _find(name: str, tools: str, path: str) -> str:
         candidate = shutil.which(name, path=path)
     if not candidate:
         raise ToolError(f"{name} not found (need {name} {pin.version})", hint=INSTALL_HINT)
-    found = _version(candidate, pin, path)
+    found = _version(candidate, pin, path, cache)
     if found is None or found[:2] < pin.minimum or (pin.major is not None
                                                     and found[0] != pin.major):
         shown = ".".join(map(str, found)) if found else "an unknown version"
@@ -176,12 +177,19 @@ def _find(name: str, tools: str, path: str) -> str:
     return candidate
 
 
-def _version(binary: str, pin: Pin, path: str) -> tuple[int, ...] | None:
+def _versions_cache(env: Mapping[str, str]) -> str:
+    """Where the versions binaries printed are kept: $DEPLOYER_CACHE_DIR/tools (or the
+    repository's .deployer/charts/tools), keyed by the binary's identity."""
+    return str(Path(env.get("DEPLOYER_CACHE_DIR") or ROOT / ".deployer" / "charts") / "tools")
+
+
+def _version(binary: str, pin: Pin, path: str, cache: str) -> tuple[int, ...] | None:
     """The version a binary prints (None when it prints none), asked once per run however
-    many threads (members) want it at the same time. A failed probe is not remembered: the
-    next caller asks again."""
+    many threads (members) want it at the same time, and kept in `cache` under the binary's
+    identity (diskcache.program_identity: a binary replaced or rebuilt is asked again, a
+    script every run). A failed probe is not remembered: the next caller asks again."""
     try:
-        return _probe(binary, pin, path)
+        return _probe(binary, pin, path, cache)
     except _NoVersion:
         return None
 
@@ -191,7 +199,13 @@ class _NoVersion(Exception):
 
 
 @shared
-def _probe(binary: str, pin: Pin, path: str) -> tuple[int, ...]:
+def _probe(binary: str, pin: Pin, path: str, cache: str) -> tuple[int, ...]:
+    identity = diskcache.program_identity(binary)
+    kept = diskcache.DiskCache(cache if identity else None)
+    name = diskcache.key("version v1", identity or "", *pin.version_args)
+    found = kept.get(name)
+    if isinstance(found, list) and len(found) == 3 and all(type(n) is int for n in found):
+        return tuple(found)
     try:
         out = process.run([binary, *pin.version_args], env={"PATH": path or os.defpath}, timeout=30,
                           echo=False, check=False).stdout
@@ -200,7 +214,9 @@ def _probe(binary: str, pin: Pin, path: str) -> tuple[int, ...]:
     match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out)
     if not match:
         raise _NoVersion
-    return tuple(int(g) for g in match.groups())
+    version = tuple(int(g) for g in match.groups())
+    kept.put(name, list(version))
+    return version
 
 
 def _verified(path: Path, sha256: str) -> bool:

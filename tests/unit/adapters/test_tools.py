@@ -133,3 +133,45 @@ def test_helm3_pin_refuses_a_helm_4_found_on_path(tmp_path):
     env = {"DEPLOYER_TOOLS_DIR": str(tmp_path / "none"), "PATH": str(bin_dir)}
     with pytest.raises(ToolError, match=r"is helm3 4\.1\.4; need 3\.14 or newer within 3\.x"):
         tools.find("helm3", env)
+
+
+def _next_run():
+    """Forget what this process asked (as a new deploy.py run would)."""
+    tools._find.cache_clear()
+    tools._probe.cache_clear()
+
+
+def test_a_binarys_version_is_kept_by_its_identity_and_a_scripts_never(tmp_path):
+    import json
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sops = bin_dir / "sops"
+    shutil.copy2(tools.tools_dir(os.environ) / "sops", sops)    # the real (ELF) sops
+    cache = tmp_path / "cache"
+    env = {"DEPLOYER_TOOLS_DIR": str(bin_dir), "PATH": "", "DEPLOYER_CACHE_DIR": str(cache)}
+    _next_run()
+    assert tools.find("sops", env) == str(sops)
+    [entry] = (cache / "tools").iterdir()
+    assert json.loads(entry.read_text()) == [int(p) for p in tools.PINS["sops"].version.split(".")]
+    # the next run reads the kept version (here made too old, to show it is read) ...
+    entry.write_text("[3, 7, 1]")
+    _next_run()
+    with pytest.raises(ToolError, match="is sops 3.7.1"):
+        tools.find("sops", env)
+    # ... until the binary is replaced or touched: then it is asked again
+    os.utime(sops)
+    _next_run()
+    assert tools.find("sops", env) == str(sops)
+    # a script (a shim, a wrapper) is asked every run: what it runs may change under it
+    shim = _fake(bin_dir, "helm", "v3.17.2+g1234567")
+    before = set((cache / "tools").iterdir())
+    _next_run()
+    assert tools.find("helm", env) == str(shim)
+    assert set((cache / "tools").iterdir()) == before
+    shim.write_text("#!/bin/sh\necho 'v2.17.0'\n")
+    _next_run()
+    with pytest.raises(ToolError, match="is helm 2.17.0"):
+        tools.find("helm", env)
+    _next_run()
