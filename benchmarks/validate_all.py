@@ -6,9 +6,10 @@ and the same merged values; the bare run does nothing but render (through the sa
 adapter, so with the same Go settings). Validation adds values
 merging, sops decryption, helm lint, Kubernetes schema checks and policy, in parallel.
 Prints both wall times and the ratio (goal: <= 1.5), with the deployer's caches warm (what
-an unchanged file parses to, what the prepared chart's tarballs hold: kept in
-$DEPLOYER_CACHE_DIR by content hash) and cold (those emptied before each round; the
-prepared chart itself is kept, as the bare run uses it too). Asserts nothing.
+an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions,
+the prerequisites' renders: kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
+emptied before each round; the prepared chart itself is kept, as the bare run uses it too).
+Asserts nothing.
 
 Usage: benchmarks/validate_all.py [ROUNDS]
 """
@@ -102,7 +103,8 @@ def _empty_parse_caches(cache: Path) -> None:
     """Remove what the deployer keeps by content hash, except the prepared chart itself."""
     import shutil
 
-    shutil.rmtree(cache / "hcl", ignore_errors=True)
+    for kept in ("hcl", "yaml", "tools", "prerequisite-renders"):
+        shutil.rmtree(cache / kept, ignore_errors=True)
     for facts in cache.glob("*/.deployer-facts*"):
         facts.unlink()
 
