@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -35,24 +34,14 @@ def decrypt(root: Path, rel: str, env: Mapping[str, str]) -> str:
     if not is_encrypted(path):
         raise SecretsError("not encrypted with sops: plaintext secrets must not be committed",
                            file=rel, hint=f"run ./deploy.py secrets encrypt {rel}")
-    # the file is checked for values in clear while sops decrypts it (what sops returns is
-    # dropped if there is one)
-    with ThreadPoolExecutor(max_workers=1) as side:
-        checking = side.submit(first_clear_value, path)
-        failure: SecretsError | ToolError | None = None
-        try:
-            result = _sops(root, ["decrypt", rel], env)
-        except (SecretsError, ToolError) as exc:   # no sops, or too slow: the clear value
-            failure = exc                              # is what the operator must fix first
-        clear = checking.result()
+    clear = first_clear_value(path)
     if clear is not None:
         key, line = clear
         raise SecretsError(f"{key}: value is not encrypted (a secrets file must encrypt every "
                            "value)", file=rel, line=line,
                            hint="re-encrypt it without --unencrypted-regex/-suffix: "
                                 f"./deploy.py secrets encrypt --stdin --force {rel} < plaintext")
-    if failure is not None:
-        raise failure
+    result = _sops(root, ["decrypt", rel], env)
     if result.returncode != 0:
         raise _decrypt_error(root, rel, result.stderr, env)
     return result.stdout

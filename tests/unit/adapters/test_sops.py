@@ -126,8 +126,8 @@ def test_values_left_in_clear_are_refused(repo, env, flags, key):
     assert info.value.file == "secrets/aws.yaml" and info.value.line
     assert str(info.value).split(": ", 2)[1] == key
     assert "not encrypted" in str(info.value)
-    # (the file is checked while sops decrypts it): without sops the clear value is still
-    # what is reported, and nothing decrypted is returned either way
+    # the file is refused before sops runs: without sops the clear value is still what is
+    # reported
     without = {**env, "DEPLOYER_TOOLS_DIR": str(repo / "no-tools"), "PATH": ""}
     with pytest.raises(SecretsError) as info:
         secrets.decrypt(repo, "secrets/aws.yaml", without)
