@@ -48,9 +48,13 @@ def file_identity(path: str | Path) -> str | None:
 
 
 def program_identity(path: str | Path) -> str | None:
-    """file_identity of a program that is one itself (ELF, Mach-O); None for a script (an
-    asdf or mise shim, a wrapper): what it runs may change while it stays the same, so
-    nothing it made is kept."""
+    """file_identity of a program that is the tool itself: an ELF or Mach-O file reached by
+    its own name. None for a script (an asdf shim, a wrapper) and for a link to a program of
+    another name (a mise or aqua shim: one dispatcher that picks the tool by the name it is
+    called with and by its config): what runs may change while they stay the same, so
+    nothing they made is kept."""
+    if os.path.basename(os.path.realpath(path)) != os.path.basename(path):
+        return None
     try:
         with open(path, "rb") as handle:
             magic = handle.read(4)
@@ -58,7 +62,8 @@ def program_identity(path: str | Path) -> str | None:
         return None
     if magic != b"\x7fELF" and magic not in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"):
         return None
-    return file_identity(path)
+    identity = file_identity(path)
+    return key(str(path), identity) if identity else None
 
 
 class DiskCache:

@@ -164,7 +164,15 @@ def test_a_binarys_version_is_kept_by_its_identity_and_a_scripts_never(tmp_path)
     os.utime(sops)
     _next_run()
     assert tools.find("sops", env) == str(sops)
-    # a script (a shim, a wrapper) is asked every run: what it runs may change under it
+    # a link of another name to a program (a mise shim) is asked every run ...
+    dispatcher = tmp_path / "dispatcher"
+    sops.rename(dispatcher)
+    sops.symlink_to(dispatcher)
+    before = set((cache / "tools").iterdir())
+    _next_run()
+    assert tools.find("sops", env) == str(sops)
+    assert set((cache / "tools").iterdir()) == before
+    # ... and so is a script (a shim, a wrapper): what it runs may change under it
     shim = _fake(bin_dir, "helm", "v3.17.2+g1234567")
     before = set((cache / "tools").iterdir())
     _next_run()

@@ -74,7 +74,15 @@ def test_only_a_program_itself_has_a_program_identity(tmp_path):
     script = tmp_path / "shim"
     script.write_text("#!/bin/sh\nexec real-helm \"$@\"\n")
     assert diskcache.program_identity(script) is None
-    elf = tmp_path / "elf"
+    elf = tmp_path / "helm"
     elf.write_bytes(b"\x7fELF" + b"\0" * 60)
-    assert diskcache.program_identity(elf) == diskcache.file_identity(elf)
+    assert diskcache.program_identity(elf) is not None
     assert diskcache.program_identity(tmp_path / "missing") is None
+    # a link by the program's own name (Homebrew's) is the program; a link of another name
+    # to it is a dispatcher that may pick another program next time (mise, aqua)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "helm").symlink_to(elf)
+    (tmp_path / "bin" / "sops").symlink_to(elf)
+    assert diskcache.program_identity(tmp_path / "bin" / "helm") not in (
+        None, diskcache.program_identity(elf))
+    assert diskcache.program_identity(tmp_path / "bin" / "sops") is None
