@@ -65,7 +65,7 @@ def load_file(path: Path, label: str | None = None, cache: Path | None = None) -
                         str(cache) if cache is not None else None)
 
 
-@shared
+@shared(maxsize=256)
 def _load_cached(path: str, label: str, size: int, mtime_ns: int,
                  cache: str | None) -> Document:
     try:
@@ -75,8 +75,8 @@ def _load_cached(path: str, label: str, size: int, mtime_ns: int,
     if len(raw) > MAX_BYTES:      # grew since it was measured
         raise ConfigError(f"file is {len(raw) / 2**20:.1f} MiB; the limit is "
                           f"{MAX_BYTES // 2**20} MiB", file=label)
-    kept = diskcache.DiskCache(cache)
-    name = _parse_key(raw) if cache is not None else ""
+    name = _parse_key(raw) if cache is not None else None
+    kept = diskcache.DiskCache(cache if name is not None else None)
     entry = kept.get(name)
     if isinstance(entry, dict):
         try:
@@ -91,25 +91,27 @@ def _load_cached(path: str, label: str, size: int, mtime_ns: int,
     return doc
 
 
-def _parse_key(raw: bytes) -> str:
+def _parse_key(raw: bytes) -> str | None:
     """What a parse depends on: the file's bytes, this module (how nodes become data and
-    what is refused) and the parser's version."""
-    return diskcache.key("yamlio v1", _code_identity(), raw)
+    what is refused) and the parser's version; None (nothing kept) if those cannot be read."""
+    code = _code_identity()
+    return diskcache.key("yamlio v1", code, raw) if code else None
 
 
 @lru_cache(maxsize=1)
-def _code_identity() -> str:
+def _code_identity() -> str | None:
     """This module's source and ruamel.yaml's version file (read, not imported: a cache hit
     should not pay for importing the parser)."""
     from importlib.util import find_spec
 
-    digest = hashlib.sha256(Path(__file__).read_bytes())
     try:
+        digest = hashlib.sha256(Path(__file__).read_bytes())
         spec = find_spec("ruamel.yaml")
-        origin = spec.origin if spec is not None else None
-        digest.update(Path(origin).read_bytes() if origin else b"no ruamel.yaml")
+        if spec is None or not spec.origin:
+            return None
+        digest.update(Path(spec.origin).read_bytes())
     except (ImportError, OSError, ValueError):
-        digest.update(b"ruamel.yaml unreadable")
+        return None
     return digest.hexdigest()
 
 
@@ -221,6 +223,7 @@ def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
     nesting past MAX_DEPTH, more than MAX_NODES values once aliases are expanded, and tags
     other than YAML's core scalar tags (no !!python/..., !!binary, !!set, custom tags)."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+    from ruamel.yaml.scalarbool import ScalarBoolean
 
     budget[0] -= 1
     if budget[0] < 0:
@@ -251,6 +254,8 @@ def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
         return out
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, ScalarBoolean):     # an anchored boolean (an int to Python)
+        return bool(node)
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):

@@ -94,3 +94,19 @@ def test_a_value_computed_across_a_clear_is_not_kept():
     release.set()
     t.join()
     assert read(1) == "new"
+
+
+def test_with_maxsize_the_oldest_values_are_forgotten_first():
+    calls = []
+
+    @shared(maxsize=2)
+    def square(x):
+        calls.append(x)
+        return x * x
+
+    assert [square(x) for x in (1, 2, 1, 3)] == [1, 4, 1, 9]
+    assert calls == [1, 2, 3]            # 1 was kept until 3 came: 1 (the oldest) goes
+    assert square(2) == 4 and square(1) == 1
+    assert calls == [1, 2, 3, 1]
+    out = _race(square, [(x,) for x in range(10)] * 3)
+    assert out == [x * x for x in range(10)] * 3

@@ -129,6 +129,13 @@ def test_a_parse_kept_on_disk_gives_what_parsing_gives(tmp_path):
     copy = _fresh(other, "config/copy.yaml", cache)
     assert copy.label == "config/copy.yaml" and copy.data == plain.data
     assert list(cache.iterdir()) == entries
+    # (what is kept is what the next run reads: shown by changing it)
+    import json
+
+    kept = json.loads(entries[0].read_text())
+    kept["data"]["hub"]["replicas"] = 7
+    entries[0].write_text(json.dumps(kept))
+    assert _fresh(path, "config/values.yaml", cache).data["hub"]["replicas"] == 7
     # a changed file is parsed again; a broken entry is parsed again and written anew
     path.write_text(VALUES.replace("replicas: 2", "replicas: 3"))
     assert _fresh(path, "config/values.yaml", cache).data["hub"]["replicas"] == 3
@@ -150,3 +157,9 @@ def test_a_bad_file_and_a_sops_file_are_never_kept(tmp_path):
                          "sops:\n  mac: ENC[AES256_GCM,data:m=,iv:i=,tag:t=,type:str]\n")
     assert _fresh(encrypted, "secrets.yaml", cache).data["token"].startswith("ENC[")
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_anchored_scalars_keep_their_types():
+    doc = load_text("x: &b true\ny: *b\nn: &n 3\nf: &f 1.5\noff: &o false\n", "t.yaml")
+    assert doc.data == {"x": True, "y": True, "n": 3, "f": 1.5, "off": False}
+    assert [type(v) for v in doc.data.values()] == [bool, bool, int, float, bool]
