@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployer.errors import ConfigError
-from deployer.model.diskcache import DiskCache
+from deployer.model import diskcache
 from deployer.model.federation import Federation, Member
 
 MEMBERS_DIR = "terraform/members"
@@ -248,15 +249,25 @@ def _hcl(path: Path, parse_cache: Path | None = None,
     to is kept there as JSON under the hash of its bytes (and of the parser's version and
     options): an unchanged file is not parsed again, a changed one is. `keep`: only these
     top-level keys are returned and kept (a tfvars file may hold a token: only the settings
-    the checks read go to the cache). A cache entry that cannot be read is parsed again."""
+    the checks read go to the cache, under the file's path, inode, size and times rather than
+    a hash of its bytes, from which a short token could be guessed back). A cache entry that
+    cannot be read is parsed again."""
     try:
         with open(path, "rb") as handle:
+            before = os.fstat(handle.fileno())
             raw = handle.read()
+            after = os.fstat(handle.fileno())
         text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
-    cache = DiskCache(parse_cache)
-    name = _parse_key(raw, keep) if parse_cache is not None else ""
+    if parse_cache is None:
+        name = None
+    elif keep is None:
+        name = _parse_key(raw)
+    else:
+        name = _stat_key(path, before, keep) if _same_stat(before, after) else None
+    cache = diskcache.DiskCache(parse_cache if name is not None else None)
+    name = name or ""
     cached = cache.get(name)
     if isinstance(cached, dict):
         return cached
@@ -279,10 +290,23 @@ def _parse_hcl(text: str, path: Path) -> dict:
         raise ConfigError(f"not valid HCL: {first[:200]}", file=str(path)) from None
 
 
-def _parse_key(raw: bytes, keep: tuple[str, ...] | None = None) -> str:
-    digest = hashlib.sha256(f"{_hcl2_version()} {_PARSE_FORMAT} {keep}\0".encode())
+def _parse_key(raw: bytes) -> str:
+    digest = hashlib.sha256(f"{_hcl2_version()} {_PARSE_FORMAT} None\0".encode())
     digest.update(raw)
     return digest.hexdigest()
+
+
+def _stat_key(path: Path, stat: os.stat_result, keep: tuple[str, ...]) -> str:
+    """A key that tells a file's versions apart without reading its content: a write
+    changes its ctime (which nothing but the kernel sets), a replacement its inode."""
+    return diskcache.key(_hcl2_version(), _PARSE_FORMAT, repr(keep), os.path.abspath(path),
+                         f"{stat.st_dev} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns} "
+                         f"{stat.st_ctime_ns}")
+
+
+def _same_stat(one: os.stat_result, other: os.stat_result) -> bool:
+    return (one.st_size, one.st_mtime_ns, one.st_ctime_ns) == \
+        (other.st_size, other.st_mtime_ns, other.st_ctime_ns)
 
 
 @lru_cache(maxsize=1)
