@@ -238,8 +238,10 @@ def test_timings_break_validation_down_by_stage(run):
     assert 2 <= result.stderr.count("$ helm lint") < 5
     assert result.stderr.count("$ helm template") - \
         result.stderr.count("$ helm template cert-manager") == 5
-    # and the two members that get the cert-manager prerequisite render it too
-    assert result.stderr.count("$ helm template cert-manager") == 2
+    # and the two members that get the cert-manager prerequisite render it too (or read what
+    # an earlier run rendered of the same chart, values and helm)
+    assert result.stderr.count("$ helm template cert-manager") + \
+        result.stderr.count("(kept) helm template cert-manager") == 2
 
 
 # -- site checks: settings that render valid objects but break the site -----------------------
