@@ -30,10 +30,6 @@ _CHART_HEADING = re.compile(r"^(?P<chart>[\w.\-]+):\s*$")
 # helm's own operations get this much longer than the --timeout they are given
 _MARGIN = 60
 RENDER_TIMEOUT = 300  # template, lint, dependency update, repo add
-# An offline render is short and CPU-bound: Go's collector costs helm about a third of its CPU
-# there, for a heap of tens of MB. It is turned off for those (unless the environment sets
-# GOGC or GOMEMLIMIT itself); it still runs before the heap reaches GOMEMLIMIT.
-RENDER_GO_ENV = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
 
 
 class HelmError(process.ProcessError):
@@ -79,10 +75,9 @@ class Helm:
     def run(self, args: Sequence[str], *, stdin: str | None = None, check: bool = True,
             timeout: float = RENDER_TIMEOUT, offline_render: bool = False) -> process.Result:
         """Run `helm ARGS`; the command is shown first (values arrive on stdin, never in argv).
-        `offline_render`: a template or lint that reaches no cluster (see RENDER_GO_ENV)."""
-        env = self.env
-        if offline_render and "GOGC" not in env and "GOMEMLIMIT" not in env:
-            env = {**RENDER_GO_ENV, **env}
+        `offline_render`: a template or lint that reaches no cluster (a short Go run without
+        its collector: process.SHORT_GO_RUN)."""
+        env = process.short_go_run(self.env) if offline_render else self.env
         bound = self.renders if offline_render and self.renders is not None else nullcontext()
         with bound:
             result = process.run([self.binary, *args], env=env, timeout=timeout,

@@ -41,7 +41,7 @@ def decrypt(root: Path, rel: str, env: Mapping[str, str]) -> str:
                            "value)", file=rel, line=line,
                            hint="re-encrypt it without --unencrypted-regex/-suffix: "
                                 f"./deploy.py secrets encrypt --stdin --force {rel} < plaintext")
-    result = _sops(root, ["decrypt", rel], env)
+    result = _sops(root, ["decrypt", rel], process.short_go_run(env))
     if result.returncode != 0:
         raise _decrypt_error(root, rel, result.stderr, env)
     return result.stdout

@@ -154,3 +154,26 @@ def test_values_in_clear_are_found_by_either_parser(tmp_path, text, found):
     path = tmp_path / "s.yaml"
     path.write_text(text)
     assert secrets.first_clear_value(path) == found
+
+
+def test_a_decryption_runs_without_gos_collector_unless_the_operator_sets_it(repo, env, tmp_path):
+    """(a short CPU-bound Go run: see process.SHORT_GO_RUN)"""
+    from deployer.adapters import tools
+
+    real = tools.find("sops", env)
+    wrapped = tmp_path / "tools"
+    wrapped.mkdir()
+    log = tmp_path / "calls.log"
+    (wrapped / "sops").write_text(f'#!/bin/sh\necho "GOGC=${{GOGC:-unset}} '
+                                  f'GOMEMLIMIT=${{GOMEMLIMIT:-unset}} $*" >> {log}\n'
+                                  f'exec "{real}" "$@"\n')
+    (wrapped / "sops").chmod(0o755)
+    own = {**env, "DEPLOYER_TOOLS_DIR": str(wrapped)}
+    plain = secrets.decrypt(repo, "secrets/aws.yaml", own)
+    assert plain == secrets.decrypt(repo, "secrets/aws.yaml", env)
+    assert "GOGC=off GOMEMLIMIT=512MiB" in next(
+        line for line in log.read_text().splitlines() if " decrypt " in line)
+    log.write_text("")
+    secrets.decrypt(repo, "secrets/aws.yaml", {**own, "GOMEMLIMIT": "1GiB"})
+    assert "GOGC=unset GOMEMLIMIT=1GiB" in next(
+        line for line in log.read_text().splitlines() if " decrypt " in line)
