@@ -5,9 +5,10 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from deployer.errors import ConfigError
+from deployer.model import fastschema
 from deployer.model.yamlio import Document, format_path, load_file
 
 SCHEMA_PATH = Path(__file__).with_name("federation.schema.json")
@@ -194,7 +195,7 @@ def load(root: Path, parse_cache: Path | None = None) -> Federation:
     """Read, schema-check and type config/federation.yaml under `root` (`parse_cache`: see
     yamlio.load_file)."""
     doc = load_file(root / FEDERATION_FILE, FEDERATION_FILE, cache=parse_cache)
-    check_schema(doc, _schema())
+    check_schema(doc, _schema(), _fast_schema())
     data = doc.data
     members = {name: _member(name, entry) for name, entry in data["members"].items()}
     fed = data["federation"]
@@ -418,8 +419,11 @@ def _check_prime(fed: Federation) -> list[ConfigError]:
     return []
 
 
-def check_schema(doc: Document, schema: dict) -> None:
-    """Validate a document; raise one ConfigError for the first problem (by line)."""
+def check_schema(doc: Document, schema: dict, fast: Any | None = None) -> None:
+    """Validate a document; raise one ConfigError for the first problem (by line). `fast`:
+    the schema compiled by fastschema.validator_for (what it passes needs no more)."""
+    if fastschema.passes(fast, doc.data):
+        return
     import jsonschema
 
     validator_cls = jsonschema.validators.validator_for(schema)
@@ -446,6 +450,11 @@ def _conditional(err) -> bool:
 @lru_cache(maxsize=None)
 def _schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
+
+
+@lru_cache(maxsize=None)
+def _fast_schema() -> Any:
+    return fastschema.validator_for(_schema())
 
 
 def _prime(value) -> str | None:

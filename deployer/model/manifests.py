@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable
 
 from deployer.errors import ConfigError
+from deployer.model import fastschema
 from deployer.model.memo import shared
 from deployer.model.redact import MASK, Redactor
 
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
-_lock = threading.Lock()
 
 
 @dataclass
@@ -102,8 +102,7 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
         bad_name = _name_problem(obj.kind, str(obj.body["metadata"]["name"]))
         if bad_name:
             result.problems.append(Problem(obj.ref, obj.source, "metadata.name", bad_name))
-        validator = _validator(version, obj.kind, obj.api_version)
-        if validator is None:
+        if _kind_schema(version, obj.kind, obj.api_version) is None:
             if _is_custom(obj.api_version):
                 result.custom.append(obj.ref)
             else:
@@ -111,6 +110,9 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
                     obj.ref, obj.source, "apiVersion",
                     f"{obj.api_version} {obj.kind} is not served by Kubernetes {kube_version}"))
             continue
+        if fastschema.passes(_fast_validator(version, obj.kind, obj.api_version), obj.body):
+            continue
+        validator = _validator(version, obj.kind, obj.api_version)
         for err in sorted(validator.iter_errors(obj.body), key=lambda e: list(e.path)):
             result.problems.append(Problem(obj.ref, obj.source, _dotted(err.absolute_path),
                                            _message(err, redactor)))
@@ -183,10 +185,32 @@ def plain_text(objects: Iterable[K8sObject]) -> str:
 
 @lru_cache(maxsize=1)
 def supported_versions() -> list[str]:
-    """Kubernetes versions kubernetes-validate has schemas for."""
-    from kubernetes_validate import utils
+    """Kubernetes versions kubernetes-validate has schemas for (read from its package data:
+    importing it would import python-jsonschema, which a valid run does not need)."""
+    found = set()
+    for entry in _schemas_root().iterdir():
+        match = re.match(r"^v(\d+\.\d+\.\d+)-", entry.name)
+        if match and entry.is_dir():
+            found.add(match.group(1))
+    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
 
-    return utils.all_versions()
+
+@lru_cache(maxsize=1)
+def _schemas_root() -> Path:
+    from importlib.util import find_spec
+
+    spec = find_spec("kubernetes_validate")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ConfigError("kubernetes-validate is not installed (it holds the Kubernetes "
+                          "schemas)", hint="run scripts/bootstrap")
+    return Path(locations[0]) / "kubernetes-json-schema"
+
+
+def _schema_file(version: str, name: str) -> dict:
+    """One of kubernetes-validate's strict schemas of `version` (FileNotFoundError if none)."""
+    with open(_schemas_root() / f"v{version}-local-strict" / name, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def served_api_versions(kube_version: str) -> tuple[str, ...]:
@@ -223,10 +247,7 @@ def _definitions_doc(version: str) -> dict:
 @shared
 def _definitions_file(version: str) -> dict:
     """The version's _definitions.json, parsed once (it is several MB)."""
-    from kubernetes_validate import utils
-
-    return utils.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/"
-                                 "_definitions.json", version)
+    return _schema_file(version, "_definitions.json")
 
 
 def _schema_version(kube_version: str) -> str:
@@ -241,6 +262,9 @@ def _schema_version(kube_version: str) -> str:
     return candidates[-1]
 
 
+_DEFINITIONS_URI = "https://kubernetes.io/api/_definitions.json"   # its $id, what kinds $ref
+
+
 @shared
 def _definitions(version: str) -> Any:
     from referencing import Registry, Resource
@@ -248,28 +272,46 @@ def _definitions(version: str) -> Any:
     return Resource.from_contents(_definitions_file(version)) @ Registry()
 
 
-def _validator(version: str, kind: str, api_version: str):
-    with _lock:
-        return _cached_validator(version, kind, api_version)
-
-
-@lru_cache(maxsize=None)
-def _cached_validator(version: str, kind: str, api_version: str):
-    import jsonschema
-    from referencing import Resource
-    from kubernetes_validate import utils
-
+@shared
+def _kind_schema(version: str, kind: str, api_version: str) -> dict | None:
+    """The strict schema of `kind` in `api_version`, or None when the version serves no such
+    kind (the strict schemas say apiVersion must match: a known kind under a wrong group is
+    missing)."""
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    name = f"{kind.lower()}-{api}.json"
+    if not re.fullmatch(r"[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)?\.json", name):
+        return None                                   # not a name a schema file has
     try:
-        schema = utils.schema_contents(
-            f"kubernetes-json-schema/v{version}-local-strict/{kind.lower()}-{api}.json", version)
-    except FileNotFoundError:
+        schema = _schema_file(version, name)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    registry = Resource.from_contents(schema) @ _definitions(version)
-    # The strict schemas say apiVersion must match; a wrong group with a known kind is missing.
     enum = ((schema.get("properties") or {}).get("apiVersion") or {}).get("enum")
     if enum and api_version not in enum:
         return None
+    return schema
+
+
+@shared
+def _fast_registry(version: str) -> Any:
+    definitions = _definitions_file(version)
+    return fastschema.registry([(definitions.get("$id") or _DEFINITIONS_URI, definitions)])
+
+
+@shared
+def _fast_validator(version: str, kind: str, api_version: str) -> Any:
+    """jsonschema-rs's compiled check of a kind (see model/fastschema.py), or None."""
+    return fastschema.validator_for(_kind_schema(version, kind, api_version),
+                                    _fast_registry(version))
+
+
+@shared
+def _validator(version: str, kind: str, api_version: str):
+    """python-jsonschema's validator of a kind: what says what is wrong with an object."""
+    import jsonschema
+    from referencing import Resource
+
+    schema = _kind_schema(version, kind, api_version)
+    registry = Resource.from_contents(schema) @ _definitions(version)
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 

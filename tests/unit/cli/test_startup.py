@@ -37,3 +37,21 @@ def test_a_command_loads_no_format_checker_it_never_uses():
 
     assert "jsonschema" in loaded
     assert not set(UNUSED_FORMAT_CHECKERS) & {name.split(".")[0] for name in loaded}
+
+
+def test_a_valid_federation_and_valid_objects_need_no_python_jsonschema():
+    """(the compiled check passes them; python-jsonschema, with its imports, is for telling
+    what is wrong)"""
+    loaded = _imported_after(
+        "from pathlib import Path\nfrom deployer.model import federation, manifests\n"
+        "federation.load(Path('.'))\n"
+        "text = 'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: x}\\ndata: {a: b}\\n'\n"
+        "assert manifests.validate(manifests.parse(text), '1.34').problems == []\n")
+    assert not {"jsonschema", "referencing", "kubernetes_validate"} & {
+        name.split(".")[0] for name in loaded}
+    loaded = _imported_after(
+        "from deployer.model import manifests\n"
+        "text = 'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: x}\\ndata: {a: 1}\\n'\n"
+        "[p] = manifests.validate(manifests.parse(text), '1.34').problems\n"
+        "assert p.path == 'data.a', p\n")
+    assert "jsonschema" in loaded
