@@ -27,5 +27,10 @@ def run() -> None:
     for name in UNUSED_FORMAT_CHECKERS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     from deployer.cli.app import app
+    from deployer.cli.common import leave_if_quick
 
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        leave_if_quick(exc.code)
+        raise

@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from deployer.errors import DeployerError
-from deployer.cli.common import MIRROR, SHOW_SECRETS, handles_errors, usage, workspace
+from deployer.cli.common import (MIRROR, SHOW_SECRETS, ends_quickly, handles_errors, usage,
+                                 workspace)
 
 
 @handles_errors
@@ -94,6 +95,7 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     started = time.perf_counter()
     ws = workspace()
     out = ws.console
+    ends_quickly()
     if jobs is not None and jobs < 1:
         raise usage(f"--jobs must be 1 or more, not {jobs}")
     validate_mod.probe_tools(ws)

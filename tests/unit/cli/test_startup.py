@@ -55,3 +55,26 @@ def test_a_valid_federation_and_valid_objects_need_no_python_jsonschema():
         "[p] = manifests.validate(manifests.parse(text), '1.34').problems\n"
         "assert p.path == 'data.a', p\n")
     assert "jsonschema" in loaded
+
+
+def test_a_quick_exit_keeps_the_exit_code_the_output_and_the_atexit_handlers(tmp_path):
+    """(validate ends without the interpreter's teardown: common.leave_if_quick)"""
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, sys\n"
+            "from deployer.cli import common\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+            "common.begin(None)\n"
+            "sys.stdout.write('buffered, not flushed\\n')\n"
+            "common.ends_quickly()\n"
+            "try:\n    raise SystemExit(3)\n"
+            "except SystemExit as exc:\n    common.leave_if_quick(exc.code)\n"
+            "print('not reached')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert (done.returncode, done.stdout) == (3, "buffered, not flushed\n")
+    assert marker.read_text() == "yes"
+    # a command that did not say so ends as usual
+    code = code.replace("common.ends_quickly()\n", "")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.endswith("not reached\n")
