@@ -114,9 +114,12 @@ class Helm:
              kube_version: str) -> process.Result:
         """`helm lint` with the merged values on stdin; never raises (findings are parsed).
         (lint has no --api-versions: it renders capability-gated templates with helm's
-        built-in set; see lint_findings' `rendered`.)"""
+        built-in set; see lint_findings' `rendered`.) The values schemas are not checked
+        again: `helm template` of the same values checks them (and names the file and line),
+        so lint's report of them is dropped anyway (lint_findings)."""
         return self.run(["lint", chart, "--namespace", namespace,
-                         "--kube-version", _full_version(kube_version), "--values", "-"],
+                         "--kube-version", _full_version(kube_version),
+                         "--skip-schema-validation", "--values", "-"],
                         stdin=values_yaml, check=False, offline_render=True)
 
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------

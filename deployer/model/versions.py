@@ -9,6 +9,7 @@ git commit they were built from (`383374de`) is read from their last identifier.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -109,6 +110,7 @@ def is_major_bump(old: str, new: str) -> bool:
     return a is not None and b is not None and b.major > a.major
 
 
+@lru_cache(maxsize=1024)
 def satisfies(version: str, constraint: str) -> bool | None:
     """Whether `version` (e.g. a member's Kubernetes `1.34`) meets a chart's `kubeVersion`
     constraint as Helm reads it (Masterminds semver: `>=1.22.0-0`, `^1.8.0-0`, `~1.30`,

@@ -43,6 +43,7 @@ class Report:
     custom: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage
+    values_rejected: bool = False    # by the charts' values schemas (helm template said so)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -113,7 +114,8 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         report.timings["helm lint"] = report.timings.get("helm lint", 0.0) + linted.seconds
         if linted.error:
             report.errors.append(linted.error)       # names helm lint itself
-        _add_lint_findings(report, rendered, linted.findings)
+        if not report.values_rejected:   # (lint skips the schemas: what it found of values
+            _add_lint_findings(report, rendered, linted.findings)   # they reject is moot)
     reports = [report for report, _ in checked]
     for report in reports:
         if report.member in extra:
@@ -287,11 +289,10 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
             # before helm: an empty tag may keep the chart from rendering at all
             value_findings = site_checks.check_values(mv, prepared.defaults())
             report.errors.extend(str(v) for v in value_findings)
-        values_yaml = dump(mv.for_helm(prepared.defaults()))
         # lint and template are independent helm processes: run them side by side
         with ThreadPoolExecutor(max_workers=1) as side:
-            linting = side.submit(_timed_lint, report, helm, prepared, member, values_yaml) \
-                if lint else None
+            linting = side.submit(_timed_lint, report, helm, prepared, member,
+                                  dump(mv.for_helm(prepared.defaults()))) if lint else None
             try:
                 with report.timed("helm template"):
                     rendered = render_member(ws, helm, prepared, member, mv)
@@ -314,6 +315,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
                 [tuple(c.strip().split(".")) for d in prepared.dependencies
                  for c in (d.condition or "").split(",") if c.strip()]))
     except RenderError as exc:
+        report.values_rejected = True
         report.errors.extend(f"values rejected by the chart schema: {d}" for d in exc.details)
     except DeployerError as exc:
         if value_findings and rendered is None:

@@ -478,3 +478,19 @@ def test_lint_covers_every_dependency_some_member_of_a_version_enables(run, repo
     assert sorted(n for n in linted if n in ("staging", "aws", "hetzner-fsn")) == \
         ["aws", "staging"], result.stderr
     assert len(linted) == 3, result.stderr
+
+
+def test_lint_leaves_the_values_schemas_to_template_and_adds_nothing_of_values_they_reject(
+        run, repo):
+    # helm template of the same values checks the schemas (and names the file and line); a
+    # value they reject that also breaks the templates is not reported again by lint
+    path = repo / "config/common.yaml"
+    path.write_text(path.read_text() + "priorityClasses: oops\n")
+    result = run("validate", "--all")
+    assert result.returncode == 1
+    lints = [x for x in result.stderr.splitlines() if x.startswith("$ helm lint ")]
+    assert len(lints) == 2 and all("--skip-schema-validation" in x for x in lints), lints
+    errors = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 5 and all("values rejected by the chart schema: priorityClasses"
+                                    in x for x in errors), errors
+    assert "helm lint:" not in result.stderr
