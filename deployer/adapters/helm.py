@@ -60,7 +60,8 @@ class Helm:
         """`renders`: held by each offline render (template, lint), to bound how many run
         at once."""
         self.binary = tools.helm(env)
-        self.major = tools.helm_major(self.binary, env)
+        self.version = tools.helm_version(self.binary, env)
+        self.major = self.version[0]
         self.env = dict(env)
         self.console = console
         self.echo = echo
@@ -115,11 +116,13 @@ class Helm:
         """`helm lint` with the merged values on stdin; never raises (findings are parsed).
         (lint has no --api-versions: it renders capability-gated templates with helm's
         built-in set; see lint_findings' `rendered`.) The values schemas are not checked
-        again: `helm template` of the same values checks them (and names the file and line),
-        so lint's report of them is dropped anyway (lint_findings)."""
+        again where helm can skip them (3.16+): `helm template` of the same values checks
+        them (and names the file and line), so lint's report of them is dropped anyway
+        (lint_findings)."""
+        skip = ["--skip-schema-validation"] if self.version[:2] >= (3, 16) else []
         return self.run(["lint", chart, "--namespace", namespace,
-                         "--kube-version", _full_version(kube_version),
-                         "--skip-schema-validation", "--values", "-"],
+                         "--kube-version", _full_version(kube_version), *skip,
+                         "--values", "-"],
                         stdin=values_yaml, check=False, offline_render=True)
 
     # -- releases on a cluster (KUBECONFIG comes from self.env) ------------------------------

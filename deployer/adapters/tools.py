@@ -103,14 +103,15 @@ def helm(env: Mapping[str, str]) -> str:
 
 def helm_major(binary: str, env: Mapping[str, str]) -> int:
     """3 or 4: the major version of a helm binary (asked once per binary)."""
-    return _major(binary, env.get("PATH", ""), _versions_cache(env))
+    return helm_version(binary, env)[0]
 
 
-def _major(binary: str, path: str, cache: str) -> int:
-    found = _version(binary, PINS["helm"], path, cache)
+def helm_version(binary: str, env: Mapping[str, str]) -> tuple[int, ...]:
+    """(major, minor, patch) of a helm binary (asked once per binary)."""
+    found = _version(binary, PINS["helm"], env.get("PATH", ""), _versions_cache(env))
     if found is None:
         raise ToolError(f"{binary} printed no version for `helm version --short`")
-    return found[0]
+    return found
 
 
 def install(names: list[str] | None, env: Mapping[str, str], dest: Path | None = None, *,

@@ -168,3 +168,26 @@ def test_offline_renders_run_bounded_and_without_go_collector(env, tiny_chart, t
     helm.run(["version", "--short"])
     starts = (tmp_path / "calls.log").read_text().splitlines()[::2]
     assert "GOGC=50 template" in starts[0] and "GOGC=unset version" in starts[1]
+
+
+@pytest.mark.parametrize("reported,skips", [("v3.15.4", False), ("v3.16.0", True),
+                                            ("v4.1.4", True)])
+def test_lint_skips_the_values_schemas_only_where_helm_can(reported, skips, env, tiny_chart,
+                                                           tmp_path):
+    """(helm template of the same values checks them; helm before 3.16 has no such flag)"""
+    from deployer.adapters import tools
+
+    real = tools.helm({**env, "DEPLOYER_HELM": "helm3"})
+    script = tmp_path / "helm-as-reported"
+    log = tmp_path / "args.log"
+    script.write_text(f"""#!/bin/sh
+if [ "$1" = version ]; then echo '{reported}+gabc'; exit 0; fi
+echo "$*" >> {log}
+exec "{real}" "$@"
+""")
+    script.chmod(0o755)
+    helm = helm_mod.Helm({**env, "DEPLOYER_HELM": str(script)},
+                         console=Console(stdout=io.StringIO(), stderr=io.StringIO()), echo=False)
+    result = helm.lint(str(tiny_chart), "ns", "replicas: 2\n", "1.34")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("--skip-schema-validation" in log.read_text()) == skips
