@@ -55,7 +55,7 @@ class CliState:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     console: Console = field(default_factory=Console)
     # a command that changes nothing and leaves nothing open may end without the
-    # interpreter's teardown (see leave)
+    # interpreter's teardown (see leave_if_quick)
     quick_exit: bool = False
 
     def workspace(self, show_secrets: bool = False):
@@ -94,8 +94,8 @@ def console() -> Console:
 
 
 def ends_quickly() -> None:
-    """Say the running command changes nothing and leaves nothing open (validate, render):
-    when it is done, the process ends without tearing the interpreter down (see leave)."""
+    """Say the running command changes nothing and leaves nothing open (validate): when it
+    is done, the process ends without tearing the interpreter down (see leave_if_quick)."""
     state().quick_exit = True
 
 
@@ -121,9 +121,11 @@ def leave_if_quick(code) -> None:
     getattr(atexit, "_run_exitfuncs", lambda: None)()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError, AttributeError):
+            # output lost (a full disk, a closed pipe): not a success (Python exits 120)
+            code = code or 120
     os._exit(code)
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, ToolError
 from deployer.model import fastschema
 from deployer.model.memo import shared
 from deployer.model.redact import MASK, Redactor
@@ -24,6 +24,8 @@ class K8sObject:
 
     body: dict
     source: str = ""
+    # its YAML has tags that make tuples (!!omap, !!pairs): python-jsonschema alone judges it
+    tagged: bool = field(default=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -80,8 +82,12 @@ def parse(text: str) -> list[K8sObject]:
             label = source.group(1) if source else "rendered manifests"
             raise ConfigError(f"template rendered invalid YAML: {exc}", file=label) from None
         if isinstance(body, dict) and body:
-            objects.append(K8sObject(body, source.group(1) if source else ""))
+            objects.append(K8sObject(body, source.group(1) if source else "",
+                                     tagged=bool(_TUPLE_TAGS.search(doc))))
     return objects
+
+
+_TUPLE_TAGS = re.compile(r"!!(?:omap|pairs)\b|tag:yaml\.org,2002:")
 
 
 def validate(objects: Iterable[K8sObject], kube_version: str,
@@ -110,7 +116,8 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
                     obj.ref, obj.source, "apiVersion",
                     f"{obj.api_version} {obj.kind} is not served by Kubernetes {kube_version}"))
             continue
-        if fastschema.passes(_fast_validator(version, obj.kind, obj.api_version), obj.body):
+        if not obj.tagged and fastschema.passes(_fast_validator(version, obj.kind,
+                                                                obj.api_version), obj.body):
             continue
         validator = _validator(version, obj.kind, obj.api_version)
         for err in sorted(validator.iter_errors(obj.body), key=lambda e: list(e.path)):
@@ -201,10 +208,11 @@ def _schemas_root() -> Path:
 
     spec = find_spec("kubernetes_validate")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise ConfigError("kubernetes-validate is not installed (it holds the Kubernetes "
-                          "schemas)", hint="run scripts/bootstrap")
-    return Path(locations[0]) / "kubernetes-json-schema"
+    root = Path(locations[0]) / "kubernetes-json-schema" if locations else None
+    if root is None or not root.is_dir():
+        raise ToolError("kubernetes-validate's schemas are not installed as files (they are "
+                        "read from its package directory)", hint="run scripts/bootstrap")
+    return root
 
 
 def _schema_file(version: str, name: str) -> dict:
@@ -279,11 +287,11 @@ def _kind_schema(version: str, kind: str, api_version: str) -> dict | None:
     missing)."""
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     name = f"{kind.lower()}-{api}.json"
-    if not re.fullmatch(r"[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)?\.json", name):
+    if len(name) > 200 or not re.fullmatch(r"[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)?\.json", name):
         return None                                   # not a name a schema file has
     try:
         schema = _schema_file(version, name)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:                                   # none (or none readable) by that name
         return None
     enum = ((schema.get("properties") or {}).get("apiVersion") or {}).get("enum")
     if enum and api_version not in enum:

@@ -114,8 +114,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
         report.timings["helm lint"] = report.timings.get("helm lint", 0.0) + linted.seconds
         if linted.error:
             report.errors.append(linted.error)       # names helm lint itself
-        if not report.values_rejected:   # (lint skips the schemas: what it found of values
-            _add_lint_findings(report, rendered, linted.findings)   # they reject is moot)
+        _add_lint_findings(report, rendered, linted.findings)
     reports = [report for report, _ in checked]
     for report in reports:
         if report.member in extra:
@@ -329,6 +328,10 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     return report, rendered
 
 
+# lint findings about what the values made of the templates (not Chart.yaml, dependencies...)
+_FROM_VALUES = re.compile(r"\[(ERROR|WARNING|INFO)\] (templates/|values\.yaml)")
+
+
 def _add_lint_findings(report: Report, rendered: Rendered | None,
                        findings: list[str]) -> None:
     """Lint's findings as the member's errors and warnings. A deprecation of an object
@@ -336,6 +339,8 @@ def _add_lint_findings(report: Report, rendered: Rendered | None,
     deprecation) is left out: lint has no --api-versions, so it may render another."""
     served = {(o.api_version, o.kind) for o in rendered.objects} if rendered else set()
     for finding in findings:
+        if report.values_rejected and _FROM_VALUES.match(finding):
+            continue    # lint skips the schemas: what it says of values they reject is moot
         deprecated = _DEPRECATED.search(finding)
         if deprecated and deprecated.group(1, 2) not in served:
             continue

@@ -78,3 +78,13 @@ def test_a_quick_exit_keeps_the_exit_code_the_output_and_the_atexit_handlers(tmp
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert done.returncode == 0 and done.stdout.endswith("not reached\n")
+
+
+def test_a_quick_exit_whose_output_is_lost_is_not_a_success():
+    code = ("import sys\nfrom deployer.cli import common\ncommon.begin(None)\n"
+            "sys.stdout.write('a report nobody will read\\n')\ncommon.ends_quickly()\n"
+            "common.leave_if_quick(0)\n")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", code], stdout=full, cwd=ROOT,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 120

@@ -13,7 +13,7 @@ from deployer.model import fastschema, manifests
 from deployer.model import federation as federation_mod
 from tests.support import ROOT
 
-OBJECTS = yaml.safe_load_all("""
+OBJECTS = list(yaml.safe_load_all("""
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: hub, labels: {app: binder}, annotations: {checksum/config: abc}}
@@ -80,7 +80,7 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: hub}
 data: {config.yaml: "a: 1\\n"}
-""")
+"""))
 
 
 def _mutations(doc, path=()):
@@ -108,8 +108,9 @@ def _mutations(doc, path=()):
         if path:
             yield path + ("[]",), changed(lambda d: _set(d, path, []))
     if path:
-        for wrong in ({"x": 1}, [1], 12345, "text", None, True, 1.5, "text\n"):
-            if wrong != node:
+        for wrong in ({"x": 1}, [1], 12345, "text", None, True, False, 1.5, 1.0, 2**70,
+                      "text\n", "ü", "٣"):
+            if type(wrong) is not type(node) or wrong != node:     # (True == 1 in Python)
                 yield path + (repr(wrong),), changed(lambda d, w=wrong: _set(d, path, w))
         if isinstance(node, str):
             yield path + ("+newline",), changed(lambda d: _set(d, path, node + "\n"))
@@ -135,9 +136,10 @@ def _agree(fast, slow, doc) -> tuple[int, int]:
     return passed, sent
 
 
+@pytest.mark.parametrize("kube", ["1.33", "1.34"])
 @pytest.mark.parametrize("obj", list(OBJECTS), ids=lambda o: o["kind"])
-def test_what_the_fast_check_passes_of_a_kubernetes_object_python_jsonschema_passes(obj):
-    version = manifests._schema_version("1.34")
+def test_what_the_fast_check_passes_of_a_kubernetes_object_python_jsonschema_passes(obj, kube):
+    version = manifests._schema_version(kube)
     fast = manifests._fast_validator(version, obj["kind"], obj["apiVersion"])
     slow = manifests._validator(version, obj["kind"], obj["apiVersion"])
     assert fast is not None
@@ -154,6 +156,51 @@ def test_what_the_fast_check_passes_of_the_federation_python_jsonschema_passes()
     assert fastschema.passes(fast, data) and not list(slow.iter_errors(data))
     passed, sent = _agree(fast, slow, data)
     assert sent > 100 and passed > 0, (passed, sent)
+
+
+def test_what_the_fast_check_passes_of_the_dependencies_python_jsonschema_passes():
+    from deployer.model import dependencies
+
+    data = yaml.safe_load((ROOT / "config/dependencies.yaml").read_text())
+    schema = dependencies._schema()
+    slow = jsonschema.validators.validator_for(schema)(schema)
+    assert fastschema.passes(dependencies._fast_schema(), data)
+    passed, sent = _agree(dependencies._fast_schema(), slow, data)
+    assert sent > 50 and passed > 0, (passed, sent)
+
+
+@pytest.mark.parametrize("keyword", [
+    {"type": "number", "multipleOf": 0.1},                  # 0.3 is one to jsonschema-rs
+    {"type": "string", "pattern": "^\\D$"},                 # ASCII \D lets "٣" through
+    {"type": "string", "pattern": "^[^\\d]$"},
+    {"type": "string", "pattern": "^\\p{L}$"},              # not a Python pattern at all
+    {"type": "string", "pattern": "\\bx"},
+    {"type": "object", "patternProperties": {"^\\W$": {"type": "string"}}},
+])
+def test_a_schema_the_two_read_differently_is_left_to_python_jsonschema(keyword):
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+              "properties": {"a": {"allOf": [keyword]}}}
+    assert not fastschema.trusted(schema)
+    assert fastschema.validator_for(schema) is None
+    assert fastschema.registry([("https://example.org/s.json", schema)]) is None
+    plain = {**schema, "properties": {"a": {"type": "string", "pattern": "^\\w+$"}}}
+    assert fastschema.trusted(plain) and fastschema.validator_for(plain) is not None
+
+
+def test_an_object_whose_yaml_makes_tuples_is_judged_by_python_jsonschema_alone():
+    # tuples are arrays to jsonschema-rs and not to python-jsonschema
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array",
+              "items": {"type": "array"}}
+    assert fastschema.passes(fastschema.validator_for(schema), [("a", "b")])
+    assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors([("a", "b")]))
+    # the YAML tags that make them mark the object; its problems are python-jsonschema's
+    text = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+            "data: !!omap [{a: b}]\n")
+    [obj] = manifests.parse(text)
+    assert obj.tagged and obj.body["data"] == [("a", "b")]
+    [problem] = manifests.validate([obj], "1.34").problems
+    assert problem.path == "data"
+    assert not manifests.parse(text.replace("!!omap [{a: b}]", "{a: b}"))[0].tagged
 
 
 def test_anything_the_fast_check_cannot_judge_goes_to_python_jsonschema():
