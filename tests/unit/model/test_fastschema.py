@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from deployer.model import fastschema, manifests
-from deployer.model import federation as federation_mod
 from tests.support import ROOT
 
 OBJECTS = list(yaml.safe_load_all("""
@@ -148,25 +147,20 @@ def test_what_the_fast_check_passes_of_a_kubernetes_object_python_jsonschema_pas
     assert sent > 10 and passed > 0, (passed, sent)
 
 
-def test_what_the_fast_check_passes_of_the_federation_python_jsonschema_passes():
-    data = yaml.safe_load((ROOT / "config/federation.yaml").read_text())
-    schema = federation_mod._schema()
-    fast = federation_mod._fast_schema()
+@pytest.mark.parametrize("module,path,least", [
+    ("federation", "config/federation.yaml", 100), ("dependencies", "config/dependencies.yaml", 50)])
+def test_what_the_fast_check_passes_of_a_config_file_python_jsonschema_passes(module, path,
+                                                                           least):
+    import importlib
+
+    loader = importlib.import_module(f"deployer.model.{module}")
+    data = yaml.safe_load((ROOT / path).read_text())
+    schema = loader._schema()
+    fast = loader._fast_schema()
     slow = jsonschema.validators.validator_for(schema)(schema)
     assert fastschema.passes(fast, data) and not list(slow.iter_errors(data))
     passed, sent = _agree(fast, slow, data)
-    assert sent > 100 and passed > 0, (passed, sent)
-
-
-def test_what_the_fast_check_passes_of_the_dependencies_python_jsonschema_passes():
-    from deployer.model import dependencies
-
-    data = yaml.safe_load((ROOT / "config/dependencies.yaml").read_text())
-    schema = dependencies._schema()
-    slow = jsonschema.validators.validator_for(schema)(schema)
-    assert fastschema.passes(dependencies._fast_schema(), data)
-    passed, sent = _agree(dependencies._fast_schema(), slow, data)
-    assert sent > 50 and passed > 0, (passed, sent)
+    assert sent > least and passed > 0, (passed, sent)
 
 
 @pytest.mark.parametrize("keyword", [
