@@ -113,10 +113,14 @@ def leave_if_quick(code) -> None:
     import atexit
     import sys
 
+    lost = False
     if code is None:
         code = 0
     elif not isinstance(code, int):
-        print(code, file=sys.stderr)
+        try:
+            print(code, file=sys.stderr)
+        except (OSError, ValueError, AttributeError):
+            lost = True
         code = 1
     getattr(atexit, "_run_exitfuncs", lambda: None)()
     for stream in (sys.stdout, sys.stderr):
@@ -124,9 +128,10 @@ def leave_if_quick(code) -> None:
             if stream is not None:
                 stream.flush()
         except (OSError, ValueError, AttributeError):
-            # output lost (a full disk, a closed pipe): not a success (Python exits 120)
-            code = code or 120
-    os._exit(code)
+            lost = True
+    # output lost (a full disk, a closed pipe) is not a success: 120, as Python's own exit
+    # says; a failure keeps its own code (Python's would be 120 too), which says more
+    os._exit(code or 120 if lost else code)
 
 
 def handles_errors(func):

@@ -6,11 +6,10 @@ which finds every problem and says what is wrong in the project's words: a probl
 described by python-jsonschema, so the messages are one implementation's.
 
 Where the two could disagree, python-jsonschema decides: a schema jsonschema-rs cannot
-compile, or that uses what the two read differently (see `trusted`: `multipleOf` with
-fractions, `patternProperties`, and patterns whose classes are ASCII to one and Unicode to
-the other), a value jsonschema-rs cannot convert (a date, bytes, a set), and a document whose
-YAML made tuples (`!!omap`, `!!pairs`: arrays to jsonschema-rs, not to python-jsonschema;
-the caller knows, see manifests.parse). Formats are not asserted (as python-jsonschema
+compile, or that uses what the two read differently (see `trusted`), a value jsonschema-rs
+cannot convert (a date, bytes, a set), and a document whose YAML made tuples (`!!omap`,
+`!!pairs`: arrays to jsonschema-rs, not to python-jsonschema; the caller knows, see
+manifests.parse). Formats are not asserted (as python-jsonschema
 without a format checker), and nothing is fetched over the network (offline): a $ref must
 resolve in the schema or in the resources given.
 """
@@ -19,44 +18,70 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
-_ONE = ("not", "if", "then", "else", "additionalProperties", "contains", "propertyNames",
-        "unevaluatedProperties", "unevaluatedItems", "additionalItems", "items")
-_MANY = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
-# digit, word and space classes are ASCII to jsonschema-rs and Unicode to Python: the
-# positive ones only make it stricter (python-jsonschema then decides), a negated one (also
-# inside [^...]) would let more through; word boundaries, Unicode properties, hex and control
-# escapes and POSIX classes are read differently or not at all
-_RISKY_PATTERN = re.compile(r"\\[DWSpPbBcx]|\[\[:|\[\^[^\]]*\\[dws]")
+# keywords whose value maps names to subschemas (the names are not keywords)
+_MAPS = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+         "dependencies"}
+# keywords whose value is data, not a subschema
+_DATA = {"enum", "const", "default", "examples"}
+# where a subschema that jsonschema-rs reads more strictly could make it pass more: a negated
+# or conditional subschema, one of several, a counted `contains`
+_TURNING = {"not", "if", "oneOf", "contains"}
+# keywords the two read differently (fractions, which properties a pattern names, what was
+# "evaluated"), or that one of them does not know
+_REFUSED = {"patternProperties", "multipleOf", "unevaluatedProperties", "unevaluatedItems",
+            "$dynamicRef", "$recursiveRef", "minContains", "maxContains"}
+_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}   # and .inf
+# a pattern both read alike, or jsonschema-rs more strictly: literals, escaped literals,
+# \d and \w (ASCII to jsonschema-rs, Unicode to Python), classes (negated ones of literals
+# only), groups without flags, alternation, quantifiers, anchors ($ also before a final
+# newline to Python), the dot
+_PLAIN_PATTERN = re.compile(r"""(?:
+      [^\\\[\](){}?*+|^$.]
+    | \\[-.\\/()\[\]{}*+?^$|dw]
+    | [()|?*+.^$]
+    | \{\d+(?:,\d*)?\}
+    | \[(?!\^)(?:[^\\\[\]]|\\[-.\\/\[\]^dw])+\]
+    | \[\^(?:[^\\\[\]]|\\[-.\\/\[\]^])+\]
+    )*""", re.VERBOSE)
 
 
 def trusted(schema: Any) -> bool:
-    """Whether jsonschema-rs passes no document of `schema` that python-jsonschema rejects, as
-    far as its keywords show (walked, not trusted blindly): no `multipleOf`, no
-    `patternProperties`, no pattern with a class or escape the two read differently."""
-    stack = [schema]
+    """Whether jsonschema-rs passes no document of `schema` that python-jsonschema rejects,
+    as its keywords show (every subschema is walked, the data of enum, const, default and
+    examples is not): no keyword they read differently (see _REFUSED), numeric bounds only
+    on integers, and patterns only as _PLAIN_PATTERN allows and never where reading them
+    more strictly could make a document pass (under not, if, oneOf, contains)."""
+    stack: list[tuple[Any, bool]] = [(schema, False)]
     while stack:
-        node = stack.pop()
+        node, turning = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, turning) for item in node)
+            continue
         if not isinstance(node, dict):
             continue
-        if "multipleOf" in node or "patternProperties" in node:
+        if _REFUSED & node.keys():
+            return False
+        if _BOUNDS & node.keys() and not _integers_only(node.get("type")):
             return False
         pattern = node.get("pattern")
-        if isinstance(pattern, str) and _RISKY_PATTERN.search(pattern):
+        if pattern is not None and (turning or not isinstance(pattern, str)
+                                    or "(?" in pattern
+                                    or not _PLAIN_PATTERN.fullmatch(pattern)):
             return False
-        for key in _MAPS:
-            value = node.get(key)
-            if isinstance(value, dict):
-                stack.extend(value.values())
-        for key in _ONE:
-            value = node.get(key)
-            if isinstance(value, dict):
-                stack.append(value)
-        for key in _MANY:
-            value = node.get(key)
-            if isinstance(value, list):
-                stack.extend(value)
+        for key, value in node.items():
+            if key in _DATA:
+                continue
+            inner = turning or key in _TURNING
+            if key in _MAPS and isinstance(value, dict):
+                stack.extend((sub, inner) for sub in value.values())
+            elif isinstance(value, (dict, list)):
+                stack.append((value, inner))
     return True
+
+
+def _integers_only(declared: Any) -> bool:
+    types = [declared] if isinstance(declared, str) else declared
+    return isinstance(types, list) and "integer" in types and "number" not in types
 
 
 def registry(resources: Iterable[tuple[str, Any]]) -> Any | None:

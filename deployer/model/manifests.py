@@ -72,22 +72,45 @@ def parse(text: str) -> list[K8sObject]:
     """Split `helm template` output into objects (empty documents dropped)."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader_class = _tuple_marking_loader()
     objects = []
     for doc in re.split(r"^---\s*$", text, flags=re.MULTILINE):
         source = _SOURCE.search(doc)
+        loader = loader_class(doc)
         try:
-            body = yaml.load(doc, Loader=loader)
+            body = loader.get_single_data()
         except yaml.YAMLError as exc:
             label = source.group(1) if source else "rendered manifests"
             raise ConfigError(f"template rendered invalid YAML: {exc}", file=label) from None
+        finally:
+            loader.dispose()
         if isinstance(body, dict) and body:
             objects.append(K8sObject(body, source.group(1) if source else "",
-                                     tagged=bool(_TUPLE_TAGS.search(doc))))
+                                     tagged=loader.made_tuples))
     return objects
 
 
-_TUPLE_TAGS = re.compile(r"!!(?:omap|pairs)\b|tag:yaml\.org,2002:")
+@lru_cache(maxsize=1)
+def _tuple_marking_loader():
+    """PyYAML's safe loader (the C one where there is one) that notes when a document made
+    tuples (!!omap, !!pairs, however the tag is spelled): see K8sObject.tagged."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        made_tuples = False
+
+    def marking(construct):
+        def constructor(loader, node):
+            loader.made_tuples = True
+            yield from construct(loader, node)
+        return constructor
+
+    for tag, construct in (("tag:yaml.org,2002:omap", yaml.SafeLoader.construct_yaml_omap),
+                           ("tag:yaml.org,2002:pairs", yaml.SafeLoader.construct_yaml_pairs)):
+        Loader.add_constructor(tag, marking(construct))
+    return Loader
 
 
 def validate(objects: Iterable[K8sObject], kube_version: str,

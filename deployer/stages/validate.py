@@ -328,8 +328,9 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     return report, rendered
 
 
-# lint findings about what the values made of the templates (not Chart.yaml, dependencies...)
-_FROM_VALUES = re.compile(r"\[(ERROR|WARNING|INFO)\] (templates/|values\.yaml)")
+# lint findings about what the values made of the templates (not Chart.yaml, dependencies,
+# nor a template helm cannot parse whatever the values)
+_FROM_VALUES = re.compile(r"\[(ERROR|WARNING)\] (templates/|values\.yaml)")
 
 
 def _add_lint_findings(report: Report, rendered: Rendered | None,
@@ -339,7 +340,8 @@ def _add_lint_findings(report: Report, rendered: Rendered | None,
     deprecation) is left out: lint has no --api-versions, so it may render another."""
     served = {(o.api_version, o.kind) for o in rendered.objects} if rendered else set()
     for finding in findings:
-        if report.values_rejected and _FROM_VALUES.match(finding):
+        if report.values_rejected and _FROM_VALUES.match(finding) \
+                and "parse error" not in finding:
             continue    # lint skips the schemas: what it says of values they reject is moot
         deprecated = _DEPRECATED.search(finding)
         if deprecated and deprecated.group(1, 2) not in served:
