@@ -25,7 +25,6 @@ from deployer.adapters.helm import Helm, HelmError, schema_violations
 from deployer.adapters.kube import KubeError
 from deployer.errors import ConfigError, DeployError, DeployerError, Interrupted
 from deployer.model import manifests
-from deployer.model.diskcache import DiskCache, key, program_identity
 from deployer.model.federation import FEDERATION_FILE, Member, Prerequisite
 from deployer.model.manifests import K8sObject
 from deployer.model.prerequisites import PrerequisiteValues, member_values
@@ -52,55 +51,18 @@ class RenderedPrerequisite:
 
 
 def render(ws: Workspace, helm: Helm, member: Member, prerequisites: list[Prerequisite],
-           mirror: str | None = None, keep: bool = False) -> list[RenderedPrerequisite]:
-    """Pull each pinned chart (cached) and render it with the member's values. `keep`: the
-    render's objects are kept in the cache dir under the hash of all they depend on (the helm
-    binary, the chart's bytes, release, namespace, Kubernetes version and values: config in
-    clear, no secret), and read from there next time (for validate: a deploy renders anew;
-    nothing is kept when helm is a script, see diskcache.program_identity)."""
+           mirror: str | None = None) -> list[RenderedPrerequisite]:
+    """Pull each pinned chart (cached) and render it with the member's values."""
     out = []
     for prereq in prerequisites:
         mv = member_values(ws.root, prereq, member, ws.parse_cache)
         chart = fetch(ws, helm, prereq, mirror)
-        kept, name = _kept_renders(ws, helm, prereq, chart, mv, member) if keep else (None, "")
-        bodies = kept.get(name) if kept is not None else None
-        if _is_objects(bodies):
-            objects = tuple(K8sObject(body, source) for source, body in bodies)
-            if helm.echo:
-                ws.console.info(f"(kept) helm template {prereq.release} {chart.name} for "
-                                f"Kubernetes {member.kubernetes_version}: the same chart, "
-                                "values and helm as an earlier run; its objects are checked "
-                                "again")
-        else:
-            result = helm.template(prereq.release, str(chart), prereq.namespace,
-                                   mv.values_yaml, member.kubernetes_version, check=False)
-            if not result.ok:
-                raise _render_error(ws, prereq, member, mv, result.stderr)
-            objects = tuple(manifests.parse(result.stdout))
-            if kept is not None:
-                kept.put(name, [[o.source, o.body] for o in objects])
-        out.append(RenderedPrerequisite(prereq, chart, mv, objects))
+        result = helm.template(prereq.release, str(chart), prereq.namespace, mv.values_yaml,
+                               member.kubernetes_version, check=False)
+        if not result.ok:
+            raise _render_error(ws, prereq, member, mv, result.stderr)
+        out.append(RenderedPrerequisite(prereq, chart, mv, tuple(manifests.parse(result.stdout))))
     return out
-
-
-def _kept_renders(ws: Workspace, helm: Helm, prereq: Prerequisite, chart: Path,
-                  mv: PrerequisiteValues, member: Member) -> tuple[DiskCache | None, str]:
-    identity = program_identity(helm.binary)
-    try:
-        chart_hash = hashlib.sha256(chart.read_bytes()).hexdigest()
-    except OSError:
-        return None, ""
-    if identity is None:
-        return None, ""
-    return DiskCache(ws.cache_dir / "prerequisite-renders"), key(
-        "prerequisite render v1", identity, chart_hash, prereq.release, prereq.namespace,
-        member.kubernetes_version, mv.values_yaml)
-
-
-def _is_objects(value) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
-        and isinstance(item[1], dict) for item in value)
 
 
 def schema_problems(rendered: list[RenderedPrerequisite], member: Member) -> list[str]:

@@ -227,7 +227,7 @@ def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
 
     try:
         rendered = prerequisites.render(ws, helm, member, ws.federation.prerequisites_of(member),
-                                        mirror, keep=True)
+                                        mirror)
     except DeployerError as exc:
         return [str(exc)]
     return prerequisites.schema_problems(rendered, member)

@@ -6,7 +6,7 @@ import yaml
 
 from tests.e2e.test_deploy import _history, _report
 from tests.fakes.kube_api import KubeAPI
-from tests.support import OPERATOR_KEY, write_secrets
+from tests.support import write_secrets
 
 MEMBER = "staging"
 
@@ -452,48 +452,3 @@ def test_a_prerequisite_schema_problem_is_printed_once(cli, bare, repo):
     assert lines[0].endswith("; nothing was changed on the cluster"), lines
     assert bare.requests == []
 
-
-def test_validate_keeps_a_prerequisite_render_by_everything_it_depends_on(cli, repo, tmp_path):
-    import json
-
-    cache = tmp_path / "own-cache"
-    extra = {"DEPLOYER_CACHE_DIR": str(cache)}
-    first = cli("validate", "uni-lab", extra_env=extra)
-    assert first.returncode == 0, first.stderr
-    assert "$ helm template cert-manager" in first.stderr
-    [entry] = (cache / "prerequisite-renders").iterdir()
-    again = cli("validate", "uni-lab", extra_env=extra)
-    assert again.returncode == 0, again.stderr
-    assert "$ helm template cert-manager" not in again.stderr
-    assert "(kept) helm template cert-manager" in again.stderr
-    # what is kept is checked again each run: an object the schema rejects fails validate
-    objects = json.loads(entry.read_text())
-    webhook = next(body for _, body in objects if body["kind"] == "Deployment")
-    webhook["spec"]["replicas"] = "two"
-    entry.write_text(json.dumps(objects))
-    tampered = cli("validate", "uni-lab", extra_env=extra)
-    assert tampered.returncode == 1 and "spec.replicas" in tampered.stderr, tampered.stderr
-    # changed values render anew (and are kept beside the old entry)
-    (repo / "config/cert-manager/uni-lab.yaml").write_text("webhook:\n  timeoutSeconds: 12\n")
-    changed = cli("validate", "uni-lab", extra_env=extra)
-    assert changed.returncode == 0, changed.stderr
-    assert "$ helm template cert-manager" in changed.stderr
-    assert len(list((cache / "prerequisite-renders").iterdir())) == 2
-    # no secret is in anything the runs kept (values, kubeconfigs, tokens)
-    from deployer.adapters import sops
-
-    env = {**extra, "SOPS_AGE_KEY_FILE": str(OPERATOR_KEY)}
-    secrets = [s for rel in sops.secret_files(repo)
-               for s in _strings(yaml.safe_load(sops.decrypt(repo, rel, env)))]
-    secrets = [s for s in secrets if len(s) >= 16]      # tokens, keys, certificates
-    assert len(secrets) > 10
-    kept = "".join(p.read_text() for p in cache.rglob("*.json"))
-    assert kept and not [s for s in secrets if s in kept]
-
-
-def _strings(node):
-    if isinstance(node, dict):
-        return [s for v in node.values() for s in _strings(v)]
-    if isinstance(node, list):
-        return [s for v in node for s in _strings(v)]
-    return [str(node)] if node not in (None, "") else []
