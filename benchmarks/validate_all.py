@@ -6,12 +6,12 @@ and the same merged values; the bare run does nothing but render (through the sa
 adapter, so with the same Go settings). Validation adds values
 merging, sops decryption, helm lint, Kubernetes schema checks and policy, in parallel.
 Prints both wall times and the ratio (goal: <= 1.5), with the deployer's caches warm (what
-an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions,
-the prerequisites' renders: kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
+an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions:
+kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
 emptied before each round; the prepared chart itself is kept, as the bare run uses it too).
 Asserts nothing.
 
-Usage: benchmarks/validate_all.py [ROUNDS]
+Usage: benchmarks/validate_all.py [ROUNDS]   (default 5)
 """
 import os
 import statistics
@@ -28,6 +28,7 @@ from deployer.adapters import helm  # noqa: E402
 from deployer.model.workspace import Workspace  # noqa: E402
 from deployer.stages import chart  # noqa: E402
 from deployer.stages.render import member_values  # noqa: E402
+from deployer.stages.validate import cores  # noqa: E402
 from deployer.model.yamlio import dump  # noqa: E402
 from tests.fakes import cert_manager_chart, chart_repo  # noqa: E402
 
@@ -35,7 +36,7 @@ KEY = ROOT / "tests" / "keys" / "test-only-operator.agekey"
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         tmp = Path(tmp)
         env = {**chart_repo.helm_env(tmp / "home", dict(os.environ)),
@@ -71,7 +72,8 @@ def main() -> None:
             breakdown = subprocess.run(
                 [sys.executable, str(ROOT / "deploy.py"), "validate", "--all", "--timings"],
                 env=env, check=True, capture_output=True, text=True).stdout
-    print(f"members                                 : {len(members)} on {os.cpu_count()} cores")
+    print(f"members                                 : {len(members)} on {cores()} cores "
+          "(the CPUs this process may run on)")
     print(f"bare sequential helm template           : {bare_s:.2f} s wall, {bare_cpu:.2f} s CPU"
           f" (median of {rounds})")
     print(f"deploy.py validate --all                : {full_s:.2f} s wall, {full_cpu:.2f} s CPU"
@@ -103,7 +105,7 @@ def _empty_parse_caches(cache: Path) -> None:
     """Remove what the deployer keeps by content hash, except the prepared chart itself."""
     import shutil
 
-    for kept in ("hcl", "yaml", "tools", "prerequisite-renders"):
+    for kept in ("hcl", "yaml", "tools"):
         shutil.rmtree(cache / kept, ignore_errors=True)
     for facts in cache.glob("*/.deployer-facts*"):
         facts.unlink()

@@ -41,6 +41,8 @@ def short_go_run(env: Mapping[str, str]) -> Mapping[str, str]:
     if "GOGC" in env or "GOMEMLIMIT" in env:
         return env
     return {**SHORT_GO_RUN, **env}
+
+
 _children: set[subprocess.Popen] = set()
 _children_lock = threading.Lock()
 

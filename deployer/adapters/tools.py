@@ -181,7 +181,7 @@ def _find(name: str, tools: str, path: str, cache: str) -> str:
 def _versions_cache(env: Mapping[str, str]) -> str:
     """Where the versions binaries printed are kept: $DEPLOYER_CACHE_DIR/tools (or the
     repository's .deployer/charts/tools), keyed by the binary's identity."""
-    return str(Path(env.get("DEPLOYER_CACHE_DIR") or ROOT / ".deployer" / "charts") / "tools")
+    return str(diskcache.default_dir(env, ROOT) / "tools")
 
 
 def _version(binary: str, pin: Pin, path: str, cache: str) -> tuple[int, ...] | None:

@@ -127,8 +127,14 @@ def leave_if_quick(code) -> None:
         try:
             if stream is not None:
                 stream.flush()
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError) as exc:
             lost = True
+            try:
+                if stream is sys.stdout:
+                    sys.stderr.write(f"error: the output could not be written: {exc}\n")
+                    sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
     # output lost (a full disk, a closed pipe) is not a success: 120, as Python's own exit
     # says; a failure keeps its own code (Python's would be 120 too), which says more
     os._exit(code or 120 if lost else code)

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 def key(*parts: str | bytes) -> str:
@@ -27,6 +27,19 @@ def key(*parts: str | bytes) -> str:
         digest.update(f"{len(data)}:".encode())
         digest.update(data)
     return digest.hexdigest()
+
+
+def default_dir(env: Mapping[str, str], root: Path | str) -> Path:
+    """Where the deployer keeps what it can make again (prepared charts, what files parse
+    to, tool versions): $DEPLOYER_CACHE_DIR, or <root>/.deployer/charts."""
+    return Path(env.get("DEPLOYER_CACHE_DIR") or Path(root) / ".deployer" / "charts")
+
+
+def stat_text(stat: os.stat_result) -> str:
+    """A file's device, inode, size and times: a write changes its ctime (which nothing but
+    the kernel sets), a replacement its inode."""
+    return (f"{stat.st_dev} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns} "
+            f"{stat.st_ctime_ns}")
 
 
 def file_identity(path: str | Path) -> str | None:
@@ -43,8 +56,7 @@ def file_identity(path: str | Path) -> str | None:
             tail = handle.read()
     except OSError:
         return None
-    return key(real, f"{stat.st_dev} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns} "
-                     f"{stat.st_ctime_ns}", head, tail)
+    return key(real, stat_text(stat), head, tail)
 
 
 def program_identity(path: str | Path) -> str | None:
@@ -72,9 +84,9 @@ class DiskCache:
     def __init__(self, directory: Path | str | None):
         self.directory = Path(directory) if directory is not None else None
 
-    def get(self, name: str) -> Any | None:
-        """The value kept under `name`, or None."""
-        if self.directory is None:
+    def get(self, name: str | None) -> Any | None:
+        """The value kept under `name`, or None (also for no name)."""
+        if self.directory is None or name is None:
             return None
         try:
             with open(self.directory / f"{name}.json", encoding="utf-8") as handle:
@@ -82,10 +94,10 @@ class DiskCache:
         except (OSError, ValueError):
             return None
 
-    def put(self, name: str, value: Any) -> None:
+    def put(self, name: str | None, value: Any) -> None:
         """Keep `value` under `name` if JSON gives it back as it is (not: a date, bytes, a
-        tuple, a key that is not a string, NaN); an error only means it is not kept."""
-        if self.directory is None:
+        tuple, a key that is not a string, NaN); an error, or no name, means it is not kept."""
+        if self.directory is None or name is None:
             return
         try:
             text = json.dumps(value, separators=(",", ":"))
@@ -107,4 +119,4 @@ class DiskCache:
             pass
 
 
-__all__ = ["DiskCache", "file_identity", "key", "program_identity"]
+__all__ = ["DiskCache", "default_dir", "file_identity", "key", "program_identity", "stat_text"]

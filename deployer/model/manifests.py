@@ -231,10 +231,13 @@ def _schemas_root() -> Path:
 
     spec = find_spec("kubernetes_validate")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    root = Path(locations[0]) / "kubernetes-json-schema" if locations else None
-    if root is None or not root.is_dir():
-        raise ToolError("kubernetes-validate's schemas are not installed as files (they are "
-                        "read from its package directory)", hint="run scripts/bootstrap")
+    if not locations:
+        raise ToolError("the Python package kubernetes-validate (the Kubernetes schemas) is "
+                        "not installed", hint="run scripts/bootstrap")
+    root = Path(locations[0]) / "kubernetes-json-schema"
+    if not root.is_dir():
+        raise ToolError(f"no Kubernetes schemas in {root} (kubernetes-validate is installed "
+                        "without its schema files)", hint="run scripts/bootstrap")
     return root
 
 

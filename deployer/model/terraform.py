@@ -260,14 +260,11 @@ def _hcl(path: Path, parse_cache: Path | None = None,
         text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
-    if parse_cache is None:
-        name = None
-    elif keep is None:
+    if keep is None:
         name = _parse_key(raw)
     else:
         name = _stat_key(path, before, keep) if _same_stat(before, after) else None
-    cache = diskcache.DiskCache(parse_cache if name is not None else None)
-    name = name or ""
+    cache = diskcache.DiskCache(parse_cache)
     cached = cache.get(name)
     if isinstance(cached, dict):
         return cached
@@ -291,17 +288,13 @@ def _parse_hcl(text: str, path: Path) -> dict:
 
 
 def _parse_key(raw: bytes) -> str:
-    digest = hashlib.sha256(f"{_hcl2_version()} {_PARSE_FORMAT} None\0".encode())
-    digest.update(raw)
-    return digest.hexdigest()
+    return diskcache.key(_hcl2_version(), _PARSE_FORMAT, raw)
 
 
 def _stat_key(path: Path, stat: os.stat_result, keep: tuple[str, ...]) -> str:
-    """A key that tells a file's versions apart without reading its content: a write
-    changes its ctime (which nothing but the kernel sets), a replacement its inode."""
+    """A key that tells a file's versions apart without reading its content."""
     return diskcache.key(_hcl2_version(), _PARSE_FORMAT, repr(keep), os.path.abspath(path),
-                         f"{stat.st_dev} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns} "
-                         f"{stat.st_ctime_ns}")
+                         diskcache.stat_text(stat))
 
 
 def _same_stat(one: os.stat_result, other: os.stat_result) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from deployer.console import Console
-from deployer.model import federation as federation_mod
+from deployer.model import diskcache, federation as federation_mod
 from deployer.model.yamlio import Document, load_file
 
 
@@ -43,7 +43,7 @@ class Workspace:
     def cache_dir(self) -> Path:
         """Where the deployer keeps what it can make again (prepared charts, what files
         parse to): $DEPLOYER_CACHE_DIR or <repo>/.deployer/charts."""
-        return Path(self.env.get("DEPLOYER_CACHE_DIR") or self.root / ".deployer" / "charts")
+        return diskcache.default_dir(self.env, self.root)
 
     @property
     def parse_cache(self) -> Path:

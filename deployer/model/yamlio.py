@@ -76,7 +76,7 @@ def _load_cached(path: str, label: str, size: int, mtime_ns: int,
         raise ConfigError(f"file is {len(raw) / 2**20:.1f} MiB; the limit is "
                           f"{MAX_BYTES // 2**20} MiB", file=label)
     name = _parse_key(raw) if cache is not None else None
-    kept = diskcache.DiskCache(cache if name is not None else None)
+    kept = diskcache.DiskCache(cache)
     entry = kept.get(name)
     if isinstance(entry, dict):
         try:

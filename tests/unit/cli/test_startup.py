@@ -86,5 +86,7 @@ def test_a_quick_exit_whose_output_is_lost_is_not_a_success():
             "common.leave_if_quick(0)\n")
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-c", code], stdout=full, cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True,
                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert done.returncode == 120
+    assert done.stderr.startswith("error: the output could not be written: "), done.stderr

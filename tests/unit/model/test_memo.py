@@ -53,9 +53,8 @@ def test_another_argument_does_not_wait_for_a_slow_one():
     t = threading.Thread(target=f, args=("slow",))
     t.start()
     assert started.wait(5)
-    begin = time.perf_counter()
     assert f("fast") == "fast"
-    assert time.perf_counter() - begin < 2       # not behind the slow one's 5 s
+    assert t.is_alive()              # answered while the slow one still waits (not after it)
     release.set()
     t.join()
 
@@ -78,17 +77,19 @@ def test_a_failure_is_not_kept():
 
 def test_a_value_computed_across_a_clear_is_not_kept():
     release = threading.Event()
+    read_it = threading.Event()
     version = ["old"]
 
     @shared
     def read(x):
         seen = version[0]
+        read_it.set()
         release.wait(5)
         return seen
 
     t = threading.Thread(target=read, args=(1,))
     t.start()
-    time.sleep(0.05)
+    assert read_it.wait(5)           # it has read "old" and is still computing
     version[0] = "new"
     read.cache_clear()
     release.set()
