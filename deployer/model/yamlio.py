@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+import re
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,16 +101,17 @@ def _parse_key(raw: bytes) -> str | None:
 
 @lru_cache(maxsize=1)
 def _code_identity() -> str | None:
-    """This module's source and ruamel.yaml's version file (read, not imported: a cache hit
-    should not pay for importing the parser)."""
+    """This module's source and the parsers' version files, ruamel.yaml's and PyYAML's (read,
+    not imported: a cache hit should not pay for importing a parser)."""
     from importlib.util import find_spec
 
     try:
         digest = hashlib.sha256(Path(__file__).read_bytes())
-        spec = find_spec("ruamel.yaml")
-        if spec is None or not spec.origin:
-            return None
-        digest.update(Path(spec.origin).read_bytes())
+        for parser in ("ruamel.yaml", "yaml"):
+            spec = find_spec(parser)
+            if spec is None or not spec.origin:
+                return None
+            digest.update(Path(spec.origin).read_bytes())
     except (ImportError, OSError, ValueError):
         return None
     return digest.hexdigest()
@@ -126,13 +128,20 @@ def decode(raw: bytes, label: str) -> str:
 
 
 def load_text(text: str, label: str) -> Document:
-    """Parse YAML text (one document) into plain data with key lines."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
+    """Parse YAML text (one document) into plain data with key lines: YAML 1.2, as ruamel.yaml
+    reads it (the quick reading below where it is sure to agree)."""
     if len(text) > MAX_BYTES:
         raise ConfigError(f"document is {len(text) / 2**20:.1f} MiB; the limit is "
                           f"{MAX_BYTES // 2**20} MiB", file=label)
+    quick = _load_plain(text, label)
+    return quick if quick is not None else _load_careful(text, label)
+
+
+def _load_careful(text: str, label: str) -> Document:
+    """ruamel.yaml's reading of `text` (any YAML; every error named with its line)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     yaml = YAML(typ="rt")
     try:
         node = yaml.load(io.StringIO(text))
@@ -148,6 +157,9 @@ def load_text(text: str, label: str) -> Document:
         raise ConfigError(f"malformed YAML: {exc}", file=label) from None
     except (ValueError, TypeError, OverflowError) as exc:  # a tagged value that is not one
         raise ConfigError(f"malformed YAML: {exc}", file=label) from None
+    except IndexError:     # ruamel.yaml reads `+_` as a number, and fails on it
+        raise ConfigError("malformed YAML: a plain value of only a sign and underscores",
+                          file=label, hint="quote it") from None
     doc = Document(label, None)
     try:
         doc.data = _plain(node, (), doc.lines, [MAX_NODES])
@@ -164,6 +176,151 @@ class _Refused(Exception):
         super().__init__(message)
         self.message = message
         self.path = path
+
+
+# -- the quick reading: libyaml's events, for documents it reads as ruamel.yaml does ----------
+#
+# ruamel.yaml (pure Python, YAML 1.2) costs tens of milliseconds to import and to read a file;
+# libyaml reads the same file in well under one. libyaml speaks YAML 1.1, so its events are
+# used only where the two cannot differ; anything else - tags, aliases, merge keys,
+# directives, duplicate keys, complex keys, deep nesting, characters the versions treat
+# differently, a plain scalar that is not plainly a string, a simple number, a boolean or
+# null in YAML 1.2, and every error - is read by ruamel.yaml as before (tests/unit/model/
+# test_yamlio.py compares the two on every YAML file of the repository and of the upstream
+# charts, and on variations of them).
+
+# characters libyaml and ruamel.yaml may read differently: tabs (each allows them in places
+# the other does not), NEL and the Unicode line and paragraph separators (line breaks in YAML
+# 1.1 only), a byte-order mark, and anything that is not printable
+_UNSURE_CHARS = re.compile("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe"
+                           "\uff00-\ufffd\U00010000-\U0010ffff]")
+_INT = re.compile(r"(?:0|-?[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
+# what else ruamel.yaml's resolver reads as a YAML 1.2 number or timestamp (its patterns, which
+# a test holds to ruamel.yaml's own): a plain scalar like these is left to ruamel.yaml
+_NUMBER_OR_TIME = re.compile(r"""(?:
+     [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN)
+    |[-+]?0b[0-1_]+
+    |[-+]?0o?[0-7_]+
+    |[-+]?[0-9_]+
+    |[-+]?0x[0-9a-fA-F_]+
+    |[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+     (?:[Tt]|[ \t]+)[0-9][0-9]?
+     :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)""", re.X)
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_BOOLS = {"true": True, "True": True, "TRUE": True,
+          "false": False, "False": False, "FALSE": False}
+
+
+class _Unsure(Exception):
+    """The quick reading cannot be sure it agrees with ruamel.yaml."""
+
+
+def _load_plain(text: str, label: str) -> Document | None:
+    """`text` read through libyaml's events, or None when ruamel.yaml must read it."""
+    if _UNSURE_CHARS.search(text) or "%" in text and re.search(r"^%", text, re.MULTILINE):
+        return None                              # directives (%YAML 1.1, %TAG) too
+    try:
+        import yaml
+        parser = yaml.CSafeLoader             # AttributeError: PyYAML built without libyaml
+    except (ImportError, AttributeError):
+        return None
+    doc = Document(label, None)
+    loader = parser(text)
+    try:
+        doc.data = _from_events(loader, doc.lines)
+    except (_Unsure, yaml.YAMLError, ValueError):
+        return None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def _from_events(loader: Any, lines: dict) -> Any:
+    """Build plain data from the parser's events (no recursion: nesting is a stack)."""
+    import yaml
+
+    root: list = []
+    # frames: [container, its path, the key read and waiting for its value (maps)]
+    stack: list[list] = [[root, (), None]]
+    budget = MAX_NODES
+    documents = 0
+    while True:
+        event = loader.get_event()
+        kind = type(event)
+        if kind is yaml.StreamEndEvent:
+            break
+        if kind is yaml.DocumentStartEvent:
+            documents += 1
+            if documents > 1 or event.version or event.tags:
+                raise _Unsure
+            continue
+        if kind in (yaml.StreamStartEvent, yaml.DocumentEndEvent):
+            continue
+        if kind in (yaml.MappingEndEvent, yaml.SequenceEndEvent):
+            stack.pop()
+            continue
+        budget -= 1
+        if budget < 0 or len(stack) > MAX_DEPTH or kind is yaml.AliasEvent \
+                or event.tag is not None:
+            raise _Unsure
+        frame = stack[-1]
+        container, path = frame[0], frame[1]
+        if container.__class__ is dict and frame[2] is None:       # a key
+            if kind is not yaml.ScalarEvent:
+                raise _Unsure
+            key = event.value if event.style else _plain_scalar(event.value)
+            if key.__class__ is not str or key in container or \
+                    (not event.style and key == "<<"):
+                raise _Unsure
+            frame[2] = key
+            lines[path + (key,)] = event.start_mark.line + 1
+            continue
+        if kind is yaml.ScalarEvent:
+            value = event.value if event.style else _plain_scalar(event.value)
+        elif kind is yaml.MappingStartEvent:
+            value = {}
+        elif kind is yaml.SequenceStartEvent:
+            value = []
+        else:
+            raise _Unsure
+        if container.__class__ is dict:
+            here = path + (frame[2],)
+            container[frame[2]] = value
+            frame[2] = None
+        else:
+            here = path + (len(container),)
+            if container is not root:
+                lines[here] = event.start_mark.line + 1
+            container.append(value)
+        if kind is not yaml.ScalarEvent:
+            stack.append([value, here if container is not root else (), None])
+    return root[0] if root else None
+
+
+def _plain_scalar(value: str) -> Any:
+    """A plain (unquoted) scalar as YAML 1.2 reads it, where that is sure."""
+    if value in _NULLS:
+        return None
+    first = value[0]
+    if first in "tTfF" and value in _BOOLS:
+        return _BOOLS[value]
+    if first in "-+0123456789.":
+        if _INT.fullmatch(value):
+            return int(value)
+        if _FLOAT.fullmatch(value):
+            return float(value)
+        if _NUMBER_OR_TIME.fullmatch(value):
+            raise _Unsure                       # 0x1F, 1_000, 1e3, .inf, 2025-01-01...
+    elif value in ("<<", "="):
+        raise _Unsure
+    return value
 
 
 def dump(data: Any) -> str:
@@ -239,9 +396,10 @@ def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
         return _core_scalar(node, path)
     if isinstance(node, CommentedMap):
         out = {}
+        known = node.lc.data or {}          # None for a map of nothing but a merge key
         for raw_key, value in node.items():
             key = str(raw_key)
-            if raw_key in node.lc.data:
+            if raw_key in known:
                 lines[path + (key,)] = node.lc.key(raw_key)[0] + 1
             out[key] = _plain(value, path + (key,), lines, budget)
         return out

@@ -50,6 +50,7 @@ def test_dump_keeps_key_order():
     ("a: !!set {x, y}\n", "unsupported YAML value"),
     ("a: " + "{b: " * 80 + "1" + "}" * 80 + "\n", "nested deeper than 64 levels"),
     ("a: !!int nope\n", "malformed YAML: invalid literal for int()"),
+    ("a: +_\n", "malformed YAML: a plain value of only a sign and underscores"),
 ])
 def test_unsupported_yaml_is_one_config_error(text, expected):
     with pytest.raises(ConfigError) as info:
@@ -159,7 +160,141 @@ def test_a_bad_file_and_a_sops_file_are_never_kept(tmp_path):
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
+def test_merge_keys_are_read_even_alone_in_their_map():
+    doc = load_text("a: &x {b: 1}\nc:\n  <<: *x\nd:\n  <<: *x\n  e: 2\n", "t.yaml")
+    assert doc.data == {"a": {"b": 1}, "c": {"b": 1}, "d": {"e": 2, "b": 1}}
+    assert doc.line_of(("c", "b")) == 2 and doc.lines[("d", "e")] == 6
+
+
 def test_anchored_scalars_keep_their_types():
     doc = load_text("x: &b true\ny: *b\nn: &n 3\nf: &f 1.5\noff: &o false\n", "t.yaml")
     assert doc.data == {"x": True, "y": True, "n": 3, "f": 1.5, "off": False}
     assert [type(v) for v in doc.data.values()] == [bool, bool, int, float, bool]
+
+
+# -- the quick reading (libyaml's events) against ruamel.yaml's ---------------------------------
+# load_text reads a document through libyaml where it is sure ruamel.yaml (YAML 1.2) reads it
+# the same, and through ruamel.yaml otherwise. Whatever the quick reading accepts must be
+# exactly what ruamel.yaml makes of it - the same values of the same types, the same lines -
+# and it must accept nothing ruamel.yaml rejects.
+
+def _typed(node):
+    if isinstance(node, dict):
+        return ("map", [(k, _typed(v)) for k, v in node.items()])
+    if isinstance(node, list):
+        return ("seq", [_typed(v) for v in node])
+    return (type(node).__name__, repr(node))
+
+
+def _agrees(text):
+    """True when the quick reading took `text` (and agreed); False when it left it."""
+    from deployer.model import yamlio
+
+    quick = yamlio._load_plain(text, "t.yaml")
+    try:
+        careful = yamlio._load_careful(text, "t.yaml")
+    except ConfigError as exc:
+        assert quick is None, f"accepted what ruamel.yaml rejects ({exc}):\n{text}"
+        return False
+    if quick is None:
+        return False
+    assert _typed(quick.data) == _typed(careful.data), text
+    assert quick.lines == careful.lines, text
+    return True
+
+
+def _corpus():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    found = []
+    for base in (root / "config", root / "mybinder", root / "tests", root / "secrets",
+                 root.parent / "shared" / "upstream", root / ".github"):
+        found += sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")
+                        and p.is_file() and p.stat().st_size < 400_000)
+    return found
+
+
+def test_the_quick_reading_agrees_on_every_yaml_file_here():
+    files = _corpus()
+    assert len(files) > 40
+    taken = [p for p in files if _agrees(p.read_text(encoding="utf-8"))]
+    # the usual file is read quickly: config, values, Chart.yaml, sops files (ENC[...] values
+    # are plain strings); not the charts' templates, which are not YAML
+    assert {"values.yaml", "Chart.yaml", "federation.yaml", "staging.yaml"} <= \
+        {p.name for p in taken}
+    readable = [p for p in files if "templates" not in p.parts]
+    assert len(taken) > 0.8 * len(readable), sorted(set(readable) - set(taken))
+
+
+SCALARS = [
+    "0", "-0", "00", "007", "0o17", "0x1F", "0b101", "1_000", "+1", "-1", "12", "1e3", "1E+3",
+    "1.5", "-1.5", "+1.5", "1.", ".5", "1.50", "-0.0", "0.0", "10.25e-2", ".inf", "-.Inf",
+    ".nan", "1:30", "190:20:30", "2025-01-01", "2025-1-1 10:00:00", "2025-01-01T10:00:00Z",
+    "yes", "no", "on", "off", "y", "n", "Y", "~", "null", "Null", "NULL", "nULL", "true",
+    "True", "TRUE", "tRUE", "false", "False", "<<", "=", "-", "--flag=1", "1-2", "1.2.3",
+    "v1.2", "12abc", "0.1.0", "1e", "e1", "Infinity", "NaN", "12:00", "a b", "x#y", "x #y",
+    "'single'", "'it''s'", '"double"', '"esc \\t \\u00e9 \\x41"', '"slash \\/"', '""', "''",
+    "|\n    line one\n    line two\n", "|-\n    kept\n\n", "|+\n    kept\n\n", ">\n    fold\n"
+    "    ed\n\n    para\n", ">-\n      more\n    less\n", "|2\n     indented\n", "&a anchored",
+    "&b true", "!!str 3", "!!int '4'", "!custom x", "! 12", "[1, a, 'b', {c: ~}]", "{a: 1, b}",
+    "[]", "{}", "\"multi\n    line\"", "plain\n    continued", "é", "日本", "tab\tin", "😀",
+    "\"\\N\\_\\L\\P\"", "? complex", "*a", "", "- item",
+]
+
+
+def test_the_quick_reading_agrees_on_every_kind_of_scalar():
+    """The scalars above, and every short plain scalar made of what numbers, timestamps,
+    booleans and nulls are made of: the quick reading leaves to ruamel.yaml what it would not
+    read the same."""
+    import itertools
+
+    alphabet = "01789.-+_:eExXobT ~nNtf"
+    short = ["".join(chars) for size in (1, 2, 3) for chars in
+             itertools.product(alphabet, repeat=size)]
+    short = [s for s in short if s == s.strip() and not s.startswith(("- ", ": "))]
+    for scalar in short:
+        _agrees(f"k: {scalar}\n")
+    taken = 0
+    for scalar in SCALARS:
+        for text in (f"key: {scalar}\n", f"list:\n  - {scalar}\n  - after\n",
+                     f"a:\n  b: 1\n  c: {scalar}\nd: [x, y]\n", f"{scalar}: v\nother: 1\n",
+                     f"- {scalar}\n", f"{{k: {scalar}}}\n" if "\n" not in scalar else "k: 1\n"):
+            taken += _agrees(text)
+    assert taken > 300
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\na: 2\n", "a: &x {b: 1}\nc:\n  <<: *x\n", "%YAML 1.1\n---\na: yes\n",
+    "a: 1\n---\nb: 2\n", "? [a, b]\n: 1\n", "a: 1\r\nb:\r\n  - x\r\n", "\ufeffa: 1\n",
+    "a: x\u2028y\n", "a: x\x85y\n", "a: '\u0007'\n", "a:\tb\n", "a: 1 # c\n# end\n",
+    "a: [1, 2\n", "a: b: c\n", "- a\nb: 1\n", "a:\n  - b\n  -\n  - c\n", "a:\n-\n- x\n",
+    "---\n", "", "# only a comment\n", "...\n", "plain\n", "a: " + "[" * 70 + "]" * 70 + "\n",
+    "'a': 1\n\"b\": 2\n", "a: {b: [c, {d: e}], f: g}\n", "a: !!map {b: 1}\n", "a: &n\nb: 1\n",
+])
+def test_the_quick_reading_agrees_on_structure(text):
+    _agrees(text)
+
+
+def test_the_quick_reading_agrees_on_variations_of_the_files_here():
+    """Lines of the repository's YAML files with their values swapped for the scalars above
+    (deterministically sampled)."""
+    import random
+    import re
+
+    rng = random.Random(15)
+    value = re.compile(r"^(\s*(?:- )?[\w./-]+:) (\S.*)$")
+    tried = taken = 0
+    for path in _corpus():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:400]
+        spots = [i for i, line in enumerate(lines) if value.match(line)]
+        for i in rng.sample(spots, min(len(spots), 6)):
+            scalar = rng.choice(SCALARS)
+            if "\n" in scalar:
+                indent = len(lines[i]) - len(lines[i].lstrip())
+                scalar = scalar.replace("\n    ", "\n" + " " * (indent + 4))
+            varied = lines[:i] + [value.sub(lambda m: f"{m.group(1)} {scalar}",
+                                            lines[i].rstrip("\n")) + "\n"] + lines[i + 1:]
+            tried += 1
+            taken += _agrees("".join(varied))
+    assert tried > 200 and taken > tried / 3
