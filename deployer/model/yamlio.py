@@ -192,13 +192,15 @@ class _Refused(Exception):
 # characters libyaml and ruamel.yaml may read differently: tabs (each allows them in places
 # the other does not), NEL and the Unicode line and paragraph separators (line breaks in YAML
 # 1.1 only), a byte-order mark, and anything that is not printable
-_UNSURE_CHARS = re.compile("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe"
-                           "\uff00-\ufffd\U00010000-\U0010ffff]")
+_UNSURE_ASCII = re.compile("[^\n\r\x20-\x7e]")
+_UNSURE_TEXT = ("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+                "\U00010000-\U0010ffff]")   # compiled only for text that is not ASCII
 _INT = re.compile(r"(?:0|-?[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
-# what else ruamel.yaml's resolver reads as a YAML 1.2 number or timestamp (its patterns, which
-# a test holds to ruamel.yaml's own): a plain scalar like these is left to ruamel.yaml
-_NUMBER_OR_TIME = re.compile(r"""(?:
+# what else ruamel.yaml's resolver reads as a YAML 1.2 number or timestamp (its patterns, read
+# with re.X; the tests try every short scalar of these characters against ruamel.yaml): a
+# plain scalar like these is left to ruamel.yaml
+_NUMBER_OR_TIME = r"""(?:
      [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
@@ -212,10 +214,16 @@ _NUMBER_OR_TIME = re.compile(r"""(?:
     |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
      (?:[Tt]|[ \t]+)[0-9][0-9]?
      :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
-     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)""", re.X)
+     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)"""
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _BOOLS = {"true": True, "True": True, "TRUE": True,
           "false": False, "False": False, "FALSE": False}
+
+
+@lru_cache(maxsize=None)
+def _compiled(pattern: str, flags: int = 0) -> re.Pattern:
+    """A pattern compiled on first use (these take milliseconds, and most runs need neither)."""
+    return re.compile(pattern, flags)
 
 
 class _Unsure(Exception):
@@ -224,7 +232,8 @@ class _Unsure(Exception):
 
 def _load_plain(text: str, label: str) -> Document | None:
     """`text` read through libyaml's events, or None when ruamel.yaml must read it."""
-    if _UNSURE_CHARS.search(text) or "%" in text and re.search(r"^%", text, re.MULTILINE):
+    unsure = _UNSURE_ASCII if text.isascii() else _compiled(_UNSURE_TEXT)
+    if unsure.search(text) or "%" in text and re.search(r"^%", text, re.MULTILINE):
         return None                              # directives (%YAML 1.1, %TAG) too
     try:
         import yaml
@@ -316,7 +325,7 @@ def _plain_scalar(value: str) -> Any:
             return int(value)
         if _FLOAT.fullmatch(value):
             return float(value)
-        if _NUMBER_OR_TIME.fullmatch(value):
+        if _compiled(_NUMBER_OR_TIME, re.X).fullmatch(value):
             raise _Unsure                       # 0x1F, 1_000, 1e3, .inf, 2025-01-01...
     elif value in ("<<", "="):
         raise _Unsure
