@@ -116,17 +116,26 @@ def satisfies(version: str, constraint: str) -> bool | None:
     constraint as Helm reads it (Masterminds semver: `>=1.22.0-0`, `^1.8.0-0`, `~1.30`,
     `>= 1.19 < 1.35`, `1.2 - 1.4`, `1.x`, `a || b`). None when the constraint cannot be
     read (the caller then says so rather than guessing)."""
-    have = parse(version)
+    have = _core(version)
     if have is None:
         return None
-    import semver
-
-    plain = semver.Version(have.key.major, have.key.minor, have.key.patch)
     try:
-        return any(all(_check(plain, op, bound) for op, bound in _terms(group))
+        return any(all(_check(have, op, bound) for op, bound in _terms(group))
                    for group in constraint.split("||"))
     except ValueError:
         return None
+
+
+def _core(version: object) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of a version, all a constraint compares (a pre-release or build
+    suffix is left out, as Helm does for kubeVersion); None for what parse() refuses."""
+    if isinstance(version, str):
+        found = _LENIENT.match(version.strip())
+        if found and not found.group("pre") and not found.group("build"):
+            return (int(found.group("major")), int(found.group("minor") or 0),
+                    int(found.group("patch") or 0))
+    parsed = parse(version)          # a suffix: is it one semver takes?
+    return None if parsed is None else (parsed.key.major, parsed.key.minor, parsed.key.patch)
 
 
 _TERM = re.compile(r"(\^|~>|~|>=|=>|<=|=<|!=|>|<|=)?\s*v?([0-9xX*]+(?:\.[0-9xX*]+){0,2}"
@@ -170,41 +179,35 @@ def _bound(text: str) -> tuple:
     return (*nums, given)
 
 
-def _check(have, op: str, bound: tuple) -> bool:
-    import semver
-
+def _check(have: tuple, op: str, bound: tuple) -> bool:
+    """`have` (major, minor, patch) against one term; plain versions compare as tuples."""
     major, minor, patch, given = bound
-    low = semver.Version(major, minor, patch)
+    low = (major, minor, patch)
     if op in ("=", "!=") and given < 3:            # 1.x / 1.30: a range
         inside = _in_range(have, low, given)
         return inside if op == "=" else not inside
     if op == "^":
         if given == 0:
             return True
-        high = (semver.Version(major + 1, 0, 0) if major > 0 or given == 1 else
-                semver.Version(0, minor + 1, 0) if minor > 0 or given == 2 else
-                semver.Version(0, 0, patch + 1))
+        high = ((major + 1, 0, 0) if major > 0 or given == 1 else
+                (0, minor + 1, 0) if minor > 0 or given == 2 else
+                (0, 0, patch + 1))
         return low <= have < high
     if op in ("~", "~>"):
-        high = semver.Version(major + 1, 0, 0) if given <= 1 else \
-            semver.Version(major, minor + 1, 0)
+        high = (major + 1, 0, 0) if given <= 1 else (major, minor + 1, 0)
         return low <= have < high
     if op in (">", "<=", "=<") and given < 3:      # >1.30 means >= 1.31; <=1.30 means < 1.31
-        nxt = semver.Version(major + 1, 0, 0) if given <= 1 else \
-            semver.Version(major, minor + 1, 0)
+        nxt = (major + 1, 0, 0) if given <= 1 else (major, minor + 1, 0)
         return have >= nxt if op == ">" else have < nxt
     compare = {"=": have == low, "!=": have != low, ">": have > low, "<": have < low,
                ">=": have >= low, "=>": have >= low, "<=": have <= low, "=<": have <= low}
     return compare[op]
 
 
-def _in_range(have, low, given: int) -> bool:
-    import semver
-
+def _in_range(have: tuple, low: tuple, given: int) -> bool:
     if given == 0:
         return True
-    high = semver.Version(low.major + 1, 0, 0) if given == 1 else \
-        semver.Version(low.major, low.minor + 1, 0)
+    high = (low[0] + 1, 0, 0) if given == 1 else (low[0], low[1] + 1, 0)
     return low <= have < high
 
 

@@ -70,6 +70,43 @@ def test_kube_version_constraints_as_helm_reads_them(constraint, ok, not_ok):
     assert not any(versions.satisfies(v, constraint) for v in not_ok), not_ok
 
 
+def test_constraints_compare_versions_as_semver_orders_them():
+    """Every operator with every bound shape, on versions around the bound: the verdict is
+    what semver's ordering of the plain versions gives (as Masterminds semver decides)."""
+    import itertools
+
+    import semver
+
+    def ordered(have, op, low, high=None):
+        a, b = semver.Version(*have), semver.Version(*low)
+        if high is not None:
+            return b <= a < semver.Version(*high)
+        return {"=": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b,
+                "<=": a <= b}[op]
+
+    around = [(x, y, z) for x in (0, 1, 2) for y in (0, 1, 29, 30, 31) for z in (0, 1, 9)]
+    for have, (op, bound) in itertools.product(around, itertools.product(
+            ["^", "~", ">=", "<=", ">", "<", "=", "!="], ["0.0.1", "0.1", "1", "1.30", "1.30.1"])):
+        parts = [int(p) for p in bound.split(".")] + [0] * (3 - bound.count(".") - 1)
+        low, given = tuple(parts), bound.count(".") + 1
+        if op == "^":
+            high = ((low[0] + 1, 0, 0) if low[0] > 0 or given == 1 else
+                    (0, low[1] + 1, 0) if low[1] > 0 or given == 2 else (0, 0, low[2] + 1))
+            want = ordered(have, op, low, high)
+        elif op == "~":
+            want = ordered(have, op, low, (low[0] + 1, 0, 0) if given == 1 else
+                           (low[0], low[1] + 1, 0))
+        elif given < 3 and op in ("=", "!=", ">", "<="):      # 1.30 means all of 1.30.x
+            nxt = (low[0] + 1, 0, 0) if given == 1 else (low[0], low[1] + 1, 0)
+            inside = ordered(have, op, low, nxt)
+            want = {"=": inside, "!=": not inside, ">": ordered(have, ">=", nxt),
+                    "<=": ordered(have, "<", nxt)}[op]
+        else:
+            want = ordered(have, op, low)
+        text = ".".join(map(str, have))
+        assert versions.satisfies(text, f"{op}{bound}") is want, (text, op, bound)
+
+
 def test_an_unreadable_constraint_is_no_verdict():
     assert versions.satisfies("1.34", ">= banana") is None
     assert versions.satisfies("not-a-version", ">=1.0") is None
