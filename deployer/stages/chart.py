@@ -13,7 +13,6 @@ import re
 import shutil
 import stat
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +183,8 @@ def _point_at_mirror(chart_yaml: Path, repos: dict[str, str]) -> None:
 
 def _check_fetched(ws: Workspace, chart: Path, deps: tuple[Dependency, ...]) -> None:
     """Every dependency must now be in charts/ with exactly the pinned version."""
+    import tarfile
+
     label = ws.rel(ws.chart_dir / "Chart.yaml")
     found = {}
     for tgz in (chart / "charts").glob("*.tgz"):
@@ -373,6 +374,7 @@ class _Archive:
     @classmethod
     def load(cls, data: bytes) -> "_Archive":
         import io
+        import tarfile
 
         if data[:2] == b"\x1f\x8b":
             # gzip (what helm writes): decompressed once, its files then read from memory

@@ -3,7 +3,7 @@
 render -> validate -> credentials -> lock -> prerequisites -> preflight -> diff -> upgrade
 -> wait -> smoke -> record. Prerequisite releases (config/federation.yaml `prerequisites:`,
 e.g. cert-manager) are rendered with the chart and brought up to date first, under the same
-lock (stages/prerequisites.py); one that fails is rolled back and the chart is not
+lock (stages/prerequisites_apply.py); one that fails is rolled back and the chart is not
 deployed. Any failure after the upgrade started rolls back to the revision that was deployed
 before, waits for it, and exits 1 with a report of what failed and what was restored.
 Nothing changes on a cluster before render + validate have passed.
@@ -151,7 +151,7 @@ class MemberDeploy:
         self.before: Revision | None = None
         self.revisions: list[Revision] = []
         self.prerequisites: list = []   # prerequisites.RenderedPrerequisite, in order
-        self.applied: list = []         # prerequisites.Applied: what this run did to them
+        self.applied: list = []         # prerequisites_apply.Applied: what this run did
 
     # -- the steps, in order ------------------------------------------------------------
     def run(self) -> None:
@@ -224,9 +224,9 @@ class MemberDeploy:
     def deploy_prerequisites(self) -> list:
         """Each prerequisite release brought up to date (upgraded only when its diff is not
         empty), under the member's lock; a failure is rolled back and stops the deploy."""
-        from deployer.stages import prerequisites
+        from deployer.stages import prerequisites_apply
 
-        step = prerequisites.Step(
+        step = prerequisites_apply.Step(
             self.ws, self.member, self.conn.helm, self.conn.kube, self.report, self.say,
             self.opts.timeout, dry_run=self.opts.dry_run, rollback=self.opts.rollback,
             rollback_window=self.opts.rollback_window, poll=self.adapters.poll,
@@ -235,7 +235,7 @@ class MemberDeploy:
         applied = []
         for rendered in self.prerequisites:
             self.checkpoint(f"before the {rendered.prerequisite.name} release")
-            applied.append(prerequisites.apply(step, rendered))
+            applied.append(prerequisites_apply.apply(step, rendered))
         return applied
 
     def component_outcome(self, applied: list) -> None:
