@@ -9,6 +9,7 @@ Prints both wall times and the ratio (goal: <= 1.5), with the deployer's caches 
 an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions:
 kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
 emptied before each round; the prepared chart itself is kept, as the bare run uses it too).
+The deployer's modules are byte-compiled first, as scripts/bootstrap leaves them.
 Asserts nothing.
 
 Usage: benchmarks/validate_all.py [ROUNDS]   (default 5)
@@ -37,6 +38,7 @@ KEY = ROOT / "tests" / "keys" / "test-only-operator.agekey"
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    _byte_compile()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         tmp = Path(tmp)
         env = {**chart_repo.helm_env(tmp / "home", dict(os.environ)),
@@ -87,6 +89,16 @@ def main() -> None:
           "show how much of the machine each used)")
     print("\nper-stage breakdown of one run (deploy.py validate --all --timings):")
     print(breakdown[breakdown.index("stage "):] if "stage " in breakdown else breakdown)
+
+
+def _byte_compile() -> None:
+    """The deployer's modules compiled as scripts/bootstrap leaves them (an edited module is
+    compiled again here), so that no round compiles source where PYTHONDONTWRITEBYTECODE
+    keeps Python from writing .pyc files."""
+    import compileall
+
+    if not compileall.compile_dir(str(ROOT / "deployer"), quiet=1):
+        sys.exit("benchmarks: the deployer's modules do not compile")
 
 
 def _median(func, rounds: int) -> tuple[float, float]:
