@@ -117,7 +117,7 @@ def _empty_parse_caches(cache: Path) -> None:
     """Remove what the deployer keeps by content hash, except the prepared chart itself."""
     import shutil
 
-    for kept in ("hcl", "yaml", "tools"):
+    for kept in ("hcl", "yaml", "tools", "kubernetes"):
         shutil.rmtree(cache / kept, ignore_errors=True)
     for facts in cache.glob("*/.deployer-facts*"):
         facts.unlink()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from deployer.errors import ConfigError, ToolError
-from deployer.model import fastschema
+from deployer.model import diskcache, fastschema
 from deployer.model.memo import shared
 from deployer.model.redact import MASK, Redactor
 
@@ -247,18 +247,25 @@ def _schema_file(version: str, name: str) -> dict:
         return json.load(handle)
 
 
-def served_api_versions(kube_version: str) -> tuple[str, ...]:
+def served_api_versions(kube_version: str, cache: Path | None = None) -> tuple[str, ...]:
     """The built-in API versions a cluster of `kube_version` serves with default settings, as
     helm's --api-versions takes them: every group/version and group/version/Kind. Read from
-    kubernetes-validate's schemas for that version (once per version). Alpha and beta versions
-    are left out: since Kubernetes 1.24 new beta APIs are off by default, and the older ones
-    that were on are gone from the versions it has schemas for."""
-    return _served(_schema_version(kube_version))
+    kubernetes-validate's schemas for that version (once per version; with `cache`, a
+    directory, kept there for the next run, by the schema file's identity: reading that file
+    costs more than the rest of what a render waits for). Alpha and beta versions are left
+    out: since Kubernetes 1.24 new beta APIs are off by default, and the older ones that were
+    on are gone from the versions it has schemas for."""
+    return _served(_schema_version(kube_version), str(cache) if cache is not None else None)
 
 
 @shared
-def _served(version: str) -> tuple[str, ...]:
-    found: set[str] = set()
+def _served(version: str, cache: str | None) -> tuple[str, ...]:
+    kept = diskcache.DiskCache(Path(cache) / "kubernetes" if cache is not None else None)
+    name = _served_key(version) if cache is not None else None
+    found = kept.get(name)
+    if isinstance(found, list) and all(isinstance(item, str) for item in found):
+        return tuple(found)
+    served: set[str] = set()
     definitions = _definitions_doc(version)
     for schema in definitions.values():
         props = (schema or {}).get("properties") or {}
@@ -269,8 +276,23 @@ def _served(version: str) -> tuple[str, ...]:
             if not re.fullmatch(r"v\d+", ver) or not kind or kind.endswith("List"):
                 continue
             group_version = f"{group}/{ver}" if group else ver
-            found.update((group_version, f"{group_version}/{kind}"))
-    return tuple(sorted(found))
+            served.update((group_version, f"{group_version}/{kind}"))
+    result = tuple(sorted(served))
+    kept.put(name, list(result))
+    return result
+
+
+def _served_key(version: str) -> str | None:
+    """What the served list depends on: the schema file (by identity) and this module."""
+    identity = diskcache.file_identity(_schemas_root() / f"v{version}-local-strict" /
+                                       "_definitions.json")
+    return diskcache.key("served api versions v1", version, identity, _source()) \
+        if identity else None
+
+
+@lru_cache(maxsize=1)
+def _source() -> bytes:
+    return Path(__file__).read_bytes()
 
 
 def _definitions_doc(version: str) -> dict:

@@ -623,7 +623,7 @@ def diff_against(ws: Workspace, helm, member: Member, before: Revision | None,
             from deployer.stages.validate import api_versions
             objects = manifests.parse(render_live(
                 member.release, str(chart.path), member.namespace, values_yaml,
-                member.kubernetes_version, api_versions(chart, member)))
+                member.kubernetes_version, api_versions(chart, member, ws.cache_dir)))
             generated = False
         except DeployerError as exc:
             why = (exc.message.splitlines() or [""])[0]

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 from deployer.stages import chart as chart_mod
@@ -90,7 +91,7 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
                 federation_problems = policy.check_federation(ws.federation)
             # what every member reads of the chart and of its Kubernetes version, computed
             # once while the members decrypt their secrets (the others wait for it)
-            started.append(pool.submit(_warm, prepared, set(versions)))
+            started.append(pool.submit(_warm, prepared, set(versions), ws.cache_dir))
             futures = [pool.submit(check_member, ws, helm, prepared, m,
                                    federation_problems.get(m.name, []), values[m.name],
                                    lint=False)
@@ -209,12 +210,12 @@ def probe_tools(ws: Workspace) -> None:
         threading.Thread(target=ask, args=(find,), daemon=True).start()
 
 
-def _warm(prepared: chart_mod.PreparedChart, kube_versions: set[str]) -> None:
+def _warm(prepared: chart_mod.PreparedChart, kube_versions: set[str], cache: Path) -> None:
     try:
         prepared.defaults(), prepared.subcharts(), prepared.crd_kinds()
         prepared.capability_queries()
         for version in sorted(kube_versions):
-            manifests.served_api_versions(version)
+            manifests.served_api_versions(version, cache)
     except Exception:        # noqa: BLE001 - each member meets (and reports) it again itself
         pass
 
@@ -239,19 +240,21 @@ def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepar
     mv = mv or member_values(ws, member)
     result = helm.template(member.release, str(prepared.path), member.namespace,
                            dump(mv.for_helm(prepared.defaults())), member.kubernetes_version,
-                           check=False, api_versions=api_versions(prepared, member))
+                           check=False, api_versions=api_versions(prepared, member,
+                                                                  ws.cache_dir))
     if result.returncode != 0:
         raise _render_error(ws, prepared, mv, result.stderr)
     return Rendered(member, mv, manifests.parse(result.stdout))
 
 
-def api_versions(prepared: chart_mod.PreparedChart, member: Member) -> tuple[str, ...]:
+def api_versions(prepared: chart_mod.PreparedChart, member: Member,
+                 cache: Path | None = None) -> tuple[str, ...]:
     """What the member's cluster serves, for the charts' capability checks: the built-in
     APIs of its Kubernetes version, the CRDs the chart ships, and what the member declares
     (`preinstalled.api_versions` in config/federation.yaml). Only those the templates ask
     about are passed (helm answers the others the same either way), so the echoed command
     stays readable."""
-    found = set(manifests.served_api_versions(member.kubernetes_version))
+    found = set(manifests.served_api_versions(member.kubernetes_version, cache))
     for group_version, kind in prepared.crd_kinds():
         found.update((group_version, f"{group_version}/{kind}"))
     found.update(member.preinstalled_api_versions)

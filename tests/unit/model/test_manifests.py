@@ -150,3 +150,26 @@ def test_served_api_versions_are_the_ga_ones_of_the_version():
     # resource.k8s.io went GA in 1.34
     assert "resource.k8s.io/v1" in served_api_versions("1.34")
     assert "resource.k8s.io/v1" not in served
+
+
+def test_served_api_versions_kept_for_the_next_run_are_what_the_schemas_give(tmp_path):
+    import json
+
+    from deployer.model import manifests
+
+    manifests._served.cache_clear()
+    computed = manifests.served_api_versions("1.34")
+    manifests._served.cache_clear()
+    assert manifests.served_api_versions("1.34", tmp_path) == computed
+    [entry] = (tmp_path / "kubernetes").iterdir()
+    assert json.loads(entry.read_text()) == list(computed)
+    # what the next run reads is what was kept (shown by changing it) ...
+    entry.write_text(json.dumps(["v1", "v1/Service"]))
+    manifests._served.cache_clear()
+    assert manifests.served_api_versions("1.34", tmp_path) == ("v1", "v1/Service")
+    # ... for that version only; an entry that is not a list of strings is made again
+    assert manifests.served_api_versions("1.33", tmp_path) != ("v1", "v1/Service")
+    entry.write_text('{"not": "a list"}')
+    manifests._served.cache_clear()
+    assert manifests.served_api_versions("1.34", tmp_path) == computed
+    manifests._served.cache_clear()
