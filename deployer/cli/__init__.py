@@ -20,10 +20,22 @@ UNUSED_FORMAT_CHECKERS = ("fqdn", "rfc3987", "rfc3986_validator", "rfc3339_valid
                           "webcolors", "jsonpointer", "uri_template", "isoduration")
 
 
+# deploy.py's process (run()): the cyclic garbage collector is the CLI's to turn off and on.
+# Importing builds long-lived objects only, and its dozens of collections freed nothing, so it
+# is off until the app callback (common.begin) turns it on again; a short command turns it
+# off for good (common.ends_quickly). A process that imports the deployer as a library (the
+# tests) keeps its own setting.
+gc_held = False
+
+
 def run() -> None:
     """Entry point for deploy.py."""
+    import gc
     import sys
 
+    global gc_held
+    gc_held = True
+    gc.disable()
     for name in UNUSED_FORMAT_CHECKERS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     from deployer.cli.app import app

@@ -88,14 +88,15 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                                           help="Also print the seconds each stage took.")):
     """Render members with helm and check chart schema, lint, Kubernetes schemas, policy."""
     import time
+
+    ends_quickly()
+    started = time.perf_counter()
     from concurrent.futures import ThreadPoolExecutor
 
     from deployer.stages import validate as validate_mod
 
-    started = time.perf_counter()
     ws = workspace()
     out = ws.console
-    ends_quickly()
     if jobs is not None and jobs < 1:
         raise usage(f"--jobs must be 1 or more, not {jobs}")
     validate_mod.probe_tools(ws)

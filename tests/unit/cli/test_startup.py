@@ -90,3 +90,29 @@ def test_a_quick_exit_whose_output_is_lost_is_not_a_success():
                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert done.returncode == 120
     assert done.stderr.startswith("error: the output could not be written: "), done.stderr
+
+
+def _collector_after(command: list[str], *, via_run: bool = True) -> str:
+    """Whether the cyclic garbage collector is on when `command` is done, and whether what
+    the imports made was set aside (frozen)."""
+    driver = ("import atexit, gc, sys\n"
+              "atexit.register(lambda: print('collector', gc.isenabled(),"
+              " gc.get_freeze_count() > 0))\n"
+              f"sys.argv = ['deploy.py', *{command!r}]\n")
+    driver += ("from deployer.cli import run\nrun()\n" if via_run else
+               "from deployer.cli.app import app\n"
+               "from typer.testing import CliRunner\n"
+               "CliRunner().invoke(app, sys.argv[1:])\n")
+    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True,
+                          cwd=ROOT)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_collector_is_off_for_start_up_and_short_commands_only():
+    # a command that may run long (here: members) runs with it; the imports' objects frozen
+    assert _collector_after(["members"]) == "collector True True"
+    # validate says it is short (common.ends_quickly): no collector passes over its objects
+    assert _collector_after(["--root", "/nonexistent", "validate", "--all"]) == \
+        "collector False True"
+    # a process that uses the deployer as a library keeps its own setting
+    assert _collector_after(["validate", "--all"], via_run=False) == "collector True False"
