@@ -114,9 +114,10 @@ def _tuple_marking_loader():
 
 
 def validate(objects: Iterable[K8sObject], kube_version: str,
-             redactor: Redactor | None = None) -> Checked:
+             redactor: Redactor | None = None, cache: Path | None = None) -> Checked:
     """Check every object against the schemas of `kube_version` (all errors, not the first).
-    Values quoted in messages are masked by `redactor` before they are shortened."""
+    Values quoted in messages are masked by `redactor` before they are shortened. `cache`
+    (a directory): where what was learnt of the schemas is kept for the next run."""
     redactor = redactor or Redactor()
     result = Checked()
     version = _schema_version(kube_version)
@@ -139,8 +140,10 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
                     obj.ref, obj.source, "apiVersion",
                     f"{obj.api_version} {obj.kind} is not served by Kubernetes {kube_version}"))
             continue
+        kept = str(cache) if cache is not None else None
         if not obj.tagged and fastschema.passes(_fast_validator(version, obj.kind,
-                                                                obj.api_version), obj.body):
+                                                                obj.api_version, kept),
+                                                obj.body):
             continue
         validator = _validator(version, obj.kind, obj.api_version)
         for err in sorted(validator.iter_errors(obj.body), key=lambda e: list(e.path)):
@@ -260,8 +263,8 @@ def served_api_versions(kube_version: str, cache: Path | None = None) -> tuple[s
 
 @shared
 def _served(version: str, cache: str | None) -> tuple[str, ...]:
-    kept = diskcache.DiskCache(Path(cache) / "kubernetes" if cache is not None else None)
-    name = _served_key(version) if cache is not None else None
+    kept = _kept(cache)
+    name = _kept_name("served api versions v1", version) if cache is not None else None
     found = kept.get(name)
     if isinstance(found, list) and all(isinstance(item, str) for item in found):
         return tuple(found)
@@ -282,17 +285,23 @@ def _served(version: str, cache: str | None) -> tuple[str, ...]:
     return result
 
 
-def _served_key(version: str) -> str | None:
-    """What the served list depends on: the schema file (by identity) and this module."""
+def _kept(cache: str | None) -> diskcache.DiskCache:
+    """Where what this module learns of kubernetes-validate's schemas is kept."""
+    return diskcache.DiskCache(Path(cache) / "kubernetes" if cache is not None else None)
+
+
+def _kept_name(what: str, version: str) -> str | None:
+    """The name of what was learnt of `version`'s schema file: by the file's identity and
+    the code that learnt it (this module and fastschema)."""
     identity = diskcache.file_identity(_schemas_root() / f"v{version}-local-strict" /
                                        "_definitions.json")
-    return diskcache.key("served api versions v1", version, identity, _source()) \
-        if identity else None
+    return diskcache.key(what, version, identity, *_sources()) if identity else None
 
 
 @lru_cache(maxsize=1)
-def _source() -> bytes:
-    return Path(__file__).read_bytes()
+def _sources() -> tuple[bytes, bytes]:
+    """This module's code and fastschema's: what learns from the schemas."""
+    return Path(__file__).read_bytes(), Path(fastschema.__file__).read_bytes()
 
 
 def _definitions_doc(version: str) -> dict:
@@ -348,16 +357,33 @@ def _kind_schema(version: str, kind: str, api_version: str) -> dict | None:
 
 
 @shared
-def _fast_registry(version: str) -> Any:
+def _fast_registry(version: str, cache: str | None = None) -> Any:
     definitions = _definitions_file(version)
-    return fastschema.registry([(definitions.get("$id") or _DEFINITIONS_URI, definitions)])
+    if not _definitions_trusted(version, definitions, cache):
+        return None
+    return fastschema.registry([(definitions.get("$id") or _DEFINITIONS_URI, definitions)],
+                               checked=True)
+
+
+def _definitions_trusted(version: str, definitions: dict, cache: str | None) -> bool:
+    """fastschema.trusted() of the version's definitions (walking all of them takes several
+    milliseconds): kept in `cache` once it holds."""
+    kept = _kept(cache)
+    name = _kept_name("trusted definitions v1", version) if cache is not None else None
+    if kept.get(name) is True:
+        return True
+    verdict = fastschema.trusted(definitions)
+    if verdict:
+        kept.put(name, True)
+    return verdict
 
 
 @shared
-def _fast_validator(version: str, kind: str, api_version: str) -> Any:
+def _fast_validator(version: str, kind: str, api_version: str,
+                    cache: str | None = None) -> Any:
     """jsonschema-rs's compiled check of a kind (see model/fastschema.py), or None."""
     return fastschema.validator_for(_kind_schema(version, kind, api_version),
-                                    _fast_registry(version))
+                                    _fast_registry(version, cache))
 
 
 @shared

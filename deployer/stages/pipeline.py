@@ -212,7 +212,8 @@ class MemberDeploy:
         them: a bad value stops the deploy (exit 2) before anything connects."""
         from deployer.stages import prerequisites
 
-        problems = prerequisites.schema_problems(self.prerequisites, self.member)
+        problems = prerequisites.schema_problems(self.prerequisites, self.member,
+                                                 self.ws.cache_dir)
         if len(problems) == 1:
             raise ConfigError(f"{problems[0]}; nothing was changed on the cluster")
         for line in problems:     # each once; the error sums them up

@@ -53,13 +53,15 @@ def render(ws: Workspace, helm: Helm, member: Member, prerequisites: list[Prereq
     return out
 
 
-def schema_problems(rendered: list[RenderedPrerequisite], member: Member) -> list[str]:
+def schema_problems(rendered: list[RenderedPrerequisite], member: Member,
+                    cache: Path | None = None) -> list[str]:
     """The rendered prerequisites' objects checked against the Kubernetes schemas of the
     member's version (what `validate` and `deploy` both check): errors, one a line, each
     naming the release and the values files it came from."""
     errors = []
     for item in rendered:
-        checked = manifests.validate(list(item.objects), member.kubernetes_version)
+        checked = manifests.validate(list(item.objects), member.kubernetes_version,
+                                     cache=cache)
         files = ", ".join(item.values.files) or "its chart's defaults"
         errors += [f"{item.prerequisite.name} release: {p} (Kubernetes "
                    f"{member.kubernetes_version}; values from {files})"

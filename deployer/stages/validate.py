@@ -231,7 +231,7 @@ def check_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
                                         mirror)
     except DeployerError as exc:
         return [str(exc)]
-    return prerequisites.schema_problems(rendered, member)
+    return prerequisites.schema_problems(rendered, member, ws.cache_dir)
 
 
 def render_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.PreparedChart,
@@ -304,7 +304,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         _add_lint_findings(report, rendered, findings)
         with report.timed("kubernetes schemas"):
             checked = manifests.validate(rendered.objects, member.kubernetes_version,
-                                         mv.redactor)
+                                         mv.redactor, ws.cache_dir)
         report.errors.extend(f"{p} (Kubernetes {member.kubernetes_version})"
                              for p in checked.problems)
         report.custom = checked.custom

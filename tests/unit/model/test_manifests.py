@@ -173,3 +173,26 @@ def test_served_api_versions_kept_for_the_next_run_are_what_the_schemas_give(tmp
     manifests._served.cache_clear()
     assert manifests.served_api_versions("1.34", tmp_path) == computed
     manifests._served.cache_clear()
+
+
+def test_a_trusted_verdict_on_the_definitions_is_kept_for_the_next_run(tmp_path):
+    """(walking all of a version's definitions takes milliseconds; the verdict is kept by
+    the schema file's identity and the code that judged it)"""
+    import json
+
+    from deployer.model import fastschema, manifests
+
+    version = manifests._schema_version("1.34")
+    definitions = manifests._definitions_file(version)
+    assert manifests._definitions_trusted(version, definitions, str(tmp_path)) is True
+    kept = list((tmp_path / "kubernetes").iterdir())
+    assert [json.loads(p.read_text()) for p in kept] == [True]
+    # what is kept is what the next run reads: shown with a document it would not trust
+    untrusted = {"$defs": {"x": {"type": "number", "multipleOf": 0.1}}}
+    assert not fastschema.trusted(untrusted)
+    assert manifests._definitions_trusted(version, untrusted, str(tmp_path)) is True
+    assert manifests._definitions_trusted(version, untrusted, None) is False
+    # an untrusted verdict is not kept (it is judged again, and the kept one stays)
+    assert manifests._definitions_trusted(manifests._schema_version("1.33"), untrusted,
+                                          str(tmp_path)) is False
+    assert len(list((tmp_path / "kubernetes").iterdir())) == 1
