@@ -8,7 +8,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from deployer.errors import ConfigError
 from deployer.model import diskcache
@@ -226,8 +226,9 @@ def _compiled(pattern: str, flags: int = 0) -> re.Pattern:
     return re.compile(pattern, flags)
 
 
-class _Unsure(Exception):
-    """The quick reading cannot be sure it agrees with ruamel.yaml."""
+class Unsure(Exception):
+    """A quick reading from libyaml's events cannot be sure it reads a document as the
+    careful reading does (see data_from_events)."""
 
 
 def _load_plain(text: str, label: str) -> Document | None:
@@ -243,16 +244,22 @@ def _load_plain(text: str, label: str) -> Document | None:
     doc = Document(label, None)
     loader = parser(text)
     try:
-        doc.data = _from_events(loader, doc.lines)
-    except (_Unsure, yaml.YAMLError, ValueError):
+        doc.data = data_from_events(loader, _plain_scalar, doc.lines)
+    except (Unsure, yaml.YAMLError, ValueError):
         return None
     finally:
         loader.dispose()
     return doc
 
 
-def _from_events(loader: Any, lines: dict) -> Any:
-    """Build plain data from the parser's events (no recursion: nesting is a stack)."""
+def data_from_events(loader: Any, scalar: Callable[[str], Any],
+                     lines: dict | None = None) -> Any:
+    """Plain data from a libyaml parser's events (`loader`: a CSafeLoader of one document),
+    plain scalars read by `scalar` (which raises Unsure for what it cannot be sure of), the
+    line of every key and list item put in `lines`. Raises Unsure for anything but maps,
+    lists and untagged scalars with string keys: tags, aliases, merge and duplicate keys,
+    directives, a second document, nesting past MAX_DEPTH, more than MAX_NODES values. No
+    recursion: nesting is a stack."""
     import yaml
 
     root: list = []
@@ -268,7 +275,7 @@ def _from_events(loader: Any, lines: dict) -> Any:
         if kind is yaml.DocumentStartEvent:
             documents += 1
             if documents > 1 or event.version or event.tags:
-                raise _Unsure
+                raise Unsure
             continue
         if kind in (yaml.StreamStartEvent, yaml.DocumentEndEvent):
             continue
@@ -278,34 +285,35 @@ def _from_events(loader: Any, lines: dict) -> Any:
         budget -= 1
         if budget < 0 or len(stack) > MAX_DEPTH or kind is yaml.AliasEvent \
                 or event.tag is not None:
-            raise _Unsure
+            raise Unsure
         frame = stack[-1]
         container, path = frame[0], frame[1]
         if container.__class__ is dict and frame[2] is None:       # a key
             if kind is not yaml.ScalarEvent:
-                raise _Unsure
-            key = event.value if event.style else _plain_scalar(event.value)
+                raise Unsure
+            key = event.value if event.style else scalar(event.value)
             if key.__class__ is not str or key in container or \
                     (not event.style and key == "<<"):
-                raise _Unsure
+                raise Unsure
             frame[2] = key
-            lines[path + (key,)] = event.start_mark.line + 1
+            if lines is not None:
+                lines[path + (key,)] = event.start_mark.line + 1
             continue
         if kind is yaml.ScalarEvent:
-            value = event.value if event.style else _plain_scalar(event.value)
+            value = event.value if event.style else scalar(event.value)
         elif kind is yaml.MappingStartEvent:
             value = {}
         elif kind is yaml.SequenceStartEvent:
             value = []
         else:
-            raise _Unsure
+            raise Unsure
         if container.__class__ is dict:
             here = path + (frame[2],)
             container[frame[2]] = value
             frame[2] = None
         else:
             here = path + (len(container),)
-            if container is not root:
+            if container is not root and lines is not None:
                 lines[here] = event.start_mark.line + 1
             container.append(value)
         if kind is not yaml.ScalarEvent:
@@ -326,9 +334,9 @@ def _plain_scalar(value: str) -> Any:
         if _FLOAT.fullmatch(value):
             return float(value)
         if _compiled(_NUMBER_OR_TIME, re.X).fullmatch(value):
-            raise _Unsure                       # 0x1F, 1_000, 1e3, .inf, 2025-01-01...
+            raise Unsure                       # 0x1F, 1_000, 1e3, .inf, 2025-01-01...
     elif value in ("<<", "="):
-        raise _Unsure
+        raise Unsure
     return value
 
 

@@ -196,3 +196,76 @@ def test_a_trusted_verdict_on_the_definitions_is_kept_for_the_next_run(tmp_path)
     assert manifests._definitions_trusted(manifests._schema_version("1.33"), untrusted,
                                           str(tmp_path)) is False
     assert len(list((tmp_path / "kubernetes").iterdir())) == 1
+
+
+# -- rendered documents read from libyaml's events, against PyYAML's safe loader ------------------
+
+def _typed(node):
+    if isinstance(node, dict):
+        return ("map", [(_typed(k), _typed(v)) for k, v in node.items()])
+    if isinstance(node, list):
+        return ("seq", [_typed(v) for v in node])
+    return (type(node).__name__, repr(node))
+
+
+def _reads_alike(doc):
+    """True when the quick reading took `doc` (and read it as the loader does)."""
+    import yaml
+
+    from deployer.model import manifests
+
+    quick = manifests._quick_body(doc)
+    try:
+        loaded = yaml.load(doc, Loader=yaml.CSafeLoader)
+    except (yaml.YAMLError, ValueError):
+        assert quick is manifests._UNSURE, doc
+        return False
+    if quick is manifests._UNSURE:
+        return False
+    assert _typed(quick) == _typed(loaded), doc
+    return True
+
+
+def test_the_quick_reading_of_rendered_documents_is_the_safe_loaders():
+    import itertools
+
+    from tests.unit.model.test_yamlio import SCALARS, _corpus
+
+    files = [p.read_text(encoding="utf-8") for p in _corpus()]
+    assert sum(_reads_alike(text) for text in files) > 30
+    taken = 0
+    for scalar in SCALARS + ["yes", "No", "ON", "off", "y", "0755", "0o17", "09", "1e3",
+                             "1.0e+3", "190:20:30", "2001-12-14t21:59:43.10-05:00", "-.inf"]:
+        for text in (f"key: {scalar}\n", f"list:\n  - {scalar}\n", f"{scalar}: v\n",
+                     f"- {scalar}\n", f"a:\n  b: {scalar}\n  c: [x]\n"):
+            taken += _reads_alike(text)
+    assert taken > 300
+    alphabet = "01789.-+_:eExXobT ~nNtfyYO"
+    for size in (1, 2, 3):
+        for chars in itertools.product(alphabet, repeat=size):
+            scalar = "".join(chars)
+            if scalar == scalar.strip() and not scalar.startswith(("- ", ": ")):
+                _reads_alike(f"k: {scalar}\n")
+
+
+def test_a_value_the_loader_cannot_construct_is_one_error_naming_the_template():
+    from deployer.model import manifests
+
+    for value in ("0x_", "2001-13-45"):
+        with pytest.raises(ConfigError) as info:
+            manifests.parse(f"---\n# Source: c/templates/a.yaml\nkind: X\nx: {value}\n")
+        assert info.value.file == "c/templates/a.yaml"
+        assert "template rendered invalid YAML" in str(info.value)
+
+
+def test_what_the_quick_reading_leaves_to_the_loader_is_read_as_before():
+    from deployer.model import manifests
+
+    text = ("---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: a}\ndata:\n  mode: 0755\n  when: 2001-12-14\n"
+            "---\n# Source: c/templates/b.yaml\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata: &m {name: b}\nother: *m\nlist: !!omap [{x: 1}]\n")
+    first, second = manifests.parse(text)
+    assert first.body["data"] == {"mode": 493, "when": __import__("datetime").date(2001, 12, 14)}
+    assert second.body["other"] is second.body["metadata"] and second.tagged
+    assert not first.tagged and first.source == "c/templates/a.yaml"
