@@ -97,8 +97,9 @@ def _byte_compile() -> None:
     keeps Python from writing .pyc files."""
     import compileall
 
-    if not compileall.compile_dir(str(ROOT / "deployer"), quiet=1):
-        sys.exit("benchmarks: the deployer's modules do not compile")
+    if not compileall.compile_dir(str(ROOT / "deployer"), quiet=2):
+        print("warning: could not byte-compile deployer/ (not writable?): each round "
+              "compiles it", file=sys.stderr)
 
 
 def _median(func, rounds: int) -> tuple[float, float]:

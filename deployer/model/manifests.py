@@ -357,13 +357,18 @@ def _kept_name(what: str, version: str) -> str | None:
     the code that learnt it (this module and fastschema)."""
     identity = diskcache.file_identity(_schemas_root() / f"v{version}-local-strict" /
                                        "_definitions.json")
-    return diskcache.key(what, version, identity, *_sources()) if identity else None
+    sources = _sources()
+    return diskcache.key(what, version, identity, *sources) if identity and sources else None
 
 
 @lru_cache(maxsize=1)
-def _sources() -> tuple[bytes, bytes]:
-    """This module's code and fastschema's: what learns from the schemas."""
-    return Path(__file__).read_bytes(), Path(fastschema.__file__).read_bytes()
+def _sources() -> tuple[bytes, bytes] | None:
+    """This module's code and fastschema's: what learns from the schemas (None, and nothing
+    kept, where they cannot be read: an install of .pyc files only)."""
+    try:
+        return Path(__file__).read_bytes(), Path(fastschema.__file__).read_bytes()
+    except (OSError, TypeError):
+        return None
 
 
 def _definitions_doc(version: str) -> dict:

@@ -160,6 +160,9 @@ def _load_careful(text: str, label: str) -> Document:
     except IndexError:     # ruamel.yaml reads `+_` as a number, and fails on it
         raise ConfigError("malformed YAML: a plain value of only a sign and underscores",
                           file=label, hint="quote it") from None
+    except (NotImplementedError, AssertionError) as exc:  # its comment handling, at times
+        raise ConfigError(f"malformed YAML: ruamel.yaml cannot read it ({exc or 'assertion'})",
+                          file=label, hint="check comments and indentation") from None
     doc = Document(label, None)
     try:
         doc.data = _plain(node, (), doc.lines, [MAX_NODES])
@@ -195,6 +198,10 @@ class _Refused(Exception):
 _UNSURE_ASCII = re.compile("[^\n\r\x20-\x7e]")
 _UNSURE_TEXT = ("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                 "\U00010000-\U0010ffff]")   # compiled only for text that is not ASCII
+# where libyaml takes what ruamel.yaml refuses: a directive (%YAML 1.1, %TAG: ruamel.yaml reads
+# with them), a comment right after a block scalar's header (`|#`), a quoted key right before
+# its colon in a flow (`["a":b]`)
+_UNSURE_SYNTAX = re.compile(r"^%|[|>][-+0-9]*#|[\"']:\S", re.MULTILINE)
 _INT = re.compile(r"(?:0|-?[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 # what else ruamel.yaml's resolver reads as a YAML 1.2 number or timestamp (its patterns, read
@@ -234,8 +241,8 @@ class Unsure(Exception):
 def _load_plain(text: str, label: str) -> Document | None:
     """`text` read through libyaml's events, or None when ruamel.yaml must read it."""
     unsure = _UNSURE_ASCII if text.isascii() else _compiled(_UNSURE_TEXT)
-    if unsure.search(text) or "%" in text and re.search(r"^%", text, re.MULTILINE):
-        return None                              # directives (%YAML 1.1, %TAG) too
+    if unsure.search(text) or _UNSURE_SYNTAX.search(text):
+        return None
     try:
         import yaml
         parser = yaml.CSafeLoader             # AttributeError: PyYAML built without libyaml
@@ -284,8 +291,9 @@ def data_from_events(loader: Any, scalar: Callable[[str], Any],
             continue
         budget -= 1
         if budget < 0 or len(stack) > MAX_DEPTH or kind is yaml.AliasEvent \
-                or event.tag is not None:
-            raise Unsure
+                or event.tag is not None or event.anchor is not None:
+            raise Unsure    # (libyaml ends an anchor's name at `:`; PyYAML refuses a
+            #                  duplicate anchor)
         frame = stack[-1]
         container, path = frame[0], frame[1]
         if container.__class__ is dict and frame[2] is None:       # a key
@@ -301,6 +309,8 @@ def data_from_events(loader: Any, scalar: Callable[[str], Any],
             continue
         if kind is yaml.ScalarEvent:
             value = event.value if event.style else scalar(event.value)
+            if event.style in ("|", ">") and (not value or value[0] == "\n"):
+                raise Unsure    # blank lines first: ruamel.yaml refuses some libyaml takes
         elif kind is yaml.MappingStartEvent:
             value = {}
         elif kind is yaml.SequenceStartEvent:

@@ -160,6 +160,13 @@ def test_a_bad_file_and_a_sops_file_are_never_kept(tmp_path):
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
+def test_what_ruamel_yaml_fails_on_inside_is_one_config_error():
+    for text in ("a: #\n 1_0\n\n", "\n\n| #"):
+        with pytest.raises(ConfigError, match="ruamel.yaml cannot read it"):
+            load_text(text, "config/common.yaml")
+    assert load_text("a: #\n p\n\n", "t.yaml").data == {"a": "p"}     # valid: read quickly
+
+
 def test_merge_keys_are_read_even_alone_in_their_map():
     doc = load_text("a: &x {b: 1}\nc:\n  <<: *x\nd:\n  <<: *x\n  e: 2\n", "t.yaml")
     assert doc.data == {"a": {"b": 1}, "c": {"b": 1}, "d": {"e": 2, "b": 1}}
@@ -194,7 +201,9 @@ def _agrees(text):
     try:
         careful = yamlio._load_careful(text, "t.yaml")
     except ConfigError as exc:
-        assert quick is None, f"accepted what ruamel.yaml rejects ({exc}):\n{text}"
+        # (except where ruamel.yaml fails inside on valid YAML: its comment handling)
+        assert quick is None or "ruamel.yaml cannot read it" in str(exc), \
+            f"accepted what ruamel.yaml rejects ({exc}):\n{text}"
         return False
     if quick is None:
         return False
@@ -271,6 +280,10 @@ def test_the_quick_reading_agrees_on_every_kind_of_scalar():
     "a: [1, 2\n", "a: b: c\n", "- a\nb: 1\n", "a:\n  - b\n  -\n  - c\n", "a:\n-\n- x\n",
     "---\n", "", "# only a comment\n", "...\n", "plain\n", "a: " + "[" * 70 + "]" * 70 + "\n",
     "'a': 1\n\"b\": 2\n", "a: {b: [c, {d: e}], f: g}\n", "a: !!map {b: 1}\n", "a: &n\nb: 1\n",
+    # (found by review: libyaml and ruamel.yaml differ on these)
+    "a: &b:c 1\n", "&k:v a: 1\n", "a: |#note\n  x\n", "a: >-#\n  x\n", "a: |2#\n   x\n",
+    "a: |\n \n  x\n", "a: >\n \n  x\n", "a: |\r\n \r\n  x\r\n", "a:\n  b: |\n   \n    x\n",
+    "a: |\n \n  \n", '["a":b]\n', "a: #\n p\n\n", "a: #\n 1_0\n\n", "\n\n| #",
 ])
 def test_the_quick_reading_agrees_on_structure(text):
     _agrees(text)
