@@ -8,7 +8,8 @@ merging, sops decryption, helm lint, Kubernetes schema checks and policy, in par
 Prints both wall times and the ratio (goal: <= 1.5), with the deployer's caches warm (what
 an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions:
 kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
-emptied before each round; the prepared chart itself is kept, as the bare run uses it too).
+emptied before each round; the prepared chart itself is kept, as the bare run uses it too,
+and so is the downloaded cert-manager chart).
 The deployer's modules are byte-compiled first, as scripts/bootstrap leaves them.
 Asserts nothing.
 

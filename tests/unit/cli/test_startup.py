@@ -115,4 +115,5 @@ def test_the_collector_is_off_for_start_up_and_short_commands_only():
     assert _collector_after(["--root", "/nonexistent", "validate", "--all"]) == \
         "collector False True"
     # a process that uses the deployer as a library keeps its own setting
-    assert _collector_after(["validate", "--all"], via_run=False) == "collector True False"
+    assert _collector_after(["--root", "/nonexistent", "validate", "--all"],
+                            via_run=False) == "collector True False"
