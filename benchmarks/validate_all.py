@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """`deploy.py validate --all` against bare sequential `helm template` of the same members.
 
-Both use the same prepared chart (dependencies from the stand-in repository on 127.0.0.1)
-and the same merged values; the bare run does nothing but render (through the same helm
+Both use the same prepared chart (dependencies from the stand-in repository on 127.0.0.1,
+with the real charts' values schemas where the upstream reference data is on the machine: it
+says which) and the same merged values; the bare run does nothing but render (through the same helm
 adapter, so with the same Go settings). Validation adds values
 merging, sops decryption, helm lint, Kubernetes schema checks and policy, in parallel.
-Prints both wall times and the ratio (goal: <= 1.5), with the deployer's caches warm (what
+Prints both wall times and the ratio (goal: <= 1.5; each run once before it is timed), with
+the deployer's caches warm (what
 an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions:
 kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
 emptied before each round; the prepared chart itself is kept, as the bare run uses it too,
@@ -69,6 +71,8 @@ def main() -> None:
                 _empty_parse_caches(tmp / "cache")
                 full()
 
+            bare()                  # once unmeasured each: the OS's caches, the deployer's
+            full()
             bare_s, bare_cpu = _median(bare, rounds)
             full_s, full_cpu = _median(full, rounds)
             cold_s, cold_cpu = _median(cold, rounds)
@@ -77,6 +81,11 @@ def main() -> None:
                 env=env, check=True, capture_output=True, text=True).stdout
     print(f"members                                 : {len(members)} on {cores()} cores "
           "(the CPUs this process may run on)")
+    print("stand-in binderhub/jupyterhub charts     : " + (
+        f"with the real charts' values schemas ({chart_repo.UPSTREAM})" if chart_repo.UPSTREAM
+        else "WITHOUT the real charts' values schemas (no ../shared/upstream, no "
+             "$DEPLOYER_UPSTREAM_DIR): every render is lighter than with the real charts, "
+             "bare the most"))
     print(f"bare sequential helm template           : {bare_s:.2f} s wall, {bare_cpu:.2f} s CPU"
           f" (median of {rounds})")
     print(f"deploy.py validate --all                : {full_s:.2f} s wall, {full_cpu:.2f} s CPU"
