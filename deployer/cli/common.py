@@ -72,8 +72,9 @@ _current: contextvars.ContextVar[CliState] = contextvars.ContextVar("deployer_cl
 
 def begin(root: Path | None) -> CliState:
     """A new invocation (the app callback): its state, for the command that follows. In a
-    deploy.py process the cyclic garbage collector, off while the modules were imported
-    (see run() in deployer/cli/__init__.py), runs again from here, for commands that run long (deploy, smoke)."""
+    deploy.py process the cyclic garbage collector, off while the modules were imported (see
+    run() in deployer/cli/__init__.py), runs again from here, for commands that run long
+    (deploy, smoke)."""
     new = CliState(root=root.resolve() if root is not None else DEFAULT_ROOT)
     _current.set(new)
     if cli_package.gc_held:

@@ -42,6 +42,23 @@ def stat_text(stat: os.stat_result) -> str:
             f"{stat.st_ctime_ns}")
 
 
+def code_identity(*paths: str | Path | None) -> str | None:
+    """What keys an entry to the code that made it: the sha256 of these source files (a
+    module's own, a library's version file); None, so that nothing is kept, when one of them
+    is not there or cannot be read (an install of .pyc files only)."""
+    digest = hashlib.sha256()
+    try:
+        for path in paths:
+            if path is None:
+                return None
+            data = Path(path).read_bytes()
+            digest.update(f"{len(data)}:".encode())
+            digest.update(data)
+    except (OSError, TypeError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
 def file_identity(path: str | Path) -> str | None:
     """What tells one file (a tool's binary) from another without reading all of it: where
     it is, its inode, size and times, and its first and last 64 KiB (the whole of a small

@@ -14,7 +14,7 @@ from deployer.errors import ConfigError, ToolError
 from deployer.model import diskcache, fastschema
 from deployer.model.memo import shared
 from deployer.model.redact import MASK, Redactor
-from deployer.model.yamlio import Unsure, data_from_events
+from deployer.model.yamlio import Unsure, data_from_events, simple_number
 
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 
@@ -85,10 +85,15 @@ def parse(text: str) -> list[K8sObject]:
             loader = loader_class(doc)
             try:
                 body = loader.get_single_data()
-            except (yaml.YAMLError, ValueError) as exc:   # ValueError: `0x_`, `2001-13-45`
+            except yaml.YAMLError as exc:
                 label = source.group(1) if source else "rendered manifests"
                 raise ConfigError(f"template rendered invalid YAML: {exc}",
                                   file=label) from None
+            except ValueError as exc:          # `0x_`, `2001-13-45`: YAML 1.1 says a number
+                label = source.group(1) if source else "rendered manifests"
+                raise ConfigError(f"template rendered invalid YAML: a plain value that looks "
+                                  f"like a number or a date and is not one ({exc})", file=label,
+                                  hint="quote the value in the template") from None
             finally:
                 loader.dispose()
             tagged = loader.made_tuples
@@ -140,16 +145,11 @@ def _yaml11_scalar():
             return None
         if kind == "bool":
             return bools[value.lower()]
-        if kind == "int" and _SIMPLE_INT.fullmatch(value):
-            return int(value)
-        if kind == "float" and _SIMPLE_FLOAT.fullmatch(value):
-            return float(value)
+        number = simple_number(value) if kind in ("int", "float") else None
+        if number is not None:
+            return number
         raise Unsure            # 0755, 0x1F, 1_000, 1:30, .inf, timestamps, <<, =
     return scalar
-
-
-_SIMPLE_INT = re.compile(r"0|-?[1-9][0-9]*")
-_SIMPLE_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 
 
 @lru_cache(maxsize=1)
@@ -183,6 +183,7 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
     redactor = redactor or Redactor()
     result = Checked()
     version = _schema_version(kube_version)
+    kept = str(cache) if cache is not None else None
     for obj in objects:
         for key in ("apiVersion", "kind"):
             if not obj.body.get(key):
@@ -202,7 +203,6 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
                     obj.ref, obj.source, "apiVersion",
                     f"{obj.api_version} {obj.kind} is not served by Kubernetes {kube_version}"))
             continue
-        kept = str(cache) if cache is not None else None
         if not obj.tagged and fastschema.passes(_fast_validator(version, obj.kind,
                                                                 obj.api_version, kept),
                                                 obj.body):
@@ -357,18 +357,14 @@ def _kept_name(what: str, version: str) -> str | None:
     the code that learnt it (this module and fastschema)."""
     identity = diskcache.file_identity(_schemas_root() / f"v{version}-local-strict" /
                                        "_definitions.json")
-    sources = _sources()
-    return diskcache.key(what, version, identity, *sources) if identity and sources else None
+    code = _code_identity()
+    return diskcache.key(what, version, identity, code) if identity and code else None
 
 
 @lru_cache(maxsize=1)
-def _sources() -> tuple[bytes, bytes] | None:
-    """This module's code and fastschema's: what learns from the schemas (None, and nothing
-    kept, where they cannot be read: an install of .pyc files only)."""
-    try:
-        return Path(__file__).read_bytes(), Path(fastschema.__file__).read_bytes()
-    except (OSError, TypeError):
-        return None
+def _code_identity() -> str | None:
+    """This module's code and fastschema's: what learns from the schemas."""
+    return diskcache.code_identity(__file__, fastschema.__file__)
 
 
 def _definitions_doc(version: str) -> dict:

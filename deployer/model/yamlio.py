@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import io
 import re
 from functools import lru_cache
@@ -106,15 +105,10 @@ def _code_identity() -> str | None:
     from importlib.util import find_spec
 
     try:
-        digest = hashlib.sha256(Path(__file__).read_bytes())
-        for parser in ("ruamel.yaml", "yaml"):
-            spec = find_spec(parser)
-            if spec is None or not spec.origin:
-                return None
-            digest.update(Path(spec.origin).read_bytes())
-    except (ImportError, OSError, ValueError):
+        origins = [getattr(find_spec(parser), "origin", None) for parser in ("ruamel.yaml", "yaml")]
+    except (ImportError, ValueError):
         return None
-    return digest.hexdigest()
+    return diskcache.code_identity(__file__, *origins)
 
 
 def decode(raw: bytes, label: str) -> str:
@@ -160,9 +154,11 @@ def _load_careful(text: str, label: str) -> Document:
     except IndexError:     # ruamel.yaml reads `+_` as a number, and fails on it
         raise ConfigError("malformed YAML: a plain value of only a sign and underscores",
                           file=label, hint="quote it") from None
-    except (NotImplementedError, AssertionError) as exc:  # its comment handling, at times
-        raise ConfigError(f"malformed YAML: ruamel.yaml cannot read it ({exc or 'assertion'})",
-                          file=label, hint="check comments and indentation") from None
+    except (NotImplementedError, AssertionError):  # its comment handling, at times (what it
+        # says quotes the comment, which in a secrets file may hold a secret: not shown)
+        raise ConfigError("malformed YAML: ruamel.yaml cannot read it (it fails on a comment "
+                          "here)", file=label,
+                          hint="check the comments and indentation around values") from None
     doc = Document(label, None)
     try:
         doc.data = _plain(node, (), doc.lines, [MAX_NODES])
@@ -202,7 +198,7 @@ _UNSURE_TEXT = ("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\uff
 # with them), a comment right after a block scalar's header (`|#`), a quoted key right before
 # its colon in a flow (`["a":b]`)
 _UNSURE_SYNTAX = re.compile(r"^%|[|>][-+0-9]*#|[\"']:\S", re.MULTILINE)
-_INT = re.compile(r"(?:0|-?[1-9][0-9]*)")
+_INT = re.compile(r"0|-?[1-9][0-9]*")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 # what else ruamel.yaml's resolver reads as a YAML 1.2 number or timestamp (its patterns, read
 # with re.X; the tests try every short scalar of these characters against ruamel.yaml): a
@@ -331,6 +327,16 @@ def data_from_events(loader: Any, scalar: Callable[[str], Any],
     return root[0] if root else None
 
 
+def simple_number(value: str) -> int | float | None:
+    """`12`, `-3`, `0.25` as the number every YAML version reads them as; None for any other
+    text (no sign +, leading zeros, underscores, exponent, .inf...)."""
+    if _INT.fullmatch(value):
+        return int(value)
+    if _FLOAT.fullmatch(value):
+        return float(value)
+    return None
+
+
 def _plain_scalar(value: str) -> Any:
     """A plain (unquoted) scalar as YAML 1.2 reads it, where that is sure."""
     if value in _NULLS:
@@ -339,10 +345,9 @@ def _plain_scalar(value: str) -> Any:
     if first in "tTfF" and value in _BOOLS:
         return _BOOLS[value]
     if first in "-+0123456789.":
-        if _INT.fullmatch(value):
-            return int(value)
-        if _FLOAT.fullmatch(value):
-            return float(value)
+        number = simple_number(value)
+        if number is not None:
+            return number
         if _compiled(_NUMBER_OR_TIME, re.X).fullmatch(value):
             raise Unsure                       # 0x1F, 1_000, 1e3, .inf, 2025-01-01...
     elif value in ("<<", "="):

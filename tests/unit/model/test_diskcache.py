@@ -86,3 +86,24 @@ def test_only_a_program_itself_has_a_program_identity(tmp_path):
     assert diskcache.program_identity(tmp_path / "bin" / "helm") not in (
         None, diskcache.program_identity(elf))
     assert diskcache.program_identity(tmp_path / "bin" / "sops") is None
+
+
+def test_a_code_identity_changes_with_any_of_its_files_and_is_none_without_one(tmp_path):
+    from deployer.model.diskcache import code_identity
+
+    one, two = tmp_path / "one.py", tmp_path / "two.py"
+    one.write_text("a = 1\n")
+    two.write_text("b = 2\n")
+    first = code_identity(one, two)
+    assert first and first == code_identity(one, two)
+    two.write_text("b = 3\n")
+    assert code_identity(one, two) not in (None, first)
+    assert code_identity(one, tmp_path / "missing.py") is None
+    assert code_identity(one, None) is None
+    # ("ab", "c") is not ("a", "bc")
+    one.write_text("ab")
+    two.write_text("c")
+    split = code_identity(one, two)
+    one.write_text("a")
+    two.write_text("bc")
+    assert code_identity(one, two) != split

@@ -161,9 +161,10 @@ def test_a_bad_file_and_a_sops_file_are_never_kept(tmp_path):
 
 
 def test_what_ruamel_yaml_fails_on_inside_is_one_config_error():
-    for text in ("a: #\n 1_0\n\n", "\n\n| #"):
-        with pytest.raises(ConfigError, match="ruamel.yaml cannot read it"):
+    for text in ("a: #\n 1_0\n\n", "\n\n| #", "a: # s3cr3t-token\n 1_0\n\n"):
+        with pytest.raises(ConfigError, match="ruamel.yaml cannot read it") as info:
             load_text(text, "config/common.yaml")
+        assert "s3cr3t" not in str(info.value)     # what ruamel.yaml says quotes the comment
     assert load_text("a: #\n p\n\n", "t.yaml").data == {"a": "p"}     # valid: read quickly
 
 
