@@ -170,3 +170,30 @@ def test_lease_create_and_renew_with_conflicts(k8s_client, kube_api):
         coord.replace_namespaced_lease("deploy-lock", "default", stored)
     assert info.value.status == 409
     coord.replace_namespaced_lease("deploy-lock", "default", stored)  # the retry succeeds
+
+
+def test_deployment_reads_ready_only_once_its_replica_set_is(kubectl, k8s_client):
+    """As the deployment controller derives it: the first watch event in which a Deployment
+    reads rolled out (what helm 4's kstatus waits for) comes after its current ReplicaSet is
+    ready (what helm 3's --wait and the test after it read)."""
+    from kubernetes import watch
+
+    client, api = k8s_client
+    apps = client.AppsV1Api(api)
+    start = apps.list_namespaced_deployment("default").metadata.resource_version
+    kubectl("apply", "-n", "default", "-f", "-", input=DEPLOYMENT)
+    for event in watch.Watch().stream(apps.list_namespaced_deployment, "default",
+                                      resource_version=start, timeout_seconds=10):
+        deployment = event["object"]
+        status = deployment.status
+        if status and status.observed_generation == deployment.metadata.generation and \
+                status.ready_replicas == 2:
+            break
+    else:
+        pytest.fail("the Deployment never read ready")
+    sets = apps.list_namespaced_replica_set("default").items
+    assert [(rs.metadata.owner_references[0].name, rs.status.ready_replicas,
+             rs.status.observed_generation == rs.metadata.generation) for rs in sets] == \
+        [("web", 2, True)]
+    # the ReplicaSet's last write (its ready status) came before the Deployment's
+    assert int(sets[0].metadata.resource_version) < int(deployment.metadata.resource_version)

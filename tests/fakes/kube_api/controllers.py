@@ -10,7 +10,8 @@ Deployments get a ReplicaSet per pod template, as the deployment controller make
 `<deployment>-<template hash>`, owned by the Deployment (a controller ownerReference with its
 uid), labelled pod-template-hash, with the Deployment's replicas; older ones are scaled to 0
 and all are deleted with their Deployment (garbage collection). helm 3's `--wait` reads
-readiness from that ReplicaSet (helm 4's kstatus reads the Deployment). Simplified: the
+readiness from that ReplicaSet (helm 4's kstatus reads the Deployment, whose status reads
+ready only once its current ReplicaSet does, as the controller derives it). Simplified: the
 hash is not Kubernetes' FNV hash, and no Pods are created for it.
 """
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Controllers(threading.Thread):
         rt = next(t for t in self.api.registry.types if t.key == ("apps", "replicasets"))
         spec = deployment.get("spec") or {}
         template = spec.get("template") or {}
-        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        digest = _template_hash(template)
         current = f"{name}-{digest}"
         uid = deployment["metadata"].get("uid")
         with store.lock:
@@ -122,6 +123,8 @@ class Controllers(threading.Thread):
                 never = never or (parent is not None and self.api.faults.is_unready(
                     "deployments", ns, owner["name"], parent))
             settled = not never and time.monotonic() - changed >= self.delay
+            if settled and key == ("apps", "deployments"):
+                settled = self.replica_set_ready(ns, name, spec)
             if self.written.get((key, ns, name)) == (generation, settled) and \
                     status.get("observedGeneration") == generation:
                 return None
@@ -142,6 +145,23 @@ class Controllers(threading.Thread):
                                                         {"type": "ContainersReady",
                                                          "status": "True"}]}
         return None
+
+
+    def replica_set_ready(self, ns: str, name: str, spec: dict) -> bool:
+        """A Deployment's status follows its current ReplicaSet, as the deployment controller
+        sums it: it reads ready only once that ReplicaSet has observed its spec and is ready."""
+        current = f"{name}-{_template_hash(spec.get('template') or {})}"
+        with self.api.store.lock:
+            rs = self.api.store.objects.get(("apps", "replicasets"), {}).get((ns, current))
+        if rs is None:
+            return False
+        status = rs.get("status") or {}
+        return status.get("observedGeneration") == rs["metadata"].get("generation", 1) and \
+            status.get("readyReplicas", 0) >= (rs.get("spec") or {}).get("replicas", 1)
+
+
+def _template_hash(template: dict) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _owner(obj: dict) -> dict | None:
