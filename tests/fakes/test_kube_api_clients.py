@@ -182,12 +182,14 @@ def test_deployment_reads_ready_only_once_its_replica_set_is(kubectl, k8s_client
     apps = client.AppsV1Api(api)
     start = apps.list_namespaced_deployment("default").metadata.resource_version
     kubectl("apply", "-n", "default", "-f", "-", input=DEPLOYMENT)
-    for event in watch.Watch().stream(apps.list_namespaced_deployment, "default",
-                                      resource_version=start, timeout_seconds=10):
+    watching = watch.Watch()
+    for event in watching.stream(apps.list_namespaced_deployment, "default",
+                                 resource_version=start, timeout_seconds=10):
         deployment = event["object"]
         status = deployment.status
         if status and status.observed_generation == deployment.metadata.generation and \
                 status.ready_replicas == 2:
+            watching.stop()
             break
     else:
         pytest.fail("the Deployment never read ready")

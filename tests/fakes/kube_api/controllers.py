@@ -12,7 +12,9 @@ uid), labelled pod-template-hash, with the Deployment's replicas; older ones are
 and all are deleted with their Deployment (garbage collection). helm 3's `--wait` reads
 readiness from that ReplicaSet (helm 4's kstatus reads the Deployment, whose status reads
 ready only once its current ReplicaSet does, as the controller derives it). Simplified: the
-hash is not Kubernetes' FNV hash, and no Pods are created for it.
+hash is not Kubernetes' FNV hash, no Pods are created for it, the Deployment's counts come
+from its own spec (not summed over its ReplicaSets), older ReplicaSets scaled to 0 do not hold
+its rollout back, and `spec.paused` is not modelled.
 """
 from __future__ import annotations
 
@@ -124,7 +126,7 @@ class Controllers(threading.Thread):
                     "deployments", ns, owner["name"], parent))
             settled = not never and time.monotonic() - changed >= self.delay
             if settled and key == ("apps", "deployments"):
-                settled = self.replica_set_ready(ns, name, spec)
+                settled = self.replica_set_ready(ns, name, obj)
             if self.written.get((key, ns, name)) == (generation, settled) and \
                     status.get("observedGeneration") == generation:
                 return None
@@ -147,17 +149,22 @@ class Controllers(threading.Thread):
         return None
 
 
-    def replica_set_ready(self, ns: str, name: str, spec: dict) -> bool:
+    def replica_set_ready(self, ns: str, name: str, deployment: dict) -> bool:
         """A Deployment's status follows its current ReplicaSet, as the deployment controller
-        sums it: it reads ready only once that ReplicaSet has observed its spec and is ready."""
+        sums it: it reads ready only once that ReplicaSet (owned by this Deployment, not an
+        orphan of an earlier one of the same name) has observed its spec and has all the
+        Deployment's replicas ready."""
+        spec = deployment.get("spec") or {}
         current = f"{name}-{_template_hash(spec.get('template') or {})}"
         with self.api.store.lock:
             rs = self.api.store.objects.get(("apps", "replicasets"), {}).get((ns, current))
-        if rs is None:
+        if rs is None or (_owner(rs) or {}).get("uid") != deployment["metadata"].get("uid"):
             return False
         status = rs.get("status") or {}
+        wanted = spec.get("replicas", 1)
         return status.get("observedGeneration") == rs["metadata"].get("generation", 1) and \
-            status.get("readyReplicas", 0) >= (rs.get("spec") or {}).get("replicas", 1)
+            (rs.get("spec") or {}).get("replicas", 1) == wanted and \
+            status.get("readyReplicas", 0) >= wanted
 
 
 def _template_hash(template: dict) -> str:
