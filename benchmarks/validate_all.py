@@ -3,17 +3,18 @@
 
 Both use the same prepared chart (dependencies from the stand-in repository on 127.0.0.1,
 with the real charts' values schemas where the upstream reference data is on the machine: it
-says which) and the same merged values; the bare run does nothing but render (through the same helm
-adapter, so with the same Go settings). Validation adds values
-merging, sops decryption, helm lint, Kubernetes schema checks and policy, in parallel.
-Prints both wall times and the ratio (goal: <= 1.5; each run once before it is timed), with
-the deployer's caches warm (what
-an unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions:
-kept in $DEPLOYER_CACHE_DIR by content hash) and cold (those
-emptied before each round; the prepared chart itself is kept, as the bare run uses it too,
-and so is the downloaded cert-manager chart).
-The deployer's modules are byte-compiled first, as scripts/bootstrap leaves them.
-Asserts nothing.
+says which) and the same merged values; the bare run does nothing but render (through the
+same helm adapter, so with the same Go settings). Validation adds values merging, sops
+decryption, helm lint, Kubernetes schema checks and policy, in parallel.
+
+Prints both wall times and the ratio (goal: <= 1.5). Each is run once before it is timed,
+then their timed rounds are taken in turn (bare, validate, bare...), so that a change in the
+machine's load weighs on both alike. Measured with the deployer's caches warm (what an
+unchanged file parses to, what the prepared chart's tarballs hold, the tools' versions: kept
+in $DEPLOYER_CACHE_DIR by content hash) and cold (those emptied before each round; the
+prepared chart itself is kept, as the bare run uses it too, and so is the downloaded
+cert-manager chart). The deployer's modules are byte-compiled first, as scripts/bootstrap
+leaves them. Asserts nothing.
 
 Usage: benchmarks/validate_all.py [ROUNDS]   (default 5)
 """
@@ -73,8 +74,7 @@ def main() -> None:
 
             bare()                  # once unmeasured each: the OS's caches, the deployer's
             full()
-            bare_s, bare_cpu = _median(bare, rounds)
-            full_s, full_cpu = _median(full, rounds)
+            (bare_s, bare_cpu), (full_s, full_cpu) = _interleaved(bare, full, rounds)
             cold_s, cold_cpu = _median(cold, rounds)
             breakdown = subprocess.run(
                 [sys.executable, str(ROOT / "deploy.py"), "validate", "--all", "--timings"],
@@ -110,6 +110,17 @@ def _byte_compile() -> None:
     if not compileall.compile_dir(str(ROOT / "deployer"), quiet=2):
         print("warning: could not byte-compile deployer/ (not writable?): each round "
               "compiles it", file=sys.stderr)
+
+
+def _interleaved(first, second, rounds: int) -> tuple[tuple[float, float], ...]:
+    """_median of each, their rounds taken in turn (first, second, first...): a change in
+    the machine's load during the measurement weighs on both alike."""
+    times: list[list[tuple[float, float]]] = [[], []]
+    for _ in range(rounds):
+        for slot, func in enumerate((first, second)):
+            times[slot].append(_median(func, 1))
+    return tuple((statistics.median(w for w, _ in each), statistics.median(c for _, c in each))
+                 for each in times)
 
 
 def _median(func, rounds: int) -> tuple[float, float]:
