@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """`deploy.py validate --all` against bare sequential `helm template` of the same members.
 
-Both use the same prepared chart (dependencies from the stand-in repository on 127.0.0.1,
-with the real charts' values schemas where the upstream reference data is on the machine: it
-says which) and the same merged values; the bare run does nothing but render (through the
-same helm adapter, so with the same Go settings). Validation adds values merging, sops
-decryption, helm lint, Kubernetes schema checks and policy, in parallel.
+The bare run renders every release the members deploy, as validate does: each member's
+release of the federation's chart, and the prerequisite releases (cert-manager) of the
+members that have them. Both use the same prepared chart (dependencies from the stand-in
+repository on 127.0.0.1, with the real charts' values schemas where the upstream reference
+data is on the machine: it says which), the same pulled prerequisite charts and the same
+merged values; the bare run does nothing but render (through the same helm adapter, so with
+the same Go settings). Validation adds values merging, sops decryption, helm lint,
+Kubernetes schema checks and policy, in parallel. The federation's chart alone, bare (what
+this compared against before members had prerequisite releases), is printed too, with
+validate's ratio to it.
 
 Prints both wall times and the ratio (goal: <= 1.5). Each is run once before it is timed,
 then their timed rounds are taken in turn (bare, validate, bare...), so that a change in the
@@ -31,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from deployer.adapters import helm  # noqa: E402
 from deployer.model.workspace import Workspace  # noqa: E402
-from deployer.stages import chart  # noqa: E402
+from deployer.model.prerequisites import member_values as prerequisite_values  # noqa: E402
+from deployer.stages import chart, prerequisites  # noqa: E402
 from deployer.stages.render import member_values  # noqa: E402
 from deployer.stages.validate import cores  # noqa: E402
 from deployer.model.yamlio import dump  # noqa: E402
@@ -55,13 +61,26 @@ def main() -> None:
             runner = helm.Helm(env, console=ws.console, echo=False)
             prepared = chart.prepare(ws, runner, url)
             members = list(ws.federation.members.values())
-            inputs = [(m, dump(member_values(ws, m).for_helm(prepared.defaults())))
-                      for m in members]
+            # every release a member deploys: the federation's chart, then the prerequisite
+            # releases (cert-manager) of the members that have them
+            charts, prerequisite_releases = [], []
+            for m in members:
+                text = dump(member_values(ws, m).for_helm(prepared.defaults()))
+                charts.append((m.release, str(prepared.path), m.namespace, text,
+                               m.kubernetes_version))
+                for prereq in ws.federation.prerequisites_of(m):
+                    pulled = prerequisites.fetch(ws, runner, prereq, url)
+                    values = prerequisite_values(ws.root, prereq, m, ws.parse_cache)
+                    prerequisite_releases.append((prereq.release, str(pulled), prereq.namespace,
+                                                  values.values_yaml, m.kubernetes_version))
 
             def bare() -> None:
-                for member, text in inputs:
-                    runner.template(member.release, str(prepared.path), member.namespace, text,
-                                    member.kubernetes_version)
+                for release in charts + prerequisite_releases:
+                    runner.template(*release)
+
+            def bare_chart() -> None:
+                for release in charts:
+                    runner.template(*release)
 
             def full() -> None:
                 subprocess.run([sys.executable, str(ROOT / "deploy.py"), "validate", "--all"],
@@ -74,7 +93,8 @@ def main() -> None:
 
             bare()                  # once unmeasured each: the OS's caches, the deployer's
             full()
-            (bare_s, bare_cpu), (full_s, full_cpu) = _interleaved(bare, full, rounds)
+            (bare_s, bare_cpu), (full_s, full_cpu), (chart_s, chart_cpu) = _interleaved(
+                (bare, full, bare_chart), rounds)
             cold_s, cold_cpu = _median(cold, rounds)
             breakdown = subprocess.run(
                 [sys.executable, str(ROOT / "deploy.py"), "validate", "--all", "--timings"],
@@ -87,10 +107,14 @@ def main() -> None:
              "$DEPLOYER_UPSTREAM_DIR): every render is lighter than with the real charts, "
              "bare the most"))
     print(f"bare sequential helm template           : {bare_s:.2f} s wall, {bare_cpu:.2f} s CPU"
-          f" (median of {rounds})")
+          f" (median of {rounds}; every release the members deploy: {len(charts)} of the "
+          f"federation's chart, {len(prerequisite_releases)} prerequisite)")
     print(f"deploy.py validate --all                : {full_s:.2f} s wall, {full_cpu:.2f} s CPU"
           f" (median of {rounds})")
     print(f"ratio validate / bare (goal <= 1.5)     : {full_s / bare_s:.2f}")
+    print(f"  the federation's chart alone, bare    : {chart_s:.2f} s wall, {chart_cpu:.2f} s CPU"
+          f"; validate / that: {full_s / chart_s:.2f} (validate renders and checks the "
+          "prerequisite releases too)")
     print(f"deploy.py validate --all, caches cold   : {cold_s:.2f} s wall, {cold_cpu:.2f} s CPU"
           f" (median of {rounds}); ratio {cold_s / bare_s:.2f}")
     print("  (validate renders each member with helm, lints the chart once per Kubernetes "
@@ -112,15 +136,15 @@ def _byte_compile() -> None:
               "compiles it", file=sys.stderr)
 
 
-def _interleaved(first, second, rounds: int) -> tuple[tuple[float, float], ...]:
-    """_median of each, their rounds taken in turn (first, second, first...): a change in
-    the machine's load during the measurement weighs on both alike."""
-    times: list[list[tuple[float, float]]] = [[], []]
+def _interleaved(funcs, rounds: int) -> list[tuple[float, float]]:
+    """_median of each of `funcs`, their rounds taken in turn (first, second, ..., first...):
+    a change in the machine's load during the measurement weighs on all of them alike."""
+    times: list[list[tuple[float, float]]] = [[] for _ in funcs]
     for _ in range(rounds):
-        for slot, func in enumerate((first, second)):
+        for slot, func in enumerate(funcs):
             times[slot].append(_median(func, 1))
-    return tuple((statistics.median(w for w, _ in each), statistics.median(c for _, c in each))
-                 for each in times)
+    return [(statistics.median(w for w, _ in each), statistics.median(c for _, c in each))
+            for each in times]
 
 
 def _median(func, rounds: int) -> tuple[float, float]:
