@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from deployer.errors import ConfigError
-from deployer.model import fastschema
 from deployer.model.federation import check_schema
 from deployer.model.yamlio import KeyPath, format_path, load_file, parse_path
 
@@ -91,7 +88,7 @@ class Dependencies:
 def load(root: Path) -> Dependencies:
     """config/dependencies.yaml of the repository at `root` (schema-checked)."""
     doc = load_file(root / DEPENDENCIES_FILE, DEPENDENCIES_FILE)
-    check_schema(doc, _schema(), _fast_schema())
+    check_schema(doc, SCHEMA_PATH)
     items = {}
     for name, entry in doc.data["dependencies"].items():
         line = doc.line_of(("dependencies", name))
@@ -183,16 +180,6 @@ def replace_scalar(text: str, path: KeyPath, new: str, label: str) -> str:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-@lru_cache(maxsize=None)
-def _fast_schema() -> Any:
-    return fastschema.validator_for(_schema())
-
-
 def _check_source(name: str, entry: dict, line: int | None) -> None:
     kind, source = entry["kind"], entry["source"]
     ok = {"helm-chart": source.startswith(("https://", "http://")),

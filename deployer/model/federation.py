@@ -195,7 +195,7 @@ def load(root: Path, parse_cache: Path | None = None) -> Federation:
     """Read, schema-check and type config/federation.yaml under `root` (`parse_cache`: see
     yamlio.load_file)."""
     doc = load_file(root / FEDERATION_FILE, FEDERATION_FILE, cache=parse_cache)
-    check_schema(doc, _schema(), _fast_schema())
+    check_schema(doc, SCHEMA_PATH)
     data = doc.data
     members = {name: _member(name, entry) for name, entry in data["members"].items()}
     fed = data["federation"]
@@ -419,9 +419,11 @@ def _check_prime(fed: Federation) -> list[ConfigError]:
     return []
 
 
-def check_schema(doc: Document, schema: dict, fast: Any | None = None) -> None:
-    """Validate a document; raise one ConfigError for the first problem (by line). `fast`:
-    the schema compiled by fastschema.validator_for (what it passes needs no more)."""
+def check_schema(doc: Document, schema_path: Path) -> None:
+    """Validate a document against the JSON Schema file `schema_path`; raise one ConfigError
+    for the first problem (by line). What the schema's compiled fast check passes needs no
+    more (see model/fastschema.py)."""
+    schema, fast = schema_file(schema_path)
     if fastschema.passes(fast, doc.data):
         return
     import jsonschema
@@ -448,13 +450,11 @@ def _conditional(err) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-@lru_cache(maxsize=None)
-def _fast_schema() -> Any:
-    return fastschema.validator_for(_schema())
+def schema_file(path: Path) -> tuple[dict, Any]:
+    """A JSON Schema file of the deployer's and its compiled fast check (None where there is
+    none), read once per process."""
+    schema = json.loads(Path(path).read_text())
+    return schema, fastschema.validator_for(schema)
 
 
 def _prime(value) -> str | None:

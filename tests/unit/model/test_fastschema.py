@@ -155,8 +155,9 @@ def test_what_the_fast_check_passes_of_a_config_file_python_jsonschema_passes(mo
 
     loader = importlib.import_module(f"deployer.model.{module}")
     data = yaml.safe_load((ROOT / path).read_text())
-    schema = loader._schema()
-    fast = loader._fast_schema()
+    from deployer.model.federation import schema_file
+
+    schema, fast = schema_file(loader.SCHEMA_PATH)
     slow = jsonschema.validators.validator_for(schema)(schema)
     assert fastschema.passes(fast, data) and not list(slow.iter_errors(data))
     passed, sent = _agree(fast, slow, data)
