@@ -135,22 +135,20 @@ def _after_failure(step: Step, target: Member, before: Revision | None,
                 raise
             except DeployerError as rollback_exc:
                 left = step.rollback_window - (time.monotonic() - start)
-                if left <= 0 or (step.abort is not None and step.abort.is_set()):
+                def gave_up(how: str) -> DeployError:
                     step.report.outcome = Outcome.ROLLBACK_FAILED
-                    raise DeployError(
-                        f"{name} failed: {exc.message}; the rollback of release {rel} failed "
-                        f"too: {rollback_exc.message}",
+                    return DeployError(
+                        f"{name} failed: {exc.message}; the rollback of release {rel} {how}: "
+                        f"{rollback_exc.message}",
                         hint=f"the member needs a person: see helm history {rel} "
-                             f"--namespace {target.namespace}") from None
+                             f"--namespace {target.namespace}")
+
+                if left <= 0 or (step.abort is not None and step.abort.is_set()):
+                    raise gave_up("failed too") from None
                 step.say(f"rollback attempt failed ({rollback_exc.message}); retrying in "
                          f"{min(pause, left):.0f}s")
                 if step.abort is not None and step.abort.wait(min(pause, left)):
-                    step.report.outcome = Outcome.ROLLBACK_FAILED
-                    raise DeployError(
-                        f"{name} failed: {exc.message}; the rollback of release {rel} was "
-                        f"stopped (interrupted twice): {rollback_exc.message}",
-                        hint=f"the member needs a person: see helm history {rel} "
-                             f"--namespace {target.namespace}") from None
+                    raise gave_up("was stopped (interrupted twice)") from None
                 if step.abort is None:
                     time.sleep(min(pause, left))
                 pause = min(pause * 2, 30)
