@@ -70,22 +70,24 @@ def main() -> None:
             charts, prerequisite_releases = [], []
             for m in members:
                 text = dump(member_values(ws, m).for_helm(prepared.defaults()))
-                charts.append((m.release, str(prepared.path), m.namespace, text,
-                               m.kubernetes_version, True,
-                               api_versions(prepared, m, ws.cache_dir)))
+                charts.append(dict(release=m.release, chart=str(prepared.path),
+                                   namespace=m.namespace, values_yaml=text,
+                                   kube_version=m.kubernetes_version,
+                                   api_versions=api_versions(prepared, m, ws.cache_dir)))
                 for prereq in ws.federation.prerequisites_of(m):
                     pulled = prerequisites.fetch(ws, runner, prereq, url)
                     values = prerequisite_values(ws.root, prereq, m, ws.parse_cache)
-                    prerequisite_releases.append((prereq.release, str(pulled), prereq.namespace,
-                                                  values.values_yaml, m.kubernetes_version))
+                    prerequisite_releases.append(dict(
+                        release=prereq.release, chart=str(pulled), namespace=prereq.namespace,
+                        values_yaml=values.values_yaml, kube_version=m.kubernetes_version))
 
             def bare() -> None:
                 for release in charts + prerequisite_releases:
-                    runner.template(*release)
+                    runner.template(**release)
 
             def bare_chart() -> None:
                 for release in charts:
-                    runner.template(*release)
+                    runner.template(**release)
 
             def full() -> None:
                 subprocess.run([sys.executable, str(ROOT / "deploy.py"), "validate", "--all"],

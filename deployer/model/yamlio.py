@@ -156,9 +156,11 @@ def _load_careful(text: str, label: str) -> Document:
                           file=label, hint="quote it") from None
     except (NotImplementedError, AssertionError):  # its comment handling, at times (what it
         # says quotes the comment, which in a secrets file may hold a secret: not shown)
-        raise ConfigError("malformed YAML: ruamel.yaml cannot read it (it fails on a comment "
-                          "here)", file=label,
-                          hint="check the comments and indentation around values") from None
+        raise ConfigError("malformed YAML: ruamel.yaml cannot read it: it fails on a comment "
+                          "in this file (a limit of that parser; the YAML itself may be valid)",
+                          file=label,
+                          hint="put a comment that sits between a key and its value on a line "
+                               "of its own, and check the indentation around comments") from None
     doc = Document(label, None)
     try:
         doc.data = _plain(node, (), doc.lines, [MAX_NODES])

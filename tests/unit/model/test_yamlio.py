@@ -216,10 +216,12 @@ def _agrees(text):
 def _corpus():
     from pathlib import Path
 
+    from tests.fakes.chart_repo import UPSTREAM
+
     root = Path(__file__).resolve().parents[3]
     found = []
     for base in (root / "config", root / "mybinder", root / "tests", root / "secrets",
-                 root.parent / "shared" / "upstream", root / ".github"):
+                 *([UPSTREAM] if UPSTREAM else []), root / ".github"):
         found += sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml")
                         and p.is_file() and p.stat().st_size < 400_000)
     return found
