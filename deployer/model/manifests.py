@@ -27,6 +27,8 @@ class K8sObject:
     source: str = ""
     # its YAML has tags that make tuples (!!omap, !!pairs): python-jsonschema alone judges it
     tagged: bool = field(default=False, compare=False)
+    # key paths written twice in one map (YAML loaders, helm's too, keep the last silently)
+    duplicates: tuple[tuple, ...] = field(default=(), compare=False)
 
     @property
     def kind(self) -> str:
@@ -48,7 +50,8 @@ class K8sObject:
 
 @dataclass
 class Problem:
-    """A rendered object that the member's Kubernetes would reject."""
+    """A finding on a rendered object: what the member's Kubernetes would reject (or, among
+    Checked.warnings, what it takes though the template surely did not mean it)."""
 
     obj: str
     source: str
@@ -67,6 +70,8 @@ class Checked:
 
     problems: list[Problem] = field(default_factory=list)
     custom: list[str] = field(default_factory=list)  # custom resources: no built-in schema
+    # what the API server takes but the template surely did not mean (keys written twice)
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def parse(text: str) -> list[K8sObject]:
@@ -97,9 +102,56 @@ def parse(text: str) -> list[K8sObject]:
             finally:
                 loader.dispose()
             tagged = loader.made_tuples
+            duplicates = duplicate_keys(doc)
+        else:
+            duplicates = ()
         if isinstance(body, dict) and body:
-            objects.append(K8sObject(body, source.group(1) if source else "", tagged=tagged))
+            objects.append(K8sObject(body, source.group(1) if source else "", tagged=tagged,
+                                     duplicates=duplicates))
     return objects
+
+
+def duplicate_keys(doc: str) -> tuple[tuple, ...]:
+    """Key paths a YAML document writes twice in one map (a key and the map it is in: the
+    second value silently replaces the first in every loader, helm's included). Keys are
+    compared as PyYAML's safe loader reads them; merge keys (`<<`) are not duplicates. Only
+    documents that the quick reader left to the loader are asked (it refuses duplicates)."""
+    import yaml
+    from yaml.constructor import SafeConstructor
+
+    try:
+        root = yaml.compose(doc, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, ValueError):
+        return ()
+    construct = SafeConstructor()
+    found = []
+    budget = 100_000          # aliases make a small document a huge tree
+    stack: list = [(root, ())]
+    visited: set[int] = set()
+    while stack and budget > 0:
+        node, path = stack.pop()
+        budget -= 1
+        if node is None or id(node) in visited:
+            continue
+        visited.add(id(node))
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(item, path + (i,)) for i, item in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                try:
+                    key = construct.construct_object(key_node, deep=True)
+                    if key in seen:
+                        found.append(path + (key,))
+                    seen.add(key)
+                except Exception:  # noqa: BLE001 - an unhashable key: the loader reported it
+                    continue
+                children.append((value_node, path + (key,)))
+        stack.extend(reversed(children))       # in document order: an alias's first path
+    return tuple(dict.fromkeys(found))
 
 
 _UNSURE = object()
@@ -185,6 +237,10 @@ def validate(objects: Iterable[K8sObject], kube_version: str,
     version = _schema_version(kube_version)
     kept = str(cache) if cache is not None else None
     for obj in objects:
+        result.warnings.extend(
+            Problem(obj.ref, obj.source, _dotted(path), "this key is written twice in one map: "
+                    "helm keeps the last value and drops the other without a word")
+            for path in obj.duplicates)
         for key in ("apiVersion", "kind"):
             if not obj.body.get(key):
                 result.problems.append(Problem(obj.ref, obj.source, key, "missing"))

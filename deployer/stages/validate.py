@@ -308,6 +308,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
         report.errors.extend(f"{p} (Kubernetes {member.kubernetes_version})"
                              for p in checked.problems)
         report.custom = checked.custom
+        report.warnings.extend(str(w) for w in checked.warnings)
         with report.timed("site checks"):
             report.errors.extend(str(v) for v in site_checks.check_rendered(
                 ws.federation, member, mv, rendered.objects, prepared.subcharts(),

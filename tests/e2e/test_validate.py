@@ -522,3 +522,19 @@ def _strings(node):
     if isinstance(node, list):
         return [s for v in node for s in _strings(v)]
     return [str(node)] if node not in (None, "") else []
+
+
+def test_a_key_a_template_writes_twice_warns_naming_the_template(run, repo):
+    # helm keeps the last of two equal keys without a word; validate says which template
+    example = run("validate", "--all")
+    assert example.returncode == 0 and "written twice" not in example.stderr, example.stderr
+    path = repo / "mybinder/templates/static/deployment.yaml"
+    text = path.read_text()
+    assert text.count("replicas: {{ $st.replicas }}") == 1
+    path.write_text(text.replace("replicas: {{ $st.replicas }}",
+                                 "replicas: {{ $st.replicas }}\n  replicas: 3"))
+    result = run("validate", "aws")
+    assert result.returncode == 0, result.stderr          # a warning: the API server takes it
+    assert ("warning: aws: Deployment/static (mybinder/templates/static/deployment.yaml): "
+            "spec.replicas: this key is written twice in one map: helm keeps the last value "
+            "and drops the other without a word") in result.stderr

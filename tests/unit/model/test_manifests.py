@@ -269,3 +269,34 @@ def test_what_the_quick_reading_leaves_to_the_loader_is_read_as_before():
     assert first.body["data"] == {"mode": 493, "when": __import__("datetime").date(2001, 12, 14)}
     assert second.body["other"] is second.body["metadata"] and second.tagged
     assert not first.tagged and first.source == "c/templates/a.yaml"
+
+
+def test_a_key_written_twice_in_one_map_is_found_with_its_path():
+    text = ("---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata:\n  name: a\n  labels:\n    app: x\n    tier: web\n    app: x\n"
+            "data:\n  list: |\n    app: not a key\n"
+            "---\n# Source: c/templates/b.yaml\napiVersion: v1\nkind: List\nmetadata: {name: b}\n"
+            "items:\n  - {kind: ConfigMap, metadata: {name: c}, kind: Secret}\n"
+            "---\n# Source: c/templates/ok.yaml\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: ok}\n")
+    first, second, third = manifests.parse(text)
+    assert first.duplicates == (("metadata", "labels", "app"),)
+    assert first.body["metadata"]["labels"] == {"app": "x", "tier": "web"}   # read as before
+    assert second.duplicates == (("items", 0, "kind"),)
+    assert third.duplicates == ()
+    checked = manifests.validate([first], "1.34")
+    assert checked.problems == []                       # the API server takes it: a warning
+    assert [str(w) for w in checked.warnings] == [
+        "ConfigMap/a (c/templates/a.yaml): metadata.labels.app: this key is written twice in "
+        "one map: helm keeps the last value and drops the other without a word"]
+
+
+def test_keys_are_compared_as_the_loader_reads_them():
+    # YAML 1.1: `on` and `true` are one key; `"1"` and `1` are two; merge keys and the keys
+    # they bring are not duplicates; an alias is walked once
+    assert manifests.duplicate_keys("a:\n  on: 1\n  true: 2\n") == (("a", True),)
+    assert manifests.duplicate_keys("a:\n  '1': x\n  1: y\n") == ()
+    assert manifests.duplicate_keys(
+        "base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  x: 3\nn:\n  <<: [*b]\n  <<: *b\n") == ()
+    assert manifests.duplicate_keys("a: &a {k: 1, k: 2}\nb: *a\nc: [*a, *a]\n") == (("a", "k"),)
+    assert manifests.duplicate_keys("[unclosed\n") == ()
