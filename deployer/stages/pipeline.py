@@ -758,6 +758,8 @@ def _validate(ws: Workspace, member: Member, prepared, rendered: Rendered, *,
     problems = policy.check_federation(ws.federation).get(member.name, []) if strict else []
     checked, objects = check_member(ws, Helm(ws.env, console=ws.console, echo=False), prepared,
                                     member, problems, rendered.values)
+    for line in checked.warnings:          # as `validate` shows them; they stop nothing
+        ws.console.warn(f"{member.name}: {line}")
     if objects is None:
         if not strict:
             raise DeployError("cannot render: " + "; ".join(checked.errors))

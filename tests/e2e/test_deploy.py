@@ -456,3 +456,14 @@ def test_a_discovery_outage_is_retried_then_named_not_taken_for_a_missing_kind(
     assert result.returncode == 1
     assert "discovery of cert-manager.io/v1: HTTP 503" in result.stderr
     assert "does not serve" not in result.stderr
+
+
+def test_validation_warnings_are_shown_by_deploy_and_stop_nothing(cli, fleet, repo):
+    path = repo / "mybinder/templates/static/deployment.yaml"
+    path.write_text(path.read_text().replace("replicas: {{ $st.replicas }}",
+                                             "replicas: {{ $st.replicas }}\n  replicas: 3"))
+    result = cli("deploy", "staging", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: staging: Deployment/static (mybinder/templates/static/deployment.yaml): "
+            "spec.replicas: this key is written twice in one map") in result.stderr
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
