@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -105,11 +108,14 @@ class DiskCache:
         """The value kept under `name`, or None (also for no name)."""
         if self.directory is None or name is None:
             return None
+        path = self.directory / f"{name}.json"
         try:
-            with open(self.directory / f"{name}.json", encoding="utf-8") as handle:
-                return json.load(handle)
+            with open(path, encoding="utf-8") as handle:
+                value = json.load(handle)
         except (OSError, ValueError):
             return None
+        touch(path)               # used: kept by prune() for another KEEP_DAYS
+        return value
 
     def put(self, name: str | None, value: Any) -> None:
         """Keep `value` under `name` if JSON gives it back as it is (not: a date, bytes, a
@@ -136,4 +142,117 @@ class DiskCache:
             pass
 
 
-__all__ = ["DiskCache", "default_dir", "file_identity", "key", "program_identity", "stat_text"]
+KEEP_DAYS = 30            # what no run used for this long is removed (see prune)
+_DAY = 86400.0
+_ENTRY = re.compile(r"[0-9a-f]{64}\.json")
+_PREPARED = re.compile(r"[0-9a-f]{20}")            # stages.chart: a prepared chart's directory
+_PULLED = re.compile(r"[0-9a-f]{12}")              # stages.prerequisites: a repository's charts
+# the directories of DiskCache entries (what files parse to, what tools say, what is read of
+# the Kubernetes schemas); `prerequisite-renders` was kept by earlier versions
+ENTRY_DIRS = ("yaml", "hcl", "kubernetes", "tools", "prerequisite-renders")
+COMPLETE_MARKER = ".deployer-complete"             # in a prepared chart that is whole
+PRUNED_STAMP = ".deployer-pruned"
+
+
+def touch(path: str | Path) -> None:
+    """Note that a kept thing was used now (its mtime), so that prune() keeps it; a cache
+    that cannot be written (read-only) is left as it is."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def prune_daily(directory: str | Path | None, now: float | None = None) -> list[Path]:
+    """prune() the cache directory at most once a day (the first run of the day does it; the
+    others see its stamp). Returns what was removed."""
+    if directory is None:
+        return []
+    directory = Path(directory)
+    now = time.time() if now is None else now
+    stamp = directory / PRUNED_STAMP
+    try:
+        if now - stamp.stat().st_mtime < _DAY:
+            return []
+    except OSError:
+        if not directory.is_dir():
+            return []
+    try:
+        stamp.touch()
+        os.utime(stamp, (now, now))
+    except OSError:
+        return []             # a cache this run cannot write: nothing is removed either
+    return prune(directory, now=now)
+
+
+def prune(directory: str | Path, keep_days: float = KEEP_DAYS,
+          now: float | None = None) -> list[Path]:
+    """Remove what the deployer keeps in `directory` and no run used for `keep_days` days
+    (each use touches it): prepared charts (complete ones: their marker), DiskCache entries,
+    pulled prerequisite charts; and what interrupted runs left half-made, after a day. Only
+    what the deployer names so is looked at: anything else in the directory stays. A
+    prepared chart is renamed away before it is deleted, so a run never finds one half
+    deleted. Returns what was removed."""
+    directory = Path(directory)
+    now = time.time() if now is None else now
+    old, stale = now - keep_days * _DAY, now - _DAY
+    removed: list[Path] = []
+
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return now
+
+    def remove(path: Path) -> None:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
+                os.replace(path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+
+    def children(path: Path) -> list[Path]:
+        try:
+            return sorted(path.iterdir())
+        except OSError:
+            return []
+
+    for top in children(directory):
+        name = top.name
+        if name.startswith(".trash-") and top.is_dir():
+            shutil.rmtree(top, ignore_errors=True)          # an earlier prune was cut short
+        elif _PREPARED.fullmatch(name) and top.is_dir():
+            # its directory's mtime: when it was last used (stages.chart touches it)
+            complete = any((chart / COMPLETE_MARKER).is_file() for chart in children(top))
+            if complete and mtime(top) < old:
+                remove(top)
+            elif not complete and mtime(top) < stale and all(
+                    child.name.startswith("chart-") for child in children(top)):
+                remove(top)                                  # never completed
+            else:
+                for child in children(top):                  # a preparation cut short
+                    if child.name.startswith("chart-") and mtime(child) < stale:
+                        remove(child)
+        elif name in ENTRY_DIRS and top.is_dir():
+            for entry in children(top):
+                if (_ENTRY.fullmatch(entry.name) and mtime(entry) < old) or (
+                        entry.name.startswith(".tmp-") and mtime(entry) < stale):
+                    remove(entry)
+        elif name == "prerequisites" and top.is_dir():
+            for repo in children(top):
+                if not (_PULLED.fullmatch(repo.name) and repo.is_dir()):
+                    continue
+                for entry in children(repo):
+                    if (entry.suffix == ".tgz" and entry.is_file() and mtime(entry) < old) or (
+                            entry.name.startswith("pull-") and mtime(entry) < stale):
+                        remove(entry)
+    return removed
+
+
+__all__ = ["DiskCache", "KEEP_DAYS", "default_dir", "file_identity", "key", "program_identity",
+           "prune", "prune_daily", "stat_text", "touch"]

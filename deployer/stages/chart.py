@@ -19,10 +19,11 @@ from pathlib import Path
 
 from deployer.errors import ConfigError, DeployError
 from deployer.adapters.helm import Helm, HelmError
+from deployer.model import diskcache
 from deployer.model.memo import shared
 from deployer.model.workspace import Workspace
 
-COMPLETE_MARKER = ".deployer-complete"
+COMPLETE_MARKER = diskcache.COMPLETE_MARKER     # in a prepared chart that is whole
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,10 @@ def prepare(ws: Workspace, helm: Helm, mirror: str | None = None) -> PreparedCha
                           hint="federation.chart in config/federation.yaml names the chart dir")
     deps = dependencies(ws)
     dest = cache_dir(ws) / _content_key(source, mirror) / source.name
+    diskcache.prune_daily(cache_dir(ws))
     if (dest / COMPLETE_MARKER).is_file():
-        return PreparedChart(dest, deps)
+        diskcache.touch(dest.parent)     # used now: diskcache.prune keeps it (not the marker:
+        return PreparedChart(dest, deps)  # the facts kept beside it are keyed by its mtime)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="chart-", dir=dest.parent))
     # a private repository list: resolving dependencies never touches the operator's helm repos

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from deployer.adapters.helm import Helm, HelmError, schema_violations
 from deployer.errors import ConfigError, DeployError
-from deployer.model import manifests
+from deployer.model import diskcache, manifests
 from deployer.model.federation import FEDERATION_FILE, Member, Prerequisite
 from deployer.model.manifests import K8sObject
 from deployer.model.prerequisites import PrerequisiteValues, member_values
@@ -78,6 +78,7 @@ def fetch(ws: Workspace, helm: Helm, prereq: Prerequisite, mirror: str | None = 
     where = cache_dir(ws) / "prerequisites" / hashlib.sha256(url.encode()).hexdigest()[:12]
     target = where / f"{prereq.chart}-{prereq.version}.tgz"
     if target.is_file():
+        diskcache.touch(target)          # used now: diskcache.prune keeps it
         return target
     where.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pull-", dir=where))

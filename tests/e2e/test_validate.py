@@ -538,3 +538,29 @@ def test_a_key_a_template_writes_twice_warns_naming_the_template(run, repo):
     assert ("warning: aws: Deployment/static (mybinder/templates/static/deployment.yaml): "
             "spec.replicas: this key is written twice in one map: helm keeps the last value "
             "and drops the other without a word") in result.stderr
+
+
+def test_the_cache_drops_what_no_run_used_for_a_month(run, tmp_path):
+    import os
+    import shutil
+    import time
+
+    cache = tmp_path / "cache"
+    own = {"DEPLOYER_CACHE_DIR": str(cache)}
+    assert run("validate", "staging", extra_env=own).returncode == 0
+    (prepared,) = [p.parent.parent for p in cache.glob("*/mybinder/.deployer-complete")]
+    assert (cache / ".deployer-pruned").is_file()
+    # what older runs left: a chart as it was before an edit, a parse of an older file
+    shutil.copytree(prepared, cache / ("0" * 20))
+    (cache / "yaml" / ("0" * 64 + ".json")).write_text("{}")
+    (cache / "notes.txt").write_text("another program's")
+    old = time.time() - 40 * 86400
+    for path in [*cache.rglob("*"), cache]:
+        os.utime(path, (old, old))
+    result = run("validate", "staging", extra_env=own)
+    assert result.returncode == 0, result.stderr
+    assert not (cache / ("0" * 20)).exists() and not (cache / "yaml" / ("0" * 64 + ".json")).exists()
+    assert (cache / "notes.txt").exists()
+    assert (cache / ".deployer-pruned").stat().st_mtime > old + 1
+    assert (prepared / "mybinder" / ".deployer-complete").is_file()    # prepared again, used
+    assert prepared.stat().st_mtime > old + 1

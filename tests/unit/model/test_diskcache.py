@@ -107,3 +107,88 @@ def test_a_code_identity_changes_with_any_of_its_files_and_is_none_without_one(t
     one.write_text("a")
     two.write_text("bc")
     assert code_identity(one, two) != split
+
+
+DAY = 86400
+
+
+def _aged(path, days, now):
+    os.utime(path, (now - days * DAY, now - days * DAY))
+    return path
+
+
+def _cache(tmp_path, now):
+    """A cache directory as runs leave it, each thing some days old; and what is not the
+    deployer's (which prune never touches, however old)."""
+    root = tmp_path / "cache"
+    things = {}
+
+    def file(name, path, days, data=""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data)
+        things[name] = _aged(path, days, now)
+
+    def prepared(key, days, complete=True):
+        chart = root / key / ("mybinder" if complete else "chart-a1b2/mybinder")
+        (chart / "templates").mkdir(parents=True)
+        (chart / "Chart.yaml").write_text("name: mybinder\n")
+        if complete:
+            (chart / ".deployer-complete").write_text("")
+        things[key] = _aged(root / key, days, now)
+
+    prepared("a" * 20, 40)
+    prepared("b" * 20, 2)
+    prepared("c" * 20, 3, complete=False)                        # cut short, nothing after it
+    (root / ("b" * 20) / "chart-x1y2").mkdir()                   # cut short beside a good one
+    things["partial"] = _aged(root / ("b" * 20) / "chart-x1y2", 2, now)
+    _aged(root / ("b" * 20), 2, now)
+    for sub in ("yaml", "kubernetes", "hcl", "tools", "prerequisite-renders"):
+        file(f"{sub} old", root / sub / ("1" * 64 + ".json"), 31, "{}")
+        file(f"{sub} new", root / sub / ("2" * 64 + ".json"), 29, "{}")
+    file("tmp", root / "yaml" / ".tmp-abc", 2)
+    pulled = root / "prerequisites" / ("d" * 12)
+    file("old tgz", pulled / "cert-manager-v1.0.0.tgz", 60, "old")
+    file("new tgz", pulled / "cert-manager-v1.1.0.tgz", 10, "new")
+    (pulled / "pull-xyz").mkdir()
+    things["pull tmp"] = _aged(pulled / "pull-xyz", 5, now)
+    # not the deployer's: another program's files in a shared cache directory
+    for foreign in (root / "notes.txt", root / "yaml" / "notes.json",
+                    root / "other" / ("3" * 64 + ".json"), root / ("e" * 19) / "x",
+                    root / "repository-cache" / "dep-1-index.yaml",
+                    root / "prerequisites" / "mine" / "a.tgz"):
+        file(f"foreign {foreign.relative_to(root)}", foreign, 400)
+    _aged(root / ("e" * 19), 400, now)
+    return root, things
+
+
+def test_prune_removes_what_no_run_used_for_a_month_and_nothing_else(tmp_path):
+    import time
+
+    now = time.time()
+    root, things = _cache(tmp_path, now)
+    removed = set(diskcache.prune(root, now=now))
+    gone = {"a" * 20, "c" * 20, "partial", "tmp", "old tgz", "pull tmp"} | {
+        f"{sub} old" for sub in ("yaml", "kubernetes", "hcl", "tools", "prerequisite-renders")}
+    assert removed == {things[name] for name in gone}
+    for name, path in things.items():
+        assert path.exists() == (name not in gone), name
+    assert (root / ("b" * 20) / "mybinder" / ".deployer-complete").is_file()
+    assert not [p for p in root.iterdir() if p.name.startswith(".trash-")]
+
+
+def test_a_use_keeps_an_entry_and_prune_runs_once_a_day(tmp_path):
+    import time
+
+    now = time.time()
+    cache = DiskCache(tmp_path / "yaml")
+    cache.put("f" * 64, {"a": 1})
+    entry = _aged(tmp_path / "yaml" / ("f" * 64 + ".json"), 40, now)
+    assert cache.get("f" * 64) == {"a": 1}                     # a hit is a use
+    assert diskcache.prune_daily(tmp_path, now=now) == []
+    assert entry.exists() and (tmp_path / ".deployer-pruned").is_file()
+    _aged(entry, 40, now)
+    assert diskcache.prune_daily(tmp_path, now=now + 3600) == []   # pruned less than a day ago
+    assert entry.exists()
+    assert diskcache.prune_daily(tmp_path, now=now + DAY + 1) == [entry]
+    assert diskcache.prune_daily(tmp_path / "missing", now=now) == []
+    assert not (tmp_path / "missing").exists()
