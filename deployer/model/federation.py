@@ -369,6 +369,9 @@ def check_roles(fed: Federation) -> list[ConfigError]:
             if m.smoke_repos or m.smoke_build:
                 fail(f"member {m.name!r} runs no BinderHub: it cannot launch smoke repos",
                      *path, "smoke")
+        if m.role == "staging" and m.in_federation:
+            fail(f"staging member {m.name!r} takes no federation traffic: the redirector would "
+                 "send public users to it; remove its federation block", *path, "federation")
         if m.runs_redirector and not m.domains.federation:
             fail(f"member {m.name!r} runs the redirector: it needs domains.federation",
                  *path, "domains")

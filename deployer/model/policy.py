@@ -67,19 +67,20 @@ def check_federation(fed: Federation) -> dict[str, list[Violation]]:
         if m.in_federation and m.active and m.weight <= 0:
             add(m.name, ("members", m.name, "federation", "weight"),
                 "an active member needs a weight > 0 (set active: false to take it out)")
-        if m.role == "staging" and m.in_federation:
-            add(m.name, ("members", m.name, "federation"),
-                "a staging member takes no federation traffic; remove this block")
     seen: dict[str, tuple[str, str]] = {}
     for m in fed.members.values():
         for where, domain in m.domains.hosts().items():   # aliases too
             kind = format_path(where)
-            if domain in seen:
-                other, other_kind = seen[domain]
+            if domain in seen:       # both members' deploys would serve it: both fail
+                other, other_kind, other_where = seen[domain]
                 add(m.name, ("members", m.name, "domains") + where,
                     f"{domain} is also {other}'s {other_kind} domain; every domain must be distinct")
+                if other != m.name:
+                    add(other, ("members", other, "domains") + other_where,
+                        f"{domain} is also {m.name}'s {kind} domain; every domain must be "
+                        "distinct")
             else:
-                seen[domain] = (m.name, kind)
+                seen[domain] = (m.name, kind, where)
     if not any(m.active and m.weight > 0 for m in fed.members.values() if m.in_federation):
         first = next(iter(fed.members))
         add(first, ("members",), "no active member with weight > 0: the federation serves nobody")

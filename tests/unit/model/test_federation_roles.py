@@ -67,6 +67,17 @@ def test_staging_prime(repo):
     assert "prime member 'staging' is a staging member" in _error(repo)
 
 
+def test_a_staging_member_in_the_federation_is_refused_when_it_loads(repo):
+    # the redirector of every production member would send public users to staging
+    _edit(repo, "      federation: federation.staging.example-binder.org\n",
+          "      federation: federation.staging.example-binder.org\n"
+          "    federation:\n      weight: 10\n")
+    line = _line(repo, "weight: 10") - 1
+    assert _error(repo).startswith(
+        f"{FED}:{line}: members.staging.federation: staging member 'staging' takes no "
+        "federation traffic: the redirector would send public users to it")
+
+
 def test_prime_that_runs_no_binderhub(repo):
     _edit(repo, "  prime: gke\n", "  prime: apex\n")
     _edit(repo, "members:\n", "members:\n" + APEX)

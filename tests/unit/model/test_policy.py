@@ -78,6 +78,9 @@ def test_duplicate_domains_across_members(repo):
     message = str(found["aws"][0])
     assert "members.aws.domains.binder" in message
     assert "gke.example-binder.org is also gke's binder domain" in message
+    # both members' deploys would serve it: each fails, naming the other
+    assert "members.gke.domains.binder" in str(found["gke"][0])
+    assert "gke.example-binder.org is also aws's binder domain" in str(found["gke"][0])
 
 
 def test_no_member_takes_traffic(repo):
