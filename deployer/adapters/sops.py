@@ -83,7 +83,7 @@ def first_clear_value(path: Path) -> tuple[str, int | None] | None:
     if _all_encrypted_quickly(text):
         return None
     try:
-        doc = load_text(text, str(path))
+        doc = load_text(text, str(path), yaml11_words=True)
     except Exception:  # noqa: BLE001 - sops itself reports a malformed file
         return None
     if not isinstance(doc.data, dict):
@@ -161,7 +161,8 @@ def recipients(path: Path) -> list[str]:
     from deployer.model.yamlio import load_text
 
     try:
-        meta = load_text(path.read_text(encoding="utf-8"), str(path)).data.get("sops", {})
+        meta = load_text(path.read_text(encoding="utf-8"), str(path),
+                         yaml11_words=True).data.get("sops", {})
     except Exception:  # unreadable metadata: report no recipients rather than a second error
         return []
     return [entry.get("recipient", "?") for entry in meta.get("age") or []]

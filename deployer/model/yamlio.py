@@ -121,22 +121,26 @@ def decode(raw: bytes, label: str) -> str:
                           line=line, hint="save the file as UTF-8") from None
 
 
-def load_text(text: str, label: str) -> Document:
+def load_text(text: str, label: str, *, yaml11_words: bool = False) -> Document:
     """Parse YAML text (one document) into plain data with key lines: YAML 1.2, as ruamel.yaml
-    reads it (the quick reading below where it is sure to agree)."""
+    reads it (the quick reading below where it is sure to agree). A value that is an unquoted
+    YAML 1.1 boolean word (yes, no, on, off, y, n: YAML11_BOOLS) is refused, as helm would read
+    it otherwise; `yaml11_words`: read them as the strings they are in YAML 1.2 (for files
+    this tool only looks into, e.g. for values left in clear)."""
     if len(text) > MAX_BYTES:
         raise ConfigError(f"document is {len(text) / 2**20:.1f} MiB; the limit is "
                           f"{MAX_BYTES // 2**20} MiB", file=label)
     quick = _load_plain(text, label)
-    return quick if quick is not None else _load_careful(text, label)
+    return quick if quick is not None else _load_careful(text, label, yaml11_words)
 
 
-def _load_careful(text: str, label: str) -> Document:
+def _load_careful(text: str, label: str, yaml11_words: bool = False) -> Document:
     """ruamel.yaml's reading of `text` (any YAML; every error named with its line)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True            # a quoted 'no' is a string; a plain no is refused
     try:
         node = yaml.load(io.StringIO(text))
     except RecursionError:
@@ -163,7 +167,7 @@ def _load_careful(text: str, label: str) -> Document:
                                "of its own, and check the indentation around comments") from None
     doc = Document(label, None)
     try:
-        doc.data = _plain(node, (), doc.lines, [MAX_NODES])
+        doc.data = _plain(node, (), doc.lines, [MAX_NODES], yaml11_words)
     except _Refused as exc:
         raise ConfigError(exc.message, file=label, line=doc.line_of(exc.path) if exc.path
                           else None, key=format_path(exc.path) if exc.path else None) from None
@@ -223,6 +227,10 @@ _NUMBER_OR_TIME = r"""(?:
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _BOOLS = {"true": True, "True": True, "TRUE": True,
           "false": False, "False": False, "FALSE": False}
+# plain words YAML 1.1 reads as booleans and YAML 1.2 as strings: helm and kubectl (YAML 1.1)
+# would read `enabled: no` as false, this reader as "no"; such a value is refused (see _plain)
+YAML11_BOOLS = {**{w: True for w in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
+                **{w: False for w in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")}}
 
 
 @lru_cache(maxsize=None)
@@ -249,7 +257,7 @@ def _load_plain(text: str, label: str) -> Document | None:
     doc = Document(label, None)
     loader = parser(text)
     try:
-        doc.data = data_from_events(loader, _plain_scalar, doc.lines)
+        doc.data = data_from_events(loader, _plain_scalar, doc.lines, _plain_key)
     except (Unsure, yaml.YAMLError, ValueError):
         return None
     finally:
@@ -258,10 +266,11 @@ def _load_plain(text: str, label: str) -> Document | None:
 
 
 def data_from_events(loader: Any, scalar: Callable[[str], Any],
-                     lines: dict | None = None) -> Any:
+                     lines: dict | None = None,
+                     key_scalar: Callable[[str], Any] | None = None) -> Any:
     """Plain data from a libyaml parser's events (`loader`: a CSafeLoader of one document),
-    plain scalars read by `scalar` (which raises Unsure for what it cannot be sure of), the
-    line of every key and list item put in `lines`. Raises Unsure for anything but maps,
+    plain scalars read by `scalar` (which raises Unsure for what it cannot be sure of; plain
+    keys by `key_scalar` when given), the line of every key and list item put in `lines`. Raises Unsure for anything but maps,
     lists and untagged scalars with string keys: tags, aliases, merge and duplicate keys,
     directives, a second document, nesting past MAX_DEPTH, more than MAX_NODES values. No
     recursion: nesting is a stack."""
@@ -297,7 +306,7 @@ def data_from_events(loader: Any, scalar: Callable[[str], Any],
         if container.__class__ is dict and frame[2] is None:       # a key
             if kind is not yaml.ScalarEvent:
                 raise Unsure
-            key = event.value if event.style else scalar(event.value)
+            key = event.value if event.style else (key_scalar or scalar)(event.value)
             if key.__class__ is not str or key in container or \
                     (not event.style and key == "<<"):
                 raise Unsure
@@ -346,6 +355,8 @@ def _plain_scalar(value: str) -> Any:
     first = value[0]
     if first in "tTfF" and value in _BOOLS:
         return _BOOLS[value]
+    if first in "yYnNoO" and value in YAML11_BOOLS:
+        raise Unsure                           # refused, with its line, by the careful reading
     if first in "-+0123456789.":
         number = simple_number(value)
         if number is not None:
@@ -355,6 +366,12 @@ def _plain_scalar(value: str) -> Any:
     elif value in ("<<", "="):
         raise Unsure
     return value
+
+
+def _plain_key(value: str) -> Any:
+    """A plain key as YAML 1.2 reads it: as _plain_scalar, but the YAML 1.1 boolean words are
+    the strings they are (only values that are such words are refused)."""
+    return value if value in YAML11_BOOLS else _plain_scalar(value)
 
 
 def dump(data: Any) -> str:
@@ -409,12 +426,14 @@ def parse_path(dotted: str) -> KeyPath:
     return tuple(parts)
 
 
-def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
+def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int],
+           yaml11_words: bool = False) -> Any:
     """Convert ruamel round-trip nodes to dicts/lists/scalars, recording lines. Refuses
     nesting past MAX_DEPTH, more than MAX_NODES values once aliases are expanded, and tags
     other than YAML's core scalar tags (no !!python/..., !!binary, !!set, custom tags)."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
     from ruamel.yaml.scalarbool import ScalarBoolean
+    from ruamel.yaml.scalarstring import PlainScalarString
 
     budget[0] -= 1
     if budget[0] < 0:
@@ -435,14 +454,14 @@ def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
             key = str(raw_key)
             if raw_key in known:
                 lines[path + (key,)] = node.lc.key(raw_key)[0] + 1
-            out[key] = _plain(value, path + (key,), lines, budget)
+            out[key] = _plain(value, path + (key,), lines, budget, yaml11_words)
         return out
     if isinstance(node, CommentedSeq):
         out = []
         for i, value in enumerate(node):
             if i in node.lc.data:
                 lines[path + (i,)] = node.lc.item(i)[0] + 1
-            out.append(_plain(value, path + (i,), lines, budget))
+            out.append(_plain(value, path + (i,), lines, budget, yaml11_words))
         return out
     if isinstance(node, bool) or node is None:
         return node
@@ -453,6 +472,12 @@ def _plain(node: Any, path: KeyPath, lines: dict, budget: list[int]) -> Any:
     if isinstance(node, float):
         return float(node)
     if isinstance(node, str):
+        if node in YAML11_BOOLS and type(node) in (str, PlainScalarString) \
+                and not yaml11_words:
+            meant = str(YAML11_BOOLS[node]).lower()
+            raise _Refused(f"{node} (unquoted) is {meant} to helm and kubectl (YAML 1.1) but "
+                           f"the word '{node}' to YAML 1.2, which this tool reads: write {meant} "
+                           f"for the boolean, or '{node}' (quoted) for the word", path)
         return str(node)
     if isinstance(node, (datetime.date, datetime.datetime)):
         return node.isoformat()

@@ -197,7 +197,8 @@ def _check_fetched(ws: Workspace, chart: Path, deps: tuple[Dependency, ...]) -> 
             if member is None:
                 continue
             from deployer.model.yamlio import load_text
-            meta = load_text(tf.extractfile(member).read().decode(), str(tgz)).data
+            meta = load_text(tf.extractfile(member).read().decode(), str(tgz),
+                             yaml11_words=True).data       # a dependency's: not ours to refuse
             found[meta.get("name")] = str(meta.get("version"))
     for dep in deps:
         if found.get(dep.name) != dep.version:
