@@ -23,7 +23,9 @@ from deployer.model.release import Revision
 # helm's values-schema errors, v4 ("- at '/a/b': msg") and v3 ("- a.b: msg")
 _SCHEMA_V4 = re.compile(r"^\s*- at '(?P<path>[^']*)': (?P<msg>.*)$")
 _SCHEMA_V3 = re.compile(r"^\s*- (?P<path>[\w.\-\[\]/]+): (?P<msg>.*)$")
-_ADDITIONAL = re.compile(r"^additional properties '([^']+)' not allowed$")
+# (helm 4: one message for all of a map's unknown keys; helm 3: one line each)
+_ADDITIONAL = re.compile(r"^additional properties ((?:'[^']+'(?:, )?)+) not allowed$"
+                         r"|^Additional property (\S+) is not allowed$")
 _CHART_HEADING = re.compile(r"^(?P<chart>[\w.\-]+):\s*$")
 
 
@@ -222,13 +224,19 @@ def schema_violations(stderr: str) -> list[SchemaViolation]:
             path = tuple(p.replace("~1", "/").replace("~0", "~") for p in raw.split("/") if p)
         else:  # a dotted path (helm 3)
             path = tuple(p for p in raw.split(".") if p)
+        if path == ("(root)",):          # helm 3's name for the top level
+            path = ()
         extra = _ADDITIONAL.match(message)
-        if extra:  # point at the offending key itself, so its file:line can be found
-            path = path + (extra.group(1),)
-            message = f"unknown key {extra.group(1)!r}"
-        violation = SchemaViolation(chart, path, message)
-        if violation not in found:
-            found.append(violation)
+        if extra:  # point at each offending key itself, so its file:line can be found
+            names = re.findall(r"'([^']+)'", extra.group(1)) if extra.group(1) else \
+                [extra.group(2)]
+            violations = [SchemaViolation(chart, path + (name,), f"unknown key {name!r}")
+                          for name in names]
+        else:
+            violations = [SchemaViolation(chart, path, message)]
+        for violation in violations:
+            if violation not in found:
+                found.append(violation)
     return found
 
 

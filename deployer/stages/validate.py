@@ -423,7 +423,12 @@ def _render_error(ws: Workspace, prepared: chart_mod.PreparedChart,
     for v in violations:
         path = prefixes.get(v.chart, (v.chart,)) + v.path
         _, settings = mv.explain(path)
-        where = settings[-1].where if settings else "chart defaults"
+        if not settings:
+            where = "chart defaults"
+        elif len(settings[-1].path) >= len(path):
+            where = settings[-1].layer.where(path)   # the key itself, not a key in its map
+        else:
+            where = settings[-1].where                 # a layer that set a map above it
         details.append(f"{format_path(path)}: {v.message} (set at {where})")
     first = details[0] + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")
     return RenderError(f"values rejected by the chart schema: {first}", details)

@@ -119,6 +119,15 @@ def test_chart_schema_violation_names_member_path_and_file(run, repo):
     assert rows["aws"]["result"] == "FAILED" and rows["gke"]["result"] == "ok"
 
 
+def test_each_unknown_key_is_named_at_its_own_line(run, repo):
+    (repo / "config/aws.yaml").write_text("bogusOne: 1\nbogusTwo: 2\nbogusMap:\n  x: 1\n")
+    result = run("validate", "aws")
+    assert result.returncode == 1
+    for key, line in (("bogusOne", 1), ("bogusTwo", 2), ("bogusMap", 3)):
+        assert (f"aws: values rejected by the chart schema: {key}: unknown key '{key}' "
+                f"(set at config/aws.yaml:{line})") in result.stderr, result.stderr
+
+
 @needs_upstream
 def test_dependency_schema_violation_points_at_the_file(run, repo):
     path = repo / "config/hetzner-fsn.yaml"

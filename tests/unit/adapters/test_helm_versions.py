@@ -59,6 +59,13 @@ def test_template_schema_report_and_lint_parse_alike(which, major, env, tiny_cha
     paths = {v[1] for v in found}
     assert {("replicas",), ("web", "port"), ("web", "extra")} <= paths, bad.stderr
     assert all(chart == "tiny" for chart, _, _ in found)
+    # several unknown keys in one map (helm 4 names them in one message, helm 3 one a line):
+    # each is its own violation at its own path, the top level included
+    bad = helm.template("r", str(tiny_chart), "ns", "bogusOne: 1\nbogusTwo: 2\nweb:\n  a: 1\n"
+                        "  b: 2\n", "1.34", check=False)
+    assert {(v.path, v.message) for v in helm_mod.schema_violations(bad.stderr)} == {
+        (("bogusOne",), "unknown key 'bogusOne'"), (("bogusTwo",), "unknown key 'bogusTwo'"),
+        (("web", "a"), "unknown key 'a'"), (("web", "b"), "unknown key 'b'")}, bad.stderr
     lint = helm.lint(str(tiny_chart), "ns", "replicas: 1\n", "1.34")
     assert lint.returncode == 0 and helm_mod.lint_findings(lint.stdout) == []
 
