@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from deployer.errors import ConfigError
 from deployer.model import diskcache
 from deployer.model.federation import Federation, Member
+from deployer.model.yamlio import decode
 
 MEMBERS_DIR = "terraform/members"
 MODULES_DIR = "terraform/modules"
@@ -151,7 +153,8 @@ def load_stacks(root: Path, parse_cache: Path | None = None) -> dict[str, Stack]
 
 
 def load_stack(member: str, directory: Path, parse_cache: Path | None = None) -> Stack:
-    """One root's backend, module calls, variables and outputs (override files included)."""
+    """One root's backend, module calls, variables and outputs (override files included).
+    Errors name its files as terraform/members/<member>/<file>."""
     backend = None
     modules: dict[str, str] = {}
     variables: list[str] = []
@@ -159,7 +162,7 @@ def load_stack(member: str, directory: Path, parse_cache: Path | None = None) ->
     files = sorted(directory.glob("*.tf"))
     files.sort(key=lambda p: p.stem.endswith("override"))   # overrides last, as Terraform
     for path in files:
-        data = _hcl(path, parse_cache)
+        data = _hcl(path, parse_cache, label=f"{MEMBERS_DIR}/{member}/{path.name}")
         for block in data.get("terraform") or []:
             for backend_block in block.get("backend") or []:
                 backend = next(iter(backend_block), backend)
@@ -223,7 +226,7 @@ def _tfvars_problems(member: Member, stack: Stack, where: str,
     """A tfvars file must not restate (and so contradict) what federation.yaml says."""
     problems = []
     for path in sorted(stack.root.glob("*.tfvars")):
-        data = _hcl(path, parse_cache, keep=TFVARS_CHECKED)
+        data = _hcl(path, parse_cache, keep=TFVARS_CHECKED, label=f"{where}/{path.name}")
         for key in FEDERATION_VARS:
             if key in data:
                 problems.append(f"{where}/{path.name}: sets {key}, which comes from "
@@ -244,22 +247,24 @@ def _tfvars_problems(member: Member, stack: Stack, where: str,
 
 
 def _hcl(path: Path, parse_cache: Path | None = None,
-         keep: tuple[str, ...] | None = None) -> dict:
+         keep: tuple[str, ...] | None = None, label: str | None = None) -> dict:
     """A file parsed with python-hcl2. With `parse_cache` (a directory), what a file parses
     to is kept there as JSON under the hash of its bytes (and of the parser's version and
     options): an unchanged file is not parsed again, a changed one is. `keep`: only these
     top-level keys are returned and kept (a tfvars file may hold a token: only the settings
     the checks read go to the cache, under the file's path, inode, size and times rather than
     a hash of its bytes, from which a short token could be guessed back). A cache entry that
-    cannot be read is parsed again."""
+    cannot be read is parsed again. `label`: the file as errors name it (relative to the
+    repository)."""
+    label = label or str(path)
     try:
         with open(path, "rb") as handle:
             before = os.fstat(handle.fileno())
             raw = handle.read()
             after = os.fstat(handle.fileno())
-        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
+    text = decode(raw, label).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
     if keep is None:
         name = _parse_key(raw)
     else:
@@ -268,14 +273,14 @@ def _hcl(path: Path, parse_cache: Path | None = None,
     cached = cache.get(name)
     if isinstance(cached, dict):
         return cached
-    data = _parse_hcl(text, path)
+    data = _parse_hcl(text, label)
     if keep is not None:
         data = {k: data[k] for k in keep if k in data}
     cache.put(name, data)
     return data
 
 
-def _parse_hcl(text: str, path: Path) -> dict:
+def _parse_hcl(text: str, label: str) -> dict:
     import hcl2
     from hcl2 import SerializationOptions
 
@@ -284,7 +289,17 @@ def _parse_hcl(text: str, path: Path) -> dict:
             strip_string_quotes=True, explicit_blocks=False)) or {}
     except Exception as exc:  # the parser raises its own (lark) exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"not valid HCL: {first[:200]}", file=str(path)) from None
+        line = getattr(exc, "line", None)
+        line = line if isinstance(line, int) and line > 0 else None
+        # lark's "... at line 2, column 7." becomes file:2: ... (column 7)
+        at = _LARK_AT.search(first)
+        if at and line:
+            first = f"{first[:at.start()]} (column {at.group(1)})"
+        raise ConfigError(f"not valid HCL: {first[:200]}", file=label, line=line,
+                          hint="check the brackets and quotes up to there") from None
+
+
+_LARK_AT = re.compile(r",? at line \d+,? col(?:umn)? (\d+)\.?$")
 
 
 def _parse_key(raw: bytes) -> str:

@@ -86,12 +86,27 @@ def test_an_override_file_switches_the_backend(tree):
     assert model.load_stack("gke", root).backend == "local"
 
 
-def test_bad_hcl_is_one_line(tree):
+def test_bad_hcl_is_one_line_naming_the_file_in_the_repository_and_the_line(tree):
     (tree / "terraform/members/gke/broken.tf").write_text('resource "x" {\n  a = \n')
     from deployer.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="broken.tf: not valid HCL"):
+    with pytest.raises(ConfigError) as caught:
         model.load_stacks(tree)
+    message = str(caught.value)
+    assert message.startswith("terraform/members/gke/broken.tf:2: not valid HCL: "), message
+    assert "\n" not in message and str(tree) not in message and "at line" not in message
+    assert (caught.value.file, caught.value.line) == ("terraform/members/gke/broken.tf", 2)
+    # a tfvars file too, read for the federation checks
+    (tree / "terraform/members/gke/broken.tf").unlink()
+    (tree / "terraform/members/gke/terraform.tfvars").write_text('project = "x"\n}\n')
+    with pytest.raises(ConfigError) as caught:
+        model.check_stacks(federation.load(tree), model.load_stacks(tree), tree)
+    assert str(caught.value).startswith("terraform/members/gke/terraform.tfvars:2: not valid HCL")
+    (tree / "terraform/members/gke/terraform.tfvars").write_bytes(b'project = "\xff"\n')
+    with pytest.raises(ConfigError) as caught:
+        model.check_stacks(federation.load(tree), model.load_stacks(tree), tree)
+    assert str(caught.value).startswith("terraform/members/gke/terraform.tfvars:1: not valid "
+                                        "UTF-8")
 
 
 def test_everything_but_disposable_resources_is_guarded():
@@ -165,6 +180,6 @@ def test_a_broken_parse_cache_entry_is_parsed_again(tree, tmp_path):
     before = set(cache.iterdir())
     from deployer.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="broken.tf: not valid HCL"):
+    with pytest.raises(ConfigError, match="gke/broken.tf:2: not valid HCL"):
         model.load_stacks(tree, cache)
     assert set(cache.iterdir()) == before
