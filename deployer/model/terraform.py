@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from deployer.errors import ConfigError
 from deployer.model import diskcache
@@ -223,27 +224,65 @@ TFVARS_CHECKED = (*FEDERATION_VARS, "project", "zone", "cluster_name", "k3s_vers
 
 def _tfvars_problems(member: Member, stack: Stack, where: str,
                      parse_cache: Path | None = None) -> list[str]:
-    """A tfvars file must not restate (and so contradict) what federation.yaml says."""
+    """A variables file (.tfvars or .tfvars.json) must not restate (and so contradict) what
+    federation.yaml says. Each file is checked on its own, whichever value Terraform would
+    end up with: a file that contradicts the federation is named even when a later one
+    sets it right."""
     problems = []
-    for path in sorted(stack.root.glob("*.tfvars")):
-        data = _hcl(path, parse_cache, keep=TFVARS_CHECKED, label=f"{where}/{path.name}")
+    for path in variable_files(stack.root):
+        label = f"{where}/{path.name}"
+        data = _variables(path, parse_cache, label)
+
+        def at(key: str) -> str:
+            line = data[key][1]
+            return f"{label}:{line}" if line else label
+
         for key in FEDERATION_VARS:
             if key in data:
-                problems.append(f"{where}/{path.name}: sets {key}, which comes from "
+                problems.append(f"{at(key)}: sets {key}, which comes from "
                                 "config/federation.yaml; remove it there")
         for key, value in (("project", member.cluster.project), ("zone", member.cluster.zone),
                            ("cluster_name", member.cluster.name)):
-            if key in data and value is not None and data[key] != value:
-                problems.append(f"{where}/{path.name}: {key} {data[key]!r} is not the "
+            if key in data and value is not None and data[key][0] != value:
+                problems.append(f"{at(key)}: {key} {data[key][0]!r} is not the "
                                 f"cluster.{'name' if key == 'cluster_name' else key} "
                                 f"{value!r} of {member.name} in config/federation.yaml")
-        k3s = data.get("k3s_version")
+        k3s = data["k3s_version"][0] if "k3s_version" in data else None
         if isinstance(k3s, str) and not k3s.lstrip("v").startswith(
                 member.kubernetes_version + "."):
-            problems.append(f"{where}/{path.name}: k3s_version {k3s} is not Kubernetes "
+            problems.append(f"{at('k3s_version')}: k3s_version {k3s} is not Kubernetes "
                             f"{member.kubernetes_version} (kubernetes_version of {member.name} "
                             "in config/federation.yaml)")
     return problems
+
+
+def variable_files(directory: Path) -> list[Path]:
+    """A root's variables files in the order Terraform reads them, a later value winning:
+    terraform.tfvars, terraform.tfvars.json, then *.auto.tfvars and *.auto.tfvars.json in
+    lexical order of their names; then the others (read only when named by -var-file)."""
+    def order(path: Path) -> tuple[int, str]:
+        if path.name in ("terraform.tfvars", "terraform.tfvars.json"):
+            return (0 if path.name == "terraform.tfvars" else 1, "")
+        return (2 if path.name.endswith((".auto.tfvars", ".auto.tfvars.json")) else 3,
+                path.name)
+
+    return sorted((p for pattern in ("*.tfvars", "*.tfvars.json")
+                   for p in directory.glob(pattern) if p.is_file()), key=order)
+
+
+def _variables(path: Path, parse_cache: Path | None,
+               label: str) -> dict[str, tuple[object, int | None]]:
+    """What a variables file sets of TFVARS_CHECKED: name -> (value, its line where known).
+    A .tfvars file is HCL (python-hcl2 gives no lines of attributes), a .tfvars.json file
+    one JSON object. Only these settings are kept in the parse cache, under the file's path,
+    inode, size and times (see _hcl)."""
+    if path.name.endswith(".json"):
+        data = _parsed(path, parse_cache, TFVARS_CHECKED, label, (_JSON_FORMAT,),
+                       _parse_json_vars)
+        return {k: (v[0], v[1]) for k, v in data.items()
+                if isinstance(v, list) and len(v) == 2}
+    return {k: (v, None) for k, v in
+            _hcl(path, parse_cache, keep=TFVARS_CHECKED, label=label).items()}
 
 
 def _hcl(path: Path, parse_cache: Path | None = None,
@@ -256,6 +295,15 @@ def _hcl(path: Path, parse_cache: Path | None = None,
     a hash of its bytes, from which a short token could be guessed back). A cache entry that
     cannot be read is parsed again. `label`: the file as errors name it (relative to the
     repository)."""
+    return _parsed(path, parse_cache, keep, label, (_hcl2_version(), _PARSE_FORMAT),
+                   _parse_hcl)
+
+
+def _parsed(path: Path, parse_cache: Path | None, keep: tuple[str, ...] | None,
+            label: str | None, identity: tuple[str, ...],
+            parse: Callable[[str, str], dict]) -> dict:
+    """`parse` of a file's text, through the parse cache as _hcl describes; `identity`
+    names the parser and the shape of what it gives."""
     label = label or str(path)
     try:
         with open(path, "rb") as handle:
@@ -266,14 +314,14 @@ def _hcl(path: Path, parse_cache: Path | None = None,
         raise ConfigError(f"cannot read: {exc.strerror}", file=label) from None
     text = decode(raw, label).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
     if keep is None:
-        name = _parse_key(raw)
+        name = diskcache.key(*identity, raw)
     else:
-        name = _stat_key(path, before, keep) if _same_stat(before, after) else None
+        name = _stat_key(path, before, keep, identity) if _same_stat(before, after) else None
     cache = diskcache.DiskCache(parse_cache)
     cached = cache.get(name)
     if isinstance(cached, dict):
         return cached
-    data = _parse_hcl(text, label)
+    data = parse(text, label)
     if keep is not None:
         data = {k: data[k] for k in keep if k in data}
     cache.put(name, data)
@@ -302,13 +350,62 @@ def _parse_hcl(text: str, label: str) -> dict:
 _LARK_AT = re.compile(r",? at line \d+,? col(?:umn)? (\d+)\.?$")
 
 
-def _parse_key(raw: bytes) -> str:
-    return diskcache.key(_hcl2_version(), _PARSE_FORMAT, raw)
+def _parse_json_vars(text: str, label: str) -> dict:
+    """A .tfvars.json file: one JSON object of variable name -> value; name -> [value, the
+    line of its name]."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ConfigError("not valid JSON: nested too deeply", file=label) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=label,
+                          line=exc.lineno,
+                          hint="Terraform reads a .tfvars.json file as JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"not a JSON object but {_json_kind(data)}", file=label,
+                          hint='a .tfvars.json file is one object: {"variable": value, ...}')
+    lines = _json_key_lines(text)
+    return {key: [value, lines.get(key)] for key, value in data.items()}
 
 
-def _stat_key(path: Path, stat: os.stat_result, keep: tuple[str, ...]) -> str:
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number"
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json_key_lines(text: str) -> dict[str, int]:
+    """The line of each top-level name of a JSON object (`text`, known valid); a name given
+    twice: its last line, as its last value is the one read."""
+    from json.decoder import scanstring
+
+    decoder = json.JSONDecoder()
+    lines: dict[str, int] = {}
+    at = _JSON_SPACE.match(text, 0).end() + 1                    # past "{"
+    while True:
+        at = _JSON_SPACE.match(text, at).end()
+        if text[at] == "}":
+            return lines
+        key, end = scanstring(text, at + 1)
+        lines[key] = text.count("\n", 0, at) + 1
+        at = _JSON_SPACE.match(text, end).end() + 1              # past ":"
+        _, at = decoder.raw_decode(text, _JSON_SPACE.match(text, at).end())
+        at = _JSON_SPACE.match(text, at).end()
+        if text[at] == ",":
+            at += 1
+
+
+def _stat_key(path: Path, stat: os.stat_result, keep: tuple[str, ...],
+              identity: tuple[str, ...]) -> str:
     """A key that tells a file's versions apart without reading its content."""
-    return diskcache.key(_hcl2_version(), _PARSE_FORMAT, repr(keep), os.path.abspath(path),
+    return diskcache.key(*identity, repr(keep), os.path.abspath(path),
                          diskcache.stat_text(stat))
 
 
@@ -338,7 +435,10 @@ def _hcl2_version() -> str:
 
 # what _hcl keeps in its cache: bump when the options or the shape of the data change
 _PARSE_FORMAT = "strip_string_quotes explicit_blocks=False v1"
+# what _variables keeps of a .tfvars.json file: name -> [value, line]
+_JSON_FORMAT = "tfvars.json [value, line] v1"
 
 
 __all__ = ["Stack", "Change", "PlanSummary", "summarize", "digest", "federation_vars",
-           "load_stacks", "load_stack", "check_stacks", "DISPOSABLE_TYPES", "MEMBERS_DIR"]
+           "load_stacks", "load_stack", "check_stacks", "variable_files", "DISPOSABLE_TYPES",
+           "MEMBERS_DIR"]

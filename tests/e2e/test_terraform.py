@@ -199,6 +199,21 @@ def test_terraform_validate_checks_the_stacks(tf, tf_repo):
     assert "terraform/modules/hetzner-k3s/main.tf:" in typo.stderr and "cx99" in typo.stderr
 
 
+def test_terraform_validate_reads_the_json_variables_files_terraform_loads(tf, tf_repo):
+    gke = tf_repo / "terraform" / "members" / "gke"
+    (gke / "zz.auto.tfvars.json").write_text('{\n  "project": "someone-elses-project"\n}\n')
+    result = tf("terraform", "validate", "gke")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "terraform/members/gke/zz.auto.tfvars.json:2: project 'someone-elses-project' is " \
+        "not the cluster.project 'example-binder-prod'" in result.stderr
+    assert "1 stack(s) checked, 1 problem(s)" in result.stdout
+    (gke / "zz.auto.tfvars.json").write_text('{"project": "example-binder-prod",}')
+    broken = tf("terraform", "validate", "gke")
+    assert broken.returncode == 2
+    assert "error: terraform/members/gke/zz.auto.tfvars.json:1: not valid JSON" in broken.stderr
+    assert str(tf_repo) not in broken.stderr
+
+
 def test_no_terraform_command_leaves_secrets_in_tmp(tf, tf_repo):
     failed = tf("terraform", "apply", MEMBER)                   # no saved plan
     assert failed.returncode == 2 and "no saved plan" in failed.stderr

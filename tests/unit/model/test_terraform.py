@@ -183,3 +183,80 @@ def test_a_broken_parse_cache_entry_is_parsed_again(tree, tmp_path):
     with pytest.raises(ConfigError, match="gke/broken.tf:2: not valid HCL"):
         model.load_stacks(tree, cache)
     assert set(cache.iterdir()) == before
+
+
+def test_json_variables_files_are_checked_as_tfvars_are_naming_the_line(tree):
+    gke = tree / "terraform/members/gke"
+    (gke / "zz.auto.tfvars.json").write_text(
+        '{\n  "zone": "us-central1-a",\n  "project": "someone-elses-project",\n'
+        '  "labels": {"domain": "nested, not a variable"},\n  "domain": "elsewhere.org"\n}\n')
+    (gke / "terraform.tfvars.json").write_text('{"cluster_name": "other"}')
+    problems = model.check_stacks(federation.load(tree), model.load_stacks(tree), tree)
+    assert problems == [
+        "terraform/members/gke/terraform.tfvars.json:1: cluster_name 'other' is not the "
+        "cluster.name 'prod' of gke in config/federation.yaml",
+        "terraform/members/gke/zz.auto.tfvars.json:5: sets domain, which comes from "
+        "config/federation.yaml; remove it there",
+        "terraform/members/gke/zz.auto.tfvars.json:3: project 'someone-elses-project' is not "
+        "the cluster.project 'example-binder-prod' of gke in config/federation.yaml"]
+    # the same setting in HCL is caught the same way
+    (gke / "zz.auto.tfvars.json").unlink()
+    (gke / "terraform.tfvars.json").unlink()
+    (gke / "zz.auto.tfvars").write_text('project = "someone-elses-project"\n')
+    assert model.check_stacks(federation.load(tree), model.load_stacks(tree), tree) == [
+        "terraform/members/gke/zz.auto.tfvars: project 'someone-elses-project' is not the "
+        "cluster.project 'example-binder-prod' of gke in config/federation.yaml"]
+
+
+def test_variables_files_come_in_terraforms_order(tree):
+    gke = tree / "terraform/members/gke"
+    for name in ("b.auto.tfvars", "a.auto.tfvars.json", "terraform.tfvars.json", "ci.tfvars",
+                 "c.auto.tfvars.json"):
+        (gke / name).write_text("{}" if name.endswith(".json") else "")
+    assert [p.name for p in model.variable_files(gke)] == [
+        "terraform.tfvars", "terraform.tfvars.json", "a.auto.tfvars.json", "b.auto.tfvars",
+        "c.auto.tfvars.json", "ci.tfvars"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('{"project": "x",}', "zz.auto.tfvars.json:1: not valid JSON: "),
+    ('{\n  "project" "x"\n}', "zz.auto.tfvars.json:2: not valid JSON: "),
+    ("", "zz.auto.tfvars.json:1: not valid JSON: "),
+    ('["project", "x"]', "zz.auto.tfvars.json: not a JSON object but an array"),
+    ('"project"', "zz.auto.tfvars.json: not a JSON object but a string"),
+])
+def test_a_json_variables_file_that_is_not_one_object_is_one_error(tree, text, expected):
+    from deployer.errors import ConfigError
+
+    (tree / "terraform/members/gke/zz.auto.tfvars.json").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        model.check_stacks(federation.load(tree), model.load_stacks(tree), tree)
+    message = str(caught.value)
+    assert message.startswith("terraform/members/gke/" + expected), message
+    assert "\n" not in message and "hint: " in message
+
+
+def test_the_parse_cache_keeps_of_a_json_variables_file_only_what_is_checked(tree, tmp_path):
+    cache = tmp_path / "parsed"
+    tfvars = tree / "terraform/members/gke/secret.auto.tfvars.json"
+    tfvars.write_text('{"hcloud_token": "tok-3f9a1c", "domain": "elsewhere.example.org"}')
+    for _ in range(2):          # filled, then read back
+        problems = model.check_stacks(federation.load(tree), model.load_stacks(tree, cache),
+                                      tree, parse_cache=cache)
+        assert problems == ["terraform/members/gke/secret.auto.tfvars.json:1: sets domain, "
+                            "which comes from config/federation.yaml; remove it there"]
+    kept = "".join(p.read_text() for p in cache.iterdir())
+    assert "elsewhere" in kept and "tok-3f9a1c" not in kept and "hcloud_token" not in kept
+    # an entry is named by the file's path and times, not a hash of its bytes: the same
+    # bytes written again are a new entry; a changed file is read anew
+    before = set(cache.iterdir())
+    stat = tfvars.stat()
+    tfvars.write_bytes(tfvars.read_bytes())
+    os.utime(tfvars, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # whatever the clock
+    model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
+                       parse_cache=cache)
+    assert len(set(cache.iterdir()) - before) == 1
+    tfvars.write_text('{"hcloud_token": "tok-3f9a1c"}')
+    os.utime(tfvars, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+    assert model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
+                              parse_cache=cache) == []
