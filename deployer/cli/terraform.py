@@ -157,7 +157,11 @@ def validate(members: List[str] = typer.Argument(None, metavar="MEMBER..."),
 
 
 def _members(ws, names, all_stacks: bool):
+    """The members to work on: those named, each of which must have a stack (checked before
+    any is worked on), or with --all every member that has one (a member whose cluster is
+    not made here, on EKS or reached by kubeconfig, has none)."""
     from deployer.model import terraform as model
+    from deployer.stages.terraform import stack_dir
 
     stacks = model.load_stacks(ws.root)
     if all_stacks:
@@ -166,7 +170,10 @@ def _members(ws, names, all_stacks: bool):
         return [ws.federation.member(name) for name in stacks]
     if not names:
         raise usage("name a member (or --all)")
-    return ws.federation.select(names)
+    chosen = ws.federation.select(names)
+    for member in chosen:
+        stack_dir(ws, member)
+    return chosen
 
 
 def _under(ws, path: Path) -> Path:

@@ -62,14 +62,19 @@ def private_dir(ws: Workspace, member: Member) -> Path:
     return ws.root / ".deployer" / "terraform" / member.name
 
 
-def stack_for(ws: Workspace, member: Member) -> model.Stack:
-    """The member's root module; a member without one is a ConfigError."""
+def stack_dir(ws: Workspace, member: Member) -> Path:
+    """The member's root module directory; a member without one is a ConfigError."""
     directory = ws.root / model.MEMBERS_DIR / member.name
     if not directory.is_dir():
         known = ", ".join(sorted(model.load_stacks(ws.root))) or "none"
         raise ConfigError(f"member {member.name} has no Terraform stack "
                           f"({model.MEMBERS_DIR}/{member.name})", hint=f"stacks: {known}")
-    stack = model.load_stack(member.name, directory)
+    return directory
+
+
+def stack_for(ws: Workspace, member: Member) -> model.Stack:
+    """The member's root module; a member without one is a ConfigError."""
+    stack = model.load_stack(member.name, stack_dir(ws, member))
     if stack.backend is None:
         raise ConfigError("the stack declares no backend: Terraform would write its state, "
                           "secrets included, in clear next to it",

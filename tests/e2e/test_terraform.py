@@ -214,6 +214,18 @@ def test_terraform_validate_reads_the_json_variables_files_terraform_loads(tf, t
     assert str(tf_repo) not in broken.stderr
 
 
+def test_a_named_member_without_a_stack_is_refused_before_any_is_worked_on(tf, tf_repo):
+    validated = tf("terraform", "validate", "aws")
+    planned = tf("terraform", "plan", "gke", "aws")
+    for result in (validated, planned):
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            "error: member aws has no Terraform stack (terraform/members/aws) "
+            "(hint: stacks: gke, hetzner-fsn, staging)")
+        assert "checked" not in result.stdout and "$ terraform" not in result.stderr
+    assert not (tf_repo / "build" / "terraform").exists()       # gke was not planned either
+
+
 def test_no_terraform_command_leaves_secrets_in_tmp(tf, tf_repo):
     failed = tf("terraform", "apply", MEMBER)                   # no saved plan
     assert failed.returncode == 2 and "no saved plan" in failed.stderr
