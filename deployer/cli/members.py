@@ -60,21 +60,26 @@ def render(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
         text = result.manifests_text if show_manifests else result.values_text
         ws.console.say(text.rstrip())
         return
-    # every member is rendered: one member's error does not hide the others'
+    # every member is rendered (one member's error does not hide the others'), then written
+    # only if all rendered: a directory never mixes this run's renders with an older one's
     failed: list[DeployerError] = []
+    results = []
     for member in chosen:
         try:
-            result = render_mod.render(ws, member, with_manifests=with_manifests, mirror=mirror)
-            for path in render_mod.write(result, out, show_secrets=show_secrets):
-                ws.console.info(f"wrote {path}")
+            results.append(render_mod.render(ws, member, with_manifests=with_manifests,
+                                             mirror=mirror))
         except DeployerError as exc:
             if len(chosen) == 1:
                 raise
             ws.console.error(f"{member.name}: {exc}")
             failed.append(exc)
     if failed:
-        ws.console.error(f"{len(failed)} of {len(chosen)} members failed to render")
+        ws.console.error(f"{len(failed)} of {len(chosen)} members failed to render; nothing "
+                         f"was written to {out}")
         raise typer.Exit(max(exc.exit_code for exc in failed))
+    for result in results:
+        for path in render_mod.write(result, out, show_secrets=show_secrets):
+            ws.console.info(f"wrote {path}")
 
 
 @handles_errors

@@ -37,6 +37,21 @@ def test_render_all_writes_one_directory_per_member(cli, tmp_path):
                                                      "uni-lab"]
 
 
+def test_render_all_writes_nothing_when_one_member_fails(cli, repo, tmp_path):
+    out = tmp_path / "out"
+    assert cli("render", "--all", "--output", out).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*.yaml")}
+    (repo / "config/staging.yaml").write_text("static: [\n")
+    (repo / "config/gke.yaml").write_text((repo / "config/gke.yaml").read_text()
+                                          + "static:\n  replicas: 5\n")
+    result = cli("render", "--all", "--output", out)
+    assert result.returncode == 2, result.stderr
+    assert "error: staging: config/staging.yaml:2: malformed YAML" in result.stderr
+    assert f"1 of 5 members failed to render; nothing was written to {out}" in result.stderr
+    assert "wrote" not in result.stderr + result.stdout
+    assert {p: p.read_bytes() for p in out.rglob("*.yaml")} == before   # gke's too
+
+
 def _one_error_line(result):
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
