@@ -1,6 +1,7 @@
 """The federation as data: config/federation.yaml, schema-checked, as typed members."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -218,8 +219,8 @@ RESERVED_NAMES = ("common", "dependencies", "federation")
 def check_data(fed: Federation) -> None:
     """Every problem of the federation data the schema cannot see, in one ConfigError: the
     first (by line) as its message, the others listed after it."""
-    problems = check_names(fed) + check_roles(fed) + check_tls(fed) + check_abuse(fed) + \
-        check_prerequisites(fed)
+    problems = check_names(fed) + check_releases(fed) + check_roles(fed) + check_tls(fed) + \
+        check_abuse(fed) + check_prerequisites(fed)
     if problems:
         raise combined(problems)
 
@@ -265,6 +266,28 @@ def check_names(fed: Federation) -> list[ConfigError]:
                 f"member name {name!r} is also a prerequisite's name (config/{name}/, "
                 f"--component {name}): give the member another name",
                 file=doc.label, line=fed.line_of(*path), key=format_path(path)))
+    return problems
+
+
+def check_releases(fed: Federation) -> list[ConfigError]:
+    """Two members that name the same cluster (the same provider settings, or the same
+    kubeconfig file and context) may not deploy a release of the same name into the same
+    namespace: each deploy would upgrade the other's release with its own values."""
+    doc = fed.document
+    problems = []
+    seen: dict[tuple, str] = {}
+    for m in fed.members.values():
+        cluster = dataclasses.replace(m.cluster, credentials=None)
+        where = (cluster, m.namespace, m.release)
+        other = seen.setdefault(where, m.name)
+        if other != m.name:
+            path = ("members", m.name, "release")
+            problems.append(ConfigError(
+                f"member {m.name!r} deploys release {m.release!r} into namespace "
+                f"{m.namespace!r} of the same cluster as member {other!r}: each deploy would "
+                "overwrite the other's release", file=doc.label, line=fed.line_of(*path),
+                key=format_path(path), hint="give one of them another release name or "
+                                            "namespace (release: {name: ..., namespace: ...})"))
     return problems
 
 

@@ -78,6 +78,27 @@ def test_a_staging_member_in_the_federation_is_refused_when_it_loads(repo):
         "federation traffic: the redirector would send public users to it")
 
 
+def test_two_members_deploying_one_release_on_one_cluster_are_refused(repo):
+    # hetzner-fsn pointed at uni-lab's kubeconfig and context, release and namespace
+    _edit(repo, "      kubeconfig: secrets/kubeconfigs/hetzner-fsn.yaml\n",
+          "      kubeconfig: secrets/kubeconfigs/uni-lab.yaml\n      context: binder\n")
+    _edit(repo, "      name: hetzner-fsn\n      namespace: hetzner-fsn\n",
+          "      name: uni-lab\n      namespace: binder\n")
+    lines = (repo / FED).read_text().splitlines()
+    line = [i for i, text in enumerate(lines, 1) if text == "  uni-lab:"][0]
+    line = next(i for i, text in enumerate(lines, 1) if i > line and text == "    release:")
+    assert _error(repo).startswith(
+        f"{FED}:{line}: members.uni-lab.release: member 'uni-lab' deploys release 'uni-lab' "
+        "into namespace 'binder' of the same cluster as member 'hetzner-fsn': each deploy "
+        "would overwrite the other's release")
+
+
+def test_one_release_name_on_two_clusters_is_fine(repo):
+    _edit(repo, "      name: hetzner-fsn\n      namespace: hetzner-fsn\n",
+          "      name: uni-lab\n      namespace: binder\n")          # another kubeconfig
+    federation.load(repo)
+
+
 def test_prime_that_runs_no_binderhub(repo):
     _edit(repo, "  prime: gke\n", "  prime: apex\n")
     _edit(repo, "members:\n", "members:\n" + APEX)
