@@ -231,7 +231,10 @@ def combined(problems: list[ConfigError]) -> ConfigError:
     problems = sorted(problems, key=lambda e: e.line or 0)
     first = problems[0]
     if len(problems) > 1:
-        rest = "; ".join(str(e) for e in problems[1:])
+        # (a hint the first one ends with is not repeated for the others)
+        rest = "; ".join(str(e) if e.hint != first.hint else
+                         str(ConfigError(e.message, file=e.file, line=e.line, key=e.key))
+                         for e in problems[1:])
         first.message += f" (and {len(problems) - 1} more: {rest})"
     return first
 
@@ -327,6 +330,13 @@ def check_tls(fed: Federation) -> list[ConfigError]:
     return problems
 
 
+# BinderHub's own repo providers (binderhub/repoproviders.py); a provider class of one's own
+# may be named too
+BINDERHUB_PROVIDERS = ("GitHubRepoProvider", "GistRepoProvider", "GitRepoProvider",
+                       "GitLabRepoProvider", "ZenodoProvider", "FigshareProvider",
+                       "HydroshareProvider", "DataverseProvider", "CKANProvider")
+
+
 def check_abuse(fed: Federation) -> list[ConfigError]:
     """Ban list entries: IPv4 networks (the user egress policy excepts them from 0.0.0.0/0)
     and regular expressions Python compiles (BinderHub matches specs with `re`)."""
@@ -353,6 +363,13 @@ def check_abuse(fed: Federation) -> list[ConfigError]:
                     "0.0.0.0/0 except these, so only IPv4 networks fit",
                     file=fed.document.label, line=fed.line_of(*path), key=format_path(path)))
         for provider, specs in (abuse.get("banned_specs") or {}).items():
+            known = {p.lower(): p for p in BINDERHUB_PROVIDERS}.get(provider.lower())
+            if known and known != provider:       # BinderHub would never read this list
+                path = base + ("banned_specs", provider)
+                problems.append(ConfigError(
+                    f"{provider} is not a BinderHub repo provider: did you mean {known}? "
+                    "(class names are case-sensitive; this ban list would be ignored)",
+                    file=fed.document.label, line=fed.line_of(*path), key=format_path(path)))
             for i, spec in enumerate(specs or ()):
                 path = base + ("banned_specs", provider, i)
                 try:

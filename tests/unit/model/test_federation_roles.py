@@ -178,6 +178,25 @@ def test_bad_spec_regex(repo):
     assert "not a regular expression: global flags not at the start" in message
 
 
+def test_a_provider_name_binderhub_would_not_read_is_refused_and_its_own_are_taken(repo):
+    _edit(repo, "    GitHubRepoProvider:\n", "    GithubRepoProvider:\n")
+    assert _error(repo).startswith(
+        f"{FED}:{_line(repo, 'GithubRepoProvider:')}: abuse.banned_specs.GithubRepoProvider: "
+        "GithubRepoProvider is not a BinderHub repo provider: did you mean GitHubRepoProvider?")
+    _edit(repo, "    GithubRepoProvider:\n",
+          "    ZenodoProvider: ['^10.5281/zenodo.1$']\n    CKANProvider: [x]\n"
+          "    MyOwnRepoProvider: [z1]\n    GitHubRepoProvider:\n")
+    assert set(federation.load(repo).abuse["banned_specs"]) == {
+        "ZenodoProvider", "CKANProvider", "MyOwnRepoProvider", "GitHubRepoProvider"}
+
+
+def test_several_problems_with_one_hint_say_it_once(repo):
+    _edit(repo, "  banned_cidrs: []\n", "  banned_cidrs:\n    - 10.0.0.300/8\n    - x\n")
+    message = _error(repo)
+    assert "(and 1 more: " in message
+    assert message.count("(hint: expected an IPv4 network like 192.0.2.0/24)") == 1, message
+
+
 def test_a_member_file_setting_a_generated_key_is_an_error_naming_both(repo, workspace):
     (repo / "config/aws.yaml").write_text(
         (repo / "config/aws.yaml").read_text()
