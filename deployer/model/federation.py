@@ -482,8 +482,10 @@ def check_schema(doc: Document, schema_path: Path) -> None:
     found.sort(key=lambda f: (not f[0].message.startswith("unknown key"), f[1], f[0].line or 0))
     errors = [e for e, _ in found]
     first = errors[0]
-    if len(errors) > 1:
-        first.message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    if len(errors) > 1:          # the others listed too (at most 5), so one run shows them
+        listed = "; ".join(str(e) for e in errors[1:6])
+        more = f"; and {len(errors) - 6} more" if len(errors) > 6 else ""
+        first.message += f" (and {len(errors) - 1} more: {listed}{more})"
     raise first
 
 
@@ -558,6 +560,7 @@ def _describe(doc: Document, err) -> ConfigError:
     path = tuple(err.absolute_path)
     inst = err.instance
     kind = err.validator
+    hint = None
     schema = err.schema if isinstance(err.schema, dict) else {}
     what = schema.get("description")
     if "propertyNames" in err.relative_schema_path:
@@ -574,8 +577,13 @@ def _describe(doc: Document, err) -> ConfigError:
     elif kind == "enum":
         options = ", ".join(str(v) for v in err.validator_value)
         message = f"expected one of: {options}; got {inst!r}"
+    elif kind == "type" and inst is None and not path:
+        message = f"the file is empty (expected {err.validator_value} of settings)"
     elif kind == "type":
         message = f"expected {err.validator_value}, got {_type_name(inst)} {inst!r}"
+        if err.validator_value == "string" and isinstance(inst, (int, float)) \
+                and not isinstance(inst, bool):
+            hint = "quote it: YAML reads 1.30 as the number 1.3"
     elif kind == "pattern":
         message = f"expected {what or 'a value matching ' + err.validator_value}, got {inst!r}"
     elif kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -586,7 +594,8 @@ def _describe(doc: Document, err) -> ConfigError:
         message = f"must not be empty (got {inst!r})"
     else:
         message = err.message
-    return ConfigError(message, file=doc.label, line=doc.line_of(path), key=format_path(path))
+    return ConfigError(message, file=doc.label, line=doc.line_of(path), key=format_path(path),
+                       hint=hint)
 
 
 def _type_name(value) -> str:

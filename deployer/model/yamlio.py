@@ -149,6 +149,11 @@ def _load_careful(text: str, label: str, yaml11_words: bool = False) -> Document
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "malformed YAML").strip()
+        duplicate = _DUPLICATE.match(problem)
+        if duplicate:        # (ruamel.yaml quotes both values: never shown, they may be secret)
+            raise ConfigError(f"malformed YAML: the key {duplicate.group(1)!r} is written twice "
+                              "in one map", file=label, line=line,
+                              hint="keep one of them (or indent one under another key)") from None
         raise ConfigError(f"malformed YAML: {problem}", file=label, line=line,
                           hint="check indentation and quoting") from None
     except YAMLError as exc:
@@ -172,6 +177,9 @@ def _load_careful(text: str, label: str, yaml11_words: bool = False) -> Document
         raise ConfigError(exc.message, file=label, line=doc.line_of(exc.path) if exc.path
                           else None, key=format_path(exc.path) if exc.path else None) from None
     return doc
+
+
+_DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value', re.S)
 
 
 class _Refused(Exception):

@@ -81,11 +81,32 @@ def test_missing_required_key_points_at_its_parent(repo):
     assert text[info.value.line - 1].strip() == "domains:"
 
 
-def test_several_problems_report_the_first_and_count_the_rest(repo):
+def test_several_problems_report_the_first_and_list_the_rest(repo):
     _break(repo, "role: production", "role: prod", count=2)
     with pytest.raises(ConfigError) as info:
         federation.load(repo)
-    assert re.search(r"\(and 1 more problem\)$", info.value.message)
+    second = [i for i, line in enumerate((repo / "config/federation.yaml").read_text()
+                                         .splitlines(), 1) if "role: prod" in line][1]
+    assert re.search(r"\(and 1 more: config/federation\.yaml:%d: members\.aws\.role: expected "
+                     r"one of: staging, production; got 'prod'\)$" % second, info.value.message)
+
+
+def test_a_version_yaml_reads_as_a_number_says_to_quote_it(repo):
+    _break(repo, 'kubernetes_version: "1.34"', "kubernetes_version: 1.30")
+    with pytest.raises(ConfigError) as info:
+        federation.load(repo)
+    assert "expected string, got a number 1.3" in str(info.value)
+    assert info.value.hint == "quote it: YAML reads 1.30 as the number 1.3"
+
+
+def test_a_release_name_helm_would_refuse_is_refused_when_loading(repo):
+    _break(repo, "      name: aws\n      namespace: aws\n",
+           f"      name: {'a' * 54}\n      namespace: aws\n")
+    with pytest.raises(ConfigError) as info:
+        federation.load(repo)
+    assert info.value.key == "members.aws.release.name"
+    assert "expected a helm release name: a lowercase DNS label of at most 53 characters" \
+        in info.value.message
 
 
 def test_missing_file(tmp_path):
@@ -120,3 +141,11 @@ def test_prerequisites_are_typed_and_name_only_members(repo):
     with pytest.raises(ConfigError) as err:
         federation.load(repo)
     assert "prerequisites.cert-manager.versoin: unknown key" in str(err.value)
+
+
+def test_an_empty_file_is_called_empty(repo):
+    (repo / "config/federation.yaml").write_text("# nothing yet\n")
+    with pytest.raises(ConfigError) as info:
+        federation.load(repo)
+    assert str(info.value) == ("config/federation.yaml:1: (top level): the file is empty "
+                               "(expected object of settings)")

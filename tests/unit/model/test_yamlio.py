@@ -22,8 +22,16 @@ def test_malformed_yaml_names_file_and_line():
 
 
 def test_duplicate_keys_are_an_error():
-    with pytest.raises(ConfigError, match="duplicate key"):
+    with pytest.raises(ConfigError, match="written twice"):
         load_text("a: 1\nb: 2\na: 3\n", "dup.yaml")
+
+
+def test_a_duplicate_key_is_named_without_its_values():
+    # (they may be secrets: the decrypted values of a sops file are read by the same code)
+    with pytest.raises(ConfigError) as info:
+        load_text("a: 1\nb:\n  x: hunter2\nb:\n  y: other\n", "s.yaml")
+    assert str(info.value) == ("s.yaml:4: malformed YAML: the key 'b' is written twice in one "
+                               "map (hint: keep one of them (or indent one under another key))")
 
 
 @pytest.mark.parametrize("dotted,parts", [
