@@ -132,6 +132,23 @@ def cores() -> int:
         return os.cpu_count() or 2
 
 
+def _cluster_file_problems(ws: Workspace, member: Member) -> list[str]:
+    """The files a deploy reaches the member's cluster with (a sops-encrypted kubeconfig, a
+    cloud credentials file) that are not there: a mistyped path would otherwise show only
+    when the deploy asks for credentials. (Warnings: a deploy given --kubeconfig needs none.)"""
+    from deployer.model.federation import FEDERATION_FILE
+
+    problems = []
+    for key in ("kubeconfig", "credentials"):
+        rel = getattr(member.cluster, key)
+        if rel and not (ws.root / rel).is_file():
+            path = ("members", member.name, "cluster", key)
+            problems.append(f"{FEDERATION_FILE}:{ws.federation.line_of(*path)}: "
+                            f"{format_path(path)}: {rel} does not exist (a deploy without "
+                            f"--kubeconfig reaches the cluster with it)")
+    return problems
+
+
 def _timed_prerequisites(ws: Workspace, helm: helm_mod.Helm, member: Member,
                          mirror: str | None) -> tuple[list[str], float]:
     start = time.perf_counter()
@@ -273,6 +290,7 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     report = Report(member.name)
     rendered = None
     report.errors.extend(str(v) for v in federation_problems)
+    report.warnings.extend(_cluster_file_problems(ws, member))
     value_findings: list = []
     try:
         if isinstance(mv, Future):

@@ -219,7 +219,9 @@ def test_render_all_reports_every_failing_member(run, real, tmp_path):
     assert "config/lab.yaml:4: binderhub.config.BinderHub.hub_url: also generated from " \
         f"federation data at config/federation.yaml:{_line(real, '      hub: hub.binder.lab.example.edu')}" \
         in errors[0]
-    assert (tmp_path / "out" / "fsn" / "manifests.yaml").is_file()  # the others rendered
+    # the others rendered (their errors would show), but nothing is written: bad input
+    assert "2 of 5 members failed to render; nothing was written" in result.stderr
+    assert not list((tmp_path / "out").rglob("*.yaml"))
 
 
 def _line(root: Path, text: str) -> int:

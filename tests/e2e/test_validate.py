@@ -573,3 +573,16 @@ def test_the_cache_drops_what_no_run_used_for_a_month(run, tmp_path):
     assert (cache / ".deployer-pruned").stat().st_mtime > old + 1
     assert (prepared / "mybinder" / ".deployer-complete").is_file()    # prepared again, used
     assert prepared.stat().st_mtime > old + 1
+
+
+def test_a_kubeconfig_that_is_not_there_warns(run, repo):
+    path = repo / "config/federation.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("kubeconfig: secrets/kubeconfigs/uni-lab.yaml",
+                                 "kubeconfig: secrets/kubeconfigs/unilab.yaml"))
+    line = _line_of(path, "unilab.yaml")
+    result = run("validate", "uni-lab")
+    assert result.returncode == 0, result.stderr     # a deploy given --kubeconfig needs none
+    assert (f"warning: uni-lab: config/federation.yaml:{line}: "
+            "members.uni-lab.cluster.kubeconfig: secrets/kubeconfigs/unilab.yaml does not exist "
+            "(a deploy without --kubeconfig reaches the cluster with it)") in result.stderr
