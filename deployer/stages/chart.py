@@ -21,6 +21,7 @@ from deployer.errors import ConfigError, DeployError
 from deployer.adapters.helm import Helm, HelmError
 from deployer.model import diskcache
 from deployer.model.memo import shared
+from deployer.model.yamlio import format_path
 from deployer.model.workspace import Workspace
 
 COMPLETE_MARKER = diskcache.COMPLETE_MARKER     # in a prepared chart that is whole
@@ -95,6 +96,7 @@ def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
     """The dependencies declared in the chart's Chart.yaml."""
     label = ws.rel(ws.chart_dir / "Chart.yaml")
     doc = ws.load_yaml(ws.chart_dir / "Chart.yaml", label)
+    _check_chart_keys(doc, label)
     deps = []
     for i, entry in enumerate(doc.data.get("dependencies") or []):
         for key in ("name", "version", "repository"):
@@ -102,9 +104,40 @@ def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
                 raise ConfigError(f"dependency without {key!r}", file=label,
                                   line=doc.line_of(("dependencies", i)),
                                   key=f"dependencies[{i}]")
+        if not _EXACT_VERSION.fullmatch(str(entry["version"])):
+            raise ConfigError(f"version {entry['version']!r} is not one exact version",
+                              file=label, line=doc.line_of(("dependencies", i, "version")),
+                              key=f"dependencies[{i}].version",
+                              hint="pin the exact version (e.g. 41.1.1): a range would let a "
+                                   "new upstream release in without a reviewed change")
         deps.append(Dependency(entry["name"], str(entry["version"]), entry["repository"],
                                entry.get("condition"), doc.line_of(("dependencies", i))))
     return tuple(deps)
+
+
+# what helm's Chart.yaml (apiVersion v2) has: helm only warns of another key ("failed to
+# strictly parse chart metadata"), and a misspelled `condition:` turns a dependency on
+CHART_KEYS = ("apiVersion", "name", "version", "kubeVersion", "description", "type",
+              "keywords", "home", "sources", "dependencies", "maintainers", "icon",
+              "appVersion", "deprecated", "annotations")
+DEPENDENCY_KEYS = ("name", "version", "repository", "condition", "tags", "enabled",
+                   "import-values", "alias")
+_EXACT_VERSION = re.compile(r"v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
+
+
+def _check_chart_keys(doc, label: str) -> None:
+    """Every key of Chart.yaml, and of each of its dependencies, is one helm knows."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    places = [((), data, CHART_KEYS)] + [
+        (("dependencies", i), entry, DEPENDENCY_KEYS)
+        for i, entry in enumerate(data.get("dependencies") or []) if isinstance(entry, dict)]
+    for base, mapping, known in places:
+        for key in mapping:
+            if key not in known:
+                path = base + (key,)
+                raise ConfigError(f"unknown key {key!r} (expected one of: {', '.join(known)})",
+                                  file=label, line=doc.line_of(path), key=format_path(path),
+                                  hint="helm would ignore it")
 
 
 def prepare(ws: Workspace, helm: Helm, mirror: str | None = None) -> PreparedChart:

@@ -586,3 +586,25 @@ def test_a_kubeconfig_that_is_not_there_warns(run, repo):
     assert (f"warning: uni-lab: config/federation.yaml:{line}: "
             "members.uni-lab.cluster.kubeconfig: secrets/kubeconfigs/unilab.yaml does not exist "
             "(a deploy without --kubeconfig reaches the cluster with it)") in result.stderr
+
+
+@pytest.mark.parametrize("old, new, line_of, expected", [
+    ("condition: traefikEnabled", "condtion: traefikEnabled", "condtion:",
+     "dependencies[1].condtion: unknown key 'condtion' (expected one of: name, version, "
+     "repository, condition, tags, enabled, import-values, alias)"),
+    ("version: 41.1.1", "version: ^41.0.0", "^41.0.0",
+     "dependencies[1].version: version '^41.0.0' is not one exact version"),
+    ("\ndependencies:", "\nicons: x\ndependencies:", "icons:", "icons: unknown key 'icons'"),
+])
+def test_a_chart_yaml_key_helm_would_ignore_or_a_range_is_refused(run, repo, old, new, line_of,
+                                                                   expected):
+    # a misspelled condition would turn traefik on where members turn it off
+    chart = repo / "mybinder/Chart.yaml"
+    text = chart.read_text()
+    assert old in text
+    chart.write_text(text.replace(old, new, 1))
+    line = next(i for i, t in enumerate(chart.read_text().splitlines(), 1) if line_of in t)
+    for command in (("validate",), ("render", "--manifests")):
+        result = run(*command, "uni-lab")
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"error: mybinder/Chart.yaml:{line}: {expected}" in result.stderr, result.stderr
