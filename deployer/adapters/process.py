@@ -109,6 +109,10 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = 
             _stop(proc)
             raise ToolError(f"{name} {argv[1] if len(argv) > 1 else ''} timed out after "
                             f"{timeout:g}s".replace("  ", " "), hint=hint) from None
+        except UnicodeEncodeError as exc:   # input that is no text (never quoted: a secret)
+            _stop(proc)
+            raise ToolError(f"cannot run {name}: its input is not valid text ({exc.reason} "
+                            f"at character {exc.start + 1})", hint=hint) from None
         except BaseException:  # KeyboardInterrupt, SystemExit from a signal handler
             _stop(proc)
             raise
@@ -191,14 +195,23 @@ def last_lines(text: str, count: int = 1) -> str:
 
 
 def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """End a child whose communicate() failed or timed out: SIGTERM to its group, SIGKILL
+    after `grace` s. It is waited for, not communicated with again: a communicate() that
+    failed may have left its input half-converted (a str where it expects bytes: a second
+    call raises TypeError). Our ends of its pipes are closed first, so a child blocked
+    writing output gets EPIPE instead of waiting for a reader."""
     _signal(proc, signal.SIGTERM)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except (OSError, ValueError):
+            pass
     try:
-        proc.communicate(timeout=grace)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         _signal(proc, signal.SIGKILL)
-        proc.communicate()
-    except (OSError, ValueError):
-        pass
+        proc.wait()
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:

@@ -85,3 +85,14 @@ def test_terminate_all_stops_running_children():
     thread.join(5)
     assert not thread.is_alive()
     assert errors and errors[0].returncode == -15
+
+
+def test_input_that_is_not_text_is_one_error_and_the_child_is_stopped():
+    """A str with lone surrogates (what Python makes of bytes that are not UTF-8) cannot be
+    written to the child: one ToolError that quotes none of it, and no child left."""
+    with pytest.raises(ToolError) as info:
+        process.run([PY, "-c", "import sys; sys.stdin.read()"], env={},
+                    stdin="password: caf\udce9-hunter2\n", echo=False, tool="sops")
+    assert "input is not valid text" in str(info.value)
+    assert "hunter2" not in str(info.value)
+    assert process.running() == 0
