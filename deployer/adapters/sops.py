@@ -74,16 +74,21 @@ def is_encrypted(path: Path) -> bool:
 def first_clear_value(path: Path) -> tuple[str, int | None] | None:
     """(key path, line) of the first value a sops file holds in clear, or None. Empty strings
     and nulls are fine: sops leaves them as they are, and they hold nothing."""
-    from deployer.model.yamlio import format_path, load_text
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None     # sops itself reports it
+    return clear_value_in(text, str(path))
+
+
+def clear_value_in(text: str, label: str) -> tuple[str, int | None] | None:
+    """first_clear_value of sops output held in memory (before it is written)."""
+    from deployer.model.yamlio import format_path, load_text
+
     if _all_encrypted_quickly(text):
         return None
     try:
-        doc = load_text(text, str(path), yaml11_words=True)
+        doc = load_text(text, label, yaml11_words=True)
     except Exception:  # noqa: BLE001 - sops itself reports a malformed file
         return None
     if not isinstance(doc.data, dict):
@@ -179,16 +184,88 @@ def encrypt_in_place(root: Path, rel: str, env: Mapping[str, str]) -> None:
     _check(root, rel, _sops(root, ["encrypt", "--in-place", rel], env), env, "encrypt")
 
 
-def encrypt_text(root: Path, rel: str, plaintext: str, env: Mapping[str, str]) -> None:
-    """Write `plaintext` (from memory, via stdin) encrypted to `rel`; plaintext never hits disk."""
+def encrypt_text(root: Path, rel: str, plaintext: str, env: Mapping[str, str],
+                 label: str | None = None) -> None:
+    """Write `plaintext` (from memory, via stdin) encrypted to `rel`; plaintext never hits disk.
+    It must be what every later read accepts (check_plaintext; errors name `label`, default
+    "plaintext of REL"), and sops must encrypt every value of it: a key sops keeps in clear
+    (`*_unencrypted`, a rule's unencrypted_regex...) is refused and nothing is written."""
+    label = label or f"plaintext of {rel}"
+    check_plaintext(plaintext, label)
     result = _sops(root, ["encrypt", "--filename-override", rel, "--input-type", "yaml",
                           "--output-type", "yaml", "/dev/stdin"], env, stdin=plaintext)
-    _check(root, rel, result, env, "encrypt")
+    _check(root, rel, result, env, "encrypt", mask=_input_masker(plaintext))
+    clear = clear_value_in(result.stdout, rel)
+    if clear is not None:
+        from deployer.model.yamlio import load_text, parse_path
+
+        key, _ = clear
+        line = load_text(plaintext, label).line_of(parse_path(key))
+        raise SecretsError(f"{key}: sops would write this value in clear to {rel} "
+                           f"({_clear_reason(result.stdout)}); nothing was written",
+                           file=label, line=line,
+                           hint=f"rename the key, or change that setting in the creation rule "
+                                f"for {rel} in {SOPS_CONFIG}")
     target = root / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(result.stdout)
     tmp.replace(target)
+
+
+def decode_plaintext(raw: bytes, label: str) -> str:
+    """`raw` (what an operator piped in) as UTF-8 text; anything else is one SecretsError
+    naming the line, quoting none of it."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SecretsError("not valid UTF-8 text: a secrets file is YAML in UTF-8",
+                           file=label, line=line,
+                           hint="convert it first, e.g. iconv -f LATIN1 -t UTF-8") from None
+
+
+def check_plaintext(text: str, label: str) -> None:
+    """Refuse plaintext that sops would encrypt into a file every later read rejects, or that
+    sops would refuse with a message quoting it: more than one YAML document, malformed YAML,
+    anything but a mapping at the top, a top-level `sops` key. Messages quote no value."""
+    import yaml
+
+    from deployer.errors import ConfigError
+    from deployer.model.yamlio import load_text
+
+    documents = 0
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise SecretsError("more than one YAML document (a `---` line between "
+                                       "them): a secrets file is one mapping", file=label,
+                                       line=event.start_mark.line + 1,
+                                       hint="put every key in one document; encrypt other "
+                                            "documents to files of their own")
+    except yaml.YAMLError:
+        pass                                  # load_text names the error
+    try:
+        doc = load_text(text, label)
+    except ConfigError as exc:
+        mask = _input_masker(text, keys=False)
+        raise SecretsError(mask(exc.message), file=label, line=exc.line, key=exc.key,
+                           hint=exc.hint) from None
+    data = doc.data
+    if not isinstance(data, dict):
+        what = ("nothing" if data is None else "a list" if isinstance(data, list)
+                else "a single value")
+        raise SecretsError(f"not a YAML mapping (it holds {what}): a secrets file is "
+                           "`key: value` lines", file=label, line=1,
+                           hint="./deploy.py secrets view MEMBER shows the layout of a "
+                                "member's file")
+    if "sops" in data:
+        raise SecretsError("sops: this key holds sops's own metadata (is it a file sops "
+                           "encrypted already?)", file=label, line=doc.line_of(("sops",)),
+                           hint="give the decrypted values; ./deploy.py secrets edit changes "
+                                "an encrypted file")
 
 
 def encrypt_blob(root: Path, rule_path: str, plaintext: str, dest: Path,
@@ -263,16 +340,72 @@ def _sops(root: Path, args: list[str], env: Mapping[str, str],
         raise SecretsError(f"sops: {exc.message}", hint=exc.hint) from None
 
 
-def _check(root: Path, rel: str, result, env: Mapping[str, str], action: str) -> None:
+def _check(root: Path, rel: str, result, env: Mapping[str, str], action: str,
+           mask=None) -> None:
+    """Turn a failed sops run into one SecretsError; `mask`: what hides the input's strings
+    in sops's message (sops quotes a value it cannot read)."""
     if result.returncode == 0:
         return
     err = result.stderr.strip()
+    if mask is not None:
+        err = mask(err)
     if "no matching creation rules" in err:
         raise SecretsError(f"cannot {action}: no creation rule in {SOPS_CONFIG} matches this path",
                            file=rel, hint=f"add a path_regex for it to {SOPS_CONFIG}")
     if any(marker in err.lower() for marker in _NO_KEY_MARKERS):
         raise _decrypt_error(root, rel, err, env)
     raise SecretsError(f"cannot {action}: sops: {_last_line(err)}", file=rel)
+
+
+def _input_masker(text: str, keys: bool = True):
+    """A function that masks, in a message about `text`, every string `text` holds (values;
+    keys too unless keys=False): anywhere in their encodings when at least
+    redact.MIN_LENGTH long (the Redactor), and quoted ('x', "x", `x`) whatever their length.
+    The strings are read with YAML's scanner, as far as it gets."""
+    import re
+
+    import yaml
+
+    from deployer.model.redact import MASK, Redactor
+
+    strings: list[str] = []
+    after_key = False
+    try:
+        for token in yaml.scan(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(token, yaml.ScalarToken) and token.value.strip() and \
+                    (keys or not after_key):
+                strings.append(token.value)
+            after_key = isinstance(token, yaml.KeyToken)
+    except yaml.YAMLError:
+        pass
+    redactor = Redactor(strings)
+    quoted = (re.compile("|".join(f"{q}{re.escape(v)}{q}" for v in sorted(set(strings), key=len,
+                                                                          reverse=True)
+                                  for q in ("'", '"', "`")))
+              if strings else None)
+
+    def mask(message: str) -> str:
+        if quoted is not None:
+            message = quoted.sub(lambda m: f"{m.group(0)[0]}{MASK}{m.group(0)[0]}", message)
+        return redactor.text(message)
+
+    return mask
+
+
+def _clear_reason(encrypted: str) -> str:
+    """Which setting in a sops file's metadata keeps values in clear, in words."""
+    from deployer.model.yamlio import load_text
+
+    try:
+        meta = load_text(encrypted, "sops output").data.get("sops") or {}
+    except Exception:  # noqa: BLE001 - only an explanation
+        meta = {}
+    said = {"unencrypted_suffix": "sops keeps keys ending in `{}` in clear",
+            "unencrypted_regex": "sops keeps keys matching unencrypted_regex `{}` in clear",
+            "encrypted_suffix": "sops encrypts only keys ending in `{}`",
+            "encrypted_regex": "sops encrypts only keys matching encrypted_regex `{}`"}
+    reasons = [text.format(meta[name]) for name, text in said.items() if meta.get(name)]
+    return "; ".join(reasons) or "sops keeps it in clear"
 
 
 def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str]) -> SecretsError:

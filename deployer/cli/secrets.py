@@ -59,10 +59,13 @@ def encrypt(target: str = typer.Argument(..., help="Path of a plaintext file und
         raise usage(f"{rel} exists: --stdin would replace every secret in it",
                     hint=f"./deploy.py secrets edit {rel} changes it; --force replaces it")
     if from_stdin:
-        sops.encrypt_text(ws.root, rel, sys.stdin.read(), ws.env)
+        plaintext = sops.decode_plaintext(sys.stdin.buffer.read(), "stdin")
+        sops.encrypt_text(ws.root, rel, plaintext, ws.env, label="stdin")
     else:
         sops.encrypt_in_place(ws.root, rel, ws.env)
-    ws.console.info(f"encrypted {rel} to: {', '.join(sops.recipients(ws.root / rel))}")
+    names = sops.recipients(ws.root / rel)
+    ws.console.info(f"encrypted {rel} to: "
+                    f"{', '.join(names) if names else 'no age recipient (see its sops metadata)'}")
 
 
 @app.command("rotate-recipients")

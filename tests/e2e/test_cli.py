@@ -261,3 +261,85 @@ def test_secrets_encrypt_common_without_a_file_names_the_command_that_creates_it
     created = cli("secrets", "encrypt", "--stdin", "common", input="shared: 1\n")
     assert created.returncode == 0, created.stderr
     assert sops.decrypt(repo, "secrets/common.yaml", env) == "shared: 1\n"
+
+
+STDIN_REFUSED = {
+    # what sops would quote back (cannot unmarshal !!str `...`) is refused first, unquoted
+    "a single value": (b"hunter2-plain\n", "stdin:1: not a YAML mapping (it holds a single value)"),
+    "a list": (b"- hunter2-plain\n", "stdin:1: not a YAML mapping (it holds a list)"),
+    "nothing": (b"", "stdin:1: not a YAML mapping (it holds nothing)"),
+    # every later read would reject the file; the recipients were printed empty
+    "two documents": (b"a: hunter2-plain\n---\nb: 2\n", "stdin:2: more than one YAML document"),
+    "an empty second document": (b"a: hunter2-plain\n---\n", "stdin:2: more than one YAML "
+                                                             "document"),
+    "not UTF-8": (b"a: hunter2-caf\xe9\n", "stdin:1: not valid UTF-8 text"),
+    "a duplicate key": (b"a: hunter2-plain\na: hunter2-other\n",
+                        'stdin:2: malformed YAML: found duplicate key "a" with value "***"'),
+    "a value the parser quotes": (b"a: !!int 1e3\n", "stdin: malformed YAML: invalid literal "
+                                                     "for int() with base 10: '***'"),
+    "sops metadata": (b"sops:\n  mac: x\n", "stdin:1: sops: this key holds sops's own metadata"),
+}
+
+
+@pytest.mark.parametrize("case", list(STDIN_REFUSED))
+def test_encrypt_stdin_refuses_what_no_later_read_accepts(cli_command, repo, case):
+    """One line, exit 2, nothing written (an existing file is kept), no value quoted."""
+    import subprocess
+
+    raw, expected = STDIN_REFUSED[case]
+    prefix, base = cli_command
+    before = (repo / "secrets/gke.yaml").read_bytes()
+    for args in (["secrets/new8.yaml"], ["--force", "secrets/gke.yaml"]):
+        result = subprocess.run([*prefix, "secrets", "encrypt", "--stdin", *args], input=raw,
+                                env=base, capture_output=True, cwd=repo, timeout=120)
+        err = result.stderr.decode()
+        line = _one_error_line(subprocess.CompletedProcess(result.args, result.returncode,
+                                                           result.stdout.decode(), err))
+        assert expected in line, line
+        assert "hunter2" not in err and "1e3" not in err and "Traceback" not in err
+    assert not (repo / "secrets/new8.yaml").exists()
+    assert (repo / "secrets/gke.yaml").read_bytes() == before
+
+
+def test_what_sops_itself_refuses_is_shown_with_the_inputs_strings_masked(cli, repo):
+    """A value sops's parser reads differently (a timestamp YAML 1.2 takes as text): sops
+    quotes it in its error; the deployer shows the error with every string of the input
+    masked."""
+    result = cli("secrets", "encrypt", "--stdin", "secrets/new8.yaml",
+                 input="a: !!timestamp 2001-12-14 21:59:43.10 -5\n")
+    line = _one_error_line(result)
+    assert "secrets/new8.yaml: cannot encrypt: sops:" in line and "`***`" in line, line
+    assert "21:59" not in result.stderr
+    assert not (repo / "secrets/new8.yaml").exists()
+
+
+@pytest.mark.parametrize("rule,plaintext,key,why", [
+    (None, "grafana:\n  adminPassword: fine\nbinderhub:\n  token_unencrypted: in-clear\n",
+     "binderhub.token_unencrypted", "sops keeps keys ending in `_unencrypted` in clear"),
+    ("unencrypted_regex: ^public", "grafana:\n  adminPassword: fine\npublic_token: in-clear\n",
+     "public_token", "sops keeps keys matching unencrypted_regex `^public` in clear"),
+])
+def test_encrypt_stdin_refuses_a_value_sops_would_keep_in_clear(cli, repo, env, rule,
+                                                               plaintext, key, why):
+    """Every later read refuses such a file (sops.first_clear_value): it is refused before it
+    is written, and the file there before stays as it was."""
+    if rule:
+        sops_yaml = repo / ".sops.yaml"
+        text = sops_yaml.read_text()
+        marker = "  - path_regex: ^secrets/(kubeconfigs/)?[a-z0-9-]+\\.ya?ml$\n"
+        assert marker in text
+        sops_yaml.write_text(text.replace(marker, marker + f"    {rule}\n"))
+    before = (repo / "secrets/gke.yaml").read_bytes()
+    for args in (["secrets/new8.yaml"], ["--force", "secrets/gke.yaml"]):
+        line = _one_error_line(cli("secrets", "encrypt", "--stdin", *args, input=plaintext))
+        assert line.startswith(f"error: stdin:{plaintext.count(chr(10))}: {key}: sops would "
+                               f"write this value in clear"), line
+        assert why in line and "in-clear" not in line
+    assert not (repo / "secrets/new8.yaml").exists()
+    assert (repo / "secrets/gke.yaml").read_bytes() == before
+
+
+def test_encrypt_stdin_names_the_recipients(cli, repo):
+    result = cli("secrets", "encrypt", "--stdin", "secrets/uni-lab-two.yaml", input="a: b\n")
+    assert result.returncode == 0, result.stderr
+    assert "encrypted secrets/uni-lab-two.yaml to: age1" in result.stderr
