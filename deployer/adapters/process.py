@@ -14,6 +14,7 @@ Every external command (helm, sops, git, kubectl, gcloud, aws, pip) goes through
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -127,19 +128,45 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = 
 
 def run_attached(argv: Sequence[str | Path], *, env: Mapping[str, str],
                  timeout: float | None, console: Console | None = None,
-                 cwd: str | Path | None = None, tool: str | None = None) -> int:
+                 cwd: str | Path | None = None, tool: str | None = None,
+                 grace: float = 5.0) -> int:
     """Run an interactive program (an editor through `sops edit`) on the terminal. The one
-    place without a timeout (None): a person is typing."""
+    place without a timeout (None): a person is typing. It stays in the deployer's process
+    group (the terminal's foreground, for the editor). When the wait ends with an exception
+    (a signal handler's, see cli/interrupts.py), the program gets SIGTERM (SIGKILL after
+    `grace` s) and is waited for before the exception goes on: the caller's cleanup then
+    runs after it, not beside it."""
     argv = tuple(str(a) for a in argv)
     name = tool or Path(argv[0]).name
     if console is not None:
         console.command([name, *argv[1:]])
     try:
-        return subprocess.run(argv, env=dict(env), cwd=cwd, timeout=timeout).returncode
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"{name} did not finish within {timeout:g}s") from None
+        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd)
     except OSError as exc:
         raise ToolError(f"cannot run {name}: {exc.strerror or exc}") from None
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_attached(proc, grace)
+        raise ToolError(f"{name} did not finish within {timeout:g}s") from None
+    except BaseException:
+        _stop_attached(proc, grace)
+        raise
+
+
+@contextlib.contextmanager
+def signals_held(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
+    """Hold `signals` for the block (the main thread's mask), so a cleanup that must finish
+    (removing a decrypted copy, replacing a file) is not cut short by a handler that
+    raises; one that came meanwhile is delivered when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def running() -> int:
@@ -212,6 +239,21 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         _signal(proc, signal.SIGKILL)
         proc.wait()
+
+
+def _stop_attached(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to an attached program (it shares our process group: only to it), SIGKILL
+    after `grace` s; waited for."""
+    with signals_held():
+        try:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except OSError:
+            pass
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:

@@ -301,15 +301,82 @@ def decrypt_blob(root: Path, path: Path, env: Mapping[str, str]) -> str:
     return result.stdout
 
 
-def edit(root: Path, rel: str, env: Mapping[str, str]) -> None:
-    """Open the file in $EDITOR through `sops edit` (sops re-encrypts on save)."""
-    if not (root / rel).is_file():
+def edit(root: Path, rel: str, env: Mapping[str, str]) -> bool:
+    """Open the file in $EDITOR through `sops edit` (sops re-encrypts on save); True when it
+    changed.
+
+    The file is checked first (decrypt: a missing key or a value in clear is one error
+    before any editor starts). sops edits an encrypted copy in a private 0700 directory,
+    which is also its TMPDIR (and the editor's): the plaintext copy sops writes for the
+    editor lives there, and the directory is removed in `finally` - also when sops or the
+    deployer is stopped by a signal (SIGTERM, SIGHUP from a closed SSH session: the caller
+    turns them into exceptions, see cli/interrupts.py), where sops itself would leave its
+    copy behind. The file is replaced (atomically) only when sops saved the copy and every
+    value in it is encrypted; otherwise it is left as it was."""
+    import stat
+
+    path = root / rel
+    if not path.is_file():
         raise SecretsError("file not found", file=rel)
-    cmd = [tools.find("sops", env), "--disable-version-check", "--config", SOPS_CONFIG, "edit", rel]
-    code = process.run_attached(cmd, env=env, cwd=root, timeout=EDIT_TIMEOUT, tool="sops")
-    if code not in (0, 200):  # 200: file unchanged
-        raise SecretsError(f"sops edit exited with {code}", file=rel,
-                           hint=_recipient_hint(root, rel))
+    decrypt(root, rel, env)
+    private = Path(tempfile.mkdtemp(prefix="deployer-edit-"))
+    try:
+        copy = private / path.name
+        shutil.copyfile(path, copy)
+        tmp = private / "tmp"
+        tmp.mkdir(mode=0o700)
+        cmd = [tools.find("sops", env), "--disable-version-check", "--config", SOPS_CONFIG,
+               "edit", str(copy)]
+        code = process.run_attached(cmd, env={**env, "TMPDIR": str(tmp)}, cwd=root,
+                                    timeout=EDIT_TIMEOUT, tool="sops")
+        if code == 200:          # the editor saved nothing new
+            return False
+        if code != 0:
+            raise _edit_error(rel, code)
+        text = copy.read_text(encoding="utf-8")
+        clear = clear_value_in(text, rel)
+        if clear is not None:
+            key, line = clear
+            raise SecretsError(f"{key}: sops would write this value in clear "
+                               f"({_clear_reason(text)}); the file is unchanged",
+                               file=rel, line=line,
+                               hint="edit it again and rename that key")
+        with process.signals_held():
+            staged = path.with_name(f".{path.name}.tmp")
+            try:
+                staged.write_text(text, encoding="utf-8")
+                staged.chmod(stat.S_IMODE(path.stat().st_mode))
+                staged.replace(path)
+            finally:
+                staged.unlink(missing_ok=True)
+        return True
+    finally:
+        with process.signals_held():
+            shutil.rmtree(private, ignore_errors=True)
+
+
+class EditFailed(SecretsError):
+    """`sops edit` or the editor failed; the file is unchanged (a failed operation)."""
+
+    exit_code = 1
+
+
+def _edit_error(rel: str, code: int) -> SecretsError:
+    """What a failed `sops edit` (its message went to the terminal) says, by exit code."""
+    import signal
+
+    if code == 201:              # sops: "Could not run editor" (or it exited non-zero)
+        return EditFailed("the editor failed (it could not be started, or exited non-zero: "
+                          "sops edit exit 201); the file is unchanged", file=rel,
+                          hint="check $SOPS_EDITOR / $EDITOR, then edit again")
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return EditFailed(f"sops edit was stopped by {name}; the file is unchanged", file=rel)
+    return EditFailed(f"sops edit failed (exit {code}; its message is above); the file is "
+                      "unchanged", file=rel)
 
 
 def update_recipients(root: Path, rel: str, env: Mapping[str, str]) -> None:

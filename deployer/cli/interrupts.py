@@ -7,6 +7,9 @@ signal sets `abort` too and stops running programs: the rollback is not waited f
 locks and temporary files are still cleaned up by the workers as they unwind. CI cancels
 with SIGINT, then SIGTERM, then SIGKILL after a grace period: what a SIGKILL can leave
 behind is a release stuck `pending-*`, which the next deploy's preflight recovers.
+
+`secrets edit` has them (and SIGHUP) raise instead: the editor is stopped and the decrypted
+copy removed on the way out (see Interrupts(raises=True)).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import Iterator
 
 from deployer.adapters import process
 from deployer.console import Console
+from deployer.errors import Interrupted
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
@@ -25,11 +29,16 @@ class Interrupts:
     """Signals turned into events the pipeline watches."""
 
     def __init__(self, console: Console, *, stop_programs: bool = True,
-                 signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
+                 signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+                 raises: bool = False):
         """`stop_programs`: a second signal stops running programs (not for Terraform,
-        which would lose state); `signals`: the ones handled."""
+        which would lose state); `signals`: the ones handled; `raises`: the first signal
+        raises Interrupted where the main thread is (a program it waits for is stopped,
+        `finally` blocks run: see process.run_attached), later ones are only noted, so
+        that cleanup is not cut short (for `secrets edit`)."""
         self.console = console
         self.stop_programs = stop_programs
+        self.raises = raises
         self.signals = signals
         self.cancel = threading.Event()
         self.abort = threading.Event()
@@ -55,6 +64,12 @@ class Interrupts:
 
     def _handle(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
+        if self.raises:
+            if self.received is None:
+                self.received = signum
+                self.cancel.set()
+                raise interrupted(signum)
+            return
         if not self.stop_programs:
             self.received = self.received or signum
             self.cancel.set()
@@ -72,3 +87,10 @@ class Interrupts:
                           "waited for (locks and temporary files are still cleaned up)")
         threading.Thread(target=process.terminate_all, kwargs={"grace": 2.0},
                          daemon=True).start()
+
+
+def interrupted(signum: int, message: str | None = None, **where) -> Interrupted:
+    """An Interrupted error for `signum`, with its exit code (130, 143, 129)."""
+    error = Interrupted(message or f"interrupted by {signal.Signals(signum).name}", **where)
+    error.exit_code = EXIT_CODES.get(signum, 130)
+    return error

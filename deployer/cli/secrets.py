@@ -8,6 +8,7 @@ from typing import List
 import typer
 
 from deployer.cli.common import SHOW_SECRETS, handles_errors, usage, workspace
+from deployer.errors import Interrupted
 
 app = typer.Typer(help="View, edit, encrypt and re-key the sops-encrypted secrets.",
                   no_args_is_help=True)
@@ -35,10 +36,25 @@ def view(target: str = typer.Argument(..., help="Member name, common, or path un
 @handles_errors
 def edit(target: str = typer.Argument(..., help="Member name, common, or path under secrets/.")):
     """Edit in $EDITOR through sops; it is re-encrypted on save."""
+    import signal
+
     from deployer.adapters import sops
+    from deployer.cli.interrupts import Interrupts, interrupted
 
     ws = workspace()
-    sops.edit(ws.root, secret_path(ws, target), ws.env)
+    rel = secret_path(ws, target)
+    # SIGINT, SIGTERM and SIGHUP (a closed SSH session) stop sops and the editor; the
+    # decrypted copy is removed, the file left as it was; exit 130/143/129
+    intr = Interrupts(ws.console, raises=True,
+                      signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    with intr.handled():
+        try:
+            changed = sops.edit(ws.root, rel, ws.env)
+        except Interrupted:
+            raise interrupted(intr.received, "interrupted: the editor was stopped and the "
+                              "decrypted copy removed; the file is unchanged",
+                              file=rel) from None
+    ws.console.info(f"{rel}: {'saved, encrypted' if changed else 'unchanged'}")
 
 
 @app.command("encrypt")
