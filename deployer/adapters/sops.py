@@ -380,21 +380,81 @@ def _edit_error(rel: str, code: int) -> SecretsError:
 
 
 def update_recipients(root: Path, rel: str, env: Mapping[str, str]) -> None:
-    """Re-encrypt the data key of `rel` to the recipients .sops.yaml now lists."""
-    _check(root, rel, _sops(root, ["updatekeys", "--yes", rel], env), env, "update keys of")
+    """Re-encrypt the data key of `rel` to the recipients .sops.yaml now lists. The file's
+    format is read from its content (a Terraform state's `.tfstate` is sops JSON)."""
+    kind = encrypted_format(root / rel) or "yaml"
+    _check(root, rel, _sops(root, ["updatekeys", "--yes", "--input-type", kind, rel], env),
+           env, "update keys of")
 
 
 def rotate_data_key(root: Path, rel: str, env: Mapping[str, str]) -> None:
     """Generate a new data key for `rel` and re-encrypt every value with it."""
-    _check(root, rel, _sops(root, ["rotate", "--in-place", rel], env), env, "rotate")
+    kind = encrypted_format(root / rel) or "yaml"
+    _check(root, rel, _sops(root, ["rotate", "--in-place", "--input-type", kind,
+                                   "--output-type", kind, rel], env), env, "rotate")
 
 
-def secret_files(root: Path) -> list[str]:
-    """Every sops file under secrets/, relative to root, sorted."""
+def encrypted_format(path: Path) -> str | None:
+    """"yaml" or "json" when the file carries sops metadata in that format, whatever its
+    name: sops YAML, sops JSON, and a binary blob (encrypt_blob: JSON holding `data` and
+    `sops`, e.g. secrets/terraform/<stack>.tfstate); None otherwise."""
+    import json
+
+    try:
+        if path.stat().st_size > 64 * 2**20:
+            return None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        meta = data.get("sops") if isinstance(data, dict) else None
+        return "json" if isinstance(meta, dict) and "mac" in meta else None
+    return "yaml" if is_encrypted(path) else None
+
+
+def encrypted_files(root: Path) -> list[str]:
+    """Every sops-encrypted file under secrets/ (by its content, see encrypted_format),
+    relative to root, sorted."""
     base = root / "secrets"
     if not base.is_dir():
         return []
-    return sorted(str(p.relative_to(root)) for p in base.rglob("*.y*ml") if p.is_file())
+    return sorted(str(p.relative_to(root)) for p in base.rglob("*")
+                  if p.is_file() and encrypted_format(p))
+
+
+def secret_files(root: Path) -> list[str]:
+    """The encrypted files under secrets/ that a creation rule of .sops.yaml covers (those
+    sops can re-key), relative to root, sorted."""
+    return [rel for rel in encrypted_files(root) if creation_rule_covers(root, rel)]
+
+
+def creation_rule_covers(root: Path, rel: str) -> bool:
+    """True when a creation rule of .sops.yaml matches `rel` (as sops matches: its
+    path_regex searched in the path relative to the file's directory; a rule without one
+    matches every path)."""
+    import re
+
+    from deployer.model.yamlio import load_text
+
+    try:
+        data = load_text((root / SOPS_CONFIG).read_text(encoding="utf-8"), SOPS_CONFIG).data
+    except (OSError, UnicodeDecodeError):
+        return False
+    rules = data.get("creation_rules") if isinstance(data, dict) else None
+    for rule in rules or []:
+        if not isinstance(rule, dict):
+            continue
+        pattern = str(rule.get("path_regex") or "")
+        try:
+            if not pattern or re.search(pattern, rel):
+                return True
+        except re.error:
+            continue
+    return False
 
 
 def _sops(root: Path, args: list[str], env: Mapping[str, str],

@@ -87,7 +87,7 @@ def encrypt(target: str = typer.Argument(..., help="Path of a plaintext file und
 @app.command("rotate-recipients")
 @handles_errors
 def rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMBER]...",
-                                               help="Default: every file under secrets/."),
+                                               help="Default: every sops-encrypted file under secrets/ that a creation rule covers."),
            data_key: bool = typer.Option(False, "--rotate-data-key",
                                          help="Also generate a new data key (after a "
                                               "recipient left the team).")):
@@ -95,7 +95,13 @@ def rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMBER]...",
     from deployer.adapters import sops
 
     ws = workspace()
-    files = [secret_path(ws, t) for t in targets] if targets else sops.secret_files(ws.root)
+    if targets:
+        files = [secret_path(ws, t) for t in targets]
+    else:       # every encrypted file, whatever its name (a Terraform state is sops JSON)
+        files = sops.secret_files(ws.root)
+        for rel in sorted(set(sops.encrypted_files(ws.root)) - set(files)):
+            ws.console.warn(f"{rel}: no creation rule in {sops.SOPS_CONFIG} covers it; "
+                            "left as it is (add a rule, then name it here)")
     for rel in files:
         before = sops.recipients(ws.root / rel)
         sops.update_recipients(ws.root, rel, ws.env)

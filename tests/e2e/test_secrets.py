@@ -11,7 +11,7 @@ import time
 import pytest
 
 from deployer.adapters import sops
-from tests.support import OTHER_KEY, public_key
+from tests.support import OPERATOR_KEY, OTHER_KEY, public_key
 
 
 def _editor(tmp_path, body: str):
@@ -124,3 +124,59 @@ def test_an_editor_that_fails_is_named_and_the_file_unchanged(cli_command, repo,
     assert "SOPS_AGE_KEY_FILE" not in err        # not a key problem
     assert (repo / "secrets/gke.yaml").read_bytes() == before
     assert _files_under(scratch) == []
+
+
+def test_rotate_recipients_reaches_every_encrypted_file_whatever_its_name(cli, repo, env):
+    """A Terraform state (sops JSON holding a binary blob, named .tfstate: it holds a k3s
+    admin kubeconfig) and a sops JSON credentials file are re-keyed with the YAML files; an
+    encrypted file no creation rule covers is named; plaintext is not touched."""
+    import json
+
+    from deployer.adapters import tools
+
+    state = json.dumps({"version": 4, "serial": 7, "outputs": {
+        "kubeconfig": {"value": "apiVersion: v1\nusers: [{name: admin}]\n"}}})
+    tfstate = repo / "secrets/terraform/hetzner-fsn.tfstate"
+    sops.encrypt_blob(repo, "secrets/terraform/hetzner-fsn.tfstate", state, tfstate, env)
+    credentials = subprocess.run(
+        [tools.find("sops", env), "--disable-version-check", "encrypt", "--input-type", "json",
+         "--output-type", "json", "--filename-override", "secrets/credentials/gke.json",
+         "/dev/stdin"], input='{"private_key": "a-service-account-key"}', cwd=repo, env=env,
+        capture_output=True, text=True, check=True).stdout
+    (repo / "secrets/credentials").mkdir()
+    (repo / "secrets/credentials/gke.json").write_text(credentials)
+    stray = repo / "secrets/misc/notes.bin"
+    sops.encrypt_blob(repo, "secrets/terraform/notes.tfplan", "notes", stray, env)
+    (repo / "secrets/README.txt").write_text("plaintext notes, not sops\n")
+    stray_before = stray.read_bytes()
+
+    other = public_key(OTHER_KEY)
+    sops_yaml = repo / ".sops.yaml"
+    text = sops_yaml.read_text()
+    for rule in ("^secrets/credentials/[a-z0-9-]+\\.(json|ya?ml)$",
+                 "^secrets/terraform/[a-z0-9-]+\\.(ya?ml|tfstate|tfplan)$"):
+        old = f"  - path_regex: {rule}\n    age: [*core]\n"
+        assert old in text
+        text = text.replace(old, f"  - path_regex: {rule}\n    age: [*core, {other}]\n")
+    sops_yaml.write_text(text)
+
+    result = cli("secrets", "rotate-recipients")
+    assert result.returncode == 0, result.stderr
+    assert "secrets/terraform/hetzner-fsn.tfstate: 1 -> 2 recipients" in result.stderr
+    assert "secrets/credentials/gke.json: 1 -> 2 recipients" in result.stderr
+    assert "secrets/terraform/hetzner-fsn.yaml: 1 -> 2 recipients" in result.stderr
+    assert "secrets/aws.yaml: unchanged" in result.stderr
+    assert "secrets/misc/notes.bin: no creation rule in .sops.yaml covers it" in result.stderr
+    assert "README" not in result.stderr
+    assert stray.read_bytes() == stray_before
+    other_env = {**env, "SOPS_AGE_KEY_FILE": str(OTHER_KEY)}
+    assert sops.recipients(tfstate) == [public_key(OPERATOR_KEY), other]
+    assert sops.decrypt_blob(repo, tfstate, other_env) == state
+
+    rotated = cli("secrets", "rotate-recipients", "--rotate-data-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "secrets/terraform/hetzner-fsn.tfstate: unchanged, new data key" in rotated.stderr
+    assert sops.decrypt_blob(repo, tfstate, other_env) == state
+    assert sops.decrypt_blob(repo, tfstate, env) == state
+    assert json.loads(tfstate.read_text())["data"].startswith("ENC[")
+    assert tfstate.stat().st_mode & 0o777 == 0o600       # as encrypt_blob wrote it
