@@ -537,6 +537,11 @@ def _clear_reason(encrypted: str) -> str:
 
 def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str]) -> SecretsError:
     lowered = stderr.lower()
+    unusable = _unusable_identities(stderr, env)
+    if unusable is not None:
+        return SecretsError(f"cannot decrypt: {unusable}", file=rel,
+                            hint="point SOPS_AGE_KEY_FILE at your age key file (age-keygen "
+                                 "writes one; its key line starts AGE-SECRET-KEY-1)")
     if any(marker in lowered for marker in _NO_KEY_MARKERS):
         keyfile = env.get("SOPS_AGE_KEY_FILE")
         source = (f"SOPS_AGE_KEY_FILE={keyfile}" if keyfile else
@@ -550,6 +555,28 @@ def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str]) ->
                             hint="restore it from git history, then change it with "
                                  "./deploy.py secrets edit")
     return SecretsError(f"cannot decrypt: sops: {_last_line(stderr)}", file=rel)
+
+
+def _unusable_identities(stderr: str, env: Mapping[str, str]) -> str | None:
+    """Why sops could not use the operator's age identities at all (a key file that is
+    missing or unreadable, one that holds no age key), in words; None when it could, or
+    when it says nothing of it. Whatever looks like a secret key is masked."""
+    import re
+
+    text = re.sub(r"\s*\n\s*\|\s?", " ", stderr)          # sops wraps its reasons
+    text = re.sub(r"AGE-SECRET-KEY-\S+", "***", text)
+    keyfile = env.get("SOPS_AGE_KEY_FILE")
+    opened = re.search(r"failed to open SOPS_AGE_KEY_FILE file: open .*?: (.+?)\. Did not "
+                       r"find", text)
+    if opened:
+        return f"SOPS_AGE_KEY_FILE={keyfile} cannot be read ({opened.group(1)})"
+    parsed = re.search(r"failed to parse '(SOPS_AGE_KEY_FILE|SOPS_AGE_KEY)' age identities: "
+                       r"(.+?)\. Did not find", text)
+    if parsed:
+        what = (f"SOPS_AGE_KEY_FILE={keyfile} is not an age key file"
+                if parsed.group(1) == "SOPS_AGE_KEY_FILE" else "SOPS_AGE_KEY holds no age key")
+        return f"{what} (sops: {parsed.group(2)})"
+    return None
 
 
 def _recipient_hint(root: Path, rel: str) -> str:

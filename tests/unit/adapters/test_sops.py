@@ -177,3 +177,30 @@ def test_a_decryption_runs_without_gos_collector_unless_the_operator_sets_it(rep
     secrets.decrypt(repo, "secrets/aws.yaml", {**own, "GOMEMLIMIT": "1GiB"})
     assert "GOGC=unset GOMEMLIMIT=1GiB" in next(
         line for line in log.read_text().splitlines() if " decrypt " in line)
+
+
+@pytest.mark.parametrize("content,expected", [
+    (None, "cannot decrypt: SOPS_AGE_KEY_FILE={path} cannot be read (no such file or "
+           "directory)"),
+    ("garbage\n", "cannot decrypt: SOPS_AGE_KEY_FILE={path} is not an age key file (sops: "
+                  "unknown identity type)"),
+])
+def test_a_key_file_sops_cannot_use_is_named_with_the_reason(repo, env, tmp_path, content,
+                                                            expected):
+    """Not "none of your identities is a recipient": the key file itself is the problem."""
+    keyfile = tmp_path / "keys.txt"
+    if content is not None:
+        keyfile.write_text(content)
+    with pytest.raises(SecretsError) as info:
+        secrets.decrypt(repo, "secrets/staging.yaml", {**env, "SOPS_AGE_KEY_FILE": str(keyfile)})
+    assert info.value.message == expected.format(path=keyfile)
+    assert info.value.file == "secrets/staging.yaml"
+    assert "age-keygen" in info.value.hint
+
+
+def test_an_age_key_that_is_not_one_is_named(repo, env):
+    bare = {k: v for k, v in env.items() if k != "SOPS_AGE_KEY_FILE"}
+    with pytest.raises(SecretsError) as info:
+        secrets.decrypt(repo, "secrets/staging.yaml", {**bare, "SOPS_AGE_KEY": "garbage"})
+    assert info.value.message == ("cannot decrypt: SOPS_AGE_KEY holds no age key (sops: "
+                                  "unknown identity type)")
