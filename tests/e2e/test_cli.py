@@ -274,7 +274,7 @@ STDIN_REFUSED = {
                                                              "document"),
     "not UTF-8": (b"a: hunter2-caf\xe9\n", "stdin:1: not valid UTF-8 text"),
     "a duplicate key": (b"a: hunter2-plain\na: hunter2-other\n",
-                        'stdin:2: malformed YAML: found duplicate key "a" with value "***"'),
+                        "stdin:2: malformed YAML: the key 'a' is written twice in one map"),
     "a value the parser quotes": (b"a: !!int 1e3\n", "stdin: malformed YAML: invalid literal "
                                                      "for int() with base 10: '***'"),
     "sops metadata": (b"sops:\n  mac: x\n", "stdin:1: sops: this key holds sops's own metadata"),
