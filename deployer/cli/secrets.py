@@ -87,7 +87,9 @@ def encrypt(target: str = typer.Argument(..., help="Path of a plaintext file und
 @app.command("rotate-recipients")
 @handles_errors
 def rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMBER]...",
-                                               help="Default: every sops-encrypted file under secrets/ that a creation rule covers."),
+                                               help="Default: every sops-encrypted file "
+                                                    "under secrets/ that a creation rule "
+                                                    "covers."),
            data_key: bool = typer.Option(False, "--rotate-data-key",
                                          help="Also generate a new data key (after a "
                                               "recipient left the team).")):
