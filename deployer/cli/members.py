@@ -112,6 +112,7 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
         stacks_future = side.submit(_timed_stack_problems, ws, chosen, run)
         reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs, run=run)
         stacks = stacks_future.result()
+    bumped = _dependency_problems(ws)
     for report in reports:
         for line in report.errors:
             out.error(f"{report.member}: {line}")
@@ -125,10 +126,34 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
         out.info(f"not schema-checked (custom resources): {', '.join(custom)}")
     for problem in stacks:
         out.error(f"terraform: {problem}")
+    for problem in bumped:
+        out.error(f"dependencies: {problem}")
     if timings:
         _print_timings(out, run, reports, time.perf_counter() - started)
-    if not all(r.ok for r in reports) or stacks:
+    if not all(r.ok for r in reports) or stacks or bumped:
         raise typer.Exit(1)
+
+
+def _dependency_problems(ws) -> list[str]:
+    """What the bump bot would find wrong with config/dependencies.yaml before it asks any
+    upstream (an entry naming a Chart.yaml dependency or a values key that is not there):
+    found now, not at the next scheduled bump."""
+    from deployer.errors import ConfigError
+    from deployer.model import dependencies
+
+    if not (ws.root / dependencies.DEPENDENCIES_FILE).is_file():
+        return []
+    try:
+        deps = dependencies.load(ws.root)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = []
+    for dep in deps.items.values():
+        try:
+            dependencies.current(ws.root, dep)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _print_timings(out, run, reports, wall: float) -> None:

@@ -40,6 +40,7 @@ class Dependency:
     upstream: str | None = None
     labels: tuple[str, ...] = ()
     description: str = ""
+    line: int | None = field(default=None, compare=False)     # of its entry in the file
 
     @property
     def unit(self) -> str:
@@ -107,7 +108,7 @@ def load(root: Path) -> Dependencies:
             prereleases=entry.get("prereleases", False),
             hold_major=entry.get("hold_major", False), group=entry.get("group"),
             upstream=entry.get("upstream"), labels=tuple(entry.get("labels") or ()),
-            description=entry.get("description", ""))
+            description=entry.get("description", ""), line=line)
     return Dependencies(items)
 
 
@@ -122,11 +123,19 @@ def current(root: Path, dep: Dependency) -> Current:
                 path: KeyPath = ("dependencies", i, "version")
                 break
         else:
-            raise ConfigError(f"no entry named {dep.chart_dependency!r} in its `dependencies:`",
-                              file=dep.file, hint=f"{DEPENDENCIES_FILE}: {where}.chart_dependency")
+            raise ConfigError(f"{dep.file} has no dependency named {dep.chart_dependency!r}",
+                              file=DEPENDENCIES_FILE, line=dep.line,
+                              key=f"{where}.chart_dependency",
+                              hint=f"the names in {dep.file}: " + ", ".join(
+                                  str(e.get("name")) for e in entries or []
+                                  if isinstance(e, dict)))
     else:
         path = parse_path(dep.key)
     value = _get(doc.data, path)
+    if value is None and path not in doc.lines:
+        raise ConfigError(f"{dep.file} has no key {format_path(path)}", file=DEPENDENCIES_FILE,
+                          line=dep.line, key=f"{where}.key",
+                          hint="the key path of the version, dots inside a key escaped (\\.)")
     if not isinstance(value, (str, int, float)) or isinstance(value, bool) or value == "":
         raise ConfigError(f"expected a version here, got {value!r}", file=dep.file,
                           line=doc.line_of(path), key=format_path(path),

@@ -608,3 +608,16 @@ def test_a_chart_yaml_key_helm_would_ignore_or_a_range_is_refused(run, repo, old
         result = run(*command, "uni-lab")
         assert result.returncode == 2, (command, result.stderr)
         assert f"error: mybinder/Chart.yaml:{line}: {expected}" in result.stderr, result.stderr
+
+
+def test_what_the_bump_bot_would_find_wrong_fails_validate(run, repo):
+    path = repo / "config/dependencies.yaml"
+    path.write_text(path.read_text().replace("chart_dependency: traefik",
+                                             "chart_dependency: traefk"))
+    result = run("validate", "staging")
+    assert result.returncode == 1
+    line = _line_of(path, "  traefik:")
+    assert (f"error: dependencies: config/dependencies.yaml:{line}: "
+            "dependencies.traefik.chart_dependency: mybinder/Chart.yaml has no dependency "
+            "named 'traefk'") in result.stderr
+    assert _table(result.stdout)["staging"]["result"] == "ok"

@@ -65,8 +65,26 @@ def test_a_version_that_is_not_where_the_entry_says(tree):
     path.write_text(path.read_text().replace("chart_dependency: traefik",
                                              "chart_dependency: traefic"))
     dep = deps.load(tree).items["traefik"]
-    with pytest.raises(ConfigError, match="mybinder/Chart.yaml: no entry named 'traefic'"):
+    with pytest.raises(ConfigError) as err:
         deps.current(tree, dep)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t == "  traefik:")
+    assert str(err.value).startswith(
+        f"config/dependencies.yaml:{line}: dependencies.traefik.chart_dependency: "
+        "mybinder/Chart.yaml has no dependency named 'traefic' (hint: the names in "
+        "mybinder/Chart.yaml: binderhub, traefik")
+
+
+def test_a_key_that_is_not_in_its_file_is_named_where_the_entry_is(tree):
+    path = tree / "config" / "dependencies.yaml"
+    path.write_text(path.read_text().replace("key: binderhub.config.KubernetesBuildExecutor."
+                                             "build_image", "key: binderhub.config.nosuch"))
+    name = next(n for n, d in deps.load(tree).items.items() if d.key == "binderhub.config.nosuch")
+    with pytest.raises(ConfigError) as err:
+        deps.current(tree, deps.load(tree).items[name])
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t == f"  {name}:")
+    assert str(err.value).startswith(
+        f"config/dependencies.yaml:{line}: dependencies.{name}.key: config/common.yaml has no "
+        "key binderhub.config.nosuch")
 
 
 def test_the_edit_changes_only_the_version_byte_for_byte(tree):
