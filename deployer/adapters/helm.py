@@ -40,9 +40,13 @@ class HelmError(process.ProcessError):
     def __init__(self, argv: Sequence[str], stderr: str, returncode: int,
                  console: Console | None = None):
         self.argv = list(argv)
-        result = process.Result(("helm", *argv), returncode, "", stderr)
+        # (helm's own advice to run it with --debug: the deployer has no such flag)
+        shown = "\n".join(line for line in stderr.splitlines()
+                          if not line.startswith("Use --debug flag"))
+        result = process.Result(("helm", *argv), returncode, "", shown)
         super().__init__("helm", result, console=console,
                          what=f"helm {argv[0] if argv else ''}".strip(), lines=3)
+        self.stderr = stderr
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ def dependencies(ws: Workspace) -> tuple[Dependency, ...]:
     label = ws.rel(ws.chart_dir / "Chart.yaml")
     doc = ws.load_yaml(ws.chart_dir / "Chart.yaml", label)
     _check_chart_keys(doc, label)
+    _check_values_schema(ws)
     deps = []
     for i, entry in enumerate(doc.data.get("dependencies") or []):
         for key in ("name", "version", "repository"):
@@ -123,6 +124,28 @@ CHART_KEYS = ("apiVersion", "name", "version", "kubeVersion", "description", "ty
 DEPENDENCY_KEYS = ("name", "version", "repository", "condition", "tags", "enabled",
                    "import-values", "alias")
 _EXACT_VERSION = re.compile(r"v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
+
+
+def _check_values_schema(ws: Workspace) -> None:
+    """The chart's values.schema.json is one JSON object: helm's report of a broken one
+    ("values don't meet the specifications of the schema(s)... invalid character") blames
+    the values and names no file."""
+    import json
+
+    path = ws.chart_dir / "values.schema.json"
+    if not path.is_file():
+        return
+    label = ws.rel(path)
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not valid UTF-8", file=label) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=label,
+                          line=exc.lineno, hint="helm reads the chart's values schema as "
+                                                "JSON") from None
+    if not isinstance(schema, dict):
+        raise ConfigError("not a JSON Schema (a JSON object)", file=label, line=1)
 
 
 def _check_chart_keys(doc, label: str) -> None:

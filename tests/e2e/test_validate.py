@@ -621,3 +621,24 @@ def test_what_the_bump_bot_would_find_wrong_fails_validate(run, repo):
             "dependencies.traefik.chart_dependency: mybinder/Chart.yaml has no dependency "
             "named 'traefk'") in result.stderr
     assert _table(result.stdout)["staging"]["result"] == "ok"
+
+
+def test_a_broken_values_schema_of_the_chart_is_named(run, repo):
+    path = repo / "mybinder/values.schema.json"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2] + " broken"
+    path.write_text("\n".join(lines) + "\n")
+    result = run("validate", "staging")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: mybinder/values.schema.json:3: not valid JSON: "), \
+        result.stderr
+
+
+def test_a_template_rendering_invalid_yaml_is_named_without_helms_debug_advice(run, repo):
+    path = repo / "mybinder/templates/pdb.yaml"
+    path.write_text(path.read_text() + '\n---\nfoo: {{ "a: [" }}\n')
+    result = run("validate", "staging")
+    assert result.returncode == 1
+    assert ("error: staging: helm template failed (exit 1): Error: YAML parse error on "
+            "mybinder/templates/pdb.yaml") in result.stderr
+    assert "--debug" not in result.stderr
