@@ -286,8 +286,10 @@ def encrypt_blob(root: Path, rule_path: str, plaintext: str, dest: Path,
     tmp.replace(dest)
 
 
-def decrypt_blob(root: Path, path: Path, env: Mapping[str, str]) -> str:
-    """The plaintext of a blob written by encrypt_blob, in memory only."""
+def decrypt_blob(root: Path, path: Path, env: Mapping[str, str],
+                 remake: str | None = None) -> str:
+    """The plaintext of a blob written by encrypt_blob, in memory only. `remake`: how to
+    make the blob again when it was changed without sops (a file that is not in git)."""
     path = Path(path)
     label = str(path)
     if not path.is_file():
@@ -297,7 +299,7 @@ def decrypt_blob(root: Path, path: Path, env: Mapping[str, str]) -> str:
     if result.returncode != 0:
         if "sops metadata not found" in result.stderr:
             raise SecretsError("not a sops-encrypted file", file=label)
-        raise _decrypt_error(root, label, result.stderr, env)
+        raise _decrypt_error(root, label, result.stderr, env, remake)
     return result.stdout
 
 
@@ -535,7 +537,8 @@ def _clear_reason(encrypted: str) -> str:
     return "; ".join(reasons) or "sops keeps it in clear"
 
 
-def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str]) -> SecretsError:
+def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str],
+                   remake: str | None = None) -> SecretsError:
     lowered = stderr.lower()
     unusable = _unusable_identities(stderr, env)
     if unusable is not None:
@@ -552,8 +555,8 @@ def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str]) ->
     if "mac mismatch" in lowered or "message authentication failed" in lowered:
         return SecretsError("cannot decrypt: integrity check failed (the file was changed "
                             "without sops)", file=rel,
-                            hint="restore it from git history, then change it with "
-                                 "./deploy.py secrets edit")
+                            hint=remake or "restore it from git history, then change it "
+                                           "with ./deploy.py secrets edit")
     return SecretsError(f"cannot decrypt: sops: {_last_line(stderr)}", file=rel)
 
 

@@ -217,8 +217,9 @@ def apply(ws: Workspace, member: Member, plan_dir: Path, *, allow_destroy: tuple
                               "state there", hint="plan again in this checkout")
         encrypted = Path(plan_dir) / f"{member.name}.tfplan"
         _write_private(run.plan_file, b"", binary=True)
-        run.plan_file.write_bytes(base64.b64decode(sops.decrypt_blob(ws.root, encrypted,
-                                                                     ws.env)))
+        run.plan_file.write_bytes(base64.b64decode(sops.decrypt_blob(
+            ws.root, encrypted, ws.env,
+            remake=f"make the plan again: ./deploy.py terraform plan {member.name}")))
         show = run.terraform.json(run.stack.root, "show", "-json", "-no-color",
                                   str(run.plan_file))
         summary = model.summarize(member.name, show)

@@ -241,6 +241,18 @@ def test_a_swapped_plan_file_is_refused(tf, tf_repo):
     assert swapped.returncode == 1 and "not the reviewed one" in swapped.stderr
     bad = tf("terraform", "apply", "gke", "--expect-digest", "")
     assert bad.returncode == 2 and "whole digest" in bad.stderr
+    # changed without sops: a saved plan is not in git, so it is made again
+    import json
+
+    saved = json.loads((plans / "staging.tfplan").read_text())
+    data = saved["data"]
+    at = data.index("data:") + 5
+    saved["data"] = data[:at] + ("A" if data[at] != "A" else "B") + data[at + 1:]
+    (plans / "staging.tfplan").write_text(json.dumps(saved))
+    changed = tf("terraform", "apply", "staging")
+    assert changed.returncode != 0, changed.stderr
+    assert "cannot decrypt: integrity check failed" in changed.stderr, changed.stderr
+    assert "(hint: make the plan again: ./deploy.py terraform plan staging)" in changed.stderr
 
 
 def test_kubeconfig_refresh_refuses_when_other_changes_are_pending(tf, tf_repo, k3s):
