@@ -110,9 +110,9 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     # the stacks' check (python-hcl2) overlaps the members, who mostly wait on helm and sops
     with ThreadPoolExecutor(max_workers=1) as side:
         stacks_future = side.submit(_timed_stack_problems, ws, chosen, run)
+        bumped_future = side.submit(_dependency_problems, ws)
         reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs, run=run)
-        stacks = stacks_future.result()
-    bumped = _dependency_problems(ws)
+        stacks, bumped = stacks_future.result(), bumped_future.result()
     for report in reports:
         for line in report.errors:
             out.error(f"{report.member}: {line}")
