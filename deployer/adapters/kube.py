@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -318,6 +319,11 @@ class Kube:
     def _timeout(self, timeout: float | None) -> float:
         return self.request_timeout if timeout is None else max(1.0, float(timeout))
 
+    def _unreachable(self, exc: BaseException) -> KubeError:
+        """No answer at all: where the API server was sought and why it did not answer."""
+        return KubeError(f"cannot reach the API server at {self.api_client.configuration.host}: "
+                         f"{transport_reason(exc)}")
+
     def _call(self, fn: Callable, *args, **kwargs):
         """Call the client; turn its exceptions into KubeError (NotFound, Conflict)."""
         from kubernetes.client.exceptions import ApiException
@@ -326,9 +332,11 @@ class Kube:
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
+            if not exc.status:  # the client's own wrapping of a TLS failure: no answer either
+                raise self._unreachable(exc.__context__ or exc) from None
             raise _api_error(exc) from None
         except (HTTPError, OSError) as exc:
-            raise KubeError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+            raise self._unreachable(exc) from None
         except Exception as exc:  # noqa: BLE001 - a credential refresh, a bad answer: no status
             raise KubeError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
@@ -381,6 +389,39 @@ def exec_credential(spec: dict, env: Mapping[str, str], base: Path,
     if console is not None:
         console.add_secrets(found.values())
     return found
+
+
+def transport_reason(exc: BaseException) -> str:
+    """Why a request got no answer, in a few words ("connection refused", "read timed out"):
+    the reason urllib3's MaxRetryError carries, followed down to the innermost OSError's
+    strerror, else the innermost error's own message without urllib3's pool prefix."""
+    from urllib3.exceptions import (ConnectTimeoutError, MaxRetryError, ProtocolError,
+                                    ReadTimeoutError)
+
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10 and all(current is not c for c in chain):
+        chain.append(current)
+        if isinstance(current, MaxRetryError) and current.reason is not None:
+            current = current.reason
+        elif isinstance(current, ProtocolError) and isinstance(current.args[-1], BaseException):
+            current = current.args[-1]   # ("Connection aborted.", ConnectionResetError(...))
+        else:
+            current = current.__cause__ or current.__context__
+    for error in reversed(chain):
+        if isinstance(error, OSError) and isinstance(error.strerror, str) and error.strerror:
+            return _lower_first(error.strerror)
+        if isinstance(error, ConnectTimeoutError):
+            return "connection timed out"
+        if isinstance(error, ReadTimeoutError):
+            return "read timed out"
+    lines = str(chain[-1]).strip().splitlines()
+    text = re.sub(r"^HTTPS?Connection(Pool)?\(.*?\):\s*", "", lines[0] if lines else "")
+    return _lower_first(text or type(chain[-1]).__name__)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def _read_kubeconfig(path: Path, label: str) -> dict:

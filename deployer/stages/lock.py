@@ -11,7 +11,10 @@ A Lease that has not been renewed for leaseDurationSeconds belongs to a deploy t
 taken over; one held by our own identity (a re-run of the same CI run, the same laptop after a
 crash) is taken at once; `break_lock=True` (--break-lock) deletes whatever Lease is there.
 Every write carries the resourceVersion that was read, so two deployers racing for the Lease
-cannot both win: the loser gets 409 Conflict, re-reads and waits.
+cannot both win: the loser gets 409 Conflict, re-reads and waits. An API server that does not
+answer at all (down, unreachable) holds no lock: it is retried with backoff for
+`unreachable_for` seconds (15 by default, never beyond the lock timeout), then the deploy
+stops saying why (`cannot reach the API server at https://...: connection refused`).
 """
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ from deployer.errors import DeployError, Interrupted
 UTC = datetime.timezone.utc
 _BREAK_HINT = "wait for that deploy to finish, or pass --break-lock if it is dead"
 _RBAC_HINT = "check the credentials' RBAC for leases"
+_REACH_HINT = ("check that the cluster is up and its API server reachable from here: the "
+               "kubeconfig's server address, a VPN, the cluster's authorized networks")
+_MAX_BACKOFF = 5.0  # seconds between two attempts to reach an API server that does not answer
 
 
 def holder_identity(env: Mapping[str, str]) -> str:
@@ -62,7 +68,7 @@ class DeployLock:
     def __init__(self, kube: Kube, namespace: str, holder: str, *, console: Console,
                  name: str = "deployer-lock", duration: int = 60, poll: float = 1.0,
                  log: Callable[[str], None] | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, unreachable_for: float = 15.0):
         self.kube = kube
         self.namespace = namespace
         self.holder = holder
@@ -72,6 +78,7 @@ class DeployLock:
         self.console = console
         self.log = log or console.info
         self.cancel = cancel                 # set: stop waiting for the lock (an interrupt)
+        self.unreachable_for = unreachable_for  # how long an API server may not answer at all
         self._request_timeout = max(2.0, self.duration / 3)
         self._mutex = threading.Lock()       # guards _held_lease (renew thread vs release)
         self._held_lease: Lease | None = None  # our last write; None = not held
@@ -111,7 +118,8 @@ class DeployLock:
         return True
 
     def acquire(self, timeout: float, *, break_lock: bool = False) -> None:
-        """Take the lock, waiting up to `timeout` seconds for another holder to let go."""
+        """Take the lock, waiting up to `timeout` seconds for another holder to let go; an
+        API server that does not answer is retried for `unreachable_for` seconds only."""
         deadline = time.monotonic() + timeout
         self._lost.clear()
         if break_lock:
@@ -119,9 +127,14 @@ class DeployLock:
                 self._break()
             except KubeError as exc:
                 raise DeployError(f"cannot break the deploy lock {self._where()}: "
-                                  f"{exc.message}", hint=_RBAC_HINT) from None
+                                  f"{exc.message}",
+                                  hint=_REACH_HINT if exc.status is None else _RBAC_HINT
+                                  ) from None
         announced = False
+        errors = 0                           # API errors in a row, for the retry lines
+        silent_since: float | None = None    # when the API server stopped answering at all
         while True:
+            pause = self.poll
             try:
                 lease = self.kube.read_lease(self.namespace, self.name,
                                              timeout=self._request_timeout)
@@ -141,6 +154,7 @@ class DeployLock:
                                  f"{_show(lease.renew_time)}) in {self._where()}")
                         return
                     continue  # 409: someone else won the race; re-read and wait for them
+                errors, silent_since = 0, None  # the API answers: wait for the holder
                 if not announced:
                     self.log(f"waiting for the deploy lock held by {lease.holder} since "
                              f"{_show(lease.acquire_time)}")
@@ -154,10 +168,28 @@ class DeployLock:
                 if not exc.transient:
                     raise DeployError(f"cannot take the deploy lock {self._where()}: "
                                       f"{exc.message}", hint=_RBAC_HINT) from None
-                if time.monotonic() >= deadline:
+                errors += 1
+                now = time.monotonic()
+                if exc.status is None:  # no answer at all: not a lock someone holds
+                    silent_since = now if silent_since is None else silent_since
+                    give_up = min(deadline, silent_since + self.unreachable_for)
+                    if now >= give_up:
+                        raise DeployError(f"cannot take the deploy lock {self._where()}: "
+                                          f"{exc.message}", hint=_REACH_HINT) from None
+                    pause = min(self.poll * 2 ** min(errors - 1, 10), _MAX_BACKOFF,
+                                give_up - now)
+                    if errors == 1 or errors % 5 == 0:
+                        self.log(f"cannot take the deploy lock {self._where()} "
+                                 f"({exc.message}); retrying for {give_up - now:.0f}s more")
+                elif now >= deadline:
                     raise DeployError(f"cannot take the deploy lock {self._where()}: the API "
                                       f"keeps failing ({exc.message})") from None
-            pause = max(0.0, min(self.poll, deadline - time.monotonic()))
+                else:
+                    silent_since = None  # an answer, if not a good one: the API server is up
+                    if errors == 1 or errors % 10 == 0:
+                        self.log(f"API error while taking the deploy lock {self._where()} "
+                                 f"({exc.message}); retrying")
+            pause = max(0.0, min(pause, deadline - time.monotonic()))
             if self.cancel is not None:
                 if self.cancel.wait(pause):
                     raise Interrupted("interrupted while waiting for the deploy lock "

@@ -299,6 +299,42 @@ def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     assert "waiting for the deploy lock" in result.stderr
 
 
+def test_an_api_server_that_does_not_answer_fails_soon_naming_the_reason(cli, fleet, tmp_path):
+    import time
+
+    fleet.go_away()  # staging's API server: nothing listens on its port any more
+    reason = f"cannot reach the API server at {fleet.url}: connection refused"
+    report = tmp_path / "report.json"
+    for args in (("deploy", "staging", "--timeout", "30", "--report", report),
+                 ("rollback", "staging", "--timeout", "30")):
+        started = time.monotonic()
+        result = cli(*args, "--lock-timeout", "600")
+        assert time.monotonic() - started < 60, "not the whole --lock-timeout"
+        assert result.returncode == 1
+        assert f"error: {'staging: ' if args[0] == 'deploy' else ''}cannot take the deploy " \
+            f"lock staging/deployer-lock: {reason} (hint: check that the cluster is up" \
+            in result.stderr
+        assert f"cannot take the deploy lock staging/deployer-lock ({reason}); retrying for" \
+            in result.stderr
+    deployed = _report(report)["staging"]
+    assert deployed["failed_stage"] == "lock" and reason in deployed["error"]
+
+
+def test_a_member_whose_api_server_is_down_does_not_hold_the_others(cli, fleet, tmp_path):
+    aws = fleet.members["aws"]
+    aws.go_away()
+    report = tmp_path / "report.json"
+    result = cli("deploy", "production", "--timeout", "60", "--report", report)
+    assert result.returncode == 1
+    reports = _report(report)
+    assert {m: r["outcome"] for m, r in reports.items()} == {
+        "gke": "deployed", "aws": "failed", "hetzner-fsn": "deployed", "uni-lab": "deployed"}
+    assert reports["aws"]["failed_stage"] == "lock"
+    assert f"cannot reach the API server at {aws.url}: connection refused" \
+        in reports["aws"]["error"]
+    assert reports["aws"]["stages"]["lock"] < 30
+
+
 def test_expired_client_certificate_is_refused_before_any_request(cli, fleet, repo, env,
                                                                   tmp_path):
     import base64

@@ -98,3 +98,34 @@ def test_api_errors_are_kube_errors(kubeconfig, kube_api):
         assert info.value.status is None and info.value.transient
     finally:
         kube.close()
+
+
+def test_an_api_server_that_does_not_answer_is_named_with_the_reason(kubeconfig, kube_api):
+    kube = Kube.from_kubeconfig(kubeconfig)
+    try:
+        kube_api.go_away()  # nothing listens on its port any more
+        for call in (lambda: kube.read_lease("ns", "deployer-lock"),
+                     lambda: kube.read_workload("Deployment", "ns", "hub"),
+                     lambda: kube.served_kinds("apps/v1")):
+            with pytest.raises(KubeError) as info:
+                call()
+            assert info.value.message == \
+                f"cannot reach the API server at {kube_api.url}: connection refused"
+            assert info.value.status is None and info.value.transient
+    finally:
+        kube.close()
+
+
+def test_an_unresolvable_api_server_says_so(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "t", "cluster": {"server": "https://api.binder.invalid:6443"}}],
+        "users": [{"name": "t", "user": {"token": "x"}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}]}))
+    with Kube.from_kubeconfig(path) as kube:
+        with pytest.raises(KubeError) as info:
+            kube.read_lease("ns", "deployer-lock", timeout=2)
+    message = info.value.message
+    assert message.startswith("cannot reach the API server at https://api.binder.invalid:6443: ")
+    assert "HTTPSConnectionPool" not in message and "Caused by" not in message

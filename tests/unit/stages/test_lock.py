@@ -243,3 +243,33 @@ def test_holder_identity_on_a_laptop():
     assert holder_identity({"USER": "alice", "LOGNAME": "other"}) == f"alice@{host} {pid}"
     assert holder_identity({"LOGNAME": "bob"}) == f"bob@{host} {pid}"
     assert holder_identity({}).endswith(f"@{host} {pid}")
+
+
+def test_an_api_server_that_does_not_answer_fails_soon_saying_why(api_client, kube_api):
+    messages: list[str] = []
+    lock = make_lock(api_client, "alice@laptop", messages, unreachable_for=1.5)
+    kube_api.go_away()
+    started = time.monotonic()
+    with pytest.raises(DeployError) as info:
+        lock.acquire(timeout=600)
+    assert time.monotonic() - started < 5, "not the whole lock timeout"
+    reason = f"cannot reach the API server at {kube_api.url}: connection refused"
+    assert info.value.message == f"cannot take the deploy lock {NS}/deployer-lock: {reason}"
+    assert "reachable" in info.value.hint
+    assert messages and all(reason in m and "retrying" in m for m in messages)
+    assert len(messages) < 5, "retried with backoff, said once in a while"
+
+
+def test_an_api_server_back_within_the_retries_gives_the_lock(api_client, kube_api):
+    import threading
+
+    messages: list[str] = []
+    lock = make_lock(api_client, "alice@laptop", messages, unreachable_for=10)
+    kube_api.go_away()
+    threading.Timer(0.5, kube_api.come_back).start()
+    lock.acquire(timeout=600)
+    try:
+        assert lease_of(kube_api)["spec"]["holderIdentity"] == "alice@laptop"
+        assert "connection refused" in messages[0]
+    finally:
+        lock.release()
