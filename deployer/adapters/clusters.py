@@ -18,7 +18,11 @@ and kubectl get. Credentials come from the member's provider:
   argv), and that config dir goes to helm/kubectl in `env` for kubelogin;
 - or the operator's own file (`deploy --kubeconfig PATH`), used as is.
 
-Every temporary file lives in a private 0700 directory removed on exit, also on error.
+Every temporary file lives in a private 0700 directory removed on exit, also on error. A
+process killed outright (SIGKILL, the machine going down) cannot remove it, so each directory
+holds an `owner` file (the process id) that its process keeps flock-ed while it lives: the
+kernel drops that lock when the process dies, however it dies, and the next `access()`
+removes this user's `deployer-*` directories whose owner lock nobody holds.
 Before anything talks to the cluster, the client certificate of the user that the selected
 context uses is checked: expired is a DeployError, expiring within 30 days a warning.
 os.environ is never read or changed: several members can be handled at once.
@@ -27,9 +31,11 @@ from __future__ import annotations
 
 import base64
 import datetime
+import fcntl
 import math
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +51,7 @@ from deployer.model.workspace import Workspace
 WARN_DAYS = 30
 TOOL_TIMEOUT = 300  # seconds for gcloud / aws to write credentials
 KUBECONFIG_NAME = "kubeconfig"
+OWNER_NAME = "owner"  # in each private directory: its process id, flock-ed while it lives
 # What gcloud and aws find in the private file before they add their cluster: an empty config.
 _EMPTY_KUBECONFIG = ("apiVersion: v1\nkind: Config\npreferences: {}\nclusters: []\n"
                      "contexts: []\nusers: []\ncurrent-context: \"\"\n")
@@ -93,9 +100,12 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
            now: datetime.datetime | None = None) -> Iterator[ClusterAccess]:
     """Credentials for `member`'s cluster: a checked kubeconfig and an env to hand to tools."""
     now = _utc(now or datetime.datetime.now(datetime.timezone.utc))
+    remove_leftovers()
     private = Path(tempfile.mkdtemp(prefix=f"deployer-{member.name}-"))
+    owner: int | None = None
     try:
         os.chmod(private, 0o700)
+        owner = _claim(private)
         context: str | None = None
         extra: dict[str, str] = {}  # a private cloud-CLI config dir, for the exec plugins
         if kubeconfig is not None:
@@ -128,6 +138,60 @@ def access(ws: Workspace, member: Member, *, kubeconfig: Path | None = None,
                             _console=ws.console)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)
+
+
+def remove_leftovers(tmp: Path | None = None) -> list[Path]:
+    """Remove the private directories that processes killed outright left in `tmp` (default:
+    the temp dir): this user's `deployer-*` directories whose `owner` file nobody holds
+    locked. A live process's directory (its lock held), one being created (no owner file
+    yet) and other users' files are left alone. Returns what was removed."""
+    root = Path(tmp or tempfile.gettempdir())
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        if not entry.name.startswith("deployer-"):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        try:
+            fd = os.open(os.path.join(entry.path, OWNER_NAME), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its process is alive
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _claim(private: Path) -> int:
+    """Mark `private` as this process's for as long as it lives: an `owner` file with the
+    process id, locked (flock) before it gets its name, so no other process ever finds it
+    unlocked while this one runs. The open descriptor holds the lock; close it when done."""
+    pending = private / f".{OWNER_NAME}"
+    fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.rename(pending, private / OWNER_NAME)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def check_certificates(path: Path, member: Member, context: str | None, source: str,

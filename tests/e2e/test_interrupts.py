@@ -97,3 +97,25 @@ def test_a_revision_left_unready_by_a_killed_deploy_is_not_unchanged(
     staging = json.loads(report.read_text())["deploys"][0]
     assert staging["outcome"] == "rolled back" and staging["rollback"]["to"] == 1
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
+def test_the_private_kubeconfig_of_a_killed_deploy_is_removed_by_the_next_run(
+        cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
+    fleet.faults.never_ready("deployments", "staging", "static")
+    proc, lines, scratch, _ = _start(cli_command, repo, tmp_path, "deploy", "staging",
+                                     "--timeout", "120")
+    _wait_for(lambda: any("Deployment/static: " in line for line in lines), 90,
+              "the rollout wait")
+    [private] = scratch.glob("deployer-staging-*")
+    kubeconfig = private / "kubeconfig"
+    assert kubeconfig.is_file()
+    tmpdir = {"TMPDIR": str(scratch)}
+    cli("status", "staging", extra_env=tmpdir)   # the deploy still runs: its files stay
+    assert kubeconfig.is_file() and proc.poll() is None
+    proc.kill()                                   # SIGKILL: nothing is cleaned up
+    proc.wait(timeout=30)
+    assert kubeconfig.is_file()
+    status = cli("status", "staging", extra_env=tmpdir)
+    assert "staging" in status.stdout, status.stderr
+    assert not private.exists(), "the next run removes what the killed one left"
+    assert list(scratch.glob("deployer-*")) == []

@@ -611,3 +611,49 @@ def test_aks_cluster_fields_are_schema_checked(aks_repo):
     with pytest.raises(ConfigError) as info:
         Workspace(root=aks_repo, env={}).federation
     assert "subscription" in str(info.value) and "federation.yaml" in str(info.value)
+
+
+# --- what a killed process leaves behind ----------------------------------------------------
+
+def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    def private(name: str) -> Path:
+        path = tmp_path / name
+        path.mkdir(mode=0o700)
+        (path / clusters.KUBECONFIG_NAME).write_text("token: secret\n")
+        return path
+
+    # a process that made its directory and died without removing it (as by SIGKILL)
+    dead = private("deployer-uni-lab-dead1234")
+    child = subprocess.run([sys.executable, "-c",
+                            "import sys; from pathlib import Path; "
+                            "from deployer.adapters import clusters; "
+                            "clusters._claim(Path(sys.argv[1])); print(__import__('os').getpid())",
+                            str(dead)], capture_output=True, text=True, check=True,
+                           cwd=Path(clusters.__file__).parents[2])
+    assert (dead / clusters.OWNER_NAME).read_text() == child.stdout   # its pid, not alive
+    live = private("deployer-uni-lab-live5678")     # this process's, still in use
+    owner = clusters._claim(live)
+    creating = private("deployer-gke-new09abc")     # just made: no owner file yet
+    other = private("pytest-of-someone")            # not the deployer's
+    (other / clusters.OWNER_NAME).write_text("1\n")
+    try:
+        assert clusters.remove_leftovers(tmp_path) == [dead]
+        assert not dead.exists()
+        assert (live / clusters.KUBECONFIG_NAME).is_file()
+        assert (creating / clusters.KUBECONFIG_NAME).is_file() and other.is_dir()
+    finally:
+        os.close(owner)
+    assert clusters.remove_leftovers(tmp_path) == [live]   # its process let go
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+def test_leftovers_of_other_users_are_left_alone(tmp_path):
+    theirs = tmp_path / "deployer-uni-lab-theirs12"
+    theirs.mkdir()
+    (theirs / clusters.OWNER_NAME).write_text("999999\n")
+    os.chown(theirs, 4321, 4321)
+    assert clusters.remove_leftovers(tmp_path) == []
+    assert theirs.is_dir()
