@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 
@@ -70,7 +71,29 @@ def stranded(revisions: list[Revision]) -> Revision | None:
 
 
 def restore_target(revisions: list[Revision]) -> Revision | None:
-    """The revision to go back to when the newest one is bad: the last one that served."""
+    """The revision to go back to when the newest one is bad: the last one that served, or,
+    for a rollback left pending-rollback, the revision that rollback was going to (the
+    revision below it may be the broken one it was undoing)."""
     earlier = revisions[:-1]
+    started = rollback_target(revisions)
+    if started is not None:
+        return started
     good = [r for r in earlier if r.status.good]
     return (last_deployed(earlier) or good[-1]) if good else None
+
+
+_ROLLBACK_TO = re.compile(r"^Rollback to (?P<number>\d+)$")
+
+
+def rollback_target(revisions: list[Revision]) -> Revision | None:
+    """Where the rollback that left the newest revision pending-rollback was going. helm keeps
+    that only in the revision's description ("Rollback to N", set when the rollback starts and
+    replaced only when it fails), so None when the description does not name an earlier
+    revision that served."""
+    if not revisions or revisions[-1].status is not ReleaseStatus.PENDING_ROLLBACK:
+        return None
+    named = _ROLLBACK_TO.match(revisions[-1].description.strip())
+    if named is None:
+        return None
+    number = int(named["number"])
+    return next((r for r in revisions[:-1] if r.number == number and r.status.good), None)

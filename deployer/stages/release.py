@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from deployer.console import Console
 from deployer.model.federation import Member
-from deployer.model.release import Revision, last_deployed, restore_target, stranded
+from deployer.model.release import (Revision, last_deployed, restore_target, rollback_target,
+                                    stranded)
 
 __all__ = ["history", "last_deployed", "recover_stranded"]
 
@@ -15,16 +16,18 @@ def history(helm, member: Member) -> list[Revision]:
 
 def recover_stranded(helm, member: Member, timeout: int, console: Console) -> str | None:
     """A release left pending-* by a cancelled run is rolled back to its last deployed
-    revision (or uninstalled if it never deployed). Returns what was done, or None."""
+    revision (a rollback left pending-rollback is finished: to the revision it was going to),
+    or uninstalled if it never deployed. Returns what was done, or None."""
     revisions = history(helm, member)
     stuck = stranded(revisions)
     if stuck is None:
         return None
     target = restore_target(revisions)
     if target is not None:
+        started = " (finishing its rollback)" if rollback_target(revisions) else ""
         console.warn(f"{member.name}: release {member.release} revision {stuck.number} was left "
                      f"{stuck.status} by an interrupted run; rolling back to revision "
-                     f"{target.number}")
+                     f"{target.number}{started}")
         helm.rollback(member.release, member.namespace, target.number, timeout)
         return f"recovered {stuck.status} revision {stuck.number} by rolling back to " \
                f"{target.number}"

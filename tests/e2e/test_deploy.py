@@ -285,6 +285,55 @@ def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, works
     assert history[-1][2] == "Rollback to 1"
 
 
+def test_a_rollback_left_pending_is_finished_to_its_target(cli, fleet, repo, kube_env,
+                                                            tmp_path):
+    """Interrupted twice, a deploy leaves its rollback pending: 1 superseded, 2 deployed (the
+    broken revision), 3 pending-rollback ("Rollback to 1"). The next deploy finishes that
+    rollback - to 1, not to the broken 2 below it - and goes on."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.support import HELM_BINARY
+
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    good = path.read_text()
+    path.write_text(good + "static:\n  replicas: 3\n")
+    restoring = {"stuck": False}       # while set, the restored spec does not come up either
+    fleet.faults.never_ready("deployments", "staging", "static",
+                             when=lambda obj: obj["spec"]["replicas"] == 3 or
+                             restoring["stuck"])
+    broken = cli("deploy", "staging", "--timeout", "3", "--no-rollback")
+    assert broken.returncode == 1 and "--no-rollback" in broken.stderr
+    restoring["stuck"] = True
+    proc = subprocess.Popen([str(HELM_BINARY), "rollback", "staging", "1", "-n", "staging",
+                             "--wait", "--timeout", "60s"], env=kube_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [s for _, s, _ in _history(
+            fleet, "staging", "staging")][-1:] != ["pending-rollback"]:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    restoring["stuck"] = False
+    assert _history(fleet, "staging", "staging") == [
+        (1, "superseded", "Install complete"), (2, "deployed", "Upgrade complete"),
+        (3, "pending-rollback", "Rollback to 1")]
+    path.write_text(good)              # the bad change reverted
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging", "--timeout", "20", "--report", report)
+    assert result.returncode == 0, result.stderr
+    assert "left pending-rollback by an interrupted run; rolling back to revision 1" in \
+        result.stderr
+    staging = _report(report)["staging"]
+    assert staging["notes"][0] == "recovered pending-rollback revision 3 by rolling back to 1"
+    assert staging["outcome"] == "unchanged" and staging["revision_after"] == 4
+    assert _history(fleet, "staging", "staging")[-1] == (4, "deployed", "Rollback to 1")
+    static = fleet.object("deployments", "staging", "static", "apps")
+    assert static["spec"]["replicas"] == 2 and static["status"]["readyReplicas"] == 2
+
+
 def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     from kubernetes import config
 
