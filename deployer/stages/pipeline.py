@@ -31,7 +31,7 @@ from deployer.model import values as values_mod
 from deployer.model.federation import Member
 from deployer.model.manifests import K8sObject
 from deployer.model.redact import Redactor
-from deployer.model.release import Revision, last_deployed
+from deployer.model.release import Revision, last_deployed, restore_target, stranded
 from deployer.model.report import DeployReport, Outcome, RollbackAction, RollbackResult
 from deployer.model.workspace import Workspace
 from deployer.model.yamlio import dump
@@ -657,7 +657,8 @@ def diff_member(ws: Workspace, member: Member, opts: Options,
 
 def rollback_member(ws: Workspace, member: Member, opts: Options,
                     to_revision: int | None = None, adapters: Adapters | None = None) -> str:
-    """Roll the release back (to `to_revision`, default: the one before the deployed one)."""
+    """Roll the release back (to `to_revision`, default: the one before the deployed one, or
+    the last good one when a cancelled run left the release pending-*)."""
     adapters = adapters or Adapters()
     say = ws.console.prefixed(member.name)
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
@@ -699,6 +700,16 @@ def rejected_object(message: str) -> str:
 
 def _rollback_target(member: Member, revisions: list[Revision], wanted: int | None) -> int:
     current = last_deployed(revisions)
+    if wanted is None and stranded(revisions) is not None:
+        # a cancelled run left the newest revision pending-*: back to the last good revision
+        # (for a pending rollback, the one it was going to), as the deploy's preflight does
+        target = restore_target(revisions)
+        if target is None:
+            raise DeployError(f"no earlier revision of {member.release} to roll back to "
+                              f"(revision {revisions[-1].number} is {revisions[-1].status} and "
+                              "none before it served)",
+                              hint="see `helm history` or --to-revision")
+        return target.number
     if wanted is None:
         older = [r for r in revisions if current and r.number < current.number
                  and r.status.good]

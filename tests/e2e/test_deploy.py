@@ -334,6 +334,24 @@ def test_a_rollback_left_pending_is_finished_to_its_target(cli, fleet, repo, kub
     assert static["spec"]["replicas"] == 2 and static["status"]["readyReplicas"] == 2
 
 
+def test_rollback_command_on_a_release_left_pending_upgrade(cli, fleet, repo):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    # helm cannot record the upgrade's outcome: revision 2 stays pending-upgrade
+    fleet.faults.fail(r"/api/v1/namespaces/staging/secrets/sh\.helm\.release\.v1\.staging\.v2$",
+                      500, methods=("PUT", "PATCH"), times=3)
+    assert cli("deploy", "staging", "--timeout", "20", "--no-rollback").returncode == 1
+    fleet.faults.clear()
+    assert [s for _, s, _ in _history(fleet, "staging", "staging")] == [
+        "superseded", "pending-upgrade"]
+    result = cli("rollback", "staging", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    assert "rolled back to revision 1 (now revision 3)" in result.stdout
+    assert _history(fleet, "staging", "staging")[-1] == (3, "deployed", "Rollback to 1")
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
 def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     from kubernetes import config
 
