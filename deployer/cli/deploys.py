@@ -102,6 +102,7 @@ def rollback(member: str = typer.Argument(..., help="Member name."),
              timeout: int = TIMEOUT_OPTION, kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
     """Roll a member's release back and wait until it has rolled out."""
     from deployer.cli.interrupts import Interrupts
+    from deployer.errors import DeployerError
     from deployer.stages import pipeline
 
     ws = workspace()
@@ -111,9 +112,17 @@ def rollback(member: str = typer.Argument(..., help="Member name."),
     interrupts = Interrupts(ws.console)
     adapters = pipeline.Adapters(cancel=interrupts.cancel, abort=interrupts.abort)
     with interrupts.handled():
-        done = pipeline.rollback_member(ws, ws.federation.member(member), opts, to_revision,
-                                        adapters=adapters)
+        try:
+            done = pipeline.rollback_member(ws, ws.federation.member(member), opts, to_revision,
+                                            adapters=adapters)
+        except DeployerError as exc:
+            if interrupts.exit_code is None:
+                raise
+            ws.console.error(str(exc))   # 130 for SIGINT, 143 for SIGTERM, as for deploy
+            raise typer.Exit(interrupts.exit_code) from None
     ws.console.say(f"{member}: {done}")
+    if interrupts.exit_code is not None:
+        raise typer.Exit(interrupts.exit_code)
 
 
 @handles_errors

@@ -662,6 +662,8 @@ def rollback_member(ws: Workspace, member: Member, opts: Options,
     adapters = adapters or Adapters()
     say = ws.console.prefixed(member.name)
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
+        # nothing to roll back to: stop before the lock, which would create the namespace
+        _rollback_target(member, release.history(conn.helm, member), to_revision)
         lock = DeployLock(conn.kube, member.namespace, holder_identity(ws.env),
                           console=ws.console, log=say, cancel=adapters.cancel)
         with lock.held(opts.lock_timeout, break_lock=opts.break_lock):

@@ -352,6 +352,14 @@ def test_rollback_command_on_a_release_left_pending_upgrade(cli, fleet, repo):
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+def test_rollback_of_a_member_never_deployed_creates_nothing(cli, fleet):
+    result = cli("rollback", "staging", "--timeout", "20")
+    assert result.returncode == 1
+    assert "no earlier revision of staging to roll back to" in result.stderr
+    assert fleet.object("namespaces", "", "staging") is None
+    assert not [(m, p) for m, p in fleet.requests if m in ("POST", "PUT", "PATCH", "DELETE")]
+
+
 def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     from kubernetes import config
 

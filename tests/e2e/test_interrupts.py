@@ -119,3 +119,24 @@ def test_the_private_kubeconfig_of_a_killed_deploy_is_removed_by_the_next_run(
     assert "staging" in status.stdout, status.stderr
     assert not private.exists(), "the next run removes what the killed one left"
     assert list(scratch.glob("deployer-*")) == []
+
+
+def test_sigterm_during_the_rollback_command_exits_143(
+        cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    # the revision rolled back to does not come up: the command waits for it
+    fleet.faults.never_ready("deployments", "staging", "static",
+                             when=lambda obj: obj["spec"]["replicas"] == 2)
+    proc, lines, _, reader = _start(cli_command, repo, tmp_path, "rollback", "staging",
+                                    "--timeout", "120")
+    _wait_for(lambda: fleet.object("deployments", "staging", "static", "apps")["spec"][
+        "replicas"] == 2 and any("Deployment/static: " in line for line in lines[-20:]), 60,
+        "the rollback's wait")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    reader.join(5)
+    assert "interrupted while waiting for the rollout" in "".join(lines)
+    assert _lease(fleet) is None
