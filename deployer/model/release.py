@@ -92,8 +92,12 @@ def rollback_target(revisions: list[Revision]) -> Revision | None:
     revision that served."""
     if not revisions or revisions[-1].status is not ReleaseStatus.PENDING_ROLLBACK:
         return None
-    named = _ROLLBACK_TO.match(revisions[-1].description.strip())
-    if named is None:
-        return None
-    number = int(named["number"])
+    number = rolled_back_to(revisions[-1])
     return next((r for r in revisions[:-1] if r.number == number and r.status.good), None)
+
+
+def rolled_back_to(revision: Revision) -> int | None:
+    """The revision a rollback restored ("Rollback to N", helm's description of the revision
+    a rollback creates), or None when `revision` is not a rollback's."""
+    named = _ROLLBACK_TO.match(revision.description.strip())
+    return int(named["number"]) if named else None

@@ -31,7 +31,8 @@ from deployer.model import values as values_mod
 from deployer.model.federation import Member
 from deployer.model.manifests import K8sObject
 from deployer.model.redact import Redactor
-from deployer.model.release import Revision, last_deployed, restore_target, stranded
+from deployer.model.release import (Revision, last_deployed, restore_target, rolled_back_to,
+                                    stranded)
 from deployer.model.report import DeployReport, Outcome, RollbackAction, RollbackResult
 from deployer.model.workspace import Workspace
 from deployer.model.yamlio import dump
@@ -174,8 +175,8 @@ class MemberDeploy:
                 self.report.outcome = Outcome.DRY_RUN
                 return
             if changes.empty and self.serving_is_latest():
-                if self.verified_revision() == self.before.number or \
-                        self.serving_is_healthy():
+                healthy = self.serving_is_trusted()
+                if healthy is None:
                     upgraded = [a.name for a in applied if a.changed]
                     # a prerequisite release that was upgraded is a deploy all the same
                     self.report.outcome = Outcome.DEPLOYED if upgraded else Outcome.UNCHANGED
@@ -183,7 +184,7 @@ class MemberDeploy:
                     self.say("no changes; upgrade skipped" + (
                         f" (upgraded: {', '.join(upgraded)})" if upgraded else ""))
                     return
-                self.verify_unhealthy_revision()
+                self.verify_serving_revision(healthy)
                 return
             self.upgrade_and_verify()
 
@@ -273,9 +274,19 @@ class MemberDeploy:
                 if recovered:
                     self.report.notes.append(recovered)
                     self.wait_for(self.live_objects())
+                    self.trust_recovered()
             self.revisions = release.history(helm, self.member)
             self.before = last_deployed(self.revisions)
             self.report.revision_before = self.before.number if self.before else None
+
+    def trust_recovered(self) -> None:
+        """A stranded release rolled back to the verified revision (and waited for) is that
+        revision again: recorded as verified, so it is not smoke-tested as a new one."""
+        verified = self.verified_revision()
+        newest = release.history(self.conn.helm, self.member)[-1:]
+        if verified is not None and newest and newest[0].status.good and \
+                rolled_back_to(newest[0]) == verified:
+            self.record_verified(newest[0].number)
 
     def check_served_kinds(self) -> None:
         """Every kind the rendered release holds is served by the cluster (a custom resource
@@ -333,17 +344,42 @@ class MemberDeploy:
         """The serving revision is the newest one (no failed revision on top of it)."""
         return self.before is not None and self.revisions[-1].number == self.before.number
 
+    def serving_is_trusted(self) -> bool | None:
+        """None when the unchanged serving revision may be left as it is: the record names it
+        as verified. Otherwise whether its workloads are rolled out, for the check it needs
+        (verify_serving_revision): a revision never verified (a deploy with --no-rollback
+        whose smoke tests failed, or one killed before they finished) is smoke-tested before
+        it is called unchanged. When the record cannot be read, or there is no smoke test to
+        run (--skip-smoke), the workloads' health alone decides."""
+        readable, verified = self.read_verified()
+        if verified == self.before.number:
+            return None
+        healthy = self.serving_is_healthy()
+        if healthy and (not readable or not self.opts.smoke):
+            return None
+        if healthy:
+            self.ws.console.warn(f"{self.member.name}: no changes, but revision "
+                                 f"{self.before.number} never passed its smoke tests (" + (
+                                     f"the last verified revision is {verified}"
+                                     if verified is not None else "none is recorded as "
+                                     "verified") + "): smoke-testing it")
+        return healthy
+
     def verified_revision(self) -> int | None:
         """The last revision this deployer saw roll out and pass its smoke tests (its record
         in the member namespace), or None when there is none or it cannot be read."""
+        return self.read_verified()[1]
+
+    def read_verified(self) -> tuple[bool, int | None]:
+        """(could the record be read, the revision it names as verified or None)."""
         try:
             data = self.conn.kube.read_config_map(self.member.namespace, VERIFIED_RECORD)
         except DeployerError:
-            return None
+            return False, None
         try:
-            return int((data or {}).get("revision", ""))
+            return True, int((data or {}).get("revision", ""))
         except ValueError:
-            return None
+            return True, None
 
     def record_verified(self, revision: int | None) -> None:
         """Remember that `revision` rolled out (and passed the smoke tests): a later run with
@@ -383,10 +419,12 @@ class MemberDeploy:
                                  f"{'; '.join(problems)}")
         return ok
 
-    def verify_unhealthy_revision(self) -> None:
+    def verify_serving_revision(self, healthy: bool) -> None:
         """Serve the unchanged revision only once it rolls out and passes the smoke tests;
         otherwise roll back to the last verified revision (or the one that served before).
-        A release with no earlier revision is left as it is: never uninstalled."""
+        A release with no earlier revision is left as it is: never uninstalled. `healthy`:
+        it is rolled out already and only its smoke tests are missing (then it is still
+        `unchanged` when they pass)."""
         current = self.before
         verified = self.verified_revision()
         earlier = [r for r in self.revisions if r.number < current.number and r.status.good]
@@ -396,7 +434,10 @@ class MemberDeploy:
         self.report.outcome = Outcome.UPGRADING
         self.check_lock()
         try:
-            self.wait_and_smoke()
+            if healthy:
+                self.smoke()   # rolled out already (or its workloads cannot be read now)
+            else:
+                self.wait_and_smoke()
         except Exception as failure:  # noqa: BLE001 - whatever broke, the cluster is restored
             if target is None:
                 self.report.outcome = Outcome.FAILED
@@ -408,12 +449,18 @@ class MemberDeploy:
             self.before = target
             self.after_failure(failure)
         self.report.revision_after = current.number
-        self.report.outcome = Outcome.DEPLOYED
-        self.report.notes.append(f"revision {current.number} had not finished rolling out: "
-                                 "waited for it" + (" and smoke-tested it" if self.opts.smoke
-                                                    else ""))
+        if healthy:
+            self.report.outcome = Outcome.UNCHANGED
+            self.report.notes.append(f"revision {current.number} had never passed its smoke "
+                                     "tests: smoke-tested it")
+        else:
+            self.report.outcome = Outcome.DEPLOYED
+            self.report.notes.append(f"revision {current.number} had not finished rolling "
+                                     "out: waited for it" + (" and smoke-tested it"
+                                                             if self.opts.smoke else ""))
         self.record_verified(current.number)
-        self.say(f"revision {current.number} is healthy now")
+        self.say(f"revision {current.number} is healthy now" + (
+            "; upgrade skipped" if healthy else ""))
 
     def upgrade_and_verify(self) -> None:
         """helm upgrade, wait for the rollout, smoke-test; on failure restore the revision
@@ -439,6 +486,10 @@ class MemberDeploy:
         """Wait for the release's workloads, then run the smoke gate."""
         with self.report.stage("wait"):
             self.wait_for(self.rendered.objects, cancel=self.adapters.cancel)
+        self.smoke()
+
+    def smoke(self) -> None:
+        """The smoke gate (unless --skip-smoke)."""
         if self.opts.smoke:
             with self.report.stage("smoke"):
                 self.checkpoint("before the smoke tests")

@@ -241,6 +241,63 @@ def test_failed_smoke_check_rolls_back(cli, fleet, repo, health_server):
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+def test_a_revision_that_failed_its_smoke_tests_is_not_unchanged(cli, fleet, repo,
+                                                                  health_server, tmp_path):
+    """--no-rollback kept revision 2 after its smoke tests failed; the record still names 1.
+    A deploy with no changes smoke-tests revision 2 before calling it unchanged."""
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    health_server[1].status = 404
+    kept = cli("deploy", "staging", "--timeout", "60", "--no-rollback")
+    assert kept.returncode == 1 and "smoke failed" in kept.stderr
+    record = ("configmaps", "staging", "deployer-verified")
+    assert fleet.object(*record)["data"]["revision"] == "1"
+    report = tmp_path / "report.json"
+    again = cli("deploy", "staging", "--timeout", "60", "--no-rollback", "--report", report)
+    assert again.returncode == 1, again.stderr
+    assert "upgrade skipped" not in again.stderr
+    assert "revision 2 never passed its smoke tests (the last verified revision is 1)" in \
+        again.stderr
+    staging = _report(report)["staging"]
+    assert staging["outcome"] == "failed (left as is: --no-rollback)"
+    assert staging["failed_stage"] == "smoke"
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 1, result.stderr
+    assert "smoke failed: smoke tests failed: binder front page" in result.stderr
+    assert "restored revision 1 (now revision 3)" in result.stderr
+    staging = _report(report)["staging"]
+    assert staging["outcome"] == "rolled back" and staging["failed_stage"] == "smoke"
+    assert (staging["rollback"]["to"], staging["rollback"]["revision"]) == (1, 3)
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+    assert fleet.object(*record)["data"]["revision"] == "3"
+
+
+def test_an_unverified_revision_that_passes_its_smoke_tests_is_recorded(cli, fleet, repo,
+                                                                        health_server,
+                                                                        tmp_path):
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    health_server[1].status = 404
+    assert cli("deploy", "staging", "--timeout", "60", "--no-rollback").returncode == 1
+    health_server[1].status = 200        # whatever broke the endpoints is fixed
+    report = tmp_path / "report.json"
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 0, result.stderr
+    staging = _report(report)["staging"]
+    assert staging["outcome"] == "unchanged" and "smoke" in staging["stages"]
+    assert staging["notes"] == ["revision 2 had never passed its smoke tests: smoke-tested it"]
+    assert (staging["revision_before"], staging["revision_after"]) == (2, 2)
+    assert fleet.object("configmaps", "staging", "deployer-verified")["data"]["revision"] == "2"
+    result = cli("deploy", "staging", "--timeout", "60", "--report", report)
+    assert result.returncode == 0, result.stderr
+    staging = _report(report)["staging"]
+    assert staging["outcome"] == "unchanged" and "smoke" not in staging["stages"]
+    assert [r[0] for r in _history(fleet, "staging", "staging")] == [1, 2]
+
+
 def test_stranded_pending_release_is_recovered(cli, fleet, repo, kube_env, workspace,
                                                chart_mirror, tmp_path):
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0

@@ -1,6 +1,6 @@
 """Interrupted deploys, with the real CLI as a process: SIGTERM (CI cancellation) during the
 rollout wait, and SIGKILL (the end of a cancellation) leaving a revision that never became
-ready, which the next deploy must not call `unchanged`."""
+ready or was never smoke-tested, which the next deploy must not call `unchanged`."""
 from __future__ import annotations
 
 import json
@@ -120,6 +120,40 @@ def test_the_private_kubeconfig_of_a_killed_deploy_is_removed_by_the_next_run(
     assert not private.exists(), "the next run removes what the killed one left"
     assert list(scratch.glob("deployer-*")) == []
 
+
+
+def test_a_revision_whose_smoke_tests_a_killed_deploy_never_finished_is_smoke_tested(
+        cli, cli_command, fleet, repo, tmp_path, health_server):  # noqa: F811
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    handler = health_server[1]
+    handler.status = 404                       # the new revision does not serve
+    reached = threading.Event()
+    answer = handler.do_GET
+
+    def slow_answer(self):
+        reached.set()
+        time.sleep(1)
+        answer(self)
+
+    handler.do_GET = slow_answer
+    proc, lines, _, _ = _start(cli_command, repo, tmp_path, "deploy", "staging",
+                               "--timeout", "120")
+    _wait_for(reached.is_set, 90, "the smoke tests")
+    proc.kill()                                # SIGKILL: rolled out, never smoke-tested
+    proc.wait(timeout=30)
+    handler.do_GET = answer
+    assert fleet.object("configmaps", "staging", "deployer-verified")["data"]["revision"] == "1"
+    report = tmp_path / "next.json"
+    result = cli("deploy", "staging", "--timeout", "30", "--break-lock", "--report", report)
+    assert result.returncode == 1, result.stderr
+    assert "upgrade skipped" not in result.stderr
+    assert "revision 2 never passed its smoke tests" in result.stderr
+    staging = json.loads(report.read_text())["deploys"][0]
+    assert staging["outcome"] == "rolled back" and staging["rollback"]["to"] == 1
+    assert staging["failed_stage"] == "smoke"
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 def test_sigterm_during_the_rollback_command_exits_143(
         cli, cli_command, fleet, repo, tmp_path):  # noqa: F811

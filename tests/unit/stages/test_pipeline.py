@@ -124,6 +124,7 @@ def test_upgrade_supersedes_the_serving_revision(h):
 
 def test_no_changes_on_a_healthy_member_skips_the_upgrade(h):
     h.cluster().installed()
+    h.cluster().config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
     report = h.deploy()
     assert report.outcome is Outcome.UNCHANGED
     assert "upgrade" not in h.cluster().calls and h.smoke.runs == []
@@ -395,10 +396,61 @@ def test_a_verified_revision_with_a_pod_briefly_down_is_left_alone(h):
     assert h.smoke.runs == [] and "rollback" not in cluster.calls
 
 
+def test_a_revision_that_never_passed_its_smoke_tests_is_smoke_tested(h):
+    """--no-rollback kept revision 2 after its smoke tests failed (the record still names 1):
+    rolled out, unchanged, but not trusted until its smoke tests pass."""
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed()
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
+    report = h.deploy()
+    assert report.outcome is Outcome.UNCHANGED, report.error
+    assert h.smoke.runs == ["staging"] and "wait" not in report.stages
+    assert not {"upgrade", "rollback"} & set(cluster.calls)
+    assert report.notes == ["revision 2 had never passed its smoke tests: smoke-tested it"]
+    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "2"
+
+
+def test_a_revision_that_fails_its_smoke_tests_again_goes_back_to_the_verified_one(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed()
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
+    h.smoke.failure = DeployError("smoke tests failed: binder front page: HTTP 404")
+    report = h.deploy()
+    assert report.outcome is Outcome.ROLLED_BACK and report.rollback.to == 1
+    assert report.failed_stage == "smoke" and "restored revision 1" in report.error
+    assert cluster.revisions[-1].manifest == OLD_MANIFEST
+    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "3"
+
+
+def test_a_revision_that_fails_its_smoke_tests_with_no_rollback_is_left(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed()
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
+    h.smoke.failure = DeployError("smoke tests failed: binder front page: HTTP 404")
+    report = h.deploy(rollback=False)
+    assert report.outcome is Outcome.LEFT_AS_IS and "--no-rollback" in report.error
+    assert "rollback" not in cluster.calls and cluster.statuses()[-1] == "deployed"
+    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "1"
+
+
+def test_skip_smoke_leaves_a_rolled_out_unverified_revision_unchanged(h):
+    cluster = h.cluster()
+    cluster.installed(manifest=OLD_MANIFEST)
+    cluster.installed()
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
+    report = h.deploy(smoke=False)
+    assert report.outcome is Outcome.UNCHANGED and h.smoke.runs == []
+    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "1"
+
+
 def test_an_api_blip_is_no_reason_to_roll_back(h):
     cluster = h.cluster()
     cluster.installed(manifest=OLD_MANIFEST)
     cluster.installed()
+    cluster.fail("read_config_map", api_down(), times=1)   # the record: no verdict either
     cluster.fail("read_workload", api_down(), times=1)
     h.smoke.failure = DeployError("smoke tests failed: GitHub is down")
     report = h.deploy()
