@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote
 
-from deployer.errors import DeployError
+from deployer.errors import DeployError, Interrupted
 
 USER_AGENT = "binderhub-federation-deployer-smoke"
+CANCEL_POLL = 0.5   # seconds: how often a request that can be interrupted looks at `cancel`
 
 
 class HttpError(DeployError):
@@ -88,26 +90,63 @@ class BinderClient:
 
     # -- plain HTTP -------------------------------------------------------------------------
     def get(self, url: str, *, attempts: int = 1, timeout: float = 15,
-            token: str | None = None, follow_redirects: bool = True) -> Response:
+            token: str | None = None, follow_redirects: bool = True,
+            cancel: threading.Event | None = None) -> Response:
         """GET with retries and backoff for transient failures (connection errors, 5xx).
-        follow_redirects=False returns a redirect itself (its Location header)."""
+        follow_redirects=False returns a redirect itself (its Location header). `cancel` set
+        (an interrupt) ends the wait for an answer or a retry within CANCEL_POLL seconds:
+        Interrupted."""
         last: HttpError | None = None
         for attempt in range(max(1, attempts)):
             try:
                 response = self.request("GET", url, timeout=timeout, token=token,
-                                        follow_redirects=follow_redirects)
+                                        follow_redirects=follow_redirects, cancel=cancel)
                 if response.status < 500 or attempt == attempts - 1:
                     return response
             except HttpError as exc:
                 last = exc
                 if attempt == attempts - 1:
                     raise
-            time.sleep(min(0.2 * 2 ** attempt, 3))
+            pause = min(0.2 * 2 ** attempt, 3)
+            if cancel is None:
+                time.sleep(pause)
+            elif cancel.wait(pause):
+                raise Interrupted(f"interrupted during the smoke tests (retrying {url})")
         raise last or HttpError(f"{url}: no answer")
 
     def request(self, method: str, url: str, *, timeout: float = 30, token: str | None = None,
-                json_body: Any = None, follow_redirects: bool = True) -> Response:
-        """One request, read completely; HttpError when there is no answer."""
+                json_body: Any = None, follow_redirects: bool = True,
+                cancel: threading.Event | None = None) -> Response:
+        """One request, read completely; HttpError when there is no answer. With `cancel`,
+        the request runs in a thread this one waits for in CANCEL_POLL slices: an interrupt
+        stops the wait (Interrupted) and the request is abandoned (its own timeout ends it)."""
+        if cancel is None:
+            return self._request(method, url, timeout=timeout, token=token,
+                                 json_body=json_body, follow_redirects=follow_redirects)
+        if cancel.is_set():
+            raise Interrupted(f"interrupted during the smoke tests (before {url})")
+        done, outcome = threading.Event(), {}
+
+        def run() -> None:
+            try:
+                outcome["response"] = self._request(method, url, timeout=timeout, token=token,
+                                                    json_body=json_body,
+                                                    follow_redirects=follow_redirects)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="smoke-request", daemon=True).start()
+        while not done.wait(CANCEL_POLL):
+            if cancel.is_set():
+                raise Interrupted(f"interrupted during the smoke tests (waiting for {url})")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
+
+    def _request(self, method: str, url: str, *, timeout: float, token: str | None,
+                 json_body: Any, follow_redirects: bool) -> Response:
         import requests
 
         headers = {"Authorization": f"token {token}"} if token else {}

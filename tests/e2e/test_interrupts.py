@@ -79,6 +79,40 @@ def test_sigterm_during_the_rollout_wait_rolls_back_releases_and_reports(
     assert static["spec"]["replicas"] == 3 and static["status"]["readyReplicas"] == 3
 
 
+def test_sigterm_during_the_smoke_tests_stops_them_and_rolls_back(
+        cli, cli_command, fleet, repo, tmp_path, health_server):  # noqa: F811
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    handler = health_server[1]
+    reached = threading.Event()
+    answer = handler.do_GET
+
+    def slow_answer(self):                     # every check takes long to answer
+        reached.set()
+        time.sleep(4)
+        answer(self)
+
+    handler.do_GET = slow_answer
+    report = tmp_path / "report.json"
+    proc, lines, scratch, reader = _start(cli_command, repo, tmp_path, "deploy", "staging",
+                                          "--timeout", "120", "--report", report)
+    _wait_for(reached.is_set, 90, "the smoke tests")
+    time.sleep(1)                              # in the middle of the first check
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    assert proc.wait(timeout=60) == 143
+    reader.join(5)
+    stderr = "".join(lines)
+    assert time.monotonic() - sent < 15, stderr
+    assert "binder front page" not in stderr, "no check ran to its end"
+    staging = json.loads(report.read_text())["deploys"][0]
+    assert staging["outcome"] == "interrupted", stderr
+    assert staging["failed_stage"] == "smoke" and staging["rollback"]["to"] == 1
+    assert "interrupted during the smoke tests" in staging["error"]
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+    assert _lease(fleet) is None and list(scratch.iterdir()) == []
+
 def test_a_revision_left_unready_by_a_killed_deploy_is_not_unchanged(
         cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0

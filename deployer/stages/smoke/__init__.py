@@ -34,13 +34,15 @@ def run(federation: Federation, member: Member, *, repos: list[str] | None = Non
         proxies: Mapping[str, str] | None = None,
         cancel: threading.Event | None = None, ca_bundle: str | None = None) -> Report:
     """Checks, then launches (each configured repo, plus `build_spec` if given). `cancel`
-    set (an interrupt) stops the run between checks and between build events."""
+    set (an interrupt) stops the run between checks, while a check waits for an answer, and
+    between build events."""
     report = Report(member.name, datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"))
     ends = Endpoints.of(member)
     timeout = timeout or member.smoke_timeout
     with BinderClient(proxies=proxies, ca_bundle=ca_bundle) as client:
-        report.checks = checks(client, federation, member, ends, attempts, cross_member)
+        report.checks = checks(client, federation, member, ends, attempts, cross_member,
+                               cancel=cancel)
         for check in report.checks:
             log(f"  {'ok    ' if check.ok else 'FAILED'} {check.name} ({check.seconds:.2f}s)"
                 + (f": {check.detail}" if check.detail else ""))

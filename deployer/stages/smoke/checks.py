@@ -1,10 +1,13 @@
 """The HTTP checks of a member's public endpoints."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from deployer.adapters.binderhub import BinderClient, HttpError
+from deployer.errors import Interrupted
 from deployer.model.federation import Federation, Member
 from deployer.stages.smoke.report import Check
 
@@ -33,40 +36,53 @@ class Endpoints:
 
 
 def checks(client: BinderClient, federation: Federation, member: Member, ends: Endpoints,
-           attempts: int, cross_member: bool = True) -> list[Check]:
+           attempts: int, cross_member: bool = True,
+           cancel: threading.Event | None = None) -> list[Check]:
     """Front page, health, versions, hub, static badge; the redirector where the member
     runs one; and (cross_member) the same BinderHub version on every active member. A
     member that runs only the redirector gets the redirector's checks (and its static
-    badge, if it serves the static site)."""
+    badge, if it serves the static site). `cancel` set (an interrupt) stops them between
+    checks and while one waits for an answer (Interrupted)."""
     if not member.runs_binderhub:
-        found = [redirector_health(client, ends, attempts),
-                 redirector(client, federation, member, ends, attempts),
-                 redirector_launch(client, federation, member, ends, attempts)]
+        steps = [lambda: redirector_health(client, ends, attempts, cancel),
+                 lambda: redirector(client, federation, member, ends, attempts, cancel),
+                 lambda: redirector_launch(client, federation, member, ends, attempts, cancel)]
         if ends.static:
-            found.append(http(client, "static badge", f"{ends.static}/badge_logo.svg",
-                              attempts, expect_type="svg"))
-        return found
-    found = [
-        http(client, "binder front page", f"{ends.binder}/", attempts),
-        health(client, ends, attempts),
-        versions(client, ends, attempts),
-        http(client, "hub health", f"{ends.hub}/hub/health", attempts),
-        http(client, "static badge", f"{ends.static}/badge_logo.svg", attempts,
-             expect_type="svg"),
+            steps.append(lambda: http(client, "static badge", f"{ends.static}/badge_logo.svg",
+                                      attempts, expect_type="svg", cancel=cancel))
+        return _run(steps, cancel)
+    steps = [
+        lambda: http(client, "binder front page", f"{ends.binder}/", attempts, cancel=cancel),
+        lambda: health(client, ends, attempts, cancel),
+        lambda: versions(client, ends, attempts, cancel),
+        lambda: http(client, "hub health", f"{ends.hub}/hub/health", attempts, cancel=cancel),
+        lambda: http(client, "static badge", f"{ends.static}/badge_logo.svg", attempts,
+                     expect_type="svg", cancel=cancel),
     ]
     if ends.federation:
-        found.append(redirector(client, federation, member, ends, attempts))
+        steps.append(lambda: redirector(client, federation, member, ends, attempts, cancel))
+    found = _run(steps, cancel)
     if cross_member and member.in_federation and member.active:
-        found.append(same_versions(client, federation, member, found[2], attempts))
+        found += _run([lambda: same_versions(client, federation, member, found[2], attempts,
+                                             cancel)], cancel)
+    return found
+
+
+def _run(steps: list[Callable[[], Check]], cancel: threading.Event | None) -> list[Check]:
+    found = []
+    for step in steps:
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("interrupted during the smoke tests")
+        found.append(step())
     return found
 
 
 def http(client: BinderClient, name: str, url: str, attempts: int,
-         expect_type: str = "") -> Check:
+         expect_type: str = "", cancel: threading.Event | None = None) -> Check:
     """GET answers 200 (with the expected content type)."""
     start = time.perf_counter()
     try:
-        response = client.get(url, attempts=attempts)
+        response = client.get(url, attempts=attempts, cancel=cancel)
     except HttpError as exc:
         return Check(name, False, time.perf_counter() - start, exc.message)
     seconds = time.perf_counter() - start
@@ -78,12 +94,13 @@ def http(client: BinderClient, name: str, url: str, attempts: int,
     return Check(name, True, seconds, f"HTTP {response.status}")
 
 
-def health(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
+def health(client: BinderClient, ends: Endpoints, attempts: int,
+           cancel: threading.Event | None = None) -> Check:
     """/health says ok, and every check it lists passes."""
     start = time.perf_counter()
     url = f"{ends.binder}/health"
     try:
-        response = client.get(url, attempts=attempts)
+        response = client.get(url, attempts=attempts, cancel=cancel)
         data = response.json()
         listed = data.get("checks", []) if isinstance(data, dict) else []
     except HttpError as exc:
@@ -96,19 +113,20 @@ def health(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
     return Check("binder health", ok, time.perf_counter() - start, detail)
 
 
-def versions(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
+def versions(client: BinderClient, ends: Endpoints, attempts: int,
+             cancel: threading.Event | None = None) -> Check:
     """/versions names the BinderHub version (the detail)."""
     start = time.perf_counter()
     url = f"{ends.binder}/versions"
     try:
-        version = _binderhub_version(client, url, attempts)
+        version = _binderhub_version(client, url, attempts, cancel)
     except HttpError as exc:
         return Check("binder versions", False, time.perf_counter() - start, exc.message)
     return Check("binder versions", True, time.perf_counter() - start, str(version))
 
 
 def redirector(client: BinderClient, federation: Federation, member: Member, ends: Endpoints,
-               attempts: int) -> Check:
+               attempts: int, cancel: threading.Event | None = None) -> Check:
     """The redirector's members and weights must be what config/federation.yaml says."""
     from deployer.model.values import generated_layer
 
@@ -116,7 +134,7 @@ def redirector(client: BinderClient, federation: Federation, member: Member, end
     url = f"{ends.federation}/active_hosts"
     expected = generated_layer(federation, member).data["federationRedirect"]["hosts"]
     try:
-        data = client.get(url, attempts=attempts).json()
+        data = client.get(url, attempts=attempts, cancel=cancel).json()
     except HttpError as exc:
         return Check("federation redirector", False, time.perf_counter() - start, exc.message)
     served = _redirector_hosts(data)
@@ -135,13 +153,14 @@ def redirector(client: BinderClient, federation: Federation, member: Member, end
                  "; ".join(problems) or f"{len(served)} hosts as configured")
 
 
-def redirector_health(client: BinderClient, ends: Endpoints, attempts: int) -> Check:
+def redirector_health(client: BinderClient, ends: Endpoints, attempts: int,
+                      cancel: threading.Event | None = None) -> Check:
     """The redirector answers /health (it proxies everything but /build/ to the prime):
     HTTP 200 with a health report that says ok."""
     start = time.perf_counter()
     url = f"{ends.federation}/health"
     try:
-        response = client.get(url, attempts=attempts)
+        response = client.get(url, attempts=attempts, cancel=cancel)
         data = response.json() if response.status == 200 else None
     except HttpError as exc:
         return Check("redirector health", False, time.perf_counter() - start, exc.message)
@@ -152,7 +171,8 @@ def redirector_health(client: BinderClient, ends: Endpoints, attempts: int) -> C
 
 
 def redirector_launch(client: BinderClient, federation: Federation, member: Member,
-                      ends: Endpoints, attempts: int) -> Check:
+                      ends: Endpoints, attempts: int,
+                      cancel: threading.Event | None = None) -> Check:
     """A launch through the redirector (/build/<spec>) is redirected to a member the
     federation data puts in rotation (nothing is built: the redirect is not followed)."""
     from deployer.model.values import generated_layer
@@ -171,7 +191,7 @@ def redirector_launch(client: BinderClient, federation: Federation, member: Memb
                 "gh/binder-examples/requirements/HEAD")
     url = f"{ends.federation}/build/{spec}"
     try:
-        response = client.get(url, attempts=attempts, follow_redirects=False)
+        response = client.get(url, attempts=attempts, follow_redirects=False, cancel=cancel)
     except HttpError as exc:
         return Check("redirector launch", False, time.perf_counter() - start, exc.message)
     seconds = time.perf_counter() - start
@@ -188,7 +208,7 @@ def redirector_launch(client: BinderClient, federation: Federation, member: Memb
 
 
 def same_versions(client: BinderClient, federation: Federation, member: Member, own: Check,
-                  attempts: int) -> Check:
+                  attempts: int, cancel: threading.Event | None = None) -> Check:
     """Every active member must run the same BinderHub (the redirector drops the others)."""
     start = time.perf_counter()
     found = {member.name: own.detail if own.ok else None}
@@ -197,7 +217,7 @@ def same_versions(client: BinderClient, federation: Federation, member: Member, 
             continue
         url = f"{Endpoints.of(other).binder}/versions"
         try:
-            found[other.name] = _binderhub_version(client, url, attempts)
+            found[other.name] = _binderhub_version(client, url, attempts, cancel)
         except HttpError as exc:
             found[other.name] = f"unreachable ({exc.message})"
     distinct = {v for v in found.values() if v}
@@ -209,8 +229,9 @@ def same_versions(client: BinderClient, federation: Federation, member: Member, 
                  f"version mismatch: {listing}")
 
 
-def _binderhub_version(client: BinderClient, url: str, attempts: int) -> str:
-    data = client.get(url, attempts=attempts).json()
+def _binderhub_version(client: BinderClient, url: str, attempts: int,
+                       cancel: threading.Event | None = None) -> str:
+    data = client.get(url, attempts=attempts, cancel=cancel).json()
     if not isinstance(data, dict) or "binderhub" not in data:
         raise HttpError(f"{url}: no 'binderhub' version in the answer")
     return str(data["binderhub"])
