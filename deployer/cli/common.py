@@ -170,6 +170,12 @@ def handles_errors(func):
         except KeyboardInterrupt:
             out.error("interrupted")
             raise typer.Exit(130) from None
+        finally:
+            # once a day, what no run used for a month goes from the caches this one used
+            # (now, when everything it used has been touched)
+            from deployer.model import diskcache
+
+            diskcache.prune_used()
 
     return wrapper
 

@@ -163,6 +163,24 @@ def touch(path: str | Path) -> None:
         pass
 
 
+_used: list[Path] = []       # cache directories this process used (see note_use)
+
+
+def note_use(directory: str | Path | None) -> None:
+    """Note that this run uses `directory`: prune_used() prunes it once the command is done,
+    when everything it used has been touched."""
+    if directory is not None and Path(directory) not in _used:
+        _used.append(Path(directory))
+
+
+def prune_used(now: float | None = None) -> list[Path]:
+    """prune_daily() of every cache directory this process noted (see note_use)."""
+    removed = []
+    while _used:
+        removed += prune_daily(_used.pop(), now=now)
+    return removed
+
+
 def prune_daily(directory: str | Path | None, now: float | None = None) -> list[Path]:
     """prune() the cache directory at most once a day (the first run of the day does it; the
     others see its stamp). Returns what was removed."""
@@ -254,5 +272,5 @@ def prune(directory: str | Path, keep_days: float = KEEP_DAYS,
     return removed
 
 
-__all__ = ["DiskCache", "KEEP_DAYS", "default_dir", "file_identity", "key", "program_identity",
-           "prune", "prune_daily", "stat_text", "touch"]
+__all__ = ["DiskCache", "KEEP_DAYS", "default_dir", "file_identity", "key", "note_use",
+           "program_identity", "prune", "prune_daily", "prune_used", "stat_text", "touch"]

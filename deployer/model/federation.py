@@ -274,23 +274,26 @@ def check_names(fed: Federation) -> list[ConfigError]:
 
 def check_releases(fed: Federation) -> list[ConfigError]:
     """Two members that name the same cluster (the same provider settings, or the same
-    kubeconfig file and context) may not deploy a release of the same name into the same
-    namespace: each deploy would upgrade the other's release with its own values."""
+    kubeconfig file and context) may not deploy into the same namespace: with one release
+    name each deploy would upgrade the other's release with its own values; with two, the
+    chart's objects of fixed names (Deployment/static...) collide, and the deploy lock and
+    the record of the verified revision, one per namespace, would be shared."""
     doc = fed.document
     problems = []
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple, Member] = {}
     for m in fed.members.values():
         cluster = dataclasses.replace(m.cluster, credentials=None)
-        where = (cluster, m.namespace, m.release)
-        other = seen.setdefault(where, m.name)
-        if other != m.name:
+        other = seen.setdefault((cluster, m.namespace), m)
+        if other is not m:
             path = ("members", m.name, "release")
+            what = (f"release {m.release!r}" if m.release == other.release else
+                    f"its release {m.release!r} (and {other.name}'s {other.release!r})")
             problems.append(ConfigError(
-                f"member {m.name!r} deploys release {m.release!r} into namespace "
-                f"{m.namespace!r} of the same cluster as member {other!r}: each deploy would "
-                "overwrite the other's release", file=doc.label, line=fed.line_of(*path),
-                key=format_path(path), hint="give one of them another release name or "
-                                            "namespace (release: {name: ..., namespace: ...})"))
+                f"member {m.name!r} deploys {what} into namespace {m.namespace!r} of the same "
+                f"cluster as member {other.name!r}: one namespace holds one member (the "
+                "chart's objects, the deploy lock and the verified-revision record are per "
+                "namespace)", file=doc.label, line=fed.line_of(*path), key=format_path(path),
+                hint="give one of them another namespace (release: {namespace: ...})"))
     return problems
 
 

@@ -171,7 +171,7 @@ def prepare(ws: Workspace, helm: Helm, mirror: str | None = None) -> PreparedCha
                           hint="federation.chart in config/federation.yaml names the chart dir")
     deps = dependencies(ws)
     dest = cache_dir(ws) / _content_key(source, mirror) / source.name
-    diskcache.prune_daily(cache_dir(ws))
+    diskcache.note_use(cache_dir(ws))     # pruned once the command is done (cli.common)
     if (dest / COMPLETE_MARKER).is_file():
         diskcache.touch(dest.parent)     # used now: diskcache.prune keeps it (not the marker:
         return PreparedChart(dest, deps)  # the facts kept beside it are keyed by its mtime)

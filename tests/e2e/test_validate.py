@@ -556,23 +556,29 @@ def test_the_cache_drops_what_no_run_used_for_a_month(run, tmp_path):
 
     cache = tmp_path / "cache"
     own = {"DEPLOYER_CACHE_DIR": str(cache)}
-    assert run("validate", "staging", extra_env=own).returncode == 0
+    assert run("validate", "uni-lab", extra_env=own).returncode == 0     # with cert-manager
     (prepared,) = [p.parent.parent for p in cache.glob("*/mybinder/.deployer-complete")]
+    (pulled,) = cache.glob("prerequisites/*/cert-manager-*.tgz")
     assert (cache / ".deployer-pruned").is_file()
     # what older runs left: a chart as it was before an edit, a parse of an older file
     shutil.copytree(prepared, cache / ("0" * 20))
     (cache / "yaml" / ("0" * 64 + ".json")).write_text("{}")
     (cache / "notes.txt").write_text("another program's")
     old = time.time() - 40 * 86400
-    for path in [*cache.rglob("*"), cache]:
+    # what prune looks at (not what is inside a prepared chart: its facts stay good)
+    for path in [*cache.iterdir(), *cache.glob("*/*.json"), *cache.glob("prerequisites/*/*")]:
         os.utime(path, (old, old))
-    result = run("validate", "staging", extra_env=own)
+    marker, archive = (prepared / "mybinder" / ".deployer-complete").stat(), pulled.stat()
+    result = run("validate", "uni-lab", extra_env=own)
     assert result.returncode == 0, result.stderr
     assert not (cache / ("0" * 20)).exists() and not (cache / "yaml" / ("0" * 64 + ".json")).exists()
     assert (cache / "notes.txt").exists()
     assert (cache / ".deployer-pruned").stat().st_mtime > old + 1
-    assert (prepared / "mybinder" / ".deployer-complete").is_file()    # prepared again, used
-    assert prepared.stat().st_mtime > old + 1
+    # what this run uses is kept as it was (not removed and made again), and marked as used
+    assert (prepared / "mybinder" / ".deployer-complete").stat().st_ino == marker.st_ino
+    assert "helm dependency update" not in result.stderr
+    assert pulled.stat().st_ino == archive.st_ino and "helm pull" not in result.stderr
+    assert prepared.stat().st_mtime > old + 1 and pulled.stat().st_mtime > old + 1
 
 
 def test_a_kubeconfig_that_is_not_there_warns(run, repo):

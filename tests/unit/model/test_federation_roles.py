@@ -89,8 +89,22 @@ def test_two_members_deploying_one_release_on_one_cluster_are_refused(repo):
     line = next(i for i, text in enumerate(lines, 1) if i > line and text == "    release:")
     assert _error(repo).startswith(
         f"{FED}:{line}: members.uni-lab.release: member 'uni-lab' deploys release 'uni-lab' "
-        "into namespace 'binder' of the same cluster as member 'hetzner-fsn': each deploy "
-        "would overwrite the other's release")
+        "into namespace 'binder' of the same cluster as member 'hetzner-fsn': one namespace "
+        "holds one member")
+
+
+def test_two_members_in_one_namespace_of_one_cluster_are_refused_whatever_their_releases(repo):
+    # the chart's objects have fixed names; the lock and the verified record are per namespace
+    _edit(repo, "      kubeconfig: secrets/kubeconfigs/hetzner-fsn.yaml\n",
+          "      kubeconfig: secrets/kubeconfigs/uni-lab.yaml\n      context: binder\n")
+    _edit(repo, "      name: hetzner-fsn\n      namespace: hetzner-fsn\n",
+          "      name: hetzner-fsn\n      namespace: binder\n")
+    assert "members.uni-lab.release: member 'uni-lab' deploys its release 'uni-lab' (and " \
+        "hetzner-fsn's 'hetzner-fsn') into namespace 'binder' of the same cluster as member " \
+        "'hetzner-fsn'" in _error(repo)
+    _edit(repo, "      name: hetzner-fsn\n      namespace: binder\n",
+          "      name: hetzner-fsn\n      namespace: fsn\n")
+    federation.load(repo)                       # another namespace of that cluster: fine
 
 
 def test_one_release_name_on_two_clusters_is_fine(repo):
