@@ -16,6 +16,11 @@ OTHER_KEY = KEYS / "test-only-other.agekey"
 # Which helm the tests run: $DEPLOYER_HELM (helm = v4, helm3 = v3; CI runs the helm-using
 # tests once more with helm3), handed to the deployer in the `env` fixture too.
 HELM_NAME = os.environ.get("DEPLOYER_HELM") or "helm"
+# a test of what does not depend on helm's version (the deploy lock, the kubernetes client):
+# run in the main pass only
+helm_agnostic = pytest.mark.skipif(HELM_NAME != "helm",
+                                   reason="does not depend on helm's version: the main pass "
+                                          "runs it")
 HELM_BINARY = ROOT / ".tools" / "bin" / HELM_NAME
 REPO_PARTS = ("config", "secrets", ".sops.yaml", "mybinder", "terraform")
 

@@ -9,7 +9,7 @@ from deployer.adapters.kube import Kube
 from deployer.console import Console
 from deployer.stages.lock import DeployLock
 
-from tests.support import write_secrets
+from tests.support import helm_agnostic, write_secrets
 from tests.fakes.http import QuietHandler, serve
 from tests.fakes.kube_api import KubeAPI
 
@@ -436,6 +436,7 @@ def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     assert "waiting for the deploy lock" in result.stderr
 
 
+@helm_agnostic
 def test_an_api_server_that_does_not_answer_fails_soon_naming_the_reason(cli, fleet, tmp_path):
     import time
 
@@ -461,6 +462,7 @@ def test_an_api_server_that_does_not_answer_fails_soon_naming_the_reason(cli, fl
     assert "connection refused" in result.stderr
 
 
+@helm_agnostic
 def test_a_member_whose_api_server_is_down_does_not_hold_the_others(cli, fleet, tmp_path):
     aws = fleet.members["aws"]
     aws.go_away()
