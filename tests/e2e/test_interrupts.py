@@ -11,6 +11,7 @@ import time
 
 
 from tests.e2e.test_deploy import fleet, health_server  # noqa: F401  (fixtures)
+from tests.support import helm_agnostic
 
 
 def _start(cli_command, repo, tmp_path, *args):
@@ -133,6 +134,7 @@ def test_a_revision_left_unready_by_a_killed_deploy_is_not_unchanged(
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+@helm_agnostic
 def test_the_private_kubeconfig_of_a_killed_deploy_is_removed_by_the_next_run(
         cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
     fleet.faults.never_ready("deployments", "staging", "static")

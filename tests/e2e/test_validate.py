@@ -7,7 +7,7 @@ import pytest
 
 from deployer.model import federation
 
-from tests.support import needs_upstream, write_secrets
+from tests.support import helm_agnostic, needs_upstream, write_secrets
 
 CANARY = "canary-d41d8c-rendered"
 
@@ -533,6 +533,7 @@ def _strings(node):
     return [str(node)] if node not in (None, "") else []
 
 
+@helm_agnostic
 def test_a_key_a_template_writes_twice_warns_naming_the_template(run, repo):
     # helm keeps the last of two equal keys without a word; validate says which template
     example = run("validate", "--all")
@@ -549,6 +550,7 @@ def test_a_key_a_template_writes_twice_warns_naming_the_template(run, repo):
             "and drops the other without a word") in result.stderr
 
 
+@helm_agnostic
 def test_the_cache_drops_what_no_run_used_for_a_month(run, tmp_path):
     import os
     import shutil
@@ -581,6 +583,7 @@ def test_the_cache_drops_what_no_run_used_for_a_month(run, tmp_path):
     assert prepared.stat().st_mtime > old + 1 and pulled.stat().st_mtime > old + 1
 
 
+@helm_agnostic
 def test_a_kubeconfig_that_is_not_there_warns(run, repo):
     path = repo / "config/federation.yaml"
     text = path.read_text()
@@ -594,6 +597,7 @@ def test_a_kubeconfig_that_is_not_there_warns(run, repo):
             "(a deploy without --kubeconfig reaches the cluster with it)") in result.stderr
 
 
+@helm_agnostic
 @pytest.mark.parametrize("old, new, line_of, expected", [
     ("condition: traefikEnabled", "condtion: traefikEnabled", "condtion:",
      "dependencies[1].condtion: unknown key 'condtion' (expected one of: name, version, "
@@ -616,6 +620,7 @@ def test_a_chart_yaml_key_helm_would_ignore_or_a_range_is_refused(run, repo, old
         assert f"error: mybinder/Chart.yaml:{line}: {expected}" in result.stderr, result.stderr
 
 
+@helm_agnostic
 def test_what_the_bump_bot_would_find_wrong_fails_validate(run, repo):
     path = repo / "config/dependencies.yaml"
     path.write_text(path.read_text().replace("chart_dependency: traefik",
@@ -629,6 +634,7 @@ def test_what_the_bump_bot_would_find_wrong_fails_validate(run, repo):
     assert _table(result.stdout)["staging"]["result"] == "ok"
 
 
+@helm_agnostic
 def test_a_broken_values_schema_of_the_chart_is_named(run, repo):
     path = repo / "mybinder/values.schema.json"
     lines = path.read_text().splitlines()
