@@ -124,14 +124,22 @@ def test_a_revision_left_unready_by_a_killed_deploy_is_not_unchanged(
     proc.kill()                                # SIGKILL: nothing is cleaned up
     proc.wait(timeout=30)
     # revision 2 serves (helm finished), but it never became ready; nothing changed since
+    _the_next_deploy_rolls_back_to_1(cli, fleet, tmp_path, "3", "never finished rolling out")
+
+
+def _the_next_deploy_rolls_back_to_1(cli, fleet, tmp_path, timeout: str, says: str) -> dict:
+    """The next deploy (nothing changed; the killed one's lock broken) does not call the
+    serving revision 2 unchanged: it says why, and rolls back to revision 1 (exit 1). Its
+    report of staging."""
     report = tmp_path / "next.json"
-    result = cli("deploy", "staging", "--timeout", "3", "--break-lock", "--report", report)
+    result = cli("deploy", "staging", "--timeout", timeout, "--break-lock", "--report", report)
     assert result.returncode == 1, result.stderr
     assert "upgrade skipped" not in result.stderr
-    assert "never finished rolling out" in result.stderr
+    assert says in result.stderr
     staging = json.loads(report.read_text())["deploys"][0]
     assert staging["outcome"] == "rolled back" and staging["rollback"]["to"] == 1
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+    return staging
 
 
 @helm_agnostic
@@ -181,15 +189,10 @@ def test_a_revision_whose_smoke_tests_a_killed_deploy_never_finished_is_smoke_te
     proc.wait(timeout=30)
     handler.do_GET = answer
     assert fleet.object("configmaps", "staging", "deployer-verified")["data"]["revision"] == "1"
-    report = tmp_path / "next.json"
-    result = cli("deploy", "staging", "--timeout", "30", "--break-lock", "--report", report)
-    assert result.returncode == 1, result.stderr
-    assert "upgrade skipped" not in result.stderr
-    assert "revision 2 never passed its smoke tests" in result.stderr
-    staging = json.loads(report.read_text())["deploys"][0]
-    assert staging["outcome"] == "rolled back" and staging["rollback"]["to"] == 1
+    staging = _the_next_deploy_rolls_back_to_1(cli, fleet, tmp_path, "30",
+                                                "revision 2 never passed its smoke tests")
     assert staging["failed_stage"] == "smoke"
-    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
 
 def test_sigterm_during_the_rollback_command_exits_143(
         cli, cli_command, fleet, repo, tmp_path):  # noqa: F811

@@ -156,17 +156,7 @@ def test_a_parse_cache_gives_what_parsing_gives_and_follows_every_change(tree, t
         problems = model.check_stacks(federation.load(tree), model.load_stacks(tree, cache),
                                       tree, parse_cache=cache)
         assert any("terraform.tfvars: sets domain" in p for p in problems), problems
-    kept = "".join(p.read_text() for p in cache.iterdir())
-    assert "elsewhere" in kept and "tok-3f9a1c" not in kept and "hcloud_token" not in kept
-    # nor is the entry named by a hash of the file (a short token could be guessed back from
-    # it): the same bytes written again are a new entry, found by the file's new times
-    before = set(cache.iterdir())
-    stat = tfvars.stat()
-    tfvars.write_bytes(tfvars.read_bytes())
-    os.utime(tfvars, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # whatever the clock
-    model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
-                       parse_cache=cache)
-    assert len(set(cache.iterdir()) - before) == 1
+    _kept_without_the_token_and_keyed_by_times(tree, cache, tfvars)
 
 
 def test_a_broken_parse_cache_entry_is_parsed_again(tree, tmp_path):
@@ -236,6 +226,23 @@ def test_a_json_variables_file_that_is_not_one_object_is_one_error(tree, text, e
     assert "\n" not in message and "hint: " in message
 
 
+def _kept_without_the_token_and_keyed_by_times(tree, cache, tfvars):
+    """What the parse cache keeps of a variables file holding a token: the checked setting,
+    never the token; and its entry is named by the file's path and times, not a hash of its
+    bytes (a short token could be guessed back from it): the same bytes written again are a
+    new entry, found by the file's new times. Returns the file's stat before that."""
+    kept = "".join(p.read_text() for p in cache.iterdir())
+    assert "elsewhere" in kept and "tok-3f9a1c" not in kept and "hcloud_token" not in kept
+    before = set(cache.iterdir())
+    stat = tfvars.stat()
+    tfvars.write_bytes(tfvars.read_bytes())
+    os.utime(tfvars, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # whatever the clock
+    model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
+                       parse_cache=cache)
+    assert len(set(cache.iterdir()) - before) == 1
+    return stat
+
+
 def test_the_parse_cache_keeps_of_a_json_variables_file_only_what_is_checked(tree, tmp_path):
     cache = tmp_path / "parsed"
     tfvars = tree / "terraform/members/gke/secret.auto.tfvars.json"
@@ -245,17 +252,8 @@ def test_the_parse_cache_keeps_of_a_json_variables_file_only_what_is_checked(tre
                                       tree, parse_cache=cache)
         assert problems == ["terraform/members/gke/secret.auto.tfvars.json:1: sets domain, "
                             "which comes from config/federation.yaml; remove it there"]
-    kept = "".join(p.read_text() for p in cache.iterdir())
-    assert "elsewhere" in kept and "tok-3f9a1c" not in kept and "hcloud_token" not in kept
-    # an entry is named by the file's path and times, not a hash of its bytes: the same
-    # bytes written again are a new entry; a changed file is read anew
-    before = set(cache.iterdir())
-    stat = tfvars.stat()
-    tfvars.write_bytes(tfvars.read_bytes())
-    os.utime(tfvars, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # whatever the clock
-    model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
-                       parse_cache=cache)
-    assert len(set(cache.iterdir()) - before) == 1
+    stat = _kept_without_the_token_and_keyed_by_times(tree, cache, tfvars)
+    # a changed file is read anew
     tfvars.write_text('{"hcloud_token": "tok-3f9a1c"}')
     os.utime(tfvars, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
     assert model.check_stacks(federation.load(tree), model.load_stacks(tree, cache), tree,
