@@ -428,35 +428,39 @@ def encrypted_files(root: Path) -> list[str]:
                   if p.is_file() and encrypted_format(p))
 
 
-def secret_files(root: Path) -> list[str]:
-    """The encrypted files under secrets/ that a creation rule of .sops.yaml covers (those
-    sops can re-key), relative to root, sorted."""
-    return [rel for rel in encrypted_files(root) if creation_rule_covers(root, rel)]
+def secret_files(root: Path, found: list[str] | None = None) -> list[str]:
+    """The encrypted files under secrets/ (`found`: encrypted_files(root), when the caller
+    has it) that a creation rule of .sops.yaml covers (those sops can re-key), relative to
+    root, sorted."""
+    rules = creation_rules(root)
+    return [rel for rel in (encrypted_files(root) if found is None else found)
+            if matching_rule(rules, rel) is not None]
 
 
-def creation_rule_covers(root: Path, rel: str) -> bool:
-    """True when a creation rule of .sops.yaml matches `rel` (as sops matches: its
-    path_regex searched in the path relative to the file's directory; a rule without one
-    matches every path)."""
-    import re
-
+def creation_rules(root: Path) -> list[dict]:
+    """The creation rules of .sops.yaml (none without the file)."""
     from deployer.model.yamlio import load_text
 
     try:
         data = load_text((root / SOPS_CONFIG).read_text(encoding="utf-8"), SOPS_CONFIG).data
     except (OSError, UnicodeDecodeError):
-        return False
+        return []
     rules = data.get("creation_rules") if isinstance(data, dict) else None
-    for rule in rules or []:
-        if not isinstance(rule, dict):
-            continue
-        pattern = str(rule.get("path_regex") or "")
+    return [rule for rule in rules or [] if isinstance(rule, dict)]
+
+
+def matching_rule(rules: list[dict], rel: str) -> dict | None:
+    """The rule sops picks for `rel`: the first whose path_regex is found in the path
+    relative to the .sops.yaml directory (a rule without one matches every path)."""
+    import re
+
+    for rule in rules:
         try:
-            if not pattern or re.search(pattern, rel):
-                return True
+            if re.search(str(rule.get("path_regex") or ""), rel):
+                return rule
         except re.error:
             continue
-    return False
+    return None
 
 
 def _sops(root: Path, args: list[str], env: Mapping[str, str],

@@ -110,7 +110,7 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
     # the stacks' check (python-hcl2) overlaps the members, who mostly wait on helm and sops
     with ThreadPoolExecutor(max_workers=1) as side:
         stacks_future = side.submit(_timed_stack_problems, ws, chosen, run)
-        bumped_future = side.submit(_dependency_problems, ws)
+        bumped_future = side.submit(_timed_dependency_problems, ws, run)
         reports = validate_mod.validate_members(ws, chosen, mirror=mirror, jobs=jobs, run=run)
         stacks, bumped = stacks_future.result(), bumped_future.result()
     for report in reports:
@@ -132,6 +132,11 @@ def validate(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
         _print_timings(out, run, reports, time.perf_counter() - started)
     if not all(r.ok for r in reports) or stacks or bumped:
         raise typer.Exit(1)
+
+
+def _timed_dependency_problems(ws, run) -> list[str]:
+    with run.timed("dependencies file"):
+        return _dependency_problems(ws)
 
 
 def _dependency_problems(ws) -> list[str]:

@@ -100,8 +100,9 @@ def rotate(targets: List[str] = typer.Argument(None, metavar="[FILE|MEMBER]...",
     if targets:
         files = [secret_path(ws, t) for t in targets]
     else:       # every encrypted file, whatever its name (a Terraform state is sops JSON)
-        files = sops.secret_files(ws.root)
-        for rel in sorted(set(sops.encrypted_files(ws.root)) - set(files)):
+        found = sops.encrypted_files(ws.root)
+        files = sops.secret_files(ws.root, found)
+        for rel in sorted(set(found) - set(files)):
             ws.console.warn(f"{rel}: no creation rule in {sops.SOPS_CONFIG} covers it; "
                             "left as it is (add a rule, then name it here)")
     for rel in files:

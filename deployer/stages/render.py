@@ -57,7 +57,7 @@ def check_common_recipients(ws: Workspace) -> None:
     """secrets/common.yaml reaches every member: it must be encrypted (and .sops.yaml must
     keep encrypting it) to every recipient of every member's secrets file, or some member's
     operators could not deploy."""
-    rules = _creation_rules(ws)
+    rules = sops.creation_rules(ws.root)
     rel = values_mod.COMMON_SECRETS
     ruled = _rule_recipients(rules, rel)
     if ruled is None:
@@ -81,27 +81,18 @@ def check_common_recipients(ws: Workspace) -> None:
                          "then `./deploy.py secrets rotate-recipients secrets/common.yaml`")
 
 
-def _creation_rules(ws: Workspace) -> list[dict]:
-    path = ws.root / sops.SOPS_CONFIG
-    data = ws.load_yaml(path, sops.SOPS_CONFIG).data if path.is_file() else None
-    rules = (data or {}).get("creation_rules") if isinstance(data, dict) else None
-    return [r for r in rules or [] if isinstance(r, dict)]
-
-
 def _rule_recipients(rules: list[dict], rel: str) -> list[str] | None:
     """The age recipients of the first rule matching `rel` (as sops picks it)."""
-    import re
-
-    for rule in rules:
-        if re.search(str(rule.get("path_regex", "")), rel):
-            found = []
-            for group in [rule] + list(rule.get("key_groups") or []):
-                age = group.get("age") if isinstance(group, dict) else None
-                if isinstance(age, str):
-                    age = age.split(",")
-                found += [a.strip() for a in age or [] if str(a).strip()]
-            return found
-    return None
+    rule = sops.matching_rule(rules, rel)
+    if rule is None:
+        return None
+    found = []
+    for group in [rule] + list(rule.get("key_groups") or []):
+        age = group.get("age") if isinstance(group, dict) else None
+        if isinstance(age, str):
+            age = age.split(",")
+        found += [a.strip() for a in age or [] if str(a).strip()]
+    return found
 
 
 def render(ws: Workspace, member: Member, *, with_manifests: bool = False,

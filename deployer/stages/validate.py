@@ -117,7 +117,9 @@ def validate_members(ws: Workspace, members: list[Member], *, mirror: str | None
             report.errors.append(linted.error)       # names helm lint itself
         _add_lint_findings(report, rendered, linted.findings)
     reports = [report for report, _ in checked]
-    for report in reports:
+    for report, member in zip(reports, members):
+        # (validate's alone: a deploy given --kubeconfig, or diff, needs no such file)
+        report.warnings.extend(_cluster_file_problems(ws, member))
         if report.member in extra:
             errors, report.timings["prerequisites"] = extra[report.member].result()
             report.errors.extend(errors)
@@ -290,7 +292,6 @@ def check_member(ws: Workspace, helm: helm_mod.Helm, prepared: chart_mod.Prepare
     report = Report(member.name)
     rendered = None
     report.errors.extend(str(v) for v in federation_problems)
-    report.warnings.extend(_cluster_file_problems(ws, member))
     value_findings: list = []
     try:
         if isinstance(mv, Future):

