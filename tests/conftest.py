@@ -93,3 +93,5 @@ def pytest_collection_modifyitems(items):
 def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: the real CLI and binaries against the test "
                                        "doubles (tests/e2e/)")
+    config.addinivalue_line("markers", "binder_double(**options): options of the test's "
+                                       "BinderHubDouble (tests/e2e/test_smoke.py)")

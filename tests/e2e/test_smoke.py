@@ -29,8 +29,10 @@ def static_site():
 
 
 @pytest.fixture
-def binder(jupyterhub):  # noqa: F811
-    with BinderHubDouble(jupyterhub) as double:
+def binder(request, jupyterhub):  # noqa: F811
+    """The BinderHub double; a test marked binder_double(...) gets those options."""
+    marker = request.node.get_closest_marker("binder_double")
+    with BinderHubDouble(jupyterhub, **(marker.kwargs if marker else {})) as double:
         yield double
 
 
@@ -142,6 +144,7 @@ def test_stream_cut_before_ready_is_retried_then_fails(staging_redirector, repo,
     assert "ended after phase 'building' without ready or failed" in launch.detail
 
 
+@pytest.mark.binder_double(launch_timeout=3)   # the default 30 s only makes the test wait
 def test_launch_timeout(staging_redirector, repo, binder, jupyterhub, static_site):  # noqa: F811
     binder.behave(r"slow", "launch_timeout")
     fed = _point(repo, "staging", member={"urls": _urls(binder, jupyterhub, static_site,
