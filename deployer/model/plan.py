@@ -315,7 +315,7 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
             plan.member(name, f"{FEDERATION_FILE}: member {name} added")
             if name in stacks:
                 plan.stack(name, f"{FEDERATION_FILE}: member {name} added (-var member_name)")
-            if isinstance(entry, dict) and entry.get("federation") is not None:
+            if _routed(entry):
                 # the redirector routes to it: every member that runs one is redeployed
                 for other in redirectors:
                     if other != name:
@@ -333,7 +333,10 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
                                  f"(-var {var})")
         keys = sorted(k for k in set(before) | set(entry) if before.get(k) != entry.get(k))
         plan.member(name, f"{FEDERATION_FILE}: members.{name} ({', '.join(keys)}) changed")
-        routed = [k for k in keys if k in REDIRECTOR_KEYS]
+        # production redirectors route only to members with a federation block (before or
+        # after the change): staging's entry, or another unrouted member's, never reaches them
+        routed = [k for k in keys if k in REDIRECTOR_KEYS] \
+            if _routed(before) or _routed(entry) else []
         for other in redirectors:
             if other != name and routed:
                 plan.member(other, f"{FEDERATION_FILE}: members.{name}.{routed[0]} changed; "
@@ -342,9 +345,15 @@ def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,
         if name not in new_members:
             plan.notes.append(f"member {name} was removed from {FEDERATION_FILE}: its release "
                               "is not uninstalled by a deploy (do it by hand)")
-            for other in redirectors:
+            for other in redirectors if _routed(old_members[name]) else []:
                 plan.member(other, f"{FEDERATION_FILE}: member {name} removed; {other} runs "
                                    "the federation redirector")
+
+
+def _routed(entry) -> bool:
+    """Whether production redirectors route to a member with this federation entry (it has a
+    `federation:` block, as Member.in_federation)."""
+    return isinstance(entry, dict) and entry.get("federation") is not None
 
 
 def _var(entry, keys: tuple[str, ...]):

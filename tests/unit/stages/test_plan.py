@@ -620,3 +620,33 @@ def test_a_member_added_outside_the_federation_reaches_only_itself(history):
     base, head = change(history, {
         "config/federation.yaml": edit_yaml(history, "config/federation.yaml", edit)})
     assert list(planned(history, base, head)["members"]) == ["hetzner-hel"]
+
+
+def test_a_change_of_a_member_no_redirector_routes_to_reaches_no_redirector(history):
+    """Production redirectors route only to members with a federation block: a change of
+    staging's domains, or of another unrouted member's, or its removal, deploys that member
+    alone (gke's values do not change), not the production redirector."""
+    def staging_domain(d):
+        d["members"]["staging"]["domains"]["binder"] = "stage.example-binder.org"
+    base, head = change(history, {"config/federation.yaml":
+                                  edit_yaml(history, "config/federation.yaml", staging_domain)})
+    assert list(planned(history, base, head)["members"]) == ["staging"]
+
+    def unrouted(d):
+        del d["members"]["aws"]["federation"]
+    base, head = change(history, {"config/federation.yaml":
+                                  edit_yaml(history, "config/federation.yaml", unrouted)})
+    assert "gke" in planned(history, base, head)["members"], "aws left the redirector"
+
+    def aws_domain(d):
+        d["members"]["aws"]["domains"]["binder"] = "aws2.example-binder.org"
+    base, head = change(history, {"config/federation.yaml":
+                                  edit_yaml(history, "config/federation.yaml", aws_domain)})
+    assert list(planned(history, base, head)["members"]) == ["aws"]
+
+    def removed(d):
+        del d["members"]["aws"]
+    base, head = change(history, {"config/federation.yaml":
+                                  edit_yaml(history, "config/federation.yaml", removed)})
+    plan = planned(history, base, head)
+    assert plan["members"] == {} and any("aws was removed" in n for n in plan["notes"])
