@@ -61,10 +61,10 @@ def plan(base: Optional[str] = typer.Option(None, "--base",
                                   labels=[x for x in labels.split(",") if x.strip()],
                                   labels_from_github=labels_from_github,
                                   since_deployed=since_deployed)
-    for member in ws.federation.select(members) if members else []:
+    for member in result.federation.select(members) if members else []:
         result.plan.member(member.name, "requested by hand (--member)")
-    data = result.to_json(ws)
-    text = result.markdown(ws)
+    data = result.to_json()
+    text = result.markdown()
     if json_out:
         ws.console.say(json.dumps(data, indent=2))
     else:

@@ -195,7 +195,11 @@ class Federation:
 def load(root: Path, parse_cache: Path | None = None) -> Federation:
     """Read, schema-check and type config/federation.yaml under `root` (`parse_cache`: see
     yamlio.load_file)."""
-    doc = load_file(root / FEDERATION_FILE, FEDERATION_FILE, cache=parse_cache)
+    return from_document(load_file(root / FEDERATION_FILE, FEDERATION_FILE, cache=parse_cache))
+
+
+def from_document(doc: Document) -> Federation:
+    """Schema-check and type a parsed config/federation.yaml (from a file, or from a commit)."""
     check_schema(doc, SCHEMA_PATH)
     data = doc.data
     members = {name: _member(name, entry) for name, entry in data["members"].items()}

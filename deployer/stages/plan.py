@@ -17,8 +17,8 @@ from pathlib import Path
 
 from deployer.adapters.git import Git, GitError
 from deployer.errors import ConfigError
-from deployer.model import plan as plan_mod
-from deployer.model.federation import FEDERATION_FILE
+from deployer.model import federation as federation_mod, plan as plan_mod
+from deployer.model.federation import FEDERATION_FILE, Federation
 from deployer.model.workspace import Workspace
 from deployer.model.yamlio import load_text
 
@@ -29,7 +29,7 @@ REPOSITORY = re.compile(r"[\w.-]+/[\w.-]+")
 
 @dataclass
 class PlanResult:
-    """A plan with the commits it compares."""
+    """A plan with the commits it compares and the federation as the head commit has it."""
 
     plan: plan_mod.Plan
     base: str | None
@@ -37,18 +37,19 @@ class PlanResult:
     changes: list[plan_mod.Change]
     labels: list[str] = field(default_factory=list)
     deployed: dict[str, str | None] | None = None    # --since-deployed: member -> sha
+    federation: Federation | None = None
 
-    def to_json(self, ws: Workspace) -> dict:
+    def to_json(self) -> dict:
         extra = {"deployed": self.deployed} if self.deployed is not None else {}
-        return plan_mod.to_json(ws.federation, self.plan, base=self.base, head=self.head,
+        return plan_mod.to_json(self.federation, self.plan, base=self.base, head=self.head,
                                 changed=[c.path for c in self.changes], labels=self.labels,
                                 **extra)
 
-    def markdown(self, ws: Workspace) -> str:
+    def markdown(self) -> str:
         span = f"`{self.base[:10]}...{self.head[:10]}`" if self.base else f"`{self.head[:10]}`"
         if self.deployed is not None:
             span += " (each member since its last deploy)"
-        return plan_mod.markdown(ws.federation, self.plan, title=f"Deploy plan for {span}")
+        return plan_mod.markdown(self.federation, self.plan, title=f"Deploy plan for {span}")
 
 
 def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
@@ -59,15 +60,19 @@ def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
     No `base` (and no `changed_files`): no change at all (a manual `--member` plan). An
     all-zero `base` (GitHub's `before` of a new branch) or one that is not a commit here
     (the `before` of a force push) plans every member, and says why. `since_deployed`
-    replaces `base` with each member's last deployed commit."""
+    replaces `base` with each member's last deployed commit. The federation and the
+    Terraform stacks are read as `head` has them, whatever is checked out (the PR comment
+    plans a PR's head from a checkout of the default branch)."""
     git = Git(ws.env, cwd=ws.root, timeout=60)
     head_sha = _resolve(git, head, "--head")
+    fed = _federation_of(ws, git, head_sha)
+    stacks = _stacks(git, head_sha)
     labels = [label.strip() for label in labels if label.strip()]
     base = (base or "").strip() or None
     if since_deployed and (base is not None or changed_files is not None):
         raise ConfigError("--since-deployed finds each member's base itself: give no --base "
                           "or --changed-files with it")
-    if since_deployed and not ws.federation.records.get("github_deployments"):
+    if since_deployed and not fed.records.get("github_deployments"):
         raise ConfigError("--since-deployed reads the GitHub Deployments that deploy --record "
                           "writes: set records.github_deployments: true",
                           file=FEDERATION_FILE)
@@ -79,10 +84,10 @@ def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
                     labels += [n for n in names if n not in labels]
             if since_deployed:
                 deployed = {name: client.last_successful_deployment(repository, name)
-                            for name in ws.federation.members}
+                            for name in fed.members}
     if deployed is not None:
-        plan = _since_deployed(ws, git, head_sha, deployed, labels)
-        return PlanResult(plan, None, head_sha, [], labels, deployed)
+        plan = _since_deployed(fed, stacks, git, head_sha, deployed, labels)
+        return PlanResult(plan, None, head_sha, [], labels, deployed, fed)
 
     unknown, base_sha = None, None
     if base is not None and base.strip("0") == "":
@@ -106,19 +111,17 @@ def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
     else:
         changes = []
     base_fed = _federation_at(git, base_sha) if base_sha else None
-    plan = plan_mod.decide(ws.federation, changes, labels=labels, base_federation=base_fed,
-                           stacks=_stacks(ws.root), unknown_base=unknown)
+    plan = plan_mod.decide(fed, changes, labels=labels, base_federation=base_fed,
+                           stacks=stacks, unknown_base=unknown)
     if unknown and unknown != UNKNOWN_BASE:
         plan.notes.insert(0, f"{unknown}: every member is planned")
-    return PlanResult(plan, base_sha, head_sha, changes, labels)
+    return PlanResult(plan, base_sha, head_sha, changes, labels, federation=fed)
 
 
-def _since_deployed(ws: Workspace, git: Git, head_sha: str, deployed: dict[str, str | None],
-                    labels: list[str]) -> plan_mod.Plan:
+def _since_deployed(fed: Federation, stacks: dict[str, str], git: Git, head_sha: str,
+                    deployed: dict[str, str | None], labels: list[str]) -> plan_mod.Plan:
     """Each member planned when what changed since its last successful deploy touches it
     (the same rules as a diff), or when that deploy is unknown or not in head's history."""
-    fed = ws.federation
-    stacks = _stacks(ws.root)
     plan = plan_mod.Plan()
     since: dict[str, plan_mod.Plan] = {}      # one diff per distinct deployed commit
     for name in fed.members:
@@ -174,7 +177,7 @@ def comment_pull_plans(ws: Workspace, *, head_sha: str, head_repo: str, marker: 
             result = make_plan(ws, base=pull.base_sha, head=pull.head_sha,
                                labels=list(pull.labels))
             done.append((pull.number, client.upsert_comment(repository, pull.number, marker,
-                                                            result.markdown(ws)[:60000])))
+                                                            result.markdown()[:60000])))
     return done
 
 
@@ -252,13 +255,37 @@ def _federation_at(git: Git, sha: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _stacks(root: Path) -> dict[str, str]:
-    """Each Terraform stack (terraform/members/<name>/) and the text of its .tf files."""
-    base = root / "terraform" / "members"
-    if not base.is_dir():
-        return {}
-    return {d.name: "\n".join(p.read_text(errors="replace") for p in sorted(d.glob("*.tf")))
-            for d in sorted(base.iterdir()) if d.is_dir()}
+def _federation_of(ws: Workspace, git: Git, sha: str) -> Federation:
+    """config/federation.yaml as commit `sha` has it: the workspace's own when the file on
+    disk is the same, else parsed and checked from the commit."""
+    result = git.run("show", f"{sha}:{FEDERATION_FILE}", check=False)
+    if not result.ok:
+        raise ConfigError(f"{FEDERATION_FILE} is not in commit {sha[:10]}",
+                          hint="--head must be a commit of this federation's repository")
+    try:
+        on_disk = (ws.root / FEDERATION_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        on_disk = None
+    if on_disk == result.stdout:
+        return ws.federation
+    return federation_mod.from_document(load_text(result.stdout,
+                                                  f"{sha[:10]}:{FEDERATION_FILE}"))
+
+
+def _stacks(git: Git, sha: str) -> dict[str, str]:
+    """Each Terraform stack (terraform/members/<name>/) at commit `sha` and the text of its
+    .tf files."""
+    listed = git.output("ls-tree", "-r", "-z", "--name-only", sha, "--", "terraform/members/")
+    files: dict[str, list[str]] = {}
+    for path in sorted(p for p in listed.split("\0") if p):
+        parts = path.split("/")
+        if len(parts) < 4:
+            continue
+        tf = files.setdefault(parts[2], [])
+        if len(parts) == 4 and parts[3].endswith(".tf"):
+            tf.append(path)
+    return {name: "\n".join(git.output("show", f"{sha}:{path}") for path in paths)
+            for name, paths in sorted(files.items())}
 
 
 def _read_changes(path: Path) -> list[plan_mod.Change]:

@@ -71,7 +71,7 @@ def change(repo: Path, edits: dict[str, str | None], message: str = "change") ->
 
 def planned(repo: Path, base: str, head: str = "HEAD", **kwargs) -> dict:
     ws = Workspace(root=repo, env={"PATH": "/usr/bin:/bin"})
-    return make_plan(ws, base=base, head=head, **kwargs).to_json(ws)
+    return make_plan(ws, base=base, head=head, **kwargs).to_json()
 
 
 def edit_yaml(repo: Path, rel: str, fn) -> str:
@@ -393,7 +393,7 @@ def github_env(gh) -> dict:
 
 def planned_from_github(repo: Path, gh, **kwargs) -> dict:
     ws = Workspace(root=repo, env={"PATH": "/usr/bin:/bin", **github_env(gh)})
-    return make_plan(ws, **kwargs).to_json(ws)
+    return make_plan(ws, **kwargs).to_json()
 
 
 def merged_pull(gh, sha: str, number: int, labels: list[str]) -> None:
@@ -492,9 +492,9 @@ def test_since_deployed_with_every_member_up_to_date_plans_nothing(history, gh):
     plan = planned_from_github(history, gh, base=None, since_deployed=True)
     assert plan["members"] == {} and plan["has"]["production"] is False
     # without deploy records there is nothing to plan from: an error, not "deploy all"
-    (history / "config/federation.yaml").write_text(edit_yaml(
+    change(history, {"config/federation.yaml": edit_yaml(
         history, "config/federation.yaml", lambda d: d["records"].update(
-            github_deployments=False)))
+            github_deployments=False))})
     result = run_cli(history, "plan", "--since-deployed", env=github_env(gh))
     assert result.returncode == 2 and "records.github_deployments" in result.stderr
 
@@ -650,3 +650,42 @@ def test_a_change_of_a_member_no_redirector_routes_to_reaches_no_redirector(hist
                                   edit_yaml(history, "config/federation.yaml", removed)})
     plan = planned(history, base, head)
     assert plan["members"] == {} and any("aws was removed" in n for n in plan["notes"])
+
+
+def test_the_head_commit_not_the_checkout_gives_the_federation_and_stacks(history):
+    """The PR comment plans a PR's head from a checkout of the default branch: a weight
+    change, a member added and a stack added by the PR are planned as the head has them
+    (the checkout's federation.yaml used to make the plan say "no changes")."""
+    main = git(history, "rev-parse", "HEAD")
+    git(history, "checkout", "-q", "-b", "feature")
+
+    def edit(d):
+        d["members"]["aws"]["federation"]["weight"] = 25
+        entry = yaml.safe_load(yaml.safe_dump(d["members"]["hetzner-fsn"]))
+        entry["cluster"]["kubeconfig"] = "secrets/kubeconfigs/hetzner-hel.yaml"
+        entry["release"] = {"name": "hetzner-hel", "namespace": "hetzner-hel"}
+        entry["domains"] = {k: v.replace("fsn", "hel") for k, v in entry["domains"].items()}
+        d["members"]["hetzner-hel"] = entry
+    _, head = change(history, {
+        "config/federation.yaml": edit_yaml(history, "config/federation.yaml", edit),
+        "config/hetzner-hel.yaml": "{}\n",
+        "terraform/members/hetzner-hel/main.tf":
+            'module "cluster" {\n  source = "../../modules/hetzner-k3s"\n}\n'})
+    git(history, "checkout", "-q", "main")
+    plan = planned(history, main, head)
+    assert list(plan["members"]) == ["gke", "aws", "hetzner-hel"]
+    assert plan["members"]["aws"] == [
+        "config/federation.yaml: members.aws (federation) changed"]
+    assert plan["stacks"] == {"hetzner-hel": [
+        "config/federation.yaml: member hetzner-hel added (-var member_name)",
+        "terraform/members/hetzner-hel/main.tf added"]}
+    result = run_cli(history, "plan", "--base", main, "--head", head)
+    assert result.returncode == 0, result.stderr
+    assert "| `hetzner-hel` | production | production |" in result.stdout
+    # a head whose federation.yaml is broken is one clear error naming the commit
+    git(history, "checkout", "-q", "feature")
+    _, broken = change(history, {"config/federation.yaml": "members: [\n"})
+    git(history, "checkout", "-q", "main")
+    result = run_cli(history, "plan", "--base", main, "--head", broken)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {broken[:10]}:config/federation.yaml")
