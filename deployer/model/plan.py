@@ -7,7 +7,7 @@ their files, the chart directory, the stacks under terraform/ - never from a lis
     config/common.yaml, secrets/common.yaml, .sops.yaml, the chart, deployer/, deploy.py,
     runtime and tool pins                          -> every member
     config/<m>.yaml, secrets/<m>.yaml, a file a member's cluster or smoke build names
-                                                   -> member m
+                                                   -> member m (every member naming it)
     config/<prerequisite>/common.yaml (or <m>.yaml) -> the members that get that prerequisite
                                                       release (or member m)
     config/federation.yaml                         -> the members whose entries changed; for
@@ -230,9 +230,10 @@ def _apply_path(plan: Plan, fed: Federation, path: str, change: Change, base_fed
         for name in prerequisite:
             plan.member(name, f"{path} {verb}")
         return
-    owner = _member_file(fed, path)
-    if owner is not None:
-        plan.member(owner, f"{path} {verb}")
+    owners = _member_files(fed, path)
+    if owners:
+        for owner in owners:
+            plan.member(owner, f"{path} {verb}")
         return
     if path.startswith("terraform/"):
         _terraform_change(plan, path, verb, stacks)
@@ -261,19 +262,22 @@ def _prerequisite_file(fed: Federation, path: str) -> list[str] | None:
     return None
 
 
-def _member_file(fed: Federation, path: str) -> str | None:
-    """The member a file belongs to: its values, its secrets, its kubeconfig, its smoke
-    build key."""
+def _member_files(fed: Federation, path: str) -> list[str]:
+    """The members a file belongs to: their values, their secrets, the kubeconfig, cloud
+    credentials or smoke build key they name (several members may name one file)."""
+    owners = []
     for name, member in fed.members.items():
         own = {f"config/{name}.yaml", f"secrets/{name}.yaml",
                f"secrets/kubeconfigs/{name}.yaml"}
         if member.cluster.kubeconfig:
             own.add(member.cluster.kubeconfig)
+        if member.cluster.credentials:
+            own.add(member.cluster.credentials)
         if member.smoke_build and member.smoke_build.get("deploy_key"):
             own.add(member.smoke_build["deploy_key"])
         if path in own:
-            return name
-    return None
+            owners.append(name)
+    return owners
 
 
 def _federation_change(plan: Plan, fed: Federation, base_fed: dict | None,

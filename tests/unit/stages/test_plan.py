@@ -689,3 +689,30 @@ def test_the_head_commit_not_the_checkout_gives_the_federation_and_stacks(histor
     result = run_cli(history, "plan", "--base", main, "--head", broken)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {broken[:10]}:config/federation.yaml")
+
+
+def test_a_file_several_members_name_plans_each_of_them(history):
+    """A kubeconfig, cloud credentials or smoke build key that several members name (two
+    namespaces of one cluster, one service account for one project) plans every member that
+    names it: the first one found used to be the only one, and credentials were no member's
+    (every member was deployed)."""
+    build = {"remote": "git@github.com:example/smoke.git", "spec": "gh/example/smoke",
+             "deploy_key": "secrets/smoke-deploy-key.yaml"}
+
+    def share(d):
+        d["members"]["uni-lab"]["cluster"]["kubeconfig"] = "secrets/kubeconfigs/hetzner-fsn.yaml"
+        for name in ("staging", "gke"):
+            d["members"][name]["cluster"]["credentials"] = "secrets/credentials/deployer.json"
+        for name in ("gke", "aws"):
+            d["members"][name]["smoke"]["build"] = dict(build)
+    change(history, {"config/federation.yaml":
+                     edit_yaml(history, "config/federation.yaml", share)})
+    Workspace(root=history, env={}).federation      # the federation is valid
+    for path, members in (("secrets/kubeconfigs/hetzner-fsn.yaml", ["hetzner-fsn", "uni-lab"]),
+                          ("secrets/credentials/deployer.json", ["staging", "gke"]),
+                          ("secrets/smoke-deploy-key.yaml", ["gke", "aws"])):
+        old = history / path
+        base, head = change(history, {path: (old.read_text() if old.exists() else "") + "\n"})
+        plan = planned(history, base, head)
+        assert list(plan["members"]) == members, path
+        assert plan["notes"] == [], path
