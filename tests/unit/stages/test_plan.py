@@ -716,3 +716,22 @@ def test_a_file_several_members_name_plans_each_of_them(history):
         plan = planned(history, base, head)
         assert list(plan["members"]) == members, path
         assert plan["notes"] == [], path
+
+
+def test_since_deployed_never_takes_a_member_back_to_an_older_commit(history, gh):
+    """A re-run of an older deploy run plans from its own (older) commit: a member that
+    already runs a newer commit is not deployed (it used to be: "not in the history"),
+    and the plan says why; a member behind it still is."""
+    _, c1 = change(history, {"config/aws.yaml": (history / "config/aws.yaml").read_text()
+                             + "\n"})
+    _, c2 = change(history, {"config/common.yaml":
+                             (history / "config/common.yaml").read_text() + "\n# x\n"})
+    for member in EVERYONE:
+        record(gh, member, c2, "success")
+    record(gh, "aws", "f" * 40, "success")       # a force-pushed-away commit: still planned
+    plan = planned_from_github(history, gh, base=None, head=c1, since_deployed=True)
+    assert plan["members"] == {"aws": [
+        f"its last deployed commit ffffffffff is not in the history of {c1[:10]}"]}
+    assert f"gke runs {c2[:10]}, which is newer than {c1[:10]}: it is not deployed " \
+        "(deploy --member to go back on purpose)" in plan["notes"]
+    assert plan["matrices"]["staging"] == {"include": []}
