@@ -36,9 +36,11 @@ class Git:
     def run(self, *args: str, check: bool = True) -> process.Result:
         """`git ARGS`; a failure is a GitError naming the subcommand and git's last line."""
         try:
+            # a path git prints may be any bytes (a file name that is not UTF-8): shown
+            # escaped (\xe9), never a crash
             result = process.run(["git", *args], env=self.env, cwd=self.cwd,
                                  timeout=self.timeout, console=self.console, echo=self.echo,
-                                 check=False, tool="git")
+                                 check=False, tool="git", errors="backslashreplace")
         except ToolError as exc:
             raise GitError(exc.message, hint=exc.hint) from None
         if check and not result.ok:

@@ -83,9 +83,11 @@ class ProcessError(DeployerError):
 def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT,
         console: Console | None = None, stdin: str | None = None, cwd: str | Path | None = None,
         echo: bool = True, check: bool = True, tool: str | None = None,
-        hint: str | None = None, pass_fds: tuple[int, ...] = ()) -> Result:
+        hint: str | None = None, pass_fds: tuple[int, ...] = (),
+        errors: str = "strict") -> Result:
     """Run `argv` with `env`, capturing output; see the module docstring. `pass_fds`: open
-    files the child shares (a lock it must hold too)."""
+    files the child shares (a lock it must hold too). `errors`: how output that is not
+    UTF-8 is decoded (as str.decode's `errors`)."""
     argv = tuple(str(a) for a in argv)
     name = tool or Path(argv[0]).name
     if echo and console is not None:
@@ -95,7 +97,7 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str], timeout: float = 
     argv = (_executable(argv[0], env, name, hint), *argv[1:])
     try:
         proc = subprocess.Popen(_with_parent_death_signal(argv), env=dict(env), cwd=cwd,
-                                text=True,
+                                text=True, errors=errors,
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, pass_fds=pass_fds)

@@ -735,3 +735,19 @@ def test_since_deployed_never_takes_a_member_back_to_an_older_commit(history, gh
     assert f"gke runs {c2[:10]}, which is newer than {c1[:10]}: it is not deployed " \
         "(deploy --member to go back on purpose)" in plan["notes"]
     assert plan["matrices"]["staging"] == {"include": []}
+
+
+def test_a_file_name_that_is_not_utf8_is_planned_not_a_crash(history):
+    """git may print any bytes as a path: plan used to stop with a UnicodeDecodeError
+    traceback. The name is shown escaped and planned by the same rules."""
+    import os
+
+    docs, config = os.fsdecode(b"docs/caf\xe9.md"), os.fsdecode(b"config/caf\xe9.yaml")
+    base, head = change(history, {docs: "# x\n"})
+    plan = planned(history, base, head)
+    assert plan["members"] == {} and plan["ignored"] == ["docs/caf\\xe9.md"]
+    base, head = change(history, {config: "x: 1\n"})
+    result = run_cli(history, "plan", "--base", base, "--head", head, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data["members"]) == EVERYONE and data["changed"] == ["config/caf\\xe9.yaml"]
