@@ -89,7 +89,7 @@ def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
         plan = _since_deployed(fed, stacks, git, head_sha, deployed, labels)
         return PlanResult(plan, None, head_sha, [], labels, deployed, fed)
 
-    unknown, base_sha = None, None
+    unknown, base_sha, fork_point = None, None, None
     if base is not None and base.strip("0") == "":
         unknown = UNKNOWN_BASE
     elif base is not None:
@@ -101,16 +101,21 @@ def make_plan(ws: Workspace, *, base: str | None, head: str = "HEAD",
         if base_sha is None:
             unknown = (f"the base commit {base[:12]} is not in this checkout (a force push, "
                        "or history not fetched)")
-        elif not git.run("merge-base", base_sha, head_sha, check=False).ok:
-            unknown = f"the base commit {base[:12]} shares no history with the head"
-            base_sha = None
+        else:
+            found = git.run("merge-base", base_sha, head_sha, check=False)
+            fork_point = found.stdout.strip() if found.ok else None
+            if not fork_point:
+                unknown = f"the base commit {base[:12]} shares no history with the head"
+                base_sha = None
     if changed_files is not None:
         changes, unknown = _read_changes(changed_files), None
     elif base_sha is not None:
         changes = diff(git, base_sha, head_sha)
     else:
         changes = []
-    base_fed = _federation_at(git, base_sha) if base_sha else None
+    # the federation where head left base (what `git diff base...head` compares with), not
+    # base's own: what base gained since (a member added) is no change of head's
+    base_fed = _federation_at(git, fork_point) if base_sha else None
     plan = plan_mod.decide(fed, changes, labels=labels, base_federation=base_fed,
                            stacks=stacks, unknown_base=unknown)
     if unknown and unknown != UNKNOWN_BASE:

@@ -751,3 +751,34 @@ def test_a_file_name_that_is_not_utf8_is_planned_not_a_crash(history):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert list(data["members"]) == EVERYONE and data["changed"] == ["config/caf\\xe9.yaml"]
+
+
+def test_what_the_base_branch_gained_since_is_no_change_of_the_head(history):
+    """`plan --base origin/main` on a branch after main added a member: the branch's own
+    federation change is compared with the federation where it left main, so the new
+    member is not reported "removed" (and the redirector not deployed for it)."""
+    fork = git(history, "rev-parse", "HEAD")
+    git(history, "checkout", "-q", "-b", "feature")
+    _, head = change(history, {"config/federation.yaml": edit_yaml(
+        history, "config/federation.yaml",
+        lambda d: d["members"]["aws"]["federation"].update(weight=25))})
+    git(history, "checkout", "-q", "main")
+
+    def added(d):
+        entry = yaml.safe_load(yaml.safe_dump(d["members"]["hetzner-fsn"]))
+        entry["cluster"]["kubeconfig"] = "secrets/kubeconfigs/hetzner-hel.yaml"
+        entry["release"] = {"name": "hetzner-hel", "namespace": "hetzner-hel"}
+        entry["domains"] = {k: v.replace("fsn", "hel") for k, v in entry["domains"].items()}
+        d["members"]["hetzner-hel"] = entry
+    _, main = change(history, {"config/federation.yaml":
+                               edit_yaml(history, "config/federation.yaml", added),
+                               "config/hetzner-hel.yaml": "{}\n"})
+    git(history, "checkout", "-q", "feature")
+    plan = planned(history, "main")
+    assert plan["base"] == main and plan["head"] == head
+    assert plan["members"] == {
+        "gke": ["config/federation.yaml: members.aws.federation changed; gke runs the "
+                "federation redirector"],
+        "aws": ["config/federation.yaml: members.aws (federation) changed"]}
+    assert plan["notes"] == [], "hetzner-hel was not removed by the branch"
+    assert fork != main
