@@ -58,7 +58,8 @@ TERRAFORM_SECRETS = "secrets/terraform/"
 
 @dataclass(frozen=True)
 class Change:
-    """One changed path (`git diff --name-status`): A, M, D, R (renamed from old_path)."""
+    """One changed path (`git diff --name-status`): A, M, D, R (renamed from old_path), C
+    (copied from old_path)."""
 
     status: str
     path: str
@@ -209,7 +210,9 @@ def markdown(federation: Federation, plan: Plan, title: str = "Deploy plan") -> 
 # -- the rules --------------------------------------------------------------------------------
 def _apply(plan: Plan, fed: Federation, change: Change, base_fed: dict | None,
            stacks: dict[str, str]) -> None:
-    paths = [change.path] + ([change.old_path] if change.old_path else [])
+    # a rename changes both paths; a copy leaves its source as it was
+    paths = [change.path] + ([change.old_path] if change.old_path and
+                             change.status[:1] != "C" else [])
     for path in paths:
         _apply_path(plan, fed, path, change, base_fed, stacks)
 

@@ -315,8 +315,8 @@ def _read_changes(path: Path) -> list[plan_mod.Change]:
             continue
         parts = line.split("\t")
         if len(parts) >= 2 and parts[0][:1] in "ACDMRT" and len(parts[0]) <= 4:
-            if parts[0].startswith("R") and len(parts) == 3:
-                changes.append(plan_mod.Change("R", parts[2], parts[1]))
+            if parts[0][:1] in "RC" and len(parts) == 3:      # renamed or copied: old, new
+                changes.append(plan_mod.Change(parts[0][:1], parts[2], parts[1]))
             else:
                 changes.append(plan_mod.Change(parts[0][:1], parts[1]))
         else:

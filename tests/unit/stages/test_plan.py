@@ -782,3 +782,15 @@ def test_what_the_base_branch_gained_since_is_no_change_of_the_head(history):
         "aws": ["config/federation.yaml: members.aws (federation) changed"]}
     assert plan["notes"] == [], "hetzner-hel was not removed by the branch"
     assert fork != main
+
+
+def test_a_changed_files_list_from_git_names_the_new_path_of_a_copy(history, tmp_path):
+    """`git diff --name-status -C` prints `C75<TAB>old<TAB>new`: the new path is the
+    change (it used to be read as the old path alone)."""
+    listed = tmp_path / "changed.txt"
+    listed.write_text("C75\tconfig/gke.yaml\tconfig/aws.yaml\nR100\tsecrets/aws.yaml\t"
+                      "secrets/uni-lab.yaml\n")
+    plan = planned(history, git(history, "rev-parse", "HEAD"), changed_files=listed)
+    assert plan["changed"] == ["config/aws.yaml", "secrets/uni-lab.yaml"]
+    assert plan["members"] == {"aws": ["config/aws.yaml changed", "secrets/aws.yaml renamed"],
+                               "uni-lab": ["secrets/uni-lab.yaml renamed"]}
