@@ -144,11 +144,19 @@ def stages(federation: Federation, plan: Plan) -> dict[str, list[Member]]:
             "production": [m for m in chosen if m.role != "staging"]}
 
 
+def cloud_login(member: Member) -> bool:
+    """Whether the member's cluster is reached through a cloud login alone (GKE, EKS, AKS
+    without a credentials file): a PR job reaches it with the cloud's read-only roles. A
+    sops-encrypted kubeconfig or credentials file is never opened in a PR job (its age key
+    is kept from PR runs), so such a member's diff is left to the deploy."""
+    return member.cluster.provider != "kubeconfig" and not member.cluster.credentials
+
+
 def matrices(federation: Federation, plan: Plan) -> dict[str, dict]:
     """GitHub Actions matrices ({"include": [...]}) for each job that fans out."""
     def row(member: Member) -> dict:
         return {"member": member.name, "role": member.role, "environment": member.name,
-                "provider": member.cluster.provider,
+                "provider": member.cluster.provider, "cloud_login": cloud_login(member),
                 "reasons": plan.members[member.name].summary()}
 
     by_stage = stages(federation, plan)

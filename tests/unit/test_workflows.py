@@ -188,6 +188,53 @@ def test_every_matrix_comes_from_the_plan():
                     f"{path.name}:{name} has a hand-written matrix"
 
 
+def test_every_matrix_field_a_workflow_reads_is_one_the_plan_gives():
+    """A misspelt `matrix.x` is an empty string to GitHub: a step's `if:` would silently
+    never (or always) run."""
+    from deployer.model import federation, plan
+
+    fed = federation.load(ROOT)
+    decided = plan.Plan()
+    for name in fed.members:
+        decided.member(name, "test")
+    decided.stack("gke", "test")
+    fields = {job: {key for row in found["include"] for key in row}
+              for job, found in plan.matrices(fed, decided).items()}
+    for path in WORKFLOWS:
+        for name, job in (_load(path).get("jobs") or {}).items():
+            matrix = (job.get("strategy") or {}).get("matrix")
+            if not isinstance(matrix, str):
+                continue
+            source = re.search(r"needs\.plan\.outputs\.(\w+)", matrix).group(1)
+            used = set(re.findall(r"matrix\.(\w+)", yaml.safe_dump(job)))
+            assert used <= fields[source], \
+                f"{path.name}:{name} reads matrix.{sorted(used - fields[source])}"
+
+
+def test_pr_diff_opens_no_sops_encrypted_cluster_file():
+    """PR jobs' age key opens the values files only (README: Keys): a member reached with a
+    sops-encrypted kubeconfig or credentials file is noted, not diffed (the job would fail on
+    every PR that touches it); the others log in to their cloud's read-only roles."""
+    from deployer.model import federation, plan
+
+    fed = federation.load(ROOT)
+    assert {n: plan.cloud_login(m) for n, m in fed.members.items()} == {
+        "staging": True, "gke": True, "aws": True, "hetzner-fsn": False, "uni-lab": False}
+    steps = _load(ROOT / ".github/workflows/pr.yaml")["jobs"]["diff"]["steps"]
+    for step in steps:
+        condition = str(step.get("if", ""))
+        if "./deploy.py" in step.get("run", "") or "secrets." in yaml.safe_dump(step) or \
+                "uses" in step:
+            assert condition.startswith("matrix.cloud_login") or \
+                condition == "${{ matrix.cloud_login }}", step
+    noted = [s for s in steps if s.get("if") == "${{ !matrix.cloud_login }}"]
+    assert len(noted) == 1 and "GITHUB_STEP_SUMMARY" in noted[0]["run"]
+    assert "secrets." not in yaml.safe_dump(noted[0])
+    for provider in ("gke", "eks", "aks"):
+        assert any(f"matrix.provider == '{provider}'" in str(s.get("if", "")) and
+                   "READER" in yaml.safe_dump(s) for s in steps), provider
+
+
 def test_jobs_that_hold_secrets_never_run_fork_code():
     jobs = _load(ROOT / ".github/workflows/pr.yaml")["jobs"]
     for name, job in jobs.items():

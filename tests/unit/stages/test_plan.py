@@ -101,7 +101,12 @@ def test_chart_values_plan_every_member_staging_first(history):
     assert [r["member"] for r in plan["matrices"]["production"]["include"]] == PRODUCTION
     row = plan["matrices"]["production"]["include"][0]
     assert row == {"member": "gke", "role": "production", "environment": "gke",
-                   "provider": "gke", "reasons": "mybinder/values.yaml changed"}
+                   "provider": "gke", "cloud_login": True,
+                   "reasons": "mybinder/values.yaml changed"}
+    # members reached with a sops-encrypted kubeconfig (the bare-metal ones) are not
+    cloud = {r["member"]: r["cloud_login"] for r in plan["matrices"]["validate"]["include"]}
+    assert cloud == {"staging": True, "gke": True, "aws": True, "hetzner-fsn": False,
+                     "uni-lab": False}
 
 
 @pytest.mark.parametrize("path", ["config/common.yaml", ".sops.yaml", "deployer/cli/app.py",
