@@ -169,6 +169,10 @@ def test_the_commenter_trusts_only_the_event_and_recomputes_the_plan():
     plan itself."""
     path = ROOT / ".github/workflows/pr-comment.yaml"
     job = _load(path)["jobs"]["comment"]
+    # one at a time per PR branch, or two runs could each post a comment
+    assert _load(path)["concurrency"]["group"] == (
+        "pr-comment-${{ github.event.workflow_run.head_repository.full_name }}-"
+        "${{ github.event.workflow_run.head_branch }}")
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert "artifact" not in path.read_text()
     step = next(s for s in job["steps"] if "./deploy.py comment" in s.get("run", ""))
