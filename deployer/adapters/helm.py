@@ -48,6 +48,12 @@ class HelmError(process.ProcessError):
                          what=f"helm {argv[0] if argv else ''}".strip(), lines=3)
         self.stderr = stderr
 
+    @property
+    def forbidden(self) -> bool:
+        """The API server's authorizer refused helm (RBAC's `<resource> is forbidden: User
+        ... cannot ...`): credentials that may not read what helm asked for."""
+        return " is forbidden: " in self.stderr
+
 
 @dataclass(frozen=True)
 class SchemaViolation:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from deployer.adapters import clusters
-from deployer.adapters.helm import Helm
+from deployer.adapters.helm import Helm, HelmError
 from deployer.adapters.kube import Kube, KubeError
 from deployer.errors import DeployerError
 from deployer.model.federation import Member
@@ -51,13 +51,21 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
     try:
         with clusters.access(ws, member, kubeconfig=kubeconfig) as access:
             helm = Helm(access.env, console=ws.console, context=access.context, echo=False)
-            revisions = release.history(helm, member)
+            try:
+                revisions = release.history(helm, member)
+            except HelmError as exc:
+                if not exc.forbidden:
+                    raise
+                # e.g. a read-only role without Secrets (helm keeps releases in them): the
+                # release columns say so, the others are still read
+                out.unread.append(f"release: {exc.message}")
+                out.state, revisions = "forbidden (HTTP 403)", None
             if revisions:
                 last = revisions[-1]
                 out.revision, out.state = str(last.number), str(last.status)
                 out.chart, out.app_version = last.chart, last.app_version or "-"
                 out.deployed = last.updated[:19].replace("T", " ")
-            else:
+            elif revisions is not None:
                 out.state = "not installed"
             out.prerequisites = prerequisites(ws, helm, member)
             with access.kube() as kube:

@@ -570,6 +570,20 @@ def test_rollback_and_status_commands(cli, fleet, repo):
     assert "free" in lines["staging"] and "not installed" in lines["gke"]
 
 
+def test_status_with_credentials_that_may_not_read_the_release_shows_the_rest(cli, fleet):
+    """A read-only role without Secrets (Kubernetes' own `view`) cannot read helm's release
+    history: that column says so and the workloads and lock are still shown (exit 1)."""
+    assert cli("deploy", "staging", "--timeout", "60", "--skip-smoke").returncode == 0
+    fleet.faults.fail(r"^/api/v1/namespaces/staging/secrets(\?|$)", 403, methods=("GET",))
+    status = cli("status", "staging")
+    assert status.returncode == 1, status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.startswith("staging"))
+    assert "forbidden (HTTP 403)" in row and "unreachable" not in row, row
+    assert "free" in row and "13/13" in row, row
+    assert "staging: cannot read release: " in status.stderr
+    assert 'secrets is forbidden: User "test" cannot list resource "secrets"' in status.stderr
+
+
 def test_rotated_secret_is_masked_in_diff_and_report(cli, fleet, repo, env, tmp_path):
     old, new = "old-rotated-secret-1234", "new-rotated-secret-5678"
 

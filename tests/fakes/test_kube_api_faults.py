@@ -28,6 +28,14 @@ def test_kubectl_reports_server_errors(kubectl, kube_api):
     assert "injected fault" in result.stderr or "InternalError" in result.stderr
 
 
+def test_an_injected_403_is_worded_as_rbac_words_it(kubectl, kube_api):
+    kube_api.faults.fail(r"/api/v1/namespaces/default/secrets", 403)
+    result = kubectl("get", "secrets", "-n", "default", check=False)
+    assert result.returncode != 0
+    assert 'secrets is forbidden: User "test" cannot list resource "secrets" in API group ""' \
+        ' in the namespace "default"' in result.stderr, result.stderr
+
+
 def test_slow_responses_hit_client_timeouts(k8s_client, kube_api):
     import urllib3
 

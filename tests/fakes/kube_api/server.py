@@ -573,6 +573,8 @@ class Handler(BaseHTTPRequestHandler):
                                              self.headers.get("User-Agent", ""))
             if delay:
                 time.sleep(delay)
+            if status == 403:
+                raise _forbidden(method, path, q)
             if status:
                 raise ApiError(status, {500: "InternalError", 503: "ServiceUnavailable",
                                         429: "TooManyRequests", 504: "Timeout"}.get(
@@ -776,6 +778,30 @@ class Handler(BaseHTTPRequestHandler):
         self._json(exc.code, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Failure", "message": exc.message, "reason": exc.reason,
                               "details": exc.details, "code": exc.code})
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _forbidden(method: str, path: str, q: dict) -> ApiError:
+    """An injected 403 as RBAC's authorizer words it (reason Forbidden, `<resource> is
+    forbidden: User "..." cannot <verb> resource ...`), the message clients print."""
+    parts = [p for p in path.split("/") if p]
+    group, rest = ("", parts[2:]) if parts[:1] == ["api"] else \
+        ("/".join(parts[1:2]), parts[3:])
+    namespace = ""
+    if len(rest) > 2 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0] if rest else ""
+    name = rest[1] if len(rest) > 1 else ""
+    verb = _VERBS.get(method) or ("watch" if q.get("watch") in ("1", "true") else
+                                  "get" if name else "list")
+    where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+    subject = f'{resource} "{name}"' if name else resource
+    return ApiError(403, "Forbidden",
+                    f'{subject} is forbidden: User "test" cannot {verb} resource '
+                    f'"{resource}" in API group "{group}"{where}',
+                    {"name": name, "group": group, "kind": resource})
 
 
 def _chain(first: list, rest):
