@@ -260,5 +260,14 @@ def _collect_reply(conn, msg_id: str, timeout: float) -> str:
 
 
 def _short(exc) -> str:
+    """What went wrong, in one line. For a request that got no answer, why (connection
+    refused, a name not known, timed out): urllib3's message puts that last, after the pool
+    and the URL, where cutting it to length lost it."""
+    import requests
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        from deployer.adapters.kube import transport_reason
+
+        return transport_reason(exc)[:200]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]

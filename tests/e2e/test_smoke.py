@@ -316,3 +316,29 @@ def test_the_cli_refuses_launches_on_a_named_redirector_only_member(cli, repo, f
     assert "member 'apex' runs no BinderHub (runs: redirector): nothing to launch there" \
         in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_cli_names_why_an_unreachable_member_did_not_answer(cli, repo, tmp_path):
+    """A member URL nothing listens on: each check says "connection refused" (urllib3's
+    long message, cut to length, used to lose the reason), in the table, the errors and
+    the report; exit 1."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    _point(repo, "staging", member={"repos": [], "urls": {
+        "binder": base, "hub": f"{base}/hub-host", "static": f"{base}/static-host",
+        "federation": f"{base}/federation-host"}})
+    report = tmp_path / "smoke.json"
+    result = cli("smoke", "staging", "--report", report)
+    assert result.returncode == 1, result.stderr
+    row = next(line for line in result.stdout.splitlines()
+               if line.startswith("binder front page"))
+    assert "FAILED" in row and row.rstrip().endswith(f"{base}/: connection refused"), row
+    assert f"error: staging: hub health: {base}/hub-host/hub/health: connection refused" in \
+        result.stderr, result.stderr
+    assert "Max retries" not in result.stdout + result.stderr
+    checks = json.loads(report.read_text())["smoke"][0]["checks"]
+    assert checks and all(c["detail"].endswith("connection refused") for c in checks), checks
