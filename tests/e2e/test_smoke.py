@@ -342,3 +342,36 @@ def test_the_cli_names_why_an_unreachable_member_did_not_answer(cli, repo, tmp_p
     assert "Max retries" not in result.stdout + result.stderr
     checks = json.loads(report.read_text())["smoke"][0]["checks"]
     assert checks and all(c["detail"].endswith("connection refused") for c in checks), checks
+
+
+class _NotABinderHub(QuietHandler):
+    """Another service's answers at a member's URLs (a misrouted ingress): JSON, but not
+    BinderHub's health report nor the redirector's hosts."""
+
+    def do_GET(self):  # noqa: N802
+        path = self.path.split("?")[0]
+        kind, body = "application/json", b'{"binderhub": "1.0.0-test"}'
+        if path.endswith("/health"):
+            body = json.dumps({"status": "UP", "checks": {"db": "up"}}).encode()
+        elif path.endswith("/active_hosts"):
+            body = b"42"
+        elif path.endswith("/badge_logo.svg"):
+            kind, body = "image/svg+xml", b"<svg/>"
+        self.reply(200, kind, body)
+
+
+def test_the_cli_reports_answers_that_are_not_binderhubs_as_failed_checks(cli, repo):
+    with serve(_NotABinderHub) as server:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        _point(repo, "staging", member={"repos": [], "urls": {
+            "binder": f"{base}/b", "hub": f"{base}/h", "static": f"{base}/s",
+            "federation": f"{base}/f"}})
+        result = cli("smoke", "staging")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    rows = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
+    assert "FAILED" in rows["binder health"] and "not a BinderHub health report" in \
+        rows["binder health"], result.stdout
+    assert "FAILED" in rows["federation redirector"] and \
+        "not a list or map of active hosts" in rows["federation redirector"], result.stdout
+    assert " ok " in rows["binder versions"] and " ok " in rows["static badge"], result.stdout

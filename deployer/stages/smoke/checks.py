@@ -102,12 +102,16 @@ def health(client: BinderClient, ends: Endpoints, attempts: int,
     try:
         response = client.get(url, attempts=attempts, cancel=cancel)
         data = response.json()
-        listed = data.get("checks", []) if isinstance(data, dict) else []
     except HttpError as exc:
         return Check("binder health", False, time.perf_counter() - start, exc.message)
-    failing = [c.get("service", "?") for c in listed if not c.get("ok", False)]
-    ok = response.status == 200 and isinstance(data, dict) and data.get("ok") is True \
-        and not failing
+    listed = data.get("checks", []) if isinstance(data, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(c, dict) for c in listed):
+        # another service's answer (a misrouted ingress, a proxy's own health page)
+        return Check("binder health", False, time.perf_counter() - start,
+                     f"{url}: HTTP {response.status}, not a BinderHub health report "
+                     '(expected {"ok": ..., "checks": [...]})')
+    failing = [str(c.get("service", "?")) for c in listed if not c.get("ok", False)]
+    ok = response.status == 200 and data.get("ok") is True and not failing
     detail = "all checks pass" if ok else f"HTTP {response.status}; failing: " + (
         ", ".join(failing) or "(none named)")
     return Check("binder health", ok, time.perf_counter() - start, detail)
@@ -138,6 +142,9 @@ def redirector(client: BinderClient, federation: Federation, member: Member, end
     except HttpError as exc:
         return Check("federation redirector", False, time.perf_counter() - start, exc.message)
     served = _redirector_hosts(data)
+    if served is None:
+        return Check("federation redirector", False, time.perf_counter() - start,
+                     f"{url}: not a list or map of active hosts")
     problems = []
     for name, host in expected.items():
         got = served.get(name)
@@ -237,9 +244,12 @@ def _binderhub_version(client: BinderClient, url: str, attempts: int,
     return str(data["binderhub"])
 
 
-def _redirector_hosts(data) -> dict[str, dict]:
-    """name -> {weight} from /active_hosts (a map of hosts, or a list of names/records)."""
+def _redirector_hosts(data) -> dict[str, dict] | None:
+    """name -> {weight} from /active_hosts (a map of hosts, or a list of names/records);
+    None when the answer is neither."""
     hosts = data.get("active_hosts", data) if isinstance(data, dict) else data
+    if not isinstance(hosts, (dict, list)):
+        return None
     if isinstance(hosts, dict):
         return {name: (value if isinstance(value, dict) else {"weight": value})
                 for name, value in hosts.items()}
