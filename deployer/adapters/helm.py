@@ -150,10 +150,13 @@ class Helm:
                          *_api_version_args(api_versions), "--values", "-"],
                         stdin=values_yaml).stdout
 
-    def history(self, release: str, namespace: str) -> list[Revision]:
-        """`helm history -o json`, oldest first; an unknown release has no history."""
+    def history(self, release: str, namespace: str,
+                timeout: float = RENDER_TIMEOUT) -> list[Revision]:
+        """`helm history -o json`, oldest first; an unknown release has no history.
+        `timeout`: seconds helm may take (it has no request timeout of its own: an API
+        server that accepts connections and never answers would hold it)."""
         result = self.run(["history", release, *self._at(namespace), "-o", "json",
-                           "--max", "256"], check=False)
+                           "--max", "256"], check=False, timeout=timeout)
         if result.returncode != 0:
             if "not found" in result.stderr:
                 return []

@@ -128,18 +128,23 @@ def rollback(member: str = typer.Argument(..., help="Member name."),
 @handles_errors
 def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
            all_members: bool = typer.Option(False, "--all", help="Every member."),
-           kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
+           kubeconfig: Optional[Path] = KUBECONFIG_OPTION,
+           timeout: int = typer.Option(60, "--timeout",
+                                       help="Seconds each helm read of a member may take.")):
     """Release, workloads, lock holder and certificate expiry of members, in one table."""
     from concurrent.futures import ThreadPoolExecutor
 
     from deployer.stages import status as status_mod
 
     ws = workspace()
+    if timeout <= 0:
+        raise usage(f"--timeout must be a positive number of seconds, not {timeout}")
     chosen = ws.federation.select(member_names or (), all_members=all_members or not member_names)
     if not chosen:
         raise usage("no member matches")
     with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        rows = list(pool.map(lambda m: status_mod.member_status(ws, m, kubeconfig), chosen))
+        rows = list(pool.map(lambda m: status_mod.member_status(ws, m, kubeconfig, timeout),
+                                  chosen))
     ws.console.table(status_mod.HEADERS, [r.row() for r in rows])
     for row in rows:
         if row.error:

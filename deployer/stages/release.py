@@ -9,9 +9,12 @@ from deployer.model.release import (Revision, last_deployed, restore_target, rol
 __all__ = ["history", "last_deployed", "recover_stranded"]
 
 
-def history(helm, member: Member) -> list[Revision]:
-    """Every revision of the member's release, oldest first."""
-    return helm.history(member.release, member.namespace)
+def history(helm, member: Member, timeout: float | None = None) -> list[Revision]:
+    """Every revision of the member's release, oldest first (within `timeout` seconds, when
+    given)."""
+    if timeout is None:
+        return helm.history(member.release, member.namespace)
+    return helm.history(member.release, member.namespace, timeout=timeout)
 
 
 def recover_stranded(helm, member: Member, timeout: int, console: Console) -> str | None:

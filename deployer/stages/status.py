@@ -45,14 +45,20 @@ HEADERS = ["member", "revision", "status", "chart", "app", "deployed", "workload
            "lock", "certificates", "prerequisites"]
 
 
-def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None) -> MemberStatus:
-    """Release, workloads, lock holder and TLS certificate expiry of one member."""
+# seconds each helm read of `status` may take by default
+READ_TIMEOUT = 60
+
+
+def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None,
+                  timeout: float = READ_TIMEOUT) -> MemberStatus:
+    """Release, workloads, lock holder and TLS certificate expiry of one member; each helm
+    read within `timeout` seconds (a cluster that never answers must not hold the table)."""
     out = MemberStatus(member.name)
     try:
         with clusters.access(ws, member, kubeconfig=kubeconfig) as access:
             helm = Helm(access.env, console=ws.console, context=access.context, echo=False)
             try:
-                revisions = release.history(helm, member)
+                revisions = release.history(helm, member, timeout)
             except HelmError as exc:
                 if not exc.forbidden:
                     raise
@@ -67,7 +73,7 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
                 out.deployed = last.updated[:19].replace("T", " ")
             elif revisions is not None:
                 out.state = "not installed"
-            out.prerequisites = prerequisites(ws, helm, member)
+            out.prerequisites = prerequisites(ws, helm, member, timeout)
             with access.kube() as kube:
                 fill_columns(out, kube, member, static=serves_static(ws, member))
     except DeployerError as exc:
@@ -79,7 +85,8 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None)
     return out
 
 
-def prerequisites(ws: Workspace, helm: Helm, member: Member) -> str:
+def prerequisites(ws: Workspace, helm: Helm, member: Member,
+                  timeout: float | None = None) -> str:
     """Each prerequisite release of the member: its newest revision, status and chart."""
     from dataclasses import replace
 
@@ -87,7 +94,8 @@ def prerequisites(ws: Workspace, helm: Helm, member: Member) -> str:
     for prereq in ws.federation.prerequisites_of(member):
         try:
             revisions = release.history(helm, replace(member, release=prereq.release,
-                                                      namespace=prereq.namespace))
+                                                      namespace=prereq.namespace),
+                                        timeout)
         except DeployerError as exc:    # e.g. no right to read its namespace: this one only
             shown.append(f"{prereq.name} unreadable ({exc.message})")
             continue

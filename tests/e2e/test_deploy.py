@@ -584,6 +584,23 @@ def test_status_with_credentials_that_may_not_read_the_release_shows_the_rest(cl
     assert 'secrets is forbidden: User "test" cannot list resource "secrets"' in status.stderr
 
 
+def test_status_does_not_wait_for_an_api_server_that_never_answers(cli, fleet):
+    """helm has no request timeout: a cluster that accepts connections and never answers
+    held `status` (every member's row) for as long as helm's five minutes. Each helm read
+    now has --timeout seconds; the other members are still shown."""
+    import time
+
+    fleet.faults.slow(r"/namespaces/staging/secrets\?labelSelector=", 30)
+    started = time.monotonic()
+    status = cli("status", "staging", "gke", "--timeout", "2")
+    assert time.monotonic() - started < 20
+    assert status.returncode == 1, status.stderr
+    rows = {line.split()[0]: line for line in status.stdout.splitlines()[2:]}
+    assert "unreachable" in rows["staging"] and "not installed" in rows["gke"], status.stdout
+    assert "staging: helm history timed out after 2s" in status.stderr, status.stderr
+    assert cli("status", "gke", "--timeout", "0").returncode == 2
+
+
 def test_rotated_secret_is_masked_in_diff_and_report(cli, fleet, repo, env, tmp_path):
     old, new = "old-rotated-secret-1234", "new-rotated-secret-5678"
 

@@ -129,7 +129,7 @@ class FakeHelm:
     def __init__(self, cluster: FakeCluster):
         self.cluster = cluster
 
-    def history(self, release: str, namespace: str) -> list[Revision]:
+    def history(self, release: str, namespace: str, timeout: float = 300) -> list[Revision]:
         self.cluster.call("history")
         return [Revision(r.number, r.status, "mybinder-0.1.0", "", "2026-12-02T00:00:00Z",
                          r.description) for r in self.cluster.revisions]
