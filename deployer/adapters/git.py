@@ -55,6 +55,21 @@ class Git:
         return self.run(*args).stdout.strip()
 
 
+def is_ancestor(root: Path, env: Mapping[str, str], older: str, newer: str) -> bool | None:
+    """Whether commit `older` is in the history of commit `newer`; None when git cannot
+    tell (either is not in this clone: a shallow checkout, a commit not fetched)."""
+    git = Git(env, cwd=root, timeout=30)
+    try:
+        for sha in (older, newer):
+            if sha.startswith("-") or not git.run("cat-file", "-e", f"{sha}^{{commit}}",
+                                                  check=False).ok:
+                return None
+        found = git.run("merge-base", "--is-ancestor", older, newer, check=False)
+    except GitError:
+        return None
+    return {0: True, 1: False}.get(found.returncode)
+
+
 def state(root: Path, env: Mapping[str, str]) -> tuple[str, bool]:
     """HEAD's sha and whether the work tree has uncommitted changes ("" when not a repo)."""
     git = Git(env, timeout=30)

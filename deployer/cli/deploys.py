@@ -32,6 +32,10 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                None, "--component", metavar="NAME",
                help="Deploy only this prerequisite release of the members (e.g. cert-manager, "
                     "from `prerequisites:` in config/federation.yaml), not the chart."),
+           allow_older: bool = typer.Option(
+               False, "--allow-older",
+               help="Deploy even when this checkout is older than the commit a member's "
+                    "verified revision was deployed from (going back on purpose)."),
            record: bool = typer.Option(False, "--record",
                                        help="Also record each deploy where the federation's "
                                             "`records:` says (GitHub Deployments, Grafana "
@@ -52,7 +56,7 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                             break_lock=break_lock, timeout=timeout, kubeconfig=kubeconfig,
                             mirror=mirror, smoke=not skip_smoke,
                             smoke_proxies=env_proxies(ws.env) if proxy_from_env else None,
-                            component=component)
+                            component=component, allow_older=allow_older)
     interrupts = Interrupts(out)
     adapters = pipeline.Adapters(cancel=interrupts.cancel, abort=interrupts.abort)
     with interrupts.handled():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
+from deployer.adapters import git as git_mod
 from deployer.adapters.kube import KubeError
 from deployer.console import Log
 from deployer.errors import ConfigError, DeployError, DeployerError, Interrupted
@@ -59,6 +60,7 @@ class Options:
     rollback_window: float = ROLLBACK_WINDOW
     smoke_proxies: dict | None = None   # smoke tests through these proxies (else directly)
     component: str | None = None  # deploy only this prerequisite release, not the chart
+    allow_older: bool = False     # deploy a checkout older than what the member runs
 
 
 @dataclass
@@ -164,6 +166,7 @@ class MemberDeploy:
             self.connect(stack)
             if not self.opts.dry_run:  # a dry run only reads: no lock, nothing written
                 self.take_lock(stack)
+            self.check_not_older()
             self.checkpoint("before the preflight; nothing was changed")
             applied = self.applied = self.deploy_prerequisites()
             if self.opts.component:
@@ -262,6 +265,38 @@ class MemberDeploy:
             stack.enter_context(self.lock.held(self.opts.lock_timeout,
                                                break_lock=self.opts.break_lock))
 
+    def check_not_older(self) -> None:
+        """A checkout older than the commit the member's verified revision was deployed from
+        does not deploy over it (a clone not pulled, a re-run of an older workflow run):
+        nothing is changed. `--allow-older` goes back on purpose; `rollback` returns to an
+        earlier revision. A dry run only warns."""
+        here = self.report.git_sha
+        if not here or self.opts.allow_older:
+            return
+        record = self._verified_record()  # unreadable: reported where it is needed
+        running = str(record.get("git_sha") or "")
+        if not running or running == here:
+            return
+        older = git_mod.is_ancestor(self.ws.root, self.ws.env, here, running)
+        what = (f"the member's verified revision {record.get('revision') or '?'} was deployed "
+                f"from commit {running[:12]}")
+        if older is None:
+            self.ws.console.warn(f"{self.member.name}: {what}, which this checkout does not "
+                                 f"have: cannot tell whether this checkout ({here[:12]}) is "
+                                 "older (git fetch to compare)")
+            return
+        if not older:
+            return
+        message = f"this checkout ({here[:12]}) is older: {what}, which has it in its history"
+        if self.opts.dry_run:
+            self.ws.console.warn(f"{self.member.name}: {message}; a deploy would be refused")
+            return
+        raise DeployError(f"{message}; nothing was changed",
+                          hint="deploy from an up-to-date checkout (git pull), or pass "
+                               "--allow-older to go back to this commit on purpose "
+                               f"(./deploy.py rollback {self.member.name} returns to an "
+                               "earlier revision)")
+
     def preflight(self) -> None:
         """The cluster serves every kind the release needs; recover a release a cancelled run
         left pending-*; read the history."""
@@ -286,7 +321,9 @@ class MemberDeploy:
         newest = release.history(self.conn.helm, self.member)[-1:]
         if verified is not None and newest and newest[0].status.good and \
                 rolled_back_to(newest[0]) == verified:
-            self.record_verified(newest[0].number)
+            # the verified revision again: deployed from the commit it was deployed from
+            self.record_verified(newest[0].number, git_sha=self._verified_record().get(
+                "git_sha", ""))
 
     def check_served_kinds(self) -> None:
         """Every kind the rendered release holds is served by the cluster (a custom resource
@@ -381,15 +418,25 @@ class MemberDeploy:
         except ValueError:
             return True, None
 
-    def record_verified(self, revision: int | None) -> None:
+    def _verified_record(self) -> dict:
+        """The verified record's data ({} when there is none or it cannot be read)."""
+        try:
+            return dict(self.conn.kube.read_config_map(self.member.namespace,
+                                                       VERIFIED_RECORD) or {})
+        except DeployerError:
+            return {}
+
+    def record_verified(self, revision: int | None, git_sha: str | None = None) -> None:
         """Remember that `revision` rolled out (and passed the smoke tests): a later run with
-        no changes then trusts it even when a pod is briefly unready."""
+        no changes then trusts it even when a pod is briefly unready. `git_sha`: the commit
+        it was deployed from (this run's, unless said)."""
         if revision is None or self.opts.dry_run:
             return
         try:
             self.conn.kube.write_config_map(
                 self.member.namespace, VERIFIED_RECORD,
-                {"revision": str(revision), "git_sha": self.report.git_sha,
+                {"revision": str(revision),
+                 "git_sha": self.report.git_sha if git_sha is None else git_sha,
                  "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
                      timespec="seconds")},
                 labels={"app.kubernetes.io/managed-by": "binderhub-federation-deployer"})
@@ -610,7 +657,10 @@ class MemberDeploy:
         self.wait_for(self.live_objects(), cancel=self.adapters.abort)
         now = release.history(helm, member)
         restored = now[-1].number if now else None
-        self.record_verified(restored)
+        # `before` again: the commit it was deployed from, when the record knows it
+        record = self._verified_record()
+        self.record_verified(restored, git_sha=record.get("git_sha", "") if str(
+            record.get("revision")) == str(self.before.number) else "")
         return RollbackResult(self.before.number, restored, RollbackAction.ROLLED_BACK)
 
     def fail(self, exc: Exception) -> None:

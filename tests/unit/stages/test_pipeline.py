@@ -415,13 +415,17 @@ def test_a_revision_that_fails_its_smoke_tests_again_goes_back_to_the_verified_o
     cluster = h.cluster()
     cluster.installed(manifest=OLD_MANIFEST)
     cluster.installed()
-    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1"}
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1",
+                                                                  "git_sha": "a" * 40}
     h.smoke.failure = DeployError("smoke tests failed: binder front page: HTTP 404")
     report = h.deploy()
     assert report.outcome is Outcome.ROLLED_BACK and report.rollback.to == 1
     assert report.failed_stage == "smoke" and "restored revision 1" in report.error
     assert cluster.revisions[-1].manifest == OLD_MANIFEST
-    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "3"
+    # revision 1 again: recorded with the commit revision 1 was deployed from
+    assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] == {
+        **cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)], "revision": "3",
+        "git_sha": "a" * 40}
 
 
 def test_a_revision_that_fails_its_smoke_tests_with_no_rollback_is_left(h):
