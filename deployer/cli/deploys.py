@@ -98,10 +98,12 @@ def diff(member: str = typer.Argument(..., help="Member name."),
 @handles_errors
 def rollback(member: str = typer.Argument(..., help="Member name."),
              to_revision: Optional[int] = typer.Option(None, "--to-revision",
-                                                       help="Default: the revision before the "
-                                                            "deployed one (the last good one "
-                                                            "when a cancelled run left the "
-                                                            "release pending-*)."),
+                                                       help="Default: the newest earlier "
+                                                            "revision that served and is not "
+                                                            "what runs now (not the one it is "
+                                                            "a \"Rollback to N\" of); the last "
+                                                            "good one when a cancelled run left "
+                                                            "the release pending-*."),
              lock_timeout: int = LOCK_TIMEOUT, break_lock: bool = BREAK_LOCK,
              timeout: int = TIMEOUT_OPTION, kubeconfig: Optional[Path] = KUBECONFIG_OPTION):
     """Roll a member's release back and wait until it has rolled out."""

@@ -758,8 +758,9 @@ def diff_member(ws: Workspace, member: Member, opts: Options,
 
 def rollback_member(ws: Workspace, member: Member, opts: Options,
                     to_revision: int | None = None, adapters: Adapters | None = None) -> str:
-    """Roll the release back (to `to_revision`, default: the one before the deployed one, or
-    the last good one when a cancelled run left the release pending-*)."""
+    """Roll the release back (to `to_revision`, default: the newest earlier revision that
+    served and is not what runs now, or the last good one when a cancelled run left the
+    release pending-*)."""
     adapters = adapters or Adapters()
     say = ws.console.prefixed(member.name)
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
@@ -814,16 +815,44 @@ def _rollback_target(member: Member, revisions: list[Revision], wanted: int | No
                               hint="see `helm history` or --to-revision")
         return target.number
     if wanted is None:
-        older = [r for r in revisions if current and r.number < current.number
-                 and r.status.good]
-        if not older:
-            raise DeployError(f"no earlier revision of {member.release} to roll back to",
-                              hint="see `helm history` or --to-revision")
-        return older[-1].number
+        return _last_good_other(member, revisions, current)
     if wanted not in {r.number for r in revisions}:
         raise DeployError(f"release {member.release} has no revision {wanted} "
                           f"(has {', '.join(str(r.number) for r in revisions) or 'none'})")
     return wanted
+
+
+def _last_good_other(member: Member, revisions: list[Revision], current: Revision | None) -> int:
+    """The newest earlier revision that served and is not what runs now: a revision the
+    current one is a rollback to ("Rollback to N", followed through rollbacks of rollbacks)
+    runs the same release, so rolling back to it would change nothing."""
+    if current is None:
+        raise DeployError(f"no earlier revision of {member.release} to roll back to",
+                          hint="see `helm history` or --to-revision")
+    numbered = {r.number: r for r in revisions}
+    same = _same_release(current, numbered)
+    older = [r for r in revisions if r.number < current.number and r.status.good
+             and not (_same_release(r, numbered) & same)]
+    if older:
+        return older[-1].number
+    restored = rolled_back_to(current)
+    if restored is not None:
+        raise DeployError(f"cannot roll back {member.release}: revision {current.number} is "
+                          f"already revision {restored} again ({current.description.strip()}); "
+                          "no earlier good revision to roll back to",
+                          hint="see `helm history` or --to-revision")
+    raise DeployError(f"no earlier revision of {member.release} to roll back to",
+                      hint="see `helm history` or --to-revision")
+
+
+def _same_release(revision: Revision, numbered: dict[int, Revision]) -> set[int]:
+    """`revision` and the revisions it restores, following "Rollback to N" down the history."""
+    seen = {revision.number}
+    number = rolled_back_to(revision)
+    while number is not None and number not in seen and number in numbered:
+        seen.add(number)
+        number = rolled_back_to(numbered[number])
+    return seen
 
 
 def _parallel(ws, members, opts, prepared, jobs, adapters) -> list[DeployReport]:

@@ -489,6 +489,48 @@ def test_rollback_of_a_member_never_deployed_creates_nothing(cli, fleet):
     assert not [(m, p) for m, p in fleet.requests if m in ("POST", "PUT", "PATCH", "DELETE")]
 
 
+def test_rollback_after_an_automatic_rollback_skips_the_failed_and_the_restored_revision(
+        cli, fleet, repo):
+    """1 deployed, 2 failed (its upgrade failed), 3 "Rollback to 1": revision 2 never served
+    and 1 is what runs now, so plain `rollback` has nowhere to go and says so, changing
+    nothing. The default is the newest earlier revision that served and is not what runs
+    now: after a good deploy on top of 4 ("Rollback to 1"), that is 4."""
+    assert cli("deploy", "staging", "--timeout", "60", "--skip-smoke").returncode == 0
+    path = repo / "config/staging.yaml"
+    good = path.read_text()
+    path.write_text(good + "static:\n  replicas: 3\n")
+    # the server refuses the upgrade's change to Deployment/static once: helm marks 2 failed
+    fleet.faults.fail(r"^/apis/apps/v1/namespaces/staging/deployments/static(\?|$)", 422,
+                      methods=("PATCH", "PUT"), times=1)
+    failed = cli("deploy", "staging", "--timeout", "20", "--skip-smoke")
+    assert failed.returncode == 1, failed.stderr
+    fleet.faults.clear()
+    assert [(v, s) for v, s, _ in _history(fleet, "staging", "staging")] == [
+        (1, "superseded"), (2, "failed"), (3, "deployed")]
+    before = _history(fleet, "staging", "staging")
+    writes = len([m for m, _ in fleet.requests if m in ("POST", "PUT", "PATCH", "DELETE")])
+    result = cli("rollback", "staging", "--timeout", "20")
+    assert result.returncode == 1, result.stderr
+    assert ("revision 3 is already revision 1 again (Rollback to 1); no earlier good "
+            "revision to roll back to") in result.stderr, result.stderr
+    assert result.stderr.count("error") == 1, result.stderr
+    assert _history(fleet, "staging", "staging") == before
+    assert len([m for m, _ in fleet.requests
+                if m in ("POST", "PUT", "PATCH", "DELETE")]) == writes
+    # an explicit revision still wins
+    explicit = cli("rollback", "staging", "--to-revision", "1", "--timeout", "20")
+    assert explicit.returncode == 0, explicit.stderr
+    assert "rolled back to revision 1 (now revision 4)" in explicit.stdout
+    # a good deploy on top (5): the default is the newest earlier good revision that is not
+    # what runs now - 4, itself 1 again, but different from 5
+    path.write_text(good + "static:\n  replicas: 3\n")
+    assert cli("deploy", "staging", "--timeout", "20", "--skip-smoke").returncode == 0
+    again = cli("rollback", "staging", "--timeout", "20")
+    assert again.returncode == 0, again.stderr
+    assert "rolled back to revision 4 (now revision 6)" in again.stdout
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
 def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     from kubernetes import config
 
