@@ -32,8 +32,8 @@ from deployer.model import values as values_mod
 from deployer.model.federation import Member
 from deployer.model.manifests import K8sObject
 from deployer.model.redact import Redactor
-from deployer.model.release import (Revision, last_deployed, restore_target, rolled_back_to,
-                                    stranded)
+from deployer.model.release import (ReleaseStatus, Revision, last_deployed, restore_target,
+                                    rolled_back_to, stranded)
 from deployer.model.report import DeployReport, Outcome, RollbackAction, RollbackResult
 from deployer.model.workspace import Workspace
 from deployer.model.yamlio import dump
@@ -826,6 +826,15 @@ def _last_good_other(member: Member, revisions: list[Revision], current: Revisio
     """The newest earlier revision that served and is not what runs now: a revision the
     current one is a rollback to ("Rollback to N", followed through rollbacks of rollbacks)
     runs the same release, so rolling back to it would change nothing."""
+    if current is None and revisions and revisions[-1].status is ReleaseStatus.UNINSTALLED:
+        # `helm uninstall --keep-history`: removed on purpose, so which revision to reinstate
+        # is the operator's choice (helm rollback reinstates any of them)
+        kept = ", ".join(f"{r.number} ({r.status})" for r in revisions[-10:])
+        kept = f"{revisions[0].number}-{revisions[-11].number}, {kept}" \
+            if len(revisions) > 10 else kept
+        raise DeployError(f"release {member.release} was uninstalled (revision "
+                          f"{revisions[-1].number}); its history keeps revisions {kept}: use "
+                          "--to-revision N to reinstate one")
     if current is None:
         raise DeployError(f"no earlier revision of {member.release} to roll back to",
                           hint="see `helm history` or --to-revision")

@@ -531,6 +531,41 @@ def test_rollback_after_an_automatic_rollback_skips_the_failed_and_the_restored_
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+def test_rollback_of_a_release_uninstalled_with_its_history_kept(cli, fleet, repo, kube_env):
+    """`helm uninstall --keep-history` marks the newest revision uninstalled and keeps the
+    others. Plain `rollback` does not guess which one to reinstate: it says the release was
+    uninstalled and which revisions exist, changing nothing; `--to-revision N` reinstates
+    one (helm rollback does that for an uninstalled release)."""
+    import subprocess
+
+    from tests.support import HELM_BINARY
+
+    assert cli("deploy", "staging", "--timeout", "60", "--skip-smoke").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    assert cli("deploy", "staging", "--timeout", "60", "--skip-smoke").returncode == 0
+    subprocess.run([str(HELM_BINARY), "uninstall", "staging", "-n", "staging",
+                    "--keep-history"], env=kube_env, check=True, capture_output=True)
+    assert [(v, s) for v, s, _ in _history(fleet, "staging", "staging")] == [
+        (1, "superseded"), (2, "uninstalled")]
+    writes = len([m for m, _ in fleet.requests if m in ("POST", "PUT", "PATCH", "DELETE")])
+    result = cli("rollback", "staging", "--timeout", "20")
+    assert result.returncode == 1, result.stderr
+    assert "no earlier revision" not in result.stderr, result.stderr
+    assert ("release staging was uninstalled (revision 2); its history keeps revisions "
+            "1 (superseded), 2 (uninstalled): use --to-revision N to reinstate one") in \
+        result.stderr, result.stderr
+    assert len([m for m, _ in fleet.requests
+                if m in ("POST", "PUT", "PATCH", "DELETE")]) == writes
+    assert fleet.object("deployments", "staging", "static", "apps") is None
+    reinstated = cli("rollback", "staging", "--to-revision", "2", "--timeout", "20")
+    assert reinstated.returncode == 0, reinstated.stderr
+    assert "rolled back to revision 2 (now revision 3)" in reinstated.stdout
+    assert _history(fleet, "staging", "staging")[-1] == (3, "deployed", "Rollback to 2")
+    static = fleet.object("deployments", "staging", "static", "apps")
+    assert static["spec"]["replicas"] == 3 and static["status"]["readyReplicas"] == 3
+    assert fleet.object("configmaps", "staging", "deployer-verified")["data"]["revision"] == "3"
+
 def test_second_deploy_waits_then_refuses(cli, fleet, kubeconfig):
     from kubernetes import config
 
