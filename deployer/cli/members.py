@@ -206,6 +206,18 @@ def explain(member: str = typer.Argument(..., help="Member name."),
     ws = workspace(show_secrets)
     mv = member_values(ws, ws.federation.member(member))
     path = parse_path(key)
+    inside = values_mod.scalar_on(mv.final, path)
+    if inside is not None:
+        at, value = inside
+        # described from the masked values, so shortening it cannot cut a secret in two
+        shown = values_mod.describe(values_mod.lookup(mv.final if show_secrets
+                                                      else mv.redacted(), at), False)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        part = path[len(at)]
+        item = f"item {part}" if isinstance(part, int) or part.isdigit() else f"key {part!r}"
+        raise usage(f"{format_path(path)}: {format_path(at)} is {values_mod.kind_of(value)} "
+                    f"({shown}), not a list or map: it has no {item}",
+                    hint=f"explain {format_path(at)} shows where it is set")
     final_source = mv.final if show_secrets else mv.redacted()
     _, settings = mv.explain(path)
     final = values_mod.lookup(final_source, path)

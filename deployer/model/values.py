@@ -380,6 +380,40 @@ def lookup(data: Any, path: KeyPath) -> Any:
     return node
 
 
+def scalar_on(data: Any, path: KeyPath) -> tuple[KeyPath, Any] | None:
+    """The first ancestor of `path` in `data` that holds a scalar (so nothing can be inside
+    it) and its value, or None when `path` runs through maps and lists only."""
+    node = data
+    for depth, part in enumerate(path):
+        if isinstance(node, dict):
+            if part not in node:
+                return None
+        elif isinstance(node, list):
+            index = int(part) if isinstance(part, str) and part.isdigit() else part
+            if not isinstance(index, int) or not -len(node) <= index < len(node):
+                return None
+            part = index
+        else:
+            return tuple(path[:depth]), node
+        node = node[part]
+    return None
+
+
+def kind_of(value: Any) -> str:
+    """What a value is, in words: 'a string', 'a number', 'a boolean', 'a list', ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a map"
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
 def describe(value: Any, secret: bool) -> str:
     """One-line rendering of a value for explain output."""
     if value is DELETED:
@@ -433,4 +467,4 @@ def _related(leaf: KeyPath, query: KeyPath, value: Any) -> bool:
 
 
 __all__ = ["MemberValues", "Layer", "Setting", "build", "merge", "prune_nulls", "lookup",
-           "describe", "DELETED", "format_path"]
+           "scalar_on", "kind_of", "describe", "DELETED", "format_path"]

@@ -168,6 +168,23 @@ def test_explain_output(cli, repo):
     assert any("config/uni-lab.yaml:15" in x and "null (deletes the key)" in x for x in lines)
 
 
+@pytest.mark.parametrize("key,expected", [
+    ("binderhub.registry.url.0", "binderhub.registry.url.0: binderhub.registry.url is a "
+     "string ('https://harbor.uni-lab.example.edu'), not a list or map: it has no item 0"),
+    ("binderhub.registry.url[0]", "binderhub.registry.url[0]: binderhub.registry.url is a "
+     "string ('https://harbor.uni-lab.example.edu'), not a list or map: it has no item 0"),
+    ("traefikEnabled.x", "traefikEnabled.x: traefikEnabled is a boolean (false), not a "
+     "list or map: it has no key 'x'"),
+])
+def test_explain_of_a_key_inside_a_scalar_is_one_error(cli, key, expected):
+    """An index (or key) into a scalar is not an unset key: no table of "in effect" parents,
+    one error naming the key and what is there, exit 2."""
+    result = cli("explain", "uni-lab", key)
+    line = _one_error_line(result)
+    assert expected in line, line
+    assert result.stdout == "", result.stdout
+
+
 @pytest.mark.parametrize("args,expected", [
     (["render", ""], "no member given"),
     (["render", " , "], "no member given"),

@@ -64,6 +64,15 @@ def test_no_command_prints_or_writes_the_canary(cli, canary_repo, tmp_path):
     assert rendered["binderhub"]["registry"]["password"] == "***"
 
 
+def test_explain_of_a_key_inside_a_secret_scalar_masks_it(cli, canary_repo):
+    for key in ("binderhub.registry.password.0",
+                "binderhub.config.BinderHub.banner_message[0]"):
+        result = cli("explain", "staging", key)
+        assert result.returncode == 2, result.stderr
+        assert "is a string ('" in result.stderr and "***" in result.stderr, result.stderr
+        _assert_clean(result.stdout, result.stderr)
+
+
 def test_numeric_secrets_and_secret_keys_are_quoted_masks(cli, repo, env, tmp_path):
     """A numeric secret would print as a bare *** (an alias: no longer YAML) wherever the
     number appears unless it is masked into a quoted string; so would a mapping key that
