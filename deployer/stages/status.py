@@ -73,7 +73,7 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None,
                 out.deployed = last.updated[:19].replace("T", " ")
             elif revisions is not None:
                 out.state = "not installed"
-            out.prerequisites = prerequisites(ws, helm, member, timeout)
+            out.prerequisites = prerequisites(ws, helm, member, timeout, unread=out.unread)
             with access.kube() as kube:
                 fill_columns(out, kube, member, static=serves_static(ws, member))
     except DeployerError as exc:
@@ -86,8 +86,9 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None,
 
 
 def prerequisites(ws: Workspace, helm: Helm, member: Member,
-                  timeout: float | None = None) -> str:
-    """Each prerequisite release of the member: its newest revision, status and chart."""
+                  timeout: float | None = None, unread: list[str] | None = None) -> str:
+    """Each prerequisite release of the member: its newest revision, status and chart; one
+    that cannot be read is marked so, and why is added to `unread`."""
     from dataclasses import replace
 
     shown = []
@@ -98,6 +99,8 @@ def prerequisites(ws: Workspace, helm: Helm, member: Member,
                                         timeout)
         except DeployerError as exc:    # e.g. no right to read its namespace: this one only
             shown.append(f"{prereq.name} unreadable ({exc.message})")
+            if unread is not None:
+                unread.append(f"prerequisite {prereq.name}: {exc.message}")
             continue
         last = revisions[-1] if revisions else None
         shown.append(f"{prereq.name} {last.number} {last.status} ({last.chart})" if last

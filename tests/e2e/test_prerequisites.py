@@ -216,6 +216,18 @@ def test_status_shows_the_prerequisite_release(cli, bare):
     assert "cert-manager 1 deployed (cert-manager-v1.19.5)" in result.stdout, result.stdout
 
 
+def test_status_with_an_unreadable_prerequisite_release_exits_1(cli, bare):
+    """A prerequisite release the credentials may not read is an unread column like any
+    other: marked in its column, named on stderr, exit 1; the rest is still shown."""
+    assert cli("deploy", MEMBER, "--component", "cert-manager", "--timeout", "60").returncode == 0
+    bare.faults.fail(r"^/api/v1/namespaces/cert-manager/secrets(\?|$)", 403, methods=("GET",))
+    result = cli("status", MEMBER)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    row = next(line for line in result.stdout.splitlines() if line.startswith(MEMBER))
+    assert "cert-manager unreadable (" in row and "not installed" in row, row
+    assert f"{MEMBER}: cannot read prerequisite cert-manager: " in result.stderr, result.stderr
+
+
 def test_component_with_a_role_keeps_the_members_that_get_it(cli, repo):
     result = cli("deploy", "production", "--component", "cert-manager", "--dry-run")
     # only the k3s members get cert-manager in the example (their clusters are unreachable
