@@ -152,11 +152,12 @@ def status(member_names: List[str] = typer.Argument(None, metavar="MEMBER..."),
         rows = list(pool.map(lambda m: status_mod.member_status(ws, m, kubeconfig, timeout),
                                   chosen))
     ws.console.table(status_mod.HEADERS, [r.row() for r in rows])
+    # each of these makes the exit 1: one error line each, after the table
     for row in rows:
         if row.error:
-            ws.console.warn(f"{row.member}: {row.error}")
+            ws.console.error(f"{row.member}: {row.error}")
         for column in row.unread:
-            ws.console.warn(f"{row.member}: cannot read {column}")
+            ws.console.error(f"{row.member}: cannot read {column}")
     if any(r.error or r.unread for r in rows):
         raise typer.Exit(1)
 

@@ -724,7 +724,7 @@ def test_status_with_credentials_that_may_not_read_the_release_shows_the_rest(cl
     row = next(line for line in status.stdout.splitlines() if line.startswith("staging"))
     assert "forbidden (HTTP 403)" in row and "unreachable" not in row, row
     assert "free" in row and "13/13" in row, row
-    assert "staging: cannot read release: " in status.stderr
+    assert "error: staging: cannot read release: " in status.stderr
     assert 'secrets is forbidden: User "test" cannot list resource "secrets"' in status.stderr
 
 
@@ -742,6 +742,10 @@ def test_status_does_not_wait_for_an_api_server_that_never_answers(cli, fleet):
     rows = {line.split()[0]: line for line in status.stdout.splitlines()[2:]}
     assert "unreachable" in rows["staging"] and "not installed" in rows["gke"], status.stdout
     assert "staging: helm history timed out after 2s" in status.stderr, status.stderr
+    # what made the exit 1 is an error line, not a warning
+    assert [line for line in status.stderr.splitlines() if line.startswith("error: ")] == [
+        line for line in status.stderr.splitlines() if "staging: helm history timed out" in line]
+    assert "warning:" not in status.stderr, status.stderr
     assert cli("status", "gke", "--timeout", "0").returncode == 2
 
 

@@ -225,7 +225,8 @@ def test_status_with_an_unreadable_prerequisite_release_exits_1(cli, bare):
     assert result.returncode == 1, (result.stdout, result.stderr)
     row = next(line for line in result.stdout.splitlines() if line.startswith(MEMBER))
     assert "cert-manager unreadable (" in row and "not installed" in row, row
-    assert f"{MEMBER}: cannot read prerequisite cert-manager: " in result.stderr, result.stderr
+    assert f"error: {MEMBER}: cannot read prerequisite cert-manager: " in result.stderr, \
+        result.stderr
 
 
 def test_component_with_a_role_keeps_the_members_that_get_it(cli, repo):
