@@ -99,7 +99,8 @@ def diff(member: str = typer.Argument(..., help="Member name."),
 def rollback(member: str = typer.Argument(..., help="Member name."),
              to_revision: Optional[int] = typer.Option(None, "--to-revision",
                                                        help="Default: the newest earlier "
-                                                            "revision that served and is not "
+                                                            "revision that served, was not "
+                                                            "rolled back from, and is not "
                                                             "what runs now (not the one it is "
                                                             "a \"Rollback to N\" of); the last "
                                                             "good one when a cancelled run left "

@@ -823,9 +823,11 @@ def _rollback_target(member: Member, revisions: list[Revision], wanted: int | No
 
 
 def _last_good_other(member: Member, revisions: list[Revision], current: Revision | None) -> int:
-    """The newest earlier revision that served and is not what runs now: a revision the
-    current one is a rollback to ("Rollback to N", followed through rollbacks of rollbacks)
-    runs the same release, so rolling back to it would change nothing."""
+    """The newest earlier revision that served, was not undone, and is not what runs now: a
+    revision the current one is a rollback to ("Rollback to N", followed through rollbacks
+    of rollbacks) runs the same release, so rolling back to it would change nothing; a
+    revision the next one rolled back from (a deploy whose rollout or smoke tests failed) was
+    undone."""
     if current is None and revisions and revisions[-1].status is ReleaseStatus.UNINSTALLED:
         # `helm uninstall --keep-history`: removed on purpose, so which revision to reinstate
         # is the operator's choice (helm rollback reinstates any of them)
@@ -840,8 +842,12 @@ def _last_good_other(member: Member, revisions: list[Revision], current: Revisio
                           hint="see `helm history` or --to-revision")
     numbered = {r.number: r for r in revisions}
     same = _same_release(current, numbered)
+    # a revision the next one rolled back from was undone: its rollout or smoke tests failed
+    # (helm still calls it superseded), or an operator took it back on purpose
+    undone = {r.number for r, after in zip(revisions, revisions[1:])
+              if rolled_back_to(after) not in (None, r.number)}
     older = [r for r in revisions if r.number < current.number and r.status.good
-             and not (_same_release(r, numbered) & same)]
+             and r.number not in undone and not (_same_release(r, numbered) & same)]
     if older:
         return older[-1].number
     restored = rolled_back_to(current)

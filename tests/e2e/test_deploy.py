@@ -531,6 +531,25 @@ def test_rollback_after_an_automatic_rollback_skips_the_failed_and_the_restored_
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+def test_rollback_after_a_deploy_whose_smoke_tests_failed_skips_the_undone_revision(
+        cli, fleet, repo, health_server):
+    """Revision 2 upgraded fine but failed its smoke tests and was rolled back (3, "Rollback
+    to 1"): helm calls it superseded, yet plain `rollback` must not bring it back."""
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    path = repo / "config/staging.yaml"
+    path.write_text(path.read_text() + "static:\n  replicas: 3\n")
+    health_server[1].status = 404
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 1
+    health_server[1].status = 200
+    assert [(v, s) for v, s, _ in _history(fleet, "staging", "staging")] == [
+        (1, "superseded"), (2, "superseded"), (3, "deployed")]
+    result = cli("rollback", "staging", "--timeout", "20")
+    assert result.returncode == 1, result.stdout
+    assert "revision 3 is already revision 1 again (Rollback to 1)" in result.stderr
+    assert len(_history(fleet, "staging", "staging")) == 3
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+
+
 def test_rollback_of_a_release_uninstalled_with_its_history_kept(cli, fleet, repo, kube_env):
     """`helm uninstall --keep-history` marks the newest revision uninstalled and keeps the
     others. Plain `rollback` does not guess which one to reinstate: it says the release was
