@@ -189,6 +189,10 @@ class GitHub:
         """New title and body for an open pull request."""
         self.call(lambda: pull.obj.edit(title=title, body=body), f"updating #{pull.number}")
 
+    def add_labels(self, pull: Pull, labels: tuple[str, ...]) -> None:
+        """Add labels to an open pull request (one request)."""
+        self.call(lambda: pull.obj.add_to_labels(*labels), f"labelling #{pull.number}")
+
     def close_pull(self, pull: Pull, comment: str) -> None:
         """Comment on a pull request, then close it."""
         def close():

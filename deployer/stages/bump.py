@@ -228,6 +228,8 @@ def _one_unit(ws: Workspace, settings: BumpSettings, unit: model.Unit, github, p
     existing = _open_pull_for(pulls, unit) if pulls is not None else None
     mark = model.read_marker(existing.body) if existing is not None else None
     if existing is not None and mark.get("versions") == unit.versions:
+        if not settings.dry_run:
+            _label(github, existing, unit)
         return Outcome(unit.name, Action.CURRENT, unit.bumps, existing.html_url,
                        existing.draft, f"#{existing.number} already proposes this")
     if existing is not None and mark.get("commit") != existing.head_sha and \
@@ -280,6 +282,7 @@ def _push(ws, settings, github, unit: model.Unit, existing, parent: str | None, 
     draft = bool(unit.validation)
     if existing is not None:
         github.update_pull(existing, title=model.title(unit), body=text)
+        _label(github, existing, unit)
         if draft:
             github.comment_pull(existing, "`deploy.py validate --all` fails on the new "
                                           "version; see the PR description.")
@@ -290,6 +293,15 @@ def _push(ws, settings, github, unit: model.Unit, existing, parent: str | None, 
                               labels=unit.labels)
     out.info(f"{unit.name}: opened {pull.html_url}")
     return Outcome(unit.name, Action.OPEN, unit.bumps, pull.html_url, draft)
+
+
+def _label(github, pull, unit: model.Unit) -> None:
+    """Add the unit's labels a bot PR lacks: the request that labels a new PR can fail
+    after the PR was opened, and the next run must not leave it unlabelled for good (no
+    request when none is missing)."""
+    missing = tuple(label for label in unit.labels if label not in pull.labels)
+    if missing and github is not None:
+        github.add_labels(pull, missing)
 
 
 def _human_branch(settings, github, existing, mark: dict, unit: model.Unit) -> Outcome:

@@ -465,3 +465,19 @@ def test_a_crlf_file_changes_only_in_the_versions_bytes(gh, bot, repo):
     assert gh.file_at(REPO, "bump/traefik", "mybinder/Chart.yaml").encode() == expected
     assert _by_unit(bot(only=["traefik"], local=True))["traefik"].action is Action.WRITTEN
     assert chart.read_bytes() == expected
+
+
+def test_labels_lost_when_a_pr_was_opened_are_added_by_the_next_run(gh, bot):
+    # GitHub opens the PR, then the request that labels it fails (retries used up)
+    gh.fail(r"/issues/\d+/labels$", 502, times=None, methods=("POST",))
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.FAILED
+    pr = _open(gh)["bump/traefik"]
+    assert pr["labels"] == []
+    gh.faults.clear()
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
+    pr = _open(gh)["bump/traefik"]
+    assert {label["name"] for label in pr["labels"]} == {"dependencies", "helm-chart"}
+    assert len(gh.pulls(REPO)) == 1
+    gh.requests.clear()                          # labelled: a quiet run again
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
+    assert len(gh.counted()) <= 2, gh.counted()
