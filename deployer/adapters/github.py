@@ -193,11 +193,14 @@ class GitHub:
         """Add labels to an open pull request (one request)."""
         self.call(lambda: pull.obj.add_to_labels(*labels), f"labelling #{pull.number}")
 
-    def close_pull(self, pull: Pull, comment: str) -> None:
-        """Comment on a pull request, then close it."""
+    def close_pull(self, pull: Pull, comment: str, body: str | None = None) -> None:
+        """Comment on a pull request, then close it (with a new `body`, when given)."""
         def close():
             pull.obj.create_issue_comment(comment)
-            pull.obj.edit(state="closed")
+            if body is None:
+                pull.obj.edit(state="closed")
+            else:
+                pull.obj.edit(state="closed", body=body)
 
         self.call(close, f"closing #{pull.number}")
 
