@@ -78,8 +78,15 @@ class Registry:
         token = None
         for _page in range(MAX_PAGES):
             response, token = self._get_with_token(url, token, name)
-            data = response.json() if response.content else {}
-            found += [t for t in (data.get("tags") or []) if isinstance(t, str)]
+            try:
+                data = response.json() if response.content else {}
+            except ValueError:
+                data = None
+            tags = data.get("tags") if isinstance(data, dict) else None
+            if not isinstance(data, dict) or not isinstance(tags or [], list):
+                raise RegistryError(f"{url}: not a registry's tag list "
+                                    f"({_describe(response)})")
+            found += [t for t in (tags or []) if isinstance(t, str)]
             link = _LINK_NEXT.search(response.headers.get("Link", ""))
             if not link:
                 break
@@ -154,8 +161,11 @@ def parse_index(text: str, chart: str) -> list[ChartVersion]:
     if text.lstrip().startswith("{"):
         import json
 
-        entries = (json.loads(text).get("entries") or {}).get(chart) or []
-        return [_chart_version(e) for e in entries if isinstance(e, dict)]
+        data = json.loads(text)
+        if not isinstance(data, dict) or "entries" not in data:
+            raise ValueError("not a chart repository index (no `entries`)")
+        entries = _entries_of(data["entries"], chart)
+        return [_chart_version(e) for e in entries if isinstance(e, dict) and e.get("version")]
     block = _chart_block(text, chart)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
@@ -165,9 +175,9 @@ def parse_index(text: str, chart: str) -> list[ChartVersion]:
     if block is None:
         if not isinstance(data, dict) or "entries" not in data:
             raise ValueError("not a chart repository index (no `entries:`)")
-        entries = (data.get("entries") or {}).get(chart) or []
+        entries = _entries_of(data["entries"], chart)
     else:
-        entries = (data or {}).get(chart) or []
+        entries = _entries_of(data, chart)
     return [_chart_version(e) for e in entries if isinstance(e, dict) and e.get("version")]
 
 
@@ -191,6 +201,25 @@ def _chart_block(text: str, chart: str) -> str | None:
             break
         end = nxt + 1
     return text[start + 1:end]
+
+
+def _entries_of(entries, chart: str) -> list:
+    """The list of `chart`'s entries in an index's `entries` map."""
+    if entries is None:
+        return []
+    if not isinstance(entries, dict):
+        raise ValueError("not a chart repository index (`entries` is not a map)")
+    found = entries.get(chart) or []
+    if not isinstance(found, list):
+        raise ValueError(f"not a chart repository index (`entries.{chart}` is not a list)")
+    return found
+
+
+def _describe(response) -> str:
+    """What an answer was, for an error: its content type and first characters."""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+    start = " ".join(response.text[:60].split())
+    return f"{kind}: {start!r}" if start else kind
 
 
 def _chart_version(entry: dict) -> ChartVersion:

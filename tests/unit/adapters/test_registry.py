@@ -139,3 +139,35 @@ def test_a_bearer_challenge_and_link_pagination_are_followed():
             assert registry.tags(f"{host}/jupyterhub/repo2docker") == _TokenRegistry.tags
             # one challenge, one token, then four pages with the token
             assert registry.requests == 6
+
+
+class _WrongShapes(QuietHandler):
+    """A registry and a chart repository behind a misrouted proxy: 200 with a login page,
+    JSON that is not a tag list, an index whose `entries` is not a map."""
+
+    answers = {
+        "/v2/html/tags/list": ("text/html", b"<!doctype html><html>Sign in</html>"),
+        "/v2/list/tags/list": ("application/json", b'["1.0.0"]'),
+        "/v2/tagmap/tags/list": ("application/json", b'{"name": "x", "tags": {"a": 1}}'),
+        "/yaml/index.yaml": ("text/yaml", b"apiVersion: v1\nentries:\n- traefik\n"),
+        "/json/index.yaml": ("application/json", b'{"entries": {"traefik": "41.2.0"}}'),
+    }
+
+    def do_GET(self):  # noqa: N802
+        kind, body = self.answers[self.path.split("?")[0]]
+        self.reply(200, kind, body)
+
+
+def test_answers_of_the_wrong_shape_are_one_registry_error():
+    with serve(_WrongShapes) as server:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        with Registry(plain_http=(host,)) as registry:
+            with pytest.raises(RegistryError, match=r"not a registry's tag list "
+                                                    r"\(text/html: '<!doctype html>"):
+                registry.tags(f"{host}/html")
+            for name in ("list", "tagmap"):
+                with pytest.raises(RegistryError, match="not a registry's tag list"):
+                    registry.tags(f"{host}/{name}")
+            for where in ("yaml", "json"):
+                with pytest.raises(RegistryError, match="not a chart repository index"):
+                    registry.chart_versions(f"http://{host}/{where}", "traefik")
