@@ -5,15 +5,21 @@ Chart repository indexes are big (the JupyterHub repository's is ~1.7 MB with ~1
 entries): only the block of the wanted chart is parsed, with libyaml's C loader when PyYAML
 has it. Registries are asked anonymously; a `401` with a Bearer challenge is answered the
 way docker and helm do (a token from the realm the registry names, for pull scope).
+An answer is read whole within a deadline and a size limit: a server that drips or never
+stops costs one dependency a RegistryError, not the scheduled run its job's time or memory.
 """
 from __future__ import annotations
 
+import json
 import re
+import time
 from dataclasses import dataclass
 
 from deployer.errors import DeployError
 
-TIMEOUT = 30
+TIMEOUT = 30                       # seconds of silence on the connection
+DEADLINE = 120                     # seconds for one whole answer (a server that drips)
+MAX_BYTES = 100 * 1024 * 1024      # one answer (the biggest public indexes are ~30 MB)
 MAX_PAGES = 50                     # tags/list pages (x1000 tags)
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
@@ -37,8 +43,10 @@ class Registry:
     .netrc from the environment unless `trust_env`)."""
 
     def __init__(self, *, trust_env: bool = False, timeout: float = TIMEOUT,
-                 plain_http: tuple[str, ...] = ()):
-        """`plain_http`: registry hosts (host:port) spoken to over http, not https."""
+                 plain_http: tuple[str, ...] = (), deadline: float = DEADLINE,
+                 max_bytes: int = MAX_BYTES):
+        """`plain_http`: registry hosts (host:port) spoken to over http, not https;
+        `deadline` and `max_bytes` bound one answer's time and size."""
         import requests
 
         self.session = requests.Session()
@@ -46,6 +54,8 @@ class Registry:
         self.session.headers["User-Agent"] = "binderhub-deployer-bump"
         self.timeout = timeout
         self.plain_http = set(plain_http)
+        self.deadline = deadline
+        self.max_bytes = max_bytes
         self.requests = 0
 
     def close(self) -> None:
@@ -95,18 +105,42 @@ class Registry:
         return found
 
     # -- helpers ----------------------------------------------------------------------------
-    def _get(self, url: str, headers: dict | None = None, ok=(200,)):
+    def _get(self, url: str, headers: dict | None = None, ok=(200,)) -> "Answer":
+        """One GET, its body read whole within `deadline` seconds and `max_bytes`."""
         import requests
+        import urllib3
 
         self.requests += 1
+        started = time.monotonic()
         try:
-            response = self.session.get(url, headers=headers or {}, timeout=self.timeout)
-        except requests.RequestException as exc:
+            with self.session.get(url, headers=headers or {}, timeout=self.timeout,
+                                  stream=True) as streamed:
+                response = Answer(streamed.status_code, streamed.headers,
+                                  self._body(streamed, url, started))
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise RegistryError(f"{url}: {type(exc).__name__}: {str(exc)[:160]}") from None
         if response.status_code not in ok:
             raise RegistryError(f"{url}: HTTP {response.status_code} "
                                 f"{response.text[:120].strip()}")
         return response
+
+    def _body(self, streamed, url: str, started: float) -> bytes:
+        """The body as it arrives (decompressed), refused past the size or time limit."""
+        raw = streamed.raw
+        read = getattr(raw, "read1", None) or raw.read
+        chunks, size = [], 0
+        while True:
+            chunk = read(64 * 1024, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise RegistryError(f"{url}: the answer is larger than "
+                                    f"{self.max_bytes // (1024 * 1024) or 1} MiB; not read")
+            if time.monotonic() - started > self.deadline:
+                raise RegistryError(f"{url}: the answer took longer than "
+                                    f"{self.deadline:g} s; not read")
+            chunks.append(chunk)
 
     def _get_with_token(self, url: str, token: str | None, name: str):
         headers = {"Accept": "application/json"}
@@ -144,6 +178,22 @@ class Registry:
         return token
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A whole HTTP answer, read within the limits."""
+
+    status_code: int
+    headers: object
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
 def split_reference(reference: str) -> tuple[str, str]:
     """(registry host, repository name) of an image or OCI chart reference."""
     ref = reference.removeprefix("oci://").strip("/")
@@ -159,8 +209,6 @@ def parse_index(text: str, chart: str) -> list[ChartVersion]:
     import yaml
 
     if text.lstrip().startswith("{"):
-        import json
-
         data = json.loads(text)
         if not isinstance(data, dict) or "entries" not in data:
             raise ValueError("not a chart repository index (no `entries`)")

@@ -171,3 +171,57 @@ def test_answers_of_the_wrong_shape_are_one_registry_error():
             for where in ("yaml", "json"):
                 with pytest.raises(RegistryError, match="not a chart repository index"):
                     registry.chart_versions(f"http://{host}/{where}", "traefik")
+
+
+class _Endless(QuietHandler):
+    """A chart repository whose index never ends: one that drips a byte at a time, one
+    that streams without end, and (the good case) one served gzip-encoded in one go."""
+
+    protocol_version = "HTTP/1.1"
+    start = b"apiVersion: v1\nentries:\n  traefik:\n  - version: 41.2.0\n"
+
+    def do_GET(self):  # noqa: N802
+        import gzip
+        import time
+
+        if self.path.startswith("/gzip/"):
+            body = gzip.compress(self.start)
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/yaml")
+        self.end_headers()                      # no length: the answer ends when it closes
+        try:
+            self.wfile.write(self.start)
+            for _ in range(100_000):
+                if self.path.startswith("/drip/"):
+                    self.wfile.write(b"#")
+                    self.wfile.flush()
+                    time.sleep(0.02)
+                else:
+                    self.wfile.write(b"# " + b"x" * 65536 + b"\n")
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+def test_an_index_that_never_ends_is_refused_within_its_limits():
+    import time
+
+    with serve(_Endless) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with Registry(deadline=1, max_bytes=2 * 1024 * 1024) as registry:
+            assert [v.version for v in registry.chart_versions(f"{url}/gzip", "traefik")] \
+                == ["41.2.0"]
+            started = time.monotonic()
+            with pytest.raises(RegistryError, match=r"drip/index.yaml: the answer took "
+                                                    r"longer than 1 s; not read"):
+                registry.chart_versions(f"{url}/drip", "traefik")
+            with pytest.raises(RegistryError, match=r"huge/index.yaml: the answer is larger "
+                                                    r"than 2 MiB; not read"):
+                registry.chart_versions(f"{url}/huge", "traefik")
+            assert time.monotonic() - started < 10
