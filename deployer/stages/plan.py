@@ -129,6 +129,7 @@ def _since_deployed(fed: Federation, stacks: dict[str, str], git: Git, head_sha:
     (the same rules as a diff), or when that deploy is unknown or not in head's history."""
     plan = plan_mod.Plan()
     since: dict[str, plan_mod.Plan] = {}      # one diff per distinct deployed commit
+    newer: set[str] = set()                   # members that run a newer commit than head
     for name in fed.members:
         sha = deployed.get(name)
         if not sha:
@@ -137,9 +138,11 @@ def _since_deployed(fed: Federation, stacks: dict[str, str], git: Git, head_sha:
         found = _try_resolve(git, sha)
         if found is not None and found != head_sha and _is_ancestor(git, head_sha, found):
             # a re-run of an older run: deploying its commit would take the member back
+            newer.add(name)
             plan.notes.append(f"{name} runs {found[:10]}, which is newer than "
-                              f"{head_sha[:10]}: it is not deployed (deploy --member to go "
-                              "back on purpose)")
+                              f"{head_sha[:10]}: it is not deployed (to go back on purpose: "
+                              f"./deploy.py deploy {name} --allow-older from a checkout of "
+                              "that commit, or ./deploy.py rollback)")
             continue
         if found is None or not _is_ancestor(git, found, head_sha):
             plan.member(name, f"its last deployed commit {sha[:10]} is not in the history of "
@@ -159,6 +162,8 @@ def _since_deployed(fed: Federation, stacks: dict[str, str], git: Git, head_sha:
         plan.notes += [note for note in behind.notes if note not in plan.notes]
         plan.ignored += [path for path in behind.ignored if path not in plan.ignored]
     plan_mod.apply_labels(plan, fed, labels)
+    for name in newer:        # not even for deploy:all: that would take them back
+        plan.members.pop(name, None)
     return plan
 
 

@@ -155,6 +155,15 @@ def test_deploy_runs_one_at_a_time_and_plans_from_the_last_deploys():
     assert data["on"]["workflow_dispatch"]["inputs"]["member"]["required"] is False
 
 
+def test_pr_checks_plan_the_merge_commit_they_run_on():
+    """validate and diff run on the merge checkout (refs/pull/N/merge): the plan must read the
+    federation there too, or a member main added after the branch forked is never checked."""
+    step = next(s for s in _load(ROOT / ".github/workflows/pr.yaml")["jobs"]["plan"]["steps"]
+                if "./deploy.py plan" in s.get("run", ""))
+    assert step["env"]["HEAD"] == "${{ github.sha }}"
+    assert step["env"]["BASE"] == "${{ github.event.pull_request.base.sha }}"
+
+
 def test_pr_checks_follow_labels_and_hand_the_commenter_nothing():
     data = _load(ROOT / ".github/workflows/pr.yaml")
     assert data["on"]["pull_request"]["types"] == ["opened", "synchronize", "reopened",
@@ -170,9 +179,9 @@ def test_the_commenter_trusts_only_the_event_and_recomputes_the_plan():
     path = ROOT / ".github/workflows/pr-comment.yaml"
     job = _load(path)["jobs"]["comment"]
     # one at a time per PR branch, or two runs could each post a comment
-    assert _load(path)["concurrency"]["group"] == (
+    assert _load(path)["concurrency"] == {"group": (
         "pr-comment-${{ github.event.workflow_run.head_repository.full_name }}-"
-        "${{ github.event.workflow_run.head_branch }}")
+        "${{ github.event.workflow_run.head_branch }}"), "cancel-in-progress": False}
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert "artifact" not in path.read_text()
     step = next(s for s in job["steps"] if "./deploy.py comment" in s.get("run", ""))

@@ -737,9 +737,14 @@ def test_since_deployed_never_takes_a_member_back_to_an_older_commit(history, gh
     plan = planned_from_github(history, gh, base=None, head=c1, since_deployed=True)
     assert plan["members"] == {"aws": [
         f"its last deployed commit ffffffffff is not in the history of {c1[:10]}"]}
-    assert f"gke runs {c2[:10]}, which is newer than {c1[:10]}: it is not deployed " \
-        "(deploy --member to go back on purpose)" in plan["notes"]
+    assert f"gke runs {c2[:10]}, which is newer than {c1[:10]}: it is not deployed (to go " \
+        "back on purpose: ./deploy.py deploy gke --allow-older from a checkout of that " \
+        "commit, or ./deploy.py rollback)" in plan["notes"]
     assert plan["matrices"]["staging"] == {"include": []}
+    # not even deploy:all takes them back (every deploy would be refused as older)
+    plan = planned_from_github(history, gh, base=None, head=c1, since_deployed=True,
+                               labels=["deploy:all"])
+    assert list(plan["members"]) == ["aws"]
 
 
 def test_a_file_name_that_is_not_utf8_is_planned_not_a_crash(history):
