@@ -34,8 +34,8 @@ def deploy(member_names: List[str] = typer.Argument(None, metavar="MEMBER...",
                     "from `prerequisites:` in config/federation.yaml), not the chart."),
            allow_older: bool = typer.Option(
                False, "--allow-older",
-               help="Deploy even when this checkout is older than the commit a member's "
-                    "verified revision was deployed from (going back on purpose)."),
+               help="Deploy even when this checkout is older than the commit of a "
+                    "member's newest verified deploy (going back on purpose)."),
            record: bool = typer.Option(False, "--record",
                                        help="Also record each deploy where the federation's "
                                             "`records:` says (GitHub Deployments, Grafana "

@@ -23,6 +23,7 @@ class Outcome(str, enum.Enum):
     LEFT_AS_IS = "failed (left as is: --no-rollback)"
     SKIPPED = "skipped: staging did not deploy"
     INTERRUPTED = "interrupted"
+    REFUSED = "refused: older checkout"   # nothing was deployed (deploy --allow-older)
 
     @property
     def ok(self) -> bool:

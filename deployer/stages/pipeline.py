@@ -266,10 +266,11 @@ class MemberDeploy:
                                                break_lock=self.opts.break_lock))
 
     def check_not_older(self) -> None:
-        """A checkout older than the commit the member's verified revision was deployed from
-        does not deploy over it (a clone not pulled, a re-run of an older workflow run):
-        nothing is changed. `--allow-older` goes back on purpose; `rollback` returns to an
-        earlier revision. A dry run only warns."""
+        """A checkout older than the commit of the member's newest verified deploy (the
+        `deployer-verified` record's; a rollback keeps it) does not deploy over it (a clone
+        not pulled, a re-run of an older workflow run): nothing is changed. `--allow-older`
+        goes back on purpose; `rollback` returns to an earlier revision. A dry run only
+        warns."""
         here = self.report.git_sha
         if not here or self.opts.allow_older:
             return
@@ -278,8 +279,7 @@ class MemberDeploy:
         if not running or running == here:
             return
         older = git_mod.is_ancestor(self.ws.root, self.ws.env, here, running)
-        what = (f"the member's verified revision {record.get('revision') or '?'} was deployed "
-                f"from commit {running[:12]}")
+        what = f"the member's newest verified deploy is of commit {running[:12]}"
         if older is None:
             self.ws.console.warn(f"{self.member.name}: {what}, which this checkout does not "
                                  f"have: cannot tell whether this checkout ({here[:12]}) is "
@@ -291,6 +291,7 @@ class MemberDeploy:
         if self.opts.dry_run:
             self.ws.console.warn(f"{self.member.name}: {message}; a deploy would be refused")
             return
+        self.report.outcome = Outcome.REFUSED
         raise DeployError(f"{message}; nothing was changed",
                           hint="deploy from an up-to-date checkout (git pull), or pass "
                                "--allow-older to go back to this commit on purpose "
@@ -321,7 +322,7 @@ class MemberDeploy:
         newest = release.history(self.conn.helm, self.member)[-1:]
         if verified is not None and newest and newest[0].status.good and \
                 rolled_back_to(newest[0]) == verified:
-            # the verified revision again: deployed from the commit it was deployed from
+            # the verified revision again; the newest verified deploy's commit stays recorded
             self.record_verified(newest[0].number, git_sha=self._verified_record().get(
                 "git_sha", ""))
 
@@ -657,10 +658,8 @@ class MemberDeploy:
         self.wait_for(self.live_objects(), cancel=self.adapters.abort)
         now = release.history(helm, member)
         restored = now[-1].number if now else None
-        # `before` again: the commit it was deployed from, when the record knows it
-        record = self._verified_record()
-        self.record_verified(restored, git_sha=record.get("git_sha", "") if str(
-            record.get("revision")) == str(self.before.number) else "")
+        # the newest verified deploy's commit stays recorded (not this failed run's)
+        self.record_verified(restored, git_sha=self._verified_record().get("git_sha", ""))
         return RollbackResult(self.before.number, restored, RollbackAction.ROLLED_BACK)
 
     def fail(self, exc: Exception) -> None:
@@ -777,9 +776,14 @@ def rollback_member(ws: Workspace, member: Member, opts: Options,
                          log=say, prefix="  ", poll=adapters.poll, cancel=adapters.cancel)
             now = release.history(conn.helm, member)
             try:
+                # the newest verified deploy's commit is kept: a checkout older than it is
+                # still refused (the way forward from a rollback is a new commit)
+                kept = (conn.kube.read_config_map(member.namespace, VERIFIED_RECORD)
+                        or {}).get("git_sha", "")
                 conn.kube.write_config_map(member.namespace, VERIFIED_RECORD,
                                            {"revision": str(now[-1].number),
-                                            "rolled_back_to": str(to_revision)})
+                                            "rolled_back_to": str(to_revision),
+                                            "git_sha": kept})
             except DeployerError as exc:
                 ws.console.warn(f"{member.name}: could not record the restored revision as "
                                 f"verified ({exc.message})")

@@ -40,7 +40,7 @@ def write(path: Path, reports: list[DeployReport], console: Console) -> None:
 # -- deploy records beyond the report: GitHub Deployments, Grafana annotations --------------
 DEPLOYMENT_STATE = {"deployed": "success", "unchanged": "success", "dry run": None,
                     "rolled back": "inactive", "skipped: staging did not deploy": None,
-                    "not started": None}
+                    "not started": None, "refused: older checkout": None}
 
 
 def publish(ws, reports: list[DeployReport], backoff: float = 1.0,
@@ -109,8 +109,8 @@ def _grafana(ws, reports: list[DeployReport], settings: dict, run_url: str | Non
     ws.console.add_secrets([token])
     done = []
     for report in reports:
-        if report.outcome.value in ("dry run", "not started"):
-            continue
+        if report.outcome.value in ("dry run", "not started", "refused: older checkout"):
+            continue      # nothing was tried on the cluster
         text = (f"{report.member}: {report.outcome.value} "
                 f"(revision {report.revision_before or '-'} -> {report.revision_after or '-'},"
                 f" {report.git_sha[:10] or 'no git sha'})")

@@ -292,9 +292,9 @@ def _git(repo, *args):
 @helm_agnostic
 def test_a_checkout_older_than_what_the_member_runs_does_not_deploy_over_it(cli, fleet, repo):
     """A clone that was not pulled, or a re-run of an older workflow run: its commit is in
-    the history of the commit the verified revision was deployed from. Refused before any
-    change (a dry run only warns); --allow-older goes back on purpose. A newer commit, or
-    one on another branch, deploys as ever."""
+    the history of the member's newest verified deploy (a rollback keeps that commit).
+    Refused before any change (a dry run only warns); --allow-older goes back on purpose. A
+    newer commit, or one on another line of history, deploys as ever."""
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "old")
@@ -303,47 +303,51 @@ def test_a_checkout_older_than_what_the_member_runs_does_not_deploy_over_it(cli,
     path.write_text(path.read_text() + "static:\n  replicas: 3\n")
     _git(repo, "commit", "-qam", "new")
     new = _git(repo, "rev-parse", "HEAD")
-    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
     record = ("configmaps", "staging", "deployer-verified")
-    assert fleet.object(*record)["data"] == {**fleet.object(*record)["data"], "revision": "1",
+    _git(repo, "checkout", "-q", old)
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    assert fleet.object(*record)["data"]["git_sha"] == old
+    _git(repo, "checkout", "-q", "main")
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0      # newer: deploys
+    assert fleet.object(*record)["data"]["git_sha"] == new
+    back = cli("rollback", "staging", "--timeout", "60")
+    assert back.returncode == 0, back.stderr
+    assert fleet.object(*record)["data"] == {**fleet.object(*record)["data"], "revision": "3",
                                              "git_sha": new}
 
     _git(repo, "checkout", "-q", old)
-    refused = cli("deploy", "staging", "--timeout", "60")
+    refused = cli("deploy", "staging", "--timeout", "60", "--report", repo / "report.json")
     assert refused.returncode == 1
-    assert (f"staging: this checkout ({old[:12]}) is older: the member's verified revision 1 "
-            f"was deployed from commit {new[:12]}, which has it in its history; nothing was "
+    assert _report(repo / "report.json")["staging"]["outcome"] == "refused: older checkout"
+    assert (f"staging: this checkout ({old[:12]}) is older: the member's newest verified "
+            f"deploy is of commit {new[:12]}, which has it in its history; nothing was "
             "changed") in refused.stderr
     assert "--allow-older" in refused.stderr
-    assert [r[0] for r in _history(fleet, "staging", "staging")] == [1]
-    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
+    assert [r[0] for r in _history(fleet, "staging", "staging")] == [1, 2, 3]
     assert fleet.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
     dry = cli("deploy", "staging", "--dry-run")
     assert dry.returncode == 0 and "a deploy would be refused" in dry.stderr
-
-    back = cli("deploy", "staging", "--timeout", "60", "--allow-older")
-    assert back.returncode == 0, back.stderr
-    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
-    assert fleet.object(*record)["data"]["git_sha"] == old
+    allowed = cli("deploy", "staging", "--timeout", "60", "--allow-older")
+    assert allowed.returncode == 0 and "no changes" in allowed.stdout + allowed.stderr
 
     # a commit on another line of history is not older: it deploys
     _git(repo, "checkout", "-q", "-b", "other")
     path.write_text(path.read_text() + "static:\n  replicas: 4\n")
     _git(repo, "commit", "-qam", "other")
-    _git(repo, "checkout", "-q", "main")
-    assert cli("deploy", "staging", "--timeout", "60").returncode == 0      # main: newer
-    _git(repo, "checkout", "-q", "other")
     sideways = cli("deploy", "staging", "--timeout", "60")
     assert sideways.returncode == 0, sideways.stderr
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 4
+    assert fleet.object(*record)["data"]["git_sha"] == _git(repo, "rev-parse", "HEAD")
 
     # a commit this clone does not have (a shallow checkout): a warning, not a refusal
     fleet.members["staging"].api.store.objects[("", "configmaps")][
         ("staging", "deployer-verified")]["data"]["git_sha"] = "f" * 40
+    _git(repo, "checkout", "-q", "main")
     unknown = cli("deploy", "staging", "--timeout", "60")
     assert unknown.returncode == 0, unknown.stderr
-    assert f"deployed from commit {'f' * 12}, which this checkout does not have" in \
+    assert f"deploy is of commit {'f' * 12}, which this checkout does not have" in \
         unknown.stderr
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
 
 
 def test_an_unverified_revision_that_passes_its_smoke_tests_is_recorded(cli, fleet, repo,

@@ -73,7 +73,9 @@ def test_deploys_are_recorded_in_github_and_grafana(repo, gh, grafana):
     done = records.publish(ws, backoff=0.01, write_interval=0, reports=[_report("staging", Outcome.DEPLOYED),
                                 _report("gke", Outcome.ROLLED_BACK, error="smoke failed"),
                                 _report("aws", Outcome.FAILED),
-                                _report("uni-lab", Outcome.DRY_RUN)])
+                                _report("uni-lab", Outcome.DRY_RUN),
+                                # an older checkout, refused: nothing was deployed
+                                _report("hetzner-fsn", Outcome.REFUSED)])
     repo_state = gh.repos["example/federation"]
     states = {d["environment"]: [s["state"] for s in repo_state.statuses[i]]
               for i, d in repo_state.deployments.items()}
@@ -83,6 +85,7 @@ def test_deploys_are_recorded_in_github_and_grafana(repo, gh, grafana):
     assert {d["sha"] for d in repo_state.deployments.values()} == {SHA}
     tags = [body["tags"] for _, _, body in handler.seen]
     assert ["binder", "member:staging", "outcome:deployed", f"sha:{SHA[:10]}"] in tags
+    assert not [t for t in tags if "member:hetzner-fsn" in t or "member:uni-lab" in t]
     assert all(auth == "Bearer glsa_tok" for _, auth, _ in handler.seen)
     assert len(done) == 6 and err.getvalue() == ""
 
