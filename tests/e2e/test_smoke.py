@@ -354,14 +354,16 @@ class _NotABinderHub(QuietHandler):
         if path.endswith("/health"):
             body = json.dumps({"status": "UP", "checks": {"db": "up"}}).encode()
         elif path.endswith("/active_hosts"):
-            body = b"42"
+            body = type(self).hosts
         elif path.endswith("/badge_logo.svg"):
             kind, body = "image/svg+xml", b"<svg/>"
         self.reply(200, kind, body)
 
 
-def test_the_cli_reports_answers_that_are_not_binderhubs_as_failed_checks(cli, repo):
-    with serve(_NotABinderHub) as server:
+@pytest.mark.parametrize("hosts", [b"42", b'[{"name": {"a": 1}}]', b'[{"weight": 1}]'],
+                         ids=["number", "unhashable name", "no name"])
+def test_the_cli_reports_answers_that_are_not_binderhubs_as_failed_checks(cli, repo, hosts):
+    with serve(type("NotABinderHub", (_NotABinderHub,), {"hosts": hosts})) as server:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         _point(repo, "staging", member={"repos": [], "urls": {
             "binder": f"{base}/b", "hub": f"{base}/h", "static": f"{base}/s",

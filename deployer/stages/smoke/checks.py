@@ -255,8 +255,8 @@ def _redirector_hosts(data) -> dict[str, dict] | None:
                 for name, value in hosts.items()}
     out = {}
     for item in hosts or []:
-        if isinstance(item, dict):
-            out[item.get("name") or item.get("host")] = item
-        else:
-            out[str(item)] = {}
+        name = (item.get("name") or item.get("host")) if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name:
+            return None       # a record without a name (or one that is not a string)
+        out[name] = item if isinstance(item, dict) else {}
     return out
