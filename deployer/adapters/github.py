@@ -193,14 +193,11 @@ class GitHub:
         """Add labels to an open pull request (one request)."""
         self.call(lambda: pull.obj.add_to_labels(*labels), f"labelling #{pull.number}")
 
-    def close_pull(self, pull: Pull, comment: str, body: str | None = None) -> None:
-        """Comment on a pull request, then close it (with a new `body`, when given)."""
+    def close_pull(self, pull: Pull, comment: str) -> None:
+        """Comment on a pull request, then close it."""
         def close():
             pull.obj.create_issue_comment(comment)
-            if body is None:
-                pull.obj.edit(state="closed")
-            else:
-                pull.obj.edit(state="closed", body=body)
+            pull.obj.edit(state="closed")
 
         self.call(close, f"closing #{pull.number}")
 

@@ -36,7 +36,6 @@ class Action(str, Enum):
     CLOSED_BEFORE = "skipped: closed unmerged before"
     HUMAN_BRANCH = "skipped: a person pushed to the branch"
     CLOSE_STALE = "close PR"
-    WITHDRAWN = "close PR: withdrawn upstream"
     WRITTEN = "edited files"
     FAILED = "failed"
 
@@ -91,10 +90,9 @@ def run(ws: Workspace, settings: BumpSettings, *, registry, github=None,
     outcomes: list[Outcome] = []
     units: dict[str, model.Unit] = {}
     failures: dict[str, list[str]] = {}
-    offered: dict[str, set[str]] = {}        # dependency -> the versions upstream offers
     for dep in chosen:
         try:
-            bump = find_bump(ws, dep, registry, github, offered)
+            bump = find_bump(ws, dep, registry, github)
         except DeployerError as exc:
             out.error(f"{dep.name}: {exc}")
             failures.setdefault(dep.unit, []).append(f"{dep.name}: {exc}")
@@ -122,8 +120,7 @@ def run(ws: Workspace, settings: BumpSettings, *, registry, github=None,
         outcomes.append(_guarded(ws, unit, lambda u=unit: _one_unit(ws, settings, u, github,
                                                                      pulls, parent)))
     if pulls is not None:
-        outcomes += _close_stale(ws, settings, github, pulls, set(units), chosen, failed_units,
-                                 offered)
+        outcomes += _close_stale(ws, settings, github, pulls, set(units), chosen, failed_units)
     up_to_date = {d.unit for d in chosen} - set(units) - failed_units
     outcomes += [Outcome(name, Action.UP_TO_DATE) for name in sorted(up_to_date)
                  if not any(o.unit == name for o in outcomes)]
@@ -140,14 +137,10 @@ def _guarded(ws: Workspace, unit: model.Unit, step) -> Outcome | None:
         return Outcome(unit.name, Action.FAILED, unit.bumps, detail=str(exc))
 
 
-def find_bump(ws: Workspace, dep: deps_mod.Dependency, registry, github,
-              offered: dict[str, set[str]] | None = None) -> model.Bump | None:
-    """The newest allowed version of `dep`, if newer than the one written here; `offered`
-    gets every version upstream has."""
+def find_bump(ws: Workspace, dep: deps_mod.Dependency, registry, github) -> model.Bump | None:
+    """The newest allowed version of `dep`, if newer than the one written here."""
     cur = deps_mod.current(ws.root, dep)
     candidates, apps = _releases(dep, registry, github)
-    if offered is not None:
-        offered[dep.name] = set(candidates)
     latest = versions.newest(candidates, cur.version, prereleases=dep.prereleases,
                              hold_major=dep.hold_major)
     if latest is None:
@@ -327,11 +320,9 @@ def _human_branch(settings, github, existing, mark: dict, unit: model.Unit) -> O
                           "not overwritten")
 
 
-def _close_stale(ws, settings, github, pulls, outdated: set[str], chosen, failed,
-                 offered: dict[str, set[str]]) -> list:
+def _close_stale(ws, settings, github, pulls, outdated: set[str], chosen, failed) -> list:
     """Open bot PRs for units whose versions the base branch already has (merged by hand,
-    or bumped in another PR), or that propose a version upstream no longer offers (a
-    release withdrawn, and nothing newer): closed with a comment."""
+    or bumped in another PR): closed with a comment."""
     by_unit: dict[str, list] = {}
     for dep in chosen:
         by_unit.setdefault(dep.unit, []).append(dep)
@@ -342,8 +333,7 @@ def _close_stale(ws, settings, github, pulls, outdated: set[str], chosen, failed
         if name not in by_unit or name in outdated or name in failed:
             continue
         try:
-            closed = _close_if_landed(ws, settings, github, pull, mark, by_unit[name]) or \
-                _close_if_withdrawn(ws, settings, github, pull, mark, by_unit[name], offered)
+            closed = _close_if_landed(ws, settings, github, pull, mark, by_unit[name])
         except DeployerError as exc:
             ws.console.error(f"{name}: {exc}")
             closed = Outcome(name, Action.FAILED, pull=pull.html_url, detail=str(exc))
@@ -365,27 +355,6 @@ def _close_if_landed(ws, settings, github, pull, mark: dict, deps: list) -> Outc
     return Outcome(name, Action.CLOSE_STALE, pull=pull.html_url,
                    detail=f"#{pull.number}: {settings.base} already has these versions or "
                           "newer")
-
-
-def _close_if_withdrawn(ws, settings, github, pull, mark: dict, deps: list,
-                        offered: dict[str, set[str]]) -> Outcome | None:
-    """Close one bot PR that proposes a version upstream took back (its unit is otherwise
-    up to date, so nothing newer is out); its outcome, or None. The marker records it, so
-    the version is proposed again if upstream publishes it again."""
-    proposed = mark.get("versions") or {}
-    gone = sorted(f"{dep.name} {proposed[dep.name]}" for dep in deps
-                  if dep.name in proposed and offered.get(dep.name)
-                  and proposed[dep.name] not in offered[dep.name])
-    if not gone:
-        return None
-    if not settings.dry_run:
-        github.close_pull(pull, f"{', '.join(gone)}: no longer published upstream (the "
-                          "release was withdrawn); closing this PR. A newer release gets a "
-                          "new PR.", body=model.with_marker(pull.body,
-                                                            {**mark, "withdrawn": True}))
-    return Outcome(mark["unit"], Action.WITHDRAWN, pull=pull.html_url,
-                   detail=f"#{pull.number} proposes {', '.join(gone)}, which upstream no "
-                          "longer publishes")
 
 
 def _base_has(ws: Workspace, deps: list, proposed: dict) -> bool:
@@ -472,7 +441,7 @@ def _closed_before(github, repository: str, unit: model.Unit):
     for pull in github.pulls(repository, state="closed", head=unit.branch, limit=30):
         mark = model.read_marker(pull.body)
         if not pull.merged and mark and mark.get("versions") == unit.versions and \
-                not mark.get("withdrawn") and _is_bot_pull(pull, repository):
+                _is_bot_pull(pull, repository):
             return pull
     return None
 

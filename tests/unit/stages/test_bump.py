@@ -481,23 +481,3 @@ def test_labels_lost_when_a_pr_was_opened_are_added_by_the_next_run(gh, bot):
     gh.requests.clear()                          # labelled: a quiet run again
     assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
     assert len(gh.counted()) <= 2, gh.counted()
-
-
-def test_a_pr_for_a_release_withdrawn_upstream_is_closed_and_reproposed_if_it_returns(gh, bot,
-                                                                                     repo):
-    bot(only=["traefik"])
-    pr = _open(gh)["bump/traefik"]
-    releases = bot.registry.charts[("https://traefik.github.io/charts", "traefik")]
-    withdrawn = releases.pop(0)                  # 41.2.0 taken back: 41.1.1 is the newest
-    outcomes = _by_unit(bot(only=["traefik"]))
-    assert outcomes["traefik"].action is Action.WITHDRAWN
-    assert "traefik 41.2.0" in outcomes["traefik"].detail
-    assert "bump/traefik" not in _open(gh)
-    (comment,) = _comments(gh, pr["number"])
-    assert "no longer published upstream" in comment["body"]
-    assert (repo / "mybinder/Chart.yaml").read_text().count("version: 41.1.1") == 1
-    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.UP_TO_DATE
-    # published again: proposed again (the bot closed that PR, not a person)
-    releases.insert(0, withdrawn)
-    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.OPEN
-    assert _open(gh)["bump/traefik"]["title"].endswith("to 41.2.0")
