@@ -296,12 +296,14 @@ def _push(ws, settings, github, unit: model.Unit, existing, parent: str | None, 
 
 
 def _label(github, pull, unit: model.Unit) -> None:
-    """Add the unit's labels a bot PR lacks: the request that labels a new PR can fail
-    after the PR was opened, and the next run must not leave it unlabelled for good (no
-    request when none is missing)."""
-    missing = tuple(label for label in unit.labels if label not in pull.labels)
-    if missing and github is not None:
-        github.add_labels(pull, missing)
+    """Label a bot PR that carries none of the unit's labels: the request that labels a new
+    PR can fail after the PR was opened, and the next run must not leave it unlabelled for
+    good. A PR with any of them was labelled: a label a person removed stays removed (they
+    feed the deploy plan, e.g. deploy:skip). GitHub's label names ignore case."""
+    have = {label.lower() for label in pull.labels}
+    if unit.labels and not have & {label.lower() for label in unit.labels} and \
+            github is not None:
+        github.add_labels(pull, tuple(unit.labels))
 
 
 def _human_branch(settings, github, existing, mark: dict, unit: model.Unit) -> Outcome:

@@ -481,3 +481,11 @@ def test_labels_lost_when_a_pr_was_opened_are_added_by_the_next_run(gh, bot):
     gh.requests.clear()                          # labelled: a quiet run again
     assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
     assert len(gh.counted()) <= 2, gh.counted()
+    # a label a person removed stays removed (labels feed the deploy plan)
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(
+        f"{gh.url}/repos/{REPO}/issues/{pr['number']}/labels/helm-chart", method="DELETE",
+        headers={"Authorization": f"token {gh.token}"}), timeout=10).close()
+    assert _by_unit(bot(only=["traefik"]))["traefik"].action is Action.CURRENT
+    assert [label["name"] for label in _open(gh)["bump/traefik"]["labels"]] == ["dependencies"]
