@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 
 from deployer.errors import DeployError
@@ -106,41 +105,64 @@ class Registry:
 
     # -- helpers ----------------------------------------------------------------------------
     def _get(self, url: str, headers: dict | None = None, ok=(200,)) -> "Answer":
-        """One GET, its body read whole within `deadline` seconds and `max_bytes`."""
-        import requests
-        import urllib3
+        """One GET whose answer, headers and body, is whole within `deadline` seconds and
+        `max_bytes` (decompressed). The deadline is kept from outside the read: a server
+        that drips its headers, or a compressed body that never yields a byte, is given up
+        on at the deadline (the reading thread is left to its socket timeout, and stops
+        reading at its next chunk)."""
+        import threading
 
         self.requests += 1
-        started = time.monotonic()
-        try:
-            with self.session.get(url, headers=headers or {}, timeout=self.timeout,
-                                  stream=True) as streamed:
-                response = Answer(streamed.status_code, streamed.headers,
-                                  self._body(streamed, url, started))
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise RegistryError(f"{url}: {type(exc).__name__}: {str(exc)[:160]}") from None
+        outcome: dict = {}
+        done, stop = threading.Event(), threading.Event()
+
+        def fetch() -> None:
+            try:
+                outcome["answer"] = self._fetch(url, headers, stop)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=fetch, daemon=True, name="registry-get").start()
+        if not done.wait(self.deadline):
+            stop.set()
+            raise RegistryError(f"{url}: the answer took longer than {self.deadline:g} s; "
+                                "not read")
+        if "error" in outcome:
+            raise outcome["error"]
+        response = outcome["answer"]
         if response.status_code not in ok:
             raise RegistryError(f"{url}: HTTP {response.status_code} "
                                 f"{response.text[:120].strip()}")
         return response
 
-    def _body(self, streamed, url: str, started: float) -> bytes:
-        """The body as it arrives (decompressed), refused past the size or time limit."""
-        raw = streamed.raw
-        read = getattr(raw, "read1", None) or raw.read
+    def _fetch(self, url: str, headers: dict | None, stop) -> "Answer":
+        import requests
+        import urllib3
+
+        try:
+            with self.session.get(url, headers=headers or {}, timeout=self.timeout,
+                                  stream=True) as streamed:
+                return Answer(streamed.status_code, streamed.headers,
+                              self._body(streamed, url, stop))
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RegistryError(f"{url}: {type(exc).__name__}: {str(exc)[:160]}") from None
+
+    def _body(self, streamed, url: str, stop) -> bytes:
+        """The body as it arrives (decompressed: urllib3's read1 bounds each piece), refused
+        past the size limit; `stop`: the caller gave up (the deadline passed)."""
         chunks, size = [], 0
-        while True:
-            chunk = read(64 * 1024, decode_content=True)
+        while not stop.is_set():
+            chunk = streamed.raw.read1(64 * 1024, decode_content=True)
             if not chunk:
                 return b"".join(chunks)
             size += len(chunk)
             if size > self.max_bytes:
                 raise RegistryError(f"{url}: the answer is larger than "
                                     f"{self.max_bytes // (1024 * 1024) or 1} MiB; not read")
-            if time.monotonic() - started > self.deadline:
-                raise RegistryError(f"{url}: the answer took longer than "
-                                    f"{self.deadline:g} s; not read")
             chunks.append(chunk)
+        raise RegistryError(f"{url}: given up (deadline)")
 
     def _get_with_token(self, url: str, token: str | None, name: str):
         headers = {"Accept": "application/json"}
@@ -164,15 +186,17 @@ class Registry:
         if not realm:
             raise RegistryError(f"{url}: a Bearer challenge without a realm")
         params.setdefault("scope", f"repository:{name}:pull")
-        import requests
+        from urllib.parse import urlencode
 
-        self.requests += 1
+        # the realm is upstream's too: its answer has the same limits
+        response = self._get(realm + ("&" if "?" in realm else "?") + urlencode(params),
+                             ok=(200, 400, 401, 403, 404))
         try:
-            response = self.session.get(realm, params=params, timeout=self.timeout)
             data = response.json()
-        except (requests.RequestException, ValueError) as exc:
+        except ValueError as exc:
             raise RegistryError(f"{realm}: no token: {type(exc).__name__}") from None
-        token = data.get("token") or data.get("access_token")
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) \
+            else None
         if response.status_code != 200 or not token:
             raise RegistryError(f"{realm}: no token (HTTP {response.status_code})")
         return token

@@ -175,7 +175,9 @@ def test_answers_of_the_wrong_shape_are_one_registry_error():
 
 class _Endless(QuietHandler):
     """A chart repository whose index never ends: one that drips a byte at a time, one
-    that streams without end, and (the good case) one served gzip-encoded in one go."""
+    that streams without end, one that drips its headers, a gzip body that unpacks to far
+    more than it weighs, one whose gzip stream never yields a byte, and (the good case) one
+    served gzip-encoded in one go."""
 
     protocol_version = "HTTP/1.1"
     start = b"apiVersion: v1\nentries:\n  traefik:\n  - version: 41.2.0\n"
@@ -183,7 +185,35 @@ class _Endless(QuietHandler):
     def do_GET(self):  # noqa: N802
         import gzip
         import time
+        import zlib
 
+        try:
+            if self.path.startswith("/headers/"):
+                self.send_response(200)
+                for _ in range(60):          # (http.client takes at most 100 headers)
+                    self.send_header("X-Slow", "1")
+                    self.flush_headers()
+                    time.sleep(0.05)
+                self.end_headers()
+                return
+            if self.path.startswith(("/bomb/", "/empty-gzip/")):
+                self.send_response(200)
+                self.send_header("Content-Encoding", "gzip")
+                self.end_headers()
+                pack = zlib.compressobj(9, zlib.DEFLATED, 31)
+                self.wfile.write(pack.compress(self.start))
+                for _ in range(100_000 if self.path.startswith("/bomb/") else 100):
+                    if self.path.startswith("/bomb/"):
+                        self.wfile.write(pack.compress(b"#" * 1024 * 1024))
+                    else:       # empty stored blocks: bytes on the wire, none unpacked
+                        self.wfile.write(pack.flush(zlib.Z_SYNC_FLUSH))
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                self.close_connection = True
+                return
+        except OSError:
+            self.close_connection = True
+            return
         if self.path.startswith("/gzip/"):
             body = gzip.compress(self.start)
             self.send_response(200)
@@ -224,4 +254,12 @@ def test_an_index_that_never_ends_is_refused_within_its_limits():
             with pytest.raises(RegistryError, match=r"huge/index.yaml: the answer is larger "
                                                     r"than 2 MiB; not read"):
                 registry.chart_versions(f"{url}/huge", "traefik")
-            assert time.monotonic() - started < 10
+            # counted unpacked: 2 MiB of gzip would be 2 GiB of index
+            with pytest.raises(RegistryError, match=r"bomb/index.yaml: the answer is larger "
+                                                    r"than 2 MiB; not read"):
+                registry.chart_versions(f"{url}/bomb", "traefik")
+            for where in ("headers", "empty-gzip"):       # the deadline is kept from outside
+                with pytest.raises(RegistryError, match=rf"{where}/index.yaml: the answer "
+                                                        r"took longer than 1 s; not read"):
+                    registry.chart_versions(f"{url}/{where}", "traefik")
+            assert time.monotonic() - started < 15
