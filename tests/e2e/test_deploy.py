@@ -327,8 +327,15 @@ def test_a_checkout_older_than_what_the_member_runs_does_not_deploy_over_it(cli,
     assert fleet.object("leases", "staging", "deployer-lock", "coordination.k8s.io") is None
     dry = cli("deploy", "staging", "--dry-run")
     assert dry.returncode == 0 and "a deploy would be refused" in dry.stderr
+    # --allow-older goes back on purpose: the newer commit runs again, then the older one
+    _git(repo, "checkout", "-q", "main")
+    assert cli("deploy", "staging", "--timeout", "60").returncode == 0
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
+    _git(repo, "checkout", "-q", old)
     allowed = cli("deploy", "staging", "--timeout", "60", "--allow-older")
-    assert allowed.returncode == 0 and "no changes" in allowed.stdout + allowed.stderr
+    assert allowed.returncode == 0, allowed.stderr
+    assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
+    assert fleet.object(*record)["data"]["git_sha"] == old
 
     # a commit on another line of history is not older: it deploys
     _git(repo, "checkout", "-q", "-b", "other")

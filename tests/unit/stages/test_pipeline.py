@@ -411,11 +411,15 @@ def test_a_revision_that_never_passed_its_smoke_tests_is_smoke_tested(h):
     assert cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)]["revision"] == "2"
 
 
-def test_a_revision_that_fails_its_smoke_tests_again_goes_back_to_the_verified_one(h):
+@pytest.mark.parametrize("recorded", ["1", "9"], ids=["the verified one", "another"])
+def test_a_revision_that_fails_its_smoke_tests_again_goes_back_to_the_verified_one(h,
+                                                                                   recorded):
+    """The record keeps the newest verified deploy's commit through the rollback, whichever
+    revision it named."""
     cluster = h.cluster()
     cluster.installed(manifest=OLD_MANIFEST)
     cluster.installed()
-    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": "1",
+    cluster.config_maps[("staging", pipeline.VERIFIED_RECORD)] = {"revision": recorded,
                                                                   "git_sha": "a" * 40}
     h.smoke.failure = DeployError("smoke tests failed: binder front page: HTTP 404")
     report = h.deploy()
