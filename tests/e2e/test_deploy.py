@@ -246,6 +246,7 @@ def test_failed_smoke_check_rolls_back(cli, fleet, repo, health_server):
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+@helm_agnostic
 def test_a_revision_that_failed_its_smoke_tests_is_not_unchanged(cli, fleet, repo,
                                                                   health_server, tmp_path):
     """--no-rollback kept revision 2 after its smoke tests failed; the record still names 1.
@@ -357,6 +358,7 @@ def test_a_checkout_older_than_what_the_member_runs_does_not_deploy_over_it(cli,
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 3
 
 
+@helm_agnostic
 def test_an_unverified_revision_that_passes_its_smoke_tests_is_recorded(cli, fleet, repo,
                                                                         health_server,
                                                                         tmp_path):
@@ -702,6 +704,7 @@ def test_api_errors_during_the_wait_are_retried_then_fail_and_roll_back(cli, fle
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
 
 
+@helm_agnostic
 def test_parallel_deploy_of_four_members_with_one_failing(cli, fleet, tmp_path):
     fleet.members["aws"].faults.never_ready("deployments", "aws", "hub")
     report = tmp_path / "report.json"
@@ -837,6 +840,7 @@ def test_kinds_a_chart_ships_crds_for_pass_the_preflight(cli, fleet, repo):
     assert fleet.object("middlewares", "staging", "headers", "traefik.io") is not None
 
 
+@helm_agnostic
 def test_a_discovery_outage_is_retried_then_named_not_taken_for_a_missing_kind(
         cli, fleet, repo):
     fleet.api.faults.fail(r"^/apis/cert-manager\.io/v1$", 503)

@@ -114,6 +114,7 @@ def test_sigterm_during_the_smoke_tests_stops_them_and_rolls_back(
     assert fleet.object("deployments", "staging", "static", "apps")["spec"]["replicas"] == 2
     assert _lease(fleet) is None and list(scratch.iterdir()) == []
 
+@helm_agnostic
 def test_a_revision_left_unready_by_a_killed_deploy_is_not_unchanged(
         cli, cli_command, fleet, repo, tmp_path):  # noqa: F811
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0
@@ -166,6 +167,7 @@ def test_the_private_kubeconfig_of_a_killed_deploy_is_removed_by_the_next_run(
 
 
 
+@helm_agnostic
 def test_a_revision_whose_smoke_tests_a_killed_deploy_never_finished_is_smoke_tested(
         cli, cli_command, fleet, repo, tmp_path, health_server):  # noqa: F811
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0
