@@ -429,8 +429,9 @@ class MemberDeploy:
 
     def record_verified(self, revision: int | None, git_sha: str | None = None) -> None:
         """Remember that `revision` rolled out (and passed the smoke tests): a later run with
-        no changes then trusts it even when a pod is briefly unready. `git_sha`: the commit
-        it was deployed from (this run's, unless said)."""
+        no changes then trusts it even when a pod is briefly unready. `git_sha`: the commit of
+        the member's newest verified deploy (this run's, unless said: a rollback keeps the
+        recorded one), which check_not_older compares a checkout with."""
         if revision is None or self.opts.dry_run:
             return
         try:
@@ -758,8 +759,8 @@ def diff_member(ws: Workspace, member: Member, opts: Options,
 def rollback_member(ws: Workspace, member: Member, opts: Options,
                     to_revision: int | None = None, adapters: Adapters | None = None) -> str:
     """Roll the release back (to `to_revision`, default: the newest earlier revision that
-    served and is not what runs now, or the last good one when a cancelled run left the
-    release pending-*)."""
+    served, was not rolled back from and is not what runs now, or the last good one when a
+    cancelled run left the release pending-*)."""
     adapters = adapters or Adapters()
     say = ws.console.prefixed(member.name)
     with adapters.connect(ws, member, opts.kubeconfig) as conn:
