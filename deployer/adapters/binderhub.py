@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote
 
+from deployer.adapters import abandon
 from deployer.errors import DeployError, Interrupted
 
 USER_AGENT = "binderhub-federation-deployer-smoke"
@@ -125,25 +126,13 @@ class BinderClient:
                                  json_body=json_body, follow_redirects=follow_redirects)
         if cancel.is_set():
             raise Interrupted(f"interrupted during the smoke tests (before {url})")
-        done, outcome = threading.Event(), {}
-
-        def run() -> None:
-            try:
-                outcome["response"] = self._request(method, url, timeout=timeout, token=token,
-                                                    json_body=json_body,
-                                                    follow_redirects=follow_redirects)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                outcome["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="smoke-request", daemon=True).start()
-        while not done.wait(CANCEL_POLL):
+        pending = abandon.started(lambda: self._request(
+            method, url, timeout=timeout, token=token, json_body=json_body,
+            follow_redirects=follow_redirects), "smoke-request")
+        while not abandon.wait(pending, CANCEL_POLL):
             if cancel.is_set():
                 raise Interrupted(f"interrupted during the smoke tests (waiting for {url})")
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["response"]
+        return pending.result()
 
     def _request(self, method: str, url: str, *, timeout: float, token: str | None,
                  json_body: Any, follow_redirects: bool) -> Response:

@@ -112,26 +112,16 @@ class Registry:
         reading at its next chunk)."""
         import threading
 
+        from deployer.adapters import abandon
+
         self.requests += 1
-        outcome: dict = {}
-        done, stop = threading.Event(), threading.Event()
-
-        def fetch() -> None:
-            try:
-                outcome["answer"] = self._fetch(url, headers, stop)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                outcome["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=fetch, daemon=True, name="registry-get").start()
-        if not done.wait(self.deadline):
+        stop = threading.Event()
+        pending = abandon.started(lambda: self._fetch(url, headers, stop), "registry-get")
+        if not abandon.wait(pending, self.deadline):
             stop.set()
             raise RegistryError(f"{url}: the answer took longer than {self.deadline:g} s; "
                                 "not read")
-        if "error" in outcome:
-            raise outcome["error"]
-        response = outcome["answer"]
+        response = pending.result()
         if response.status_code not in ok:
             raise RegistryError(f"{url}: HTTP {response.status_code} "
                                 f"{response.text[:120].strip()}")
