@@ -80,21 +80,27 @@ def test_sigterm_during_the_rollout_wait_rolls_back_releases_and_reports(
     assert static["spec"]["replicas"] == 3 and static["status"]["readyReplicas"] == 3
 
 
+def _answer_slowly(handler, seconds: float):
+    """The public endpoints answer each request `seconds` late: the event set at the first
+    request, and a function that puts the quick answers back."""
+    reached = threading.Event()
+    answer = handler.do_GET
+
+    def slow_answer(self):
+        reached.set()
+        time.sleep(seconds)
+        answer(self)
+
+    handler.do_GET = slow_answer
+    return reached, lambda: setattr(handler, "do_GET", answer)
+
+
 def test_sigterm_during_the_smoke_tests_stops_them_and_rolls_back(
         cli, cli_command, fleet, repo, tmp_path, health_server):  # noqa: F811
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0
     path = repo / "config/staging.yaml"
     path.write_text(path.read_text() + "static:\n  replicas: 3\n")
-    handler = health_server[1]
-    reached = threading.Event()
-    answer = handler.do_GET
-
-    def slow_answer(self):                     # every check takes long to answer
-        reached.set()
-        time.sleep(4)
-        answer(self)
-
-    handler.do_GET = slow_answer
+    reached, _ = _answer_slowly(health_server[1], 4)   # every check takes long to answer
     report = tmp_path / "report.json"
     proc, lines, scratch, reader = _start(cli_command, repo, tmp_path, "deploy", "staging",
                                           "--timeout", "120", "--report", report)
@@ -173,23 +179,14 @@ def test_a_revision_whose_smoke_tests_a_killed_deploy_never_finished_is_smoke_te
     assert cli("deploy", "staging", "--timeout", "60").returncode == 0
     path = repo / "config/staging.yaml"
     path.write_text(path.read_text() + "static:\n  replicas: 3\n")
-    handler = health_server[1]
-    handler.status = 404                       # the new revision does not serve
-    reached = threading.Event()
-    answer = handler.do_GET
-
-    def slow_answer(self):
-        reached.set()
-        time.sleep(1)
-        answer(self)
-
-    handler.do_GET = slow_answer
+    health_server[1].status = 404              # the new revision does not serve
+    reached, answer_quickly = _answer_slowly(health_server[1], 1)
     proc, lines, _, _ = _start(cli_command, repo, tmp_path, "deploy", "staging",
                                "--timeout", "120")
     _wait_for(reached.is_set, 90, "the smoke tests")
     proc.kill()                                # SIGKILL: rolled out, never smoke-tested
     proc.wait(timeout=30)
-    handler.do_GET = answer
+    answer_quickly()
     assert fleet.object("configmaps", "staging", "deployer-verified")["data"]["revision"] == "1"
     staging = _the_next_deploy_rolls_back_to_1(cli, fleet, tmp_path, "30",
                                                 "revision 2 never passed its smoke tests")

@@ -627,33 +627,33 @@ def test_a_member_added_outside_the_federation_reaches_only_itself(history):
     assert list(planned(history, base, head)["members"]) == ["hetzner-hel"]
 
 
+def planned_federation_edit(repo: Path, fn) -> dict:
+    """The plan of one commit that edits config/federation.yaml with `fn`."""
+    base, head = change(repo, {"config/federation.yaml":
+                               edit_yaml(repo, "config/federation.yaml", fn)})
+    return planned(repo, base, head)
+
+
 def test_a_change_of_a_member_no_redirector_routes_to_reaches_no_redirector(history):
     """Production redirectors route only to members with a federation block: a change of
     staging's domains, or of another unrouted member's, or its removal, deploys that member
     alone (gke's values do not change), not the production redirector."""
     def staging_domain(d):
         d["members"]["staging"]["domains"]["binder"] = "stage.example-binder.org"
-    base, head = change(history, {"config/federation.yaml":
-                                  edit_yaml(history, "config/federation.yaml", staging_domain)})
-    assert list(planned(history, base, head)["members"]) == ["staging"]
+    assert list(planned_federation_edit(history, staging_domain)["members"]) == ["staging"]
 
     def unrouted(d):
         del d["members"]["aws"]["federation"]
-    base, head = change(history, {"config/federation.yaml":
-                                  edit_yaml(history, "config/federation.yaml", unrouted)})
-    assert "gke" in planned(history, base, head)["members"], "aws left the redirector"
+    assert "gke" in planned_federation_edit(history, unrouted)["members"], \
+        "aws left the redirector"
 
     def aws_domain(d):
         d["members"]["aws"]["domains"]["binder"] = "aws2.example-binder.org"
-    base, head = change(history, {"config/federation.yaml":
-                                  edit_yaml(history, "config/federation.yaml", aws_domain)})
-    assert list(planned(history, base, head)["members"]) == ["aws"]
+    assert list(planned_federation_edit(history, aws_domain)["members"]) == ["aws"]
 
     def removed(d):
         del d["members"]["aws"]
-    base, head = change(history, {"config/federation.yaml":
-                                  edit_yaml(history, "config/federation.yaml", removed)})
-    plan = planned(history, base, head)
+    plan = planned_federation_edit(history, removed)
     assert plan["members"] == {} and any("aws was removed" in n for n in plan["notes"])
 
 
