@@ -1,6 +1,7 @@
 """A member's helm release on its cluster: history, and recovery of stranded releases."""
 from __future__ import annotations
 
+from deployer.adapters.helm import RENDER_TIMEOUT
 from deployer.console import Console
 from deployer.model.federation import Member
 from deployer.model.release import (Revision, last_deployed, restore_target, rollback_target,
@@ -9,11 +10,8 @@ from deployer.model.release import (Revision, last_deployed, restore_target, rol
 __all__ = ["history", "last_deployed", "recover_stranded"]
 
 
-def history(helm, member: Member, timeout: float | None = None) -> list[Revision]:
-    """Every revision of the member's release, oldest first (within `timeout` seconds, when
-    given)."""
-    if timeout is None:
-        return helm.history(member.release, member.namespace)
+def history(helm, member: Member, timeout: float = RENDER_TIMEOUT) -> list[Revision]:
+    """Every revision of the member's release, oldest first, within `timeout` seconds."""
     return helm.history(member.release, member.namespace, timeout=timeout)
 
 

@@ -86,7 +86,7 @@ def member_status(ws: Workspace, member: Member, kubeconfig: Path | None = None,
 
 
 def prerequisites(ws: Workspace, helm: Helm, member: Member,
-                  timeout: float | None = None, unread: list[str] | None = None) -> str:
+                  timeout: float = READ_TIMEOUT, unread: list[str] | None = None) -> str:
     """Each prerequisite release of the member: its newest revision, status and chart; one
     that cannot be read is marked so, and why is added to `unread`."""
     from dataclasses import replace
