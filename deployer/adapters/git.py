@@ -54,20 +54,23 @@ class Git:
         """stdout of `git ARGS`, stripped."""
         return self.run(*args).stdout.strip()
 
+    def is_ancestor(self, older: str, newer: str) -> bool | None:
+        """Whether commit `older` is in the history of commit `newer`; None when git cannot
+        tell (either is not in this clone: a shallow checkout, a commit not fetched)."""
+        try:
+            for sha in (older, newer):
+                if sha.startswith("-") or not self.run("cat-file", "-e", f"{sha}^{{commit}}",
+                                                       check=False).ok:
+                    return None
+            found = self.run("merge-base", "--is-ancestor", older, newer, check=False)
+        except GitError:
+            return None
+        return {0: True, 1: False}.get(found.returncode)
+
 
 def is_ancestor(root: Path, env: Mapping[str, str], older: str, newer: str) -> bool | None:
-    """Whether commit `older` is in the history of commit `newer`; None when git cannot
-    tell (either is not in this clone: a shallow checkout, a commit not fetched)."""
-    git = Git(env, cwd=root, timeout=30)
-    try:
-        for sha in (older, newer):
-            if sha.startswith("-") or not git.run("cat-file", "-e", f"{sha}^{{commit}}",
-                                                  check=False).ok:
-                return None
-        found = git.run("merge-base", "--is-ancestor", older, newer, check=False)
-    except GitError:
-        return None
-    return {0: True, 1: False}.get(found.returncode)
+    """Git.is_ancestor in the repository at `root`."""
+    return Git(env, cwd=root, timeout=30).is_ancestor(older, newer)
 
 
 def state(root: Path, env: Mapping[str, str]) -> tuple[str, bool]:

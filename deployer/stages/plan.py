@@ -136,7 +136,7 @@ def _since_deployed(fed: Federation, stacks: dict[str, str], git: Git, head_sha:
             plan.member(name, "no successful deploy of it is recorded (GitHub Deployments)")
             continue
         found = _try_resolve(git, sha)
-        if found is not None and found != head_sha and _is_ancestor(git, head_sha, found):
+        if found is not None and found != head_sha and git.is_ancestor(head_sha, found):
             # a re-run of an older run: deploying its commit would take the member back
             newer.add(name)
             plan.notes.append(f"{name} runs {found[:10]}, which is newer than "
@@ -144,7 +144,7 @@ def _since_deployed(fed: Federation, stacks: dict[str, str], git: Git, head_sha:
                               f"./deploy.py deploy {name} --allow-older from a checkout of "
                               "that commit, or ./deploy.py rollback)")
             continue
-        if found is None or not _is_ancestor(git, found, head_sha):
+        if found is None or not git.is_ancestor(found, head_sha):
             plan.member(name, f"its last deployed commit {sha[:10]} is not in the history of "
                               f"{head_sha[:10]}")
             continue
@@ -248,11 +248,6 @@ def _resolve(git: Git, ref: str, option: str) -> str:
         raise ConfigError(f"{option} {ref}: not a commit in this repository",
                           hint="fetch enough history (actions/checkout with fetch-depth: 0)"
                           ) from None
-
-
-def _is_ancestor(git: Git, older: str, newer: str) -> bool:
-    """Whether commit `older` is in the history of commit `newer`."""
-    return git.run("merge-base", "--is-ancestor", older, newer, check=False).ok
 
 
 def _try_resolve(git: Git, ref: str) -> str | None:
