@@ -454,12 +454,20 @@ def matching_rule(rules: list[dict], rel: str) -> dict | None:
     relative to the .sops.yaml directory (a rule without one matches every path)."""
     import re
 
-    for rule in rules:
+    from deployer.errors import ConfigError
+
+    for number, rule in enumerate(rules):
+        pattern = str(rule.get("path_regex") or "")
         try:
-            if re.search(str(rule.get("path_regex") or ""), rel):
+            if re.search(pattern, rel):
                 return rule
-        except re.error:
-            continue
+        except re.error as exc:
+            # skipping it would judge by another rule than the one sops may pick
+            raise ConfigError(f"{pattern}: the deployer cannot read this regular expression "
+                              f"({exc}), so it cannot tell which files the rule covers",
+                              file=SOPS_CONFIG, key=f"creation_rules[{number}].path_regex",
+                              hint="write it in the syntax Go and Python share (e.g. $ "
+                                   "rather than \\z)") from None
     return None
 
 

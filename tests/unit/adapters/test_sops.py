@@ -88,6 +88,22 @@ def test_path_without_a_creation_rule(repo, env):
         secrets.encrypt_text(repo, "elsewhere/x.yaml", "a: b\n", env)
 
 
+def test_a_path_regex_python_cannot_read_is_one_error_not_skipped(cli, repo):
+    """Go's `\\z` (sops reads it): skipping that rule would judge a file by another rule than
+    the one sops may pick. rotate-recipients names the rule and changes nothing."""
+    sops_yaml = repo / ".sops.yaml"
+    before = {p: p.read_bytes() for p in (repo / "secrets").rglob("*.yaml")}
+    sops_yaml.write_text(sops_yaml.read_text().replace(
+        "^secrets/common\\.ya?ml$", "^secrets/common\\.ya?ml\\z", 1))
+    assert "\\z" in sops_yaml.read_text()
+    result = cli("secrets", "rotate-recipients")
+    assert result.returncode == 2, result.stderr
+    assert ".sops.yaml: creation_rules[0].path_regex: ^secrets/common\\.ya?ml\\z: the " \
+        "deployer cannot read this regular expression (bad escape \\z" in result.stderr, \
+        result.stderr
+    assert {p: p.read_bytes() for p in (repo / "secrets").rglob("*.yaml")} == before
+
+
 def test_rotate_recipients_adds_a_new_team_member(cli, repo, env):
     other = public_key(OTHER_KEY)
     other_env = {"SOPS_AGE_KEY_FILE": str(OTHER_KEY)}
