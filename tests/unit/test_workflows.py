@@ -164,8 +164,10 @@ def test_pr_checks_plan_the_merge_commit_they_run_on():
     # its first parent, the base branch as merged: the payload's base.sha can be older (it
     # does not move on a label event), and base.sha...merge would then hold main's commits
     assert "BASE" not in step["env"]
-    assert './deploy.py plan --base "$(git rev-parse "$HEAD^1")" --head "$HEAD"' in \
-        step["run"]
+    # an assignment of its own, so that bash -e stops the step when rev-parse fails (inside
+    # the plan's arguments it would hand plan an empty base: nothing planned, a green check)
+    assert 'base=$(git rev-parse "$HEAD^1")' in step["run"]
+    assert './deploy.py plan --base "$base" --head "$HEAD"' in step["run"]
 
 
 def test_pr_checks_follow_labels_and_hand_the_commenter_nothing():
