@@ -318,13 +318,13 @@ class MemberDeploy:
     def trust_recovered(self) -> None:
         """A stranded release rolled back to the verified revision (and waited for) is that
         revision again: recorded as verified, so it is not smoke-tested as a new one."""
-        verified = self.verified_revision()
+        record = self._verified_record()
+        verified = _revision_of(record)
         newest = release.history(self.conn.helm, self.member)[-1:]
         if verified is not None and newest and newest[0].status.good and \
                 rolled_back_to(newest[0]) == verified:
             # the verified revision again; the newest verified deploy's commit stays recorded
-            self.record_verified(newest[0].number, git_sha=self._verified_record().get(
-                "git_sha", ""))
+            self.record_verified(newest[0].number, git_sha=record.get("git_sha", ""))
 
     def check_served_kinds(self) -> None:
         """Every kind the rendered release holds is served by the cluster (a custom resource
@@ -410,22 +410,20 @@ class MemberDeploy:
 
     def read_verified(self) -> tuple[bool, int | None]:
         """(could the record be read, the revision it names as verified or None)."""
-        try:
-            data = self.conn.kube.read_config_map(self.member.namespace, VERIFIED_RECORD)
-        except DeployerError:
-            return False, None
-        try:
-            return True, int((data or {}).get("revision", ""))
-        except ValueError:
-            return True, None
+        readable, data = self._read_record()
+        return readable, _revision_of(data)
 
     def _verified_record(self) -> dict:
         """The verified record's data ({} when there is none or it cannot be read)."""
+        return self._read_record()[1]
+
+    def _read_record(self) -> tuple[bool, dict]:
+        """(could the `deployer-verified` record be read, its data)."""
         try:
-            return dict(self.conn.kube.read_config_map(self.member.namespace,
-                                                       VERIFIED_RECORD) or {})
+            return True, dict(self.conn.kube.read_config_map(self.member.namespace,
+                                                             VERIFIED_RECORD) or {})
         except DeployerError:
-            return {}
+            return False, {}
 
     def record_verified(self, revision: int | None, git_sha: str | None = None) -> None:
         """Remember that `revision` rolled out (and passed the smoke tests): a later run with
@@ -805,6 +803,14 @@ def rejected_object(message: str) -> str:
     if found:
         return f"the server rejected {found['kind']} {found['name']!r}"
     return ""
+
+
+def _revision_of(record: dict) -> int | None:
+    """The revision a `deployer-verified` record names (None: none, or not a number)."""
+    try:
+        return int(record.get("revision", ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def _rollback_target(member: Member, revisions: list[Revision], wanted: int | None) -> int:
